@@ -1,0 +1,95 @@
+"""Settings of the test suite.
+
+SQLite and the local-memory cache by default, so ``pytest`` works on a machine with only
+Python. ``WECHAT_OAUTH_TEST_DB=postgres`` and ``WECHAT_OAUTH_TEST_CACHE=redis`` make PostgreSQL
+and Redis the default database and cache. Whatever the defaults, a reachable PostgreSQL and
+Redis are also offered as the extra aliases ``postgres`` and ``redis`` for the tests that need
+them (marked ``postgres`` / ``redis``), and SQLite stays available as ``sqlite`` when PostgreSQL
+is the default: every run covers both databases.
+"""
+
+import os
+import tempfile
+
+from tests import services
+
+SECRET_KEY = "tests-only-not-secret"
+DEBUG = False
+USE_TZ = True
+TIME_ZONE = "UTC"
+ALLOWED_HOSTS = ["testserver", "127.0.0.1", "localhost"]
+ROOT_URLCONF = "tests.urls"
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+LANGUAGE_CODE = "en"
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "wechat_oauth",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+]
+
+TEMPLATES = [{
+    "BACKEND": "django.template.backends.django.DjangoTemplates",
+    "DIRS": [],
+    "APP_DIRS": True,
+    "OPTIONS": {"context_processors": [
+        "django.template.context_processors.request",
+        "django.contrib.auth.context_processors.auth",
+        "django.contrib.messages.context_processors.messages",
+    ]},
+}]
+
+WECHAT_OAUTH = {
+    "APP_ID": "wxtestappid0000001",
+    "APP_SECRET": "tests-app-secret-0123456789abcdef",
+    "API_BASE_URL": "https://api.weixin.qq.com",
+}
+
+_sqlite_file = os.path.join(tempfile.gettempdir(), f"wechat_oauth_tests_{os.getpid()}.sqlite3")
+SQLITE = {
+    "ENGINE": "django.db.backends.sqlite3",
+    "NAME": _sqlite_file,
+    # A file, not Django's in-memory default: threads and processes must share it.
+    "TEST": {"NAME": _sqlite_file},
+    "OPTIONS": {"transaction_mode": "IMMEDIATE", "timeout": 20},
+}
+POSTGRES = {
+    "ENGINE": "django.db.backends.postgresql",
+    **services.PG,
+    "TEST": {"NAME": f"test_wechat_oauth_{os.getpid()}"},
+}
+
+if os.environ.get("WECHAT_OAUTH_TEST_DB") == "postgres":
+    DATABASES = {"default": POSTGRES, "sqlite": SQLITE}
+else:
+    DATABASES = {"default": SQLITE}
+    if services.postgres_unavailable() is None:
+        DATABASES["postgres"] = POSTGRES
+
+LOCMEM = {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+REDIS = {
+    "BACKEND": "django_redis.cache.RedisCache",
+    "LOCATION": services.REDIS_URL,
+    "KEY_PREFIX": f"wechat-oauth-tests-{os.getpid()}",
+    "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 0.5, "SOCKET_TIMEOUT": 0.5},
+}
+CACHES = {"default": REDIS if os.environ.get("WECHAT_OAUTH_TEST_CACHE") == "redis" else LOCMEM}
+if services.redis_unavailable() is None:
+    CACHES["redis"] = REDIS
+
+STATIC_URL = "/static/"
+LOGIN_REDIRECT_URL = "/"
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -1,0 +1,462 @@
+"""The only code that talks HTTP to WeChat: authorize URLs, code exchange, refresh, userinfo, check.
+
+Every API call goes through :meth:`WeChatClient._call`, which turns whatever can go wrong
+(timeouts, refused connections, HTTP errors, bodies that are not JSON, ``errcode`` answers) into
+the typed errors of :mod:`wechat_oauth.exceptions`.
+
+WeChat takes the app secret, the code and tokens as query parameters, so the text of any
+``requests`` exception carries them in its URL. Errors raised here are therefore never chained
+to the ``requests`` exception (``__cause__`` and ``__context__`` stay empty), and their messages
+name the endpoint path only.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import socket
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import requests
+from django.core.signals import setting_changed
+from django.dispatch import receiver
+from urllib3.exceptions import MaxRetryError, NewConnectionError
+from urllib3.exceptions import ProxyError as Urllib3ProxyError
+
+from . import __version__, redact
+from .conf import SETTINGS_NAME, app_settings
+from .exceptions import (
+    AccessTokenInvalid,
+    ConfigurationError,
+    InvalidOpenID,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+    WeChatOAuthError,
+    error_for_errcode,
+)
+
+logger = logging.getLogger("wechat_oauth.client")
+
+ACCESS_TOKEN_PATH = "/sns/oauth2/access_token"
+REFRESH_TOKEN_PATH = "/sns/oauth2/refresh_token"
+USERINFO_PATH = "/sns/userinfo"
+AUTH_PATH = "/sns/auth"
+
+#: Scopes of the Official Account authorize page. ``snsapi_login`` is for :meth:`qrconnect_url`.
+AUTHORIZE_SCOPES = ("snsapi_base", "snsapi_userinfo")
+DEFAULT_EXPIRES_IN = 7200
+REFRESH_TOKEN_LIFETIME = timedelta(days=30)
+MAX_STATE_BYTES = 128
+
+_STATE_RE = re.compile(r"[A-Za-z0-9]*")
+_SCOPE_LIST_RE = re.compile(r"[A-Za-z0-9_]+(?:,[A-Za-z0-9_]+)*")
+_TOKEN_FIELDS = ("access_token", "openid")
+
+TimeoutValue = float | tuple[float, float]
+
+# Causes of a ConnectionError that prove no byte of the request left this host.
+_NOT_CONNECTED = (NewConnectionError, ConnectionRefusedError, socket.gaierror)
+
+UTC = timezone.utc  # noqa: UP017 (datetime.UTC needs Python 3.11; we support 3.10)
+
+
+# -- Results ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TokenResult:
+    """An answer of ``/sns/oauth2/access_token`` or ``/sns/oauth2/refresh_token``."""
+
+    access_token: str = field(repr=False)
+    refresh_token: str = field(repr=False)
+    openid: str
+    scope: str
+    expires_at: datetime
+    refresh_expires_at: datetime
+    unionid: str = ""
+    #: True for WeChat's "snapshot page" users (virtual openid): never create a user for them.
+    is_snapshot_user: bool = False
+    # Not compared: a result rebuilt from stored fields must equal the original.
+    raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_payload(cls, payload: Mapping[str, Any], *,
+                     now: datetime | None = None) -> TokenResult:
+        """Build from WeChat's JSON; ``now`` (aware) is when the token was issued."""
+        issued = _utc(now)
+        expires_in = _int(payload.get("expires_in"), DEFAULT_EXPIRES_IN)
+        return cls(
+            access_token=_text(payload.get("access_token")),
+            refresh_token=_text(payload.get("refresh_token")),
+            openid=_text(payload.get("openid")),
+            scope=_text(payload.get("scope")),
+            expires_at=issued + timedelta(seconds=expires_in),
+            refresh_expires_at=issued + REFRESH_TOKEN_LIFETIME,
+            unionid=_text(payload.get("unionid")),
+            is_snapshot_user=_int(payload.get("is_snapshotuser"), 0) == 1,
+            raw=dict(payload),
+        )
+
+
+@dataclass(frozen=True)
+class UserInfo:
+    """An answer of ``/sns/userinfo``."""
+
+    openid: str
+    nickname: str = ""
+    #: 0 unknown, 1 male, 2 female (WeChat sends 0 for everyone since late 2021).
+    sex: int = 0
+    province: str = ""
+    city: str = ""
+    country: str = ""
+    headimgurl: str = ""
+    privilege: tuple[str, ...] = ()
+    unionid: str = ""
+    raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_payload(cls, payload: Mapping[str, Any]) -> UserInfo:
+        privilege = payload.get("privilege")
+        return cls(
+            openid=_text(payload.get("openid")),
+            nickname=_text(payload.get("nickname")),
+            sex=_int(payload.get("sex"), 0),
+            province=_text(payload.get("province")),
+            city=_text(payload.get("city")),
+            country=_text(payload.get("country")),
+            headimgurl=_text(payload.get("headimgurl")),
+            privilege=tuple(_text(p) for p in privilege) if isinstance(privilege, list) else (),
+            unionid=_text(payload.get("unionid")),
+            raw=dict(payload),
+        )
+
+
+def _text(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
+def _int(value: Any, default: int) -> int:
+    """``value`` as an int whether WeChat sent ``1`` or ``"1"``; ``default`` if it cannot be."""
+    if isinstance(value, bool):
+        return default
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return default
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _utc(now: datetime | None) -> datetime:
+    if now is None:
+        return _now()
+    if now.tzinfo is None or now.utcoffset() is None:
+        raise ValueError("now must be a timezone-aware datetime")
+    return now.astimezone(UTC)
+
+
+# -- Client ----------------------------------------------------------------------------------
+
+
+class WeChatClient:
+    """Talks to WeChat's web-authorization API. Arguments left None come from settings."""
+
+    def __init__(
+        self,
+        app_id: str | None = None,
+        app_secret: str | None = None,
+        *,
+        api_base_url: str | None = None,
+        authorize_url: str | None = None,
+        qrconnect_url: str | None = None,
+        timeout: TimeoutValue | None = None,
+        session: requests.Session | None = None,
+    ) -> None:
+        self.app_id: str = app_settings.APP_ID if app_id is None else app_id
+        self.app_secret: str = app_settings.APP_SECRET if app_secret is None else app_secret
+        base = app_settings.API_BASE_URL if api_base_url is None else api_base_url
+        self.api_base_url: str = base.rstrip("/")
+        self.authorize_base_url: str = (
+            app_settings.AUTHORIZE_URL if authorize_url is None else authorize_url)
+        self.qrconnect_base_url: str = (
+            app_settings.QRCONNECT_URL if qrconnect_url is None else qrconnect_url)
+        self.timeout: tuple[float, float] = _timeout_pair(
+            app_settings.timeout if timeout is None else timeout)
+        if session is None:
+            session = requests.Session()
+            session.headers["User-Agent"] = f"django-wechat-oauth/{__version__}"
+        self.session: requests.Session = session
+        # urllib3 logs every request URL (with secret, code, tokens) at DEBUG.
+        redact.install_url_log_redaction()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} app_id={self.app_id!r} api_base_url={self.api_base_url!r}>"
+
+    def close(self) -> None:
+        self.session.close()
+
+    # -- Browser redirects -------------------------------------------------------------------
+
+    def authorize_url(
+        self,
+        redirect_uri: str,
+        state: str = "",
+        scope: str | None = None,
+        *,
+        force_popup: bool | None = None,
+        connect_redirect: bool | None = None,
+    ) -> str:
+        """The Official Account authorize page URL, parameters in the order WeChat requires."""
+        scope = app_settings.SCOPE if scope is None else scope
+        if scope not in AUTHORIZE_SCOPES:
+            hint = " (use qrconnect_url() for snsapi_login)" if scope == "snsapi_login" else ""
+            raise ValueError(
+                f"scope must be one of {', '.join(AUTHORIZE_SCOPES)}, not {scope!r}{hint}")
+        url = self._redirect_url(self.authorize_base_url, redirect_uri, state, scope)
+        if app_settings.FORCE_POPUP if force_popup is None else force_popup:
+            url += "&forcePopup=true"
+        if app_settings.CONNECT_REDIRECT if connect_redirect is None else connect_redirect:
+            url += "&connect_redirect=1"
+        return url + "#wechat_redirect"
+
+    def qrconnect_url(self, redirect_uri: str, state: str = "", *,
+                      scope: str = "snsapi_login") -> str:
+        """The website (PC) QR-code login URL; needs an Open Platform website app's appid."""
+        if not _SCOPE_LIST_RE.fullmatch(scope):
+            raise ValueError("scope must be comma-separated scope names such as 'snsapi_login'")
+        url = self._redirect_url(self.qrconnect_base_url, redirect_uri, state, scope)
+        return url + "#wechat_redirect"
+
+    def _redirect_url(self, base: str, redirect_uri: str, state: str, scope: str) -> str:
+        self._require_app_id()
+        _check_redirect_uri(redirect_uri)
+        _check_state(state)
+        return (
+            f"{base}?appid={quote(self.app_id, safe='')}"
+            f"&redirect_uri={quote(redirect_uri, safe='')}"
+            f"&response_type=code&scope={scope}&state={state}"
+        )
+
+    # -- API calls ---------------------------------------------------------------------------
+
+    def exchange_code(self, code: str) -> TokenResult:
+        """Exchange the callback's ``code`` for tokens. A code can be exchanged only once."""
+        self._require_app_id(secret=True)
+        now = _now()
+        payload = self._call(ACCESS_TOKEN_PATH, [
+            ("appid", self.app_id),
+            ("secret", self.app_secret),
+            ("code", code),
+            ("grant_type", "authorization_code"),
+        ], required=_TOKEN_FIELDS)
+        return TokenResult.from_payload(payload, now=now)
+
+    def refresh(self, refresh_token: str) -> TokenResult:
+        """A new access token for ``refresh_token`` (valid 30 days; no secret needed)."""
+        self._require_app_id()
+        now = _now()
+        payload = self._call(REFRESH_TOKEN_PATH, [
+            ("appid", self.app_id),
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh_token),
+        ], required=_TOKEN_FIELDS)
+        return TokenResult.from_payload(payload, now=now)
+
+    def userinfo(self, access_token: str, openid: str, lang: str | None = None) -> UserInfo:
+        """The user's profile. Needs a ``snsapi_userinfo`` token (48001 under snsapi_base)."""
+        payload = self._call(USERINFO_PATH, [
+            ("access_token", access_token),
+            ("openid", openid),
+            ("lang", app_settings.USERINFO_LANG if lang is None else lang),
+        ], required=("openid",))
+        return UserInfo.from_payload(payload)
+
+    def check(self, access_token: str, openid: str) -> bool:
+        """Whether ``access_token`` is still valid for ``openid``; other errors propagate."""
+        try:
+            self._call(AUTH_PATH, [("access_token", access_token), ("openid", openid)],
+                       required=("errcode",))
+        except (AccessTokenInvalid, InvalidOpenID):
+            return False
+        return True
+
+    # -- Internals ---------------------------------------------------------------------------
+
+    def _require_app_id(self, *, secret: bool = False) -> None:
+        if not self.app_id:
+            raise ConfigurationError("WECHAT_OAUTH['APP_ID'] is not set")
+        if secret and not self.app_secret:
+            raise ConfigurationError("WECHAT_OAUTH['APP_SECRET'] is not set")
+
+    def _call(self, path: str, params: Sequence[tuple[str, str]],
+              required: Sequence[str] = ()) -> dict[str, Any]:
+        """GET ``path`` and return its JSON object, or raise the matching typed error.
+
+        Errors are raised outside the ``except`` blocks so that they carry no ``__context__``:
+        the ``requests`` exception's text holds the full URL, secret and code included.
+        """
+        started = time.monotonic()
+        error: WeChatOAuthError | None = None
+        response: requests.Response | None = None
+        try:
+            response = self.session.get(
+                self.api_base_url + path, params=params, timeout=self.timeout,
+                allow_redirects=False,
+            )
+        except requests.RequestException as exc:
+            error = _transport_error(exc, path, self.timeout,
+                                     single_attempt=self._single_attempt(path))
+            logger.debug("GET %s failed after %d ms: %s", path, _ms_since(started),
+                         type(exc).__name__)
+        if error is not None:
+            raise error from None
+        assert response is not None
+        logger.debug("GET %s -> HTTP %s in %d ms", path, response.status_code, _ms_since(started))
+        return self._payload(path, response, required)
+
+    def _single_attempt(self, path: str) -> bool:
+        """Whether urllib3 makes one attempt only (requests' default ``Retry(0)``).
+
+        A session given to us may retry; then a failure to connect on a later attempt proves
+        nothing about an earlier one, which may have reached WeChat.
+        """
+        try:
+            retries = self.session.get_adapter(self.api_base_url + path).max_retries
+        except requests.RequestException:  # no adapter for the URL: assume the worst
+            return False
+        total = getattr(retries, "total", None)
+        return type(total) is int and total == 0
+
+    def _payload(self, path: str, response: requests.Response,
+                 required: Sequence[str]) -> dict[str, Any]:
+        status = response.status_code
+        if not 200 <= status < 300:
+            raise UpstreamUnavailable(f"WeChat answered HTTP {status} to {path}") from None
+        payload = _json_object(response.content)
+        if payload is None:
+            raise UpstreamUnavailable(
+                f"WeChat answered {path} with a body that is not a JSON object") from None
+        errcode = payload.get("errcode")
+        if errcode is not None and errcode != 0 and errcode != "0":
+            number = _int(errcode, 0)
+            errmsg = _text(payload.get("errmsg"))
+            if number == 0:
+                raise UpstreamUnavailable(
+                    f"WeChat gave an unexpected answer to {path}: bad errcode") from None
+            logger.warning("WeChat answered %s with errcode %s: %s", path, number,
+                           redact.redact(errmsg))
+            raise error_for_errcode(number, errmsg) from None
+        missing = [name for name in required if payload.get(name) in (None, "")]
+        if missing:
+            raise UpstreamUnavailable(
+                f"WeChat gave an unexpected answer to {path}: no {', '.join(missing)}") from None
+        return payload
+
+
+def _timeout_pair(value: TimeoutValue) -> tuple[float, float]:
+    if isinstance(value, (int, float)):
+        return (float(value), float(value))
+    connect, read = value
+    return (float(connect), float(read))
+
+
+def _ms_since(started: float) -> int:
+    return round((time.monotonic() - started) * 1000)
+
+
+def _check_state(state: str) -> None:
+    if len(state.encode("utf-8")) > MAX_STATE_BYTES:
+        size = len(state.encode("utf-8"))
+        raise ValueError(f"state is {size} bytes; WeChat accepts at most {MAX_STATE_BYTES}")
+    if not _STATE_RE.fullmatch(state):
+        raise ValueError("state may contain only the letters A-Z, a-z and digits 0-9 "
+                         "(WeChat refuses anything else); encode it to fit")
+
+
+def _check_redirect_uri(redirect_uri: str) -> None:
+    parts = urlsplit(redirect_uri)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError("redirect_uri must be an absolute http(s) URL")
+
+
+def _json_object(body: bytes) -> dict[str, Any] | None:
+    """``body`` as a JSON object, or None. WeChat often labels JSON text/plain: decode here."""
+    try:
+        value = json.loads(body.decode("utf-8-sig"))
+    except ValueError:  # UnicodeDecodeError and JSONDecodeError are both ValueErrors
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _transport_error(exc: requests.RequestException, path: str, timeout: tuple[float, float],
+                     *, single_attempt: bool = True) -> UpstreamUnavailable:
+    """The typed error for a failure of ``requests``; built from our own words only."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return UpstreamTimeout(f"Could not connect to WeChat for {path} within {timeout[0]:g} s",
+                               request_sent=not single_attempt)
+    if isinstance(exc, requests.Timeout):
+        return UpstreamTimeout(
+            f"WeChat did not answer {path} within {timeout[1]:g} s", request_sent=True)
+    if isinstance(exc, requests.ConnectionError) and _never_connected(exc):
+        return UpstreamUnavailable(
+            f"Could not connect to WeChat for {path}", request_sent=not single_attempt)
+    return UpstreamUnavailable(
+        f"The connection to WeChat failed during {path} ({type(exc).__name__})", request_sent=True)
+
+
+def _never_connected(exc: requests.ConnectionError) -> bool:
+    """Whether the connection could not even be established (refused, DNS failure).
+
+    requests wraps urllib3's ``MaxRetryError`` whose ``reason`` is the real cause; anything
+    else (reset, remote closed, TLS failure) may have happened after the request was sent.
+    """
+    reason: Any = exc.args[0] if exc.args else None
+    if isinstance(reason, MaxRetryError):
+        reason = reason.reason
+    if isinstance(reason, Urllib3ProxyError):  # could not reach the proxy itself
+        reason = getattr(reason, "original_error", None)
+    return isinstance(reason, _NOT_CONNECTED)
+
+
+# -- Shared client ---------------------------------------------------------------------------
+
+_client: WeChatClient | None = None
+_client_lock = threading.Lock()
+
+
+def get_client() -> WeChatClient:
+    """The client built from settings, shared by the process; rebuilt when settings change."""
+    client = _client
+    if client is not None:
+        return client
+    return _create_client()
+
+
+def _create_client() -> WeChatClient:
+    global _client
+    with _client_lock:
+        if _client is None:
+            _client = WeChatClient()
+        return _client
+
+
+def reset_client() -> None:
+    """Forget the shared client; the next :func:`get_client` builds a new one."""
+    global _client
+    with _client_lock:
+        _client = None
+
+
+@receiver(setting_changed)
+def _reset_client_on_setting_changed(*, setting: str, **kwargs: Any) -> None:
+    if setting == SETTINGS_NAME:
+        reset_client()

@@ -1,0 +1,111 @@
+"""The ``WECHAT_OAUTH`` settings dict, its defaults, and lazy access to it.
+
+Read a value as ``app_settings.APP_ID``. Values are read from ``settings.WECHAT_OAUTH`` on first
+use and re-read whenever that setting changes (``override_settings`` in tests), following the
+pattern of django-oauth-toolkit's ``oauth2_settings``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core.signals import setting_changed
+from django.dispatch import receiver
+from django.utils.module_loading import import_string
+
+SETTINGS_NAME = "WECHAT_OAUTH"
+
+DEFAULTS: dict[str, Any] = {
+    # Credentials of the Official Account (or Open Platform website app for snsapi_login).
+    "APP_ID": "",
+    "APP_SECRET": "",
+    # snsapi_base (silent, openid only), snsapi_userinfo (consent, profile) or snsapi_login
+    # (website QR login through QRCONNECT_URL).
+    "SCOPE": "snsapi_base",
+    "AUTHORIZE_URL": "https://open.weixin.qq.com/connect/oauth2/authorize",
+    "QRCONNECT_URL": "https://open.weixin.qq.com/connect/qrconnect",
+    "API_BASE_URL": "https://api.weixin.qq.com",
+    # requests timeout for every call to WeChat: (connect, read) seconds, or one number for both.
+    "TIMEOUT": (3.05, 5.0),
+    # Append connect_redirect=1 to the authorize URL (reduces, does not remove, duplicates).
+    "CONNECT_REDIRECT": True,
+    # Append forcePopup=true to the authorize URL (forces the consent page for snsapi_userinfo).
+    "FORCE_POPUP": False,
+    # Language asked of sns/userinfo.
+    "USERINFO_LANG": "zh_CN",
+    # How long (seconds) a duplicate callback may replay the first exchange's outcome. WeChat's
+    # own code lifetime is 300 s, so a duplicate after that could not have succeeded anyway.
+    # Tokens are kept in OAuthCodeUse only this long (purge_oauth_codes scrubs them after).
+    "DEDUPE_WINDOW": 300,
+    # Longest time (seconds) a duplicate waits for an exchange in flight. None: the client
+    # timeout (connect + read) plus EXCHANGE_MARGIN, plus one more second, so a waiter always
+    # outlives a holder that the database gives up on.
+    "WAIT_TIMEOUT": None,
+    # Seconds added to the client timeout to bound how long the holder of an exchange may keep
+    # its transaction (and so its row lock) open: past it, PostgreSQL ends the session.
+    "EXCHANGE_MARGIN": 1.0,
+    # Key for the HMAC of codes and states stored in the database. None: derived from
+    # SECRET_KEY. Changing it only forgets in-flight dedupe records.
+    "HASH_KEY": None,
+}
+
+# Settings whose value is an import string, imported on access.
+IMPORT_STRINGS: frozenset[str] = frozenset()
+
+
+class AppSettings:
+    """Lazy view of ``settings.WECHAT_OAUTH`` merged over :data:`DEFAULTS`."""
+
+    def __init__(self, defaults: dict[str, Any] | None = None) -> None:
+        self._defaults = defaults if defaults is not None else DEFAULTS
+        self._cache: dict[str, Any] = {}
+
+    @property
+    def user_settings(self) -> dict[str, Any]:
+        return getattr(settings, SETTINGS_NAME, None) or {}
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_") or name not in self._defaults:
+            raise AttributeError(f"Invalid {SETTINGS_NAME} setting: {name!r}")
+        if name not in self._cache:
+            value = self.user_settings.get(name, self._defaults[name])
+            if name in IMPORT_STRINGS and isinstance(value, str):
+                value = import_string(value)
+            self._cache[name] = value
+        return self._cache[name]
+
+    def reload(self) -> None:
+        self._cache.clear()
+
+    # Derived values: computed from the settings above, never set directly.
+
+    @property
+    def timeout(self) -> tuple[float, float]:
+        """TIMEOUT as a (connect, read) pair."""
+        value = self.TIMEOUT
+        if isinstance(value, (int, float)):
+            return (float(value), float(value))
+        connect, read = value
+        return (float(connect), float(read))
+
+    @property
+    def hold_timeout(self) -> float:
+        """Longest time the holder of an exchange keeps its transaction open, in seconds."""
+        return sum(self.timeout) + float(self.EXCHANGE_MARGIN)
+
+    @property
+    def wait_timeout(self) -> float:
+        """Longest time a duplicate waits for an exchange in flight, in seconds."""
+        if self.WAIT_TIMEOUT is not None:
+            return float(self.WAIT_TIMEOUT)
+        return self.hold_timeout + 1.0
+
+
+app_settings = AppSettings()
+
+
+@receiver(setting_changed)
+def _reload_app_settings(*, setting: str, **kwargs: Any) -> None:
+    if setting == SETTINGS_NAME:
+        app_settings.reload()
