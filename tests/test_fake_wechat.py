@@ -1,0 +1,695 @@
+"""The fake WeChat behaves like WeChat, over real HTTP (``requests``, no mocking)."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import time
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit
+from wsgiref.util import setup_testing_defaults
+
+import pytest
+import requests
+
+from wechat_oauth.testing import (
+    DEFAULT_OPENID,
+    FakeState,
+    FakeWeChat,
+    FakeWeChatApp,
+    FakeWeChatControlError,
+    FakeWeChatProcess,
+    RemoteFakeWeChat,
+)
+from wechat_oauth.testing.pytest_plugin import wechat_settings_override
+
+RID = re.compile(r", rid: [0-9a-f]{8}-[0-9a-f]{8}-[0-9a-f]{8}$")
+CALLBACK = "https://site.example/wechat/callback/?next=%2Fhome"
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeWeChat]:
+    with FakeWeChat() as server:
+        yield server
+
+
+@pytest.fixture
+def consent_fake() -> Iterator[FakeWeChat]:
+    with FakeWeChat(auto_approve=False) as server:
+        yield server
+
+
+def api(fake: Any, path: str, timeout: float = 5, **params: Any) -> requests.Response:
+    return requests.get(f"{fake.api_base_url}{path}", params=params, timeout=timeout)
+
+
+def exchange(
+    fake: Any, code: str | None, timeout: float = 5, **overrides: Any
+) -> requests.Response:
+    params = {
+        "appid": fake.app_id,
+        "secret": fake.app_secret,
+        "code": code,
+        "grant_type": "authorization_code",
+    }
+    params.update(overrides)
+    return api(
+        fake,
+        "/sns/oauth2/access_token",
+        timeout,
+        **{k: v for k, v in params.items() if v is not None},
+    )
+
+
+def tokens(fake: Any, **code_options: Any) -> dict[str, Any]:
+    body: dict[str, Any] = exchange(fake, fake.issue_code(**code_options)).json()
+    assert "access_token" in body, body
+    return body
+
+
+def authorize(fake: Any, url: str | None = None, **overrides: str) -> requests.Response:
+    params = {
+        "appid": fake.app_id,
+        "redirect_uri": CALLBACK,
+        "response_type": "code",
+        "scope": "snsapi_base",
+        "state": "St4te",
+        **overrides,
+    }
+    return requests.get(url or fake.authorize_url, params=params, allow_redirects=False, timeout=5)
+
+
+def confirm(fake: Any, **overrides: str) -> requests.Response:
+    form = {
+        "appid": fake.app_id,
+        "redirect_uri": CALLBACK,
+        "scope": "snsapi_userinfo",
+        "state": "St4te",
+        "openid": "oChosenUser",
+        "decision": "allow",
+        **overrides,
+    }
+    return requests.post(
+        f"{fake.authorize_url}/confirm", data=form, allow_redirects=False, timeout=5
+    )
+
+
+def script_string(html: str, name: str) -> str:
+    """The JavaScript string literal assigned to ``var name`` in a page."""
+    match = re.search(rf"var {name} = (\".*?\");", html)
+    assert match is not None, name
+    return str(json.loads(match.group(1)))
+
+
+def query_of(url: str) -> dict[str, list[str]]:
+    return parse_qs(urlsplit(url).query, keep_blank_values=True)
+
+
+# Exchanging a code: sns/oauth2/access_token
+
+
+def test_exchange_answers_tokens_for_a_fresh_code(fake: FakeWeChat) -> None:
+    body = exchange(fake, fake.issue_code("oAlice", scope="snsapi_userinfo")).json()
+    assert body["openid"] == "oAlice"
+    assert body["scope"] == "snsapi_userinfo"
+    assert body["expires_in"] == 7200
+    assert body["access_token"] and body["refresh_token"]
+    assert "unionid" not in body and "is_snapshotuser" not in body
+
+
+def test_second_exchange_of_a_code_is_40163_and_both_are_counted(fake: FakeWeChat) -> None:
+    code = fake.issue_code()
+    assert "access_token" in exchange(fake, code).json()
+    assert exchange(fake, code).json()["errcode"] == 40163
+    assert fake.exchange_calls(code) == 2
+
+
+def test_unknown_code_is_40029(fake: FakeWeChat) -> None:
+    body = exchange(fake, "0" * 32).json()
+    assert body["errcode"] == 40029
+    assert body["errmsg"].startswith("invalid code")
+
+
+def test_code_older_than_its_lifetime_is_40029() -> None:
+    with FakeWeChat(code_ttl=0.05) as fake:
+        code = fake.issue_code()
+        time.sleep(0.1)
+        assert exchange(fake, code).json()["errcode"] == 40029
+
+
+def test_website_login_code_lives_ten_minutes(fake: FakeWeChat) -> None:
+    code = fake.issue_code(scope="snsapi_login")
+    fake.advance(500)
+    assert exchange(fake, code).json()["scope"] == "snsapi_login"
+
+
+def test_wrong_appid_is_40013(fake: FakeWeChat) -> None:
+    assert exchange(fake, fake.issue_code(), appid="wxsomeoneelse00001").json()["errcode"] == 40013
+
+
+def test_wrong_secret_is_40125(fake: FakeWeChat) -> None:
+    assert exchange(fake, fake.issue_code(), secret="not-the-secret").json()["errcode"] == 40125
+
+
+def test_missing_code_is_41008(fake: FakeWeChat) -> None:
+    assert exchange(fake, None).json()["errcode"] == 41008
+
+
+def test_rejected_credentials_do_not_spend_the_code(fake: FakeWeChat) -> None:
+    code = fake.issue_code()
+    exchange(fake, code, secret="not-the-secret")
+    assert "access_token" in exchange(fake, code).json()
+
+
+def test_errors_are_http_200_with_a_request_id(fake: FakeWeChat) -> None:
+    response = exchange(fake, "unknown")
+    assert response.status_code == 200
+    assert RID.search(response.json()["errmsg"])
+
+
+def test_exchange_reports_unionid_and_snapshot_user(fake: FakeWeChat) -> None:
+    body = tokens(fake, openid="oSnap", unionid="uSnap", snapshot=True)
+    assert body["unionid"] == "uSnap"
+    assert body["is_snapshotuser"] == 1
+
+
+# Refresh, userinfo, auth
+
+
+def test_refresh_gives_a_working_access_token_after_expiry(fake: FakeWeChat) -> None:
+    first = tokens(fake, openid="oAlice", scope="snsapi_userinfo")
+    fake.advance(7201)
+    body = api(
+        fake,
+        "/sns/oauth2/refresh_token",
+        appid=fake.app_id,
+        grant_type="refresh_token",
+        refresh_token=first["refresh_token"],
+    ).json()
+    assert body["access_token"] != first["access_token"]
+    assert body["expires_in"] == 7200
+    assert (
+        api(fake, "/sns/auth", access_token=body["access_token"], openid="oAlice").json()["errcode"]
+        == 0
+    )
+
+
+def test_refresh_of_unknown_token_is_40030(fake: FakeWeChat) -> None:
+    body = api(
+        fake,
+        "/sns/oauth2/refresh_token",
+        appid=fake.app_id,
+        grant_type="refresh_token",
+        refresh_token="nope",
+    ).json()
+    assert body["errcode"] == 40030
+
+
+def test_refresh_after_thirty_days_is_42002(fake: FakeWeChat) -> None:
+    refresh_token = tokens(fake)["refresh_token"]
+    fake.advance(30 * 86400 + 1)
+    body = api(
+        fake,
+        "/sns/oauth2/refresh_token",
+        appid=fake.app_id,
+        grant_type="refresh_token",
+        refresh_token=refresh_token,
+    ).json()
+    assert body["errcode"] == 42002
+
+
+def test_userinfo_returns_the_profile_with_sex_as_a_string(fake: FakeWeChat) -> None:
+    grant = tokens(
+        fake, openid="oAlice", unionid="uAlice", scope="snsapi_userinfo", nickname="Alice"
+    )
+    body = api(
+        fake, "/sns/userinfo", access_token=grant["access_token"], openid="oAlice", lang="zh_CN"
+    ).json()
+    assert body["openid"] == "oAlice"
+    assert body["nickname"] == "Alice"
+    assert body["sex"] == "1"
+    assert body["privilege"] == []
+    assert body["unionid"] == "uAlice"
+    assert {"province", "city", "country", "headimgurl"} <= set(body)
+
+
+def test_userinfo_under_snsapi_base_is_48001(fake: FakeWeChat) -> None:
+    grant = tokens(fake, openid="oAlice", scope="snsapi_base")
+    body = api(fake, "/sns/userinfo", access_token=grant["access_token"], openid="oAlice").json()
+    assert body["errcode"] == 48001
+    assert body["errmsg"].startswith("api unauthorized")
+
+
+def test_userinfo_with_unknown_token_is_40014(fake: FakeWeChat) -> None:
+    assert (
+        api(fake, "/sns/userinfo", access_token="nope", openid="oAlice").json()["errcode"] == 40014
+    )
+
+
+def test_userinfo_with_expired_token_is_42001(fake: FakeWeChat) -> None:
+    grant = tokens(fake, openid="oAlice", scope="snsapi_userinfo")
+    fake.advance(7201)
+    assert (
+        api(fake, "/sns/userinfo", access_token=grant["access_token"], openid="oAlice").json()[
+            "errcode"
+        ]
+        == 42001
+    )
+
+
+def test_userinfo_for_another_openid_is_40003(fake: FakeWeChat) -> None:
+    grant = tokens(fake, openid="oAlice", scope="snsapi_userinfo")
+    assert (
+        api(fake, "/sns/userinfo", access_token=grant["access_token"], openid="oBob").json()[
+            "errcode"
+        ]
+        == 40003
+    )
+
+
+def test_auth_accepts_a_live_token(fake: FakeWeChat) -> None:
+    grant = tokens(fake, openid="oAlice")
+    assert api(fake, "/sns/auth", access_token=grant["access_token"], openid="oAlice").json() == {
+        "errcode": 0,
+        "errmsg": "ok",
+    }
+
+
+def test_auth_with_unknown_token_is_40014(fake: FakeWeChat) -> None:
+    assert api(fake, "/sns/auth", access_token="nope", openid="oAlice").json()["errcode"] == 40014
+
+
+def test_auth_with_expired_token_is_42001(fake: FakeWeChat) -> None:
+    grant = tokens(fake, openid="oAlice")
+    fake.advance(7201)
+    assert (
+        api(fake, "/sns/auth", access_token=grant["access_token"], openid="oAlice").json()[
+            "errcode"
+        ]
+        == 42001
+    )
+
+
+def test_auth_for_another_openid_is_40003(fake: FakeWeChat) -> None:
+    grant = tokens(fake, openid="oAlice")
+    assert (
+        api(fake, "/sns/auth", access_token=grant["access_token"], openid="oBob").json()["errcode"]
+        == 40003
+    )
+
+
+# The authorize pages
+
+
+def test_authorize_redirects_keeping_the_callback_query_and_passing_state(fake: FakeWeChat) -> None:
+    response = authorize(fake)
+    assert response.status_code == 302
+    location = response.headers["Location"]
+    assert location.startswith("https://site.example/wechat/callback/?next=%2Fhome&code=")
+    query = query_of(location)
+    assert query["next"] == ["/home"]
+    assert query["state"] == ["St4te"]
+    assert "access_token" in exchange(fake, query["code"][0]).json()
+
+
+def test_qrconnect_redirects_with_a_website_login_code(fake: FakeWeChat) -> None:
+    response = authorize(fake, fake.qrconnect_url, scope="snsapi_login")
+    code = query_of(response.headers["Location"])["code"][0]
+    assert exchange(fake, code).json()["scope"] == "snsapi_login"
+
+
+def test_authorize_with_a_wrong_appid_shows_an_error_page(fake: FakeWeChat) -> None:
+    response = authorize(fake, appid="wxsomeoneelse00001")
+    assert response.status_code == 400
+    assert response.headers["Content-Type"].startswith("text/html")
+    assert "appid" in response.text
+
+
+def test_authorize_with_a_state_outside_the_alphabet_shows_an_error_page(fake: FakeWeChat) -> None:
+    assert authorize(fake, state="a.b:c").status_code == 400
+
+
+def test_fake_openid_query_chooses_the_user(fake: FakeWeChat) -> None:
+    response = authorize(fake, fake_openid="oChosen", fake_unionid="uChosen", fake_snapshot="1")
+    body = exchange(fake, query_of(response.headers["Location"])["code"][0]).json()
+    assert (body["openid"], body["unionid"], body["is_snapshotuser"]) == ("oChosen", "uChosen", 1)
+
+
+def test_consent_page_shows_app_scope_and_default_openid(consent_fake: FakeWeChat) -> None:
+    response = authorize(consent_fake, scope="snsapi_userinfo")
+    assert response.status_code == 200
+    assert consent_fake.app_id in response.text
+    assert "snsapi_userinfo" in response.text
+    assert f'name="openid" value="{DEFAULT_OPENID}"' in response.text
+    assert 'action="/connect/oauth2/authorize/confirm"' in response.text
+    assert 'value="allow"' in response.text and 'value="deny"' in response.text
+
+
+def test_consent_page_escapes_what_it_echoes(consent_fake: FakeWeChat) -> None:
+    response = authorize(
+        consent_fake, redirect_uri='https://site.example/cb?x="><script>alert(1)</script>'
+    )
+    assert "<script>alert(1)" not in response.text
+    assert "&quot;&gt;&lt;script&gt;" in response.text
+
+
+def test_consent_page_ticks_double_callback_when_asked(consent_fake: FakeWeChat) -> None:
+    plain = authorize(consent_fake).text
+    double = authorize(consent_fake, double="1").text
+    assert 'name="double" value="1">' in plain
+    assert 'name="double" value="1" checked>' in double
+
+
+def test_auto_query_skips_the_consent_page(consent_fake: FakeWeChat) -> None:
+    assert authorize(consent_fake, auto="1").status_code == 302
+
+
+def test_allow_redirects_with_a_code_for_the_chosen_openid(consent_fake: FakeWeChat) -> None:
+    response = confirm(consent_fake)
+    assert response.status_code == 302
+    query = query_of(response.headers["Location"])
+    assert query["state"] == ["St4te"]
+    assert exchange(consent_fake, query["code"][0]).json()["openid"] == "oChosenUser"
+
+
+def test_deny_redirects_with_the_state_only(consent_fake: FakeWeChat) -> None:
+    response = confirm(consent_fake, decision="deny")
+    assert response.status_code == 302
+    assert query_of(response.headers["Location"]) == {"next": ["/home"], "state": ["St4te"]}
+
+
+def test_double_callback_page_aborts_the_first_request_and_resends_with_uin_key_pass_ticket(
+    consent_fake: FakeWeChat,
+) -> None:
+    response = confirm(consent_fake, double="1")
+    assert response.status_code == 200
+    script = response.text
+    first, second = (script_string(script, name) for name in ("first", "second"))
+    assert set(query_of(first)) == {"next", "code", "state"}
+    assert second.startswith(first + "&uin=")
+    assert {"uin", "key", "pass_ticket"} <= set(query_of(second))
+    assert "new AbortController()" in script and "controller.abort()" in script
+    assert 'credentials: "include"' in script and 'redirect: "manual"' in script
+    assert "location.replace(second)" in script
+
+
+# Latency and faults
+
+
+def test_latency_delays_every_api_answer(fake: FakeWeChat) -> None:
+    fake.set_latency(0.2)
+    started = time.monotonic()
+    api(fake, "/sns/auth", access_token="nope", openid="oAlice")
+    assert time.monotonic() - started >= 0.2
+
+
+def test_code_is_spent_on_receipt_even_if_the_client_gives_up(fake: FakeWeChat) -> None:
+    fake.set_latency(0.5)
+    code = fake.issue_code()
+    with pytest.raises(requests.ReadTimeout):
+        exchange(fake, code, timeout=0.1)
+    fake.set_latency(0)
+    assert exchange(fake, code).json()["errcode"] == 40163
+
+
+def test_errcode_fault_answers_the_next_request_only(fake: FakeWeChat) -> None:
+    fake.add_fault(errcode=-1)
+    faulted = exchange(fake, fake.issue_code()).json()
+    assert faulted["errcode"] == -1 and RID.search(faulted["errmsg"])
+    assert "access_token" in exchange(fake, fake.issue_code()).json()
+
+
+def test_fault_errmsg_is_sent_verbatim(fake: FakeWeChat) -> None:
+    fake.add_fault(errcode=40029, errmsg="invalid code, hints: [ req_id: abc ]")
+    assert exchange(fake, fake.issue_code()).json() == {
+        "errcode": 40029,
+        "errmsg": "invalid code, hints: [ req_id: abc ]",
+    }
+
+
+def test_status_fault_answers_an_http_error_page(fake: FakeWeChat) -> None:
+    fake.add_fault(status=500)
+    response = exchange(fake, fake.issue_code())
+    assert response.status_code == 500
+    assert response.headers["Content-Type"].startswith("text/html")
+
+
+def test_body_fault_answers_a_raw_body(fake: FakeWeChat) -> None:
+    fake.add_fault(status=502, body="<html>bad gateway</html>")
+    response = exchange(fake, fake.issue_code())
+    assert response.status_code == 502
+    with pytest.raises(ValueError):
+        response.json()
+
+
+def test_delay_fault_outlasts_a_client_timeout(fake: FakeWeChat) -> None:
+    fake.add_fault(delay=0.5)
+    with pytest.raises(requests.ReadTimeout):
+        exchange(fake, fake.issue_code(), timeout=0.1)
+
+
+def test_fault_applies_as_many_times_as_asked(fake: FakeWeChat) -> None:
+    fake.add_fault(errcode=-1, times=2)
+    answers = [exchange(fake, fake.issue_code()).json().get("errcode") for _ in range(3)]
+    assert answers == [-1, -1, None]
+
+
+def test_fault_for_one_code_spares_the_others(fake: FakeWeChat) -> None:
+    target, other = fake.issue_code(), fake.issue_code()
+    fake.add_fault(errcode=-1, code=target)
+    assert "access_token" in exchange(fake, other).json()
+    assert exchange(fake, target).json()["errcode"] == -1
+
+
+def test_consuming_fault_spends_the_code(fake: FakeWeChat) -> None:
+    code = fake.issue_code()
+    fake.add_fault(errcode=-1, consume=True)
+    exchange(fake, code)
+    assert exchange(fake, code).json()["errcode"] == 40163
+
+
+def test_non_consuming_fault_leaves_the_code_valid(fake: FakeWeChat) -> None:
+    code = fake.issue_code()
+    fake.add_fault(status=500, consume=False)
+    exchange(fake, code)
+    assert "access_token" in exchange(fake, code).json()
+
+
+def test_faulted_requests_are_counted(fake: FakeWeChat) -> None:
+    code = fake.issue_code()
+    fake.add_fault(status=500)
+    exchange(fake, code)
+    assert (fake.exchange_calls(code), fake.total_exchange_calls()) == (1, 1)
+
+
+def test_fault_on_another_endpoint_leaves_the_exchange_alone(fake: FakeWeChat) -> None:
+    fake.add_fault("userinfo", errcode=-1)
+    grant = tokens(fake, openid="oAlice", scope="snsapi_userinfo")
+    assert (
+        api(fake, "/sns/userinfo", access_token=grant["access_token"], openid="oAlice").json()[
+            "errcode"
+        ]
+        == -1
+    )
+
+
+def test_fault_needs_a_known_endpoint(fake: FakeWeChat) -> None:
+    with pytest.raises(ValueError):
+        fake.add_fault("qrconnect", errcode=-1)
+
+
+def test_reset_forgets_codes_faults_and_counters(fake: FakeWeChat) -> None:
+    code = fake.issue_code()
+    fake.add_fault(errcode=-1)
+    exchange(fake, code)
+    fake.reset()
+    assert fake.total_exchange_calls() == 0
+    assert exchange(fake, code).json()["errcode"] == 40029
+    assert "access_token" in exchange(fake, fake.issue_code()).json()
+
+
+# Mounting under a path prefix (SCRIPT_NAME)
+
+
+def call_wsgi(
+    app: FakeWeChatApp, path: str, query: str = "", method: str = "GET"
+) -> tuple[str, dict[str, str], str]:
+    environ: dict[str, Any] = {
+        "SCRIPT_NAME": "/fake-wechat",
+        "PATH_INFO": path,
+        "QUERY_STRING": query,
+        "REQUEST_METHOD": method,
+        "wsgi.input": io.BytesIO(b""),
+    }
+    setup_testing_defaults(environ)
+    captured: dict[str, Any] = {}
+
+    def start_response(status: str, headers: list[tuple[str, str]]) -> None:
+        captured["status"], captured["headers"] = status, dict(headers)
+
+    body = b"".join(app(environ, start_response)).decode()
+    return captured["status"], captured["headers"], body
+
+
+def test_consent_form_posts_under_the_mount_prefix() -> None:
+    state = FakeState(auto_approve=False)
+    query = urlencode(
+        {"appid": state.app_id, "redirect_uri": CALLBACK, "response_type": "code"}
+        | {"scope": "snsapi_base", "state": "s"}
+    )
+    status, _, body = call_wsgi(FakeWeChatApp(state), "/connect/oauth2/authorize", query)
+    assert status == "200 OK"
+    assert 'action="/fake-wechat/connect/oauth2/authorize/confirm"' in body
+
+
+def test_api_answers_under_the_mount_prefix() -> None:
+    state = FakeState()
+    code = state.issue_code()
+    query = (
+        f"appid={state.app_id}&secret={state.app_secret}&code={code}&grant_type=authorization_code"
+    )
+    status, headers, body = call_wsgi(FakeWeChatApp(state), "/sns/oauth2/access_token", query)
+    assert status == "200 OK"
+    assert headers["Content-Type"].startswith("application/json")
+    assert "access_token" in json.loads(body)
+
+
+# Control API and remote handles
+
+
+def test_remote_handle_issues_codes_and_reads_counters(fake: FakeWeChat) -> None:
+    remote = RemoteFakeWeChat(fake.base_url)
+    code = remote.issue_code("oRemote", unionid="uRemote", scope="snsapi_userinfo")
+    assert exchange(fake, code).json()["unionid"] == "uRemote"
+    assert (
+        remote.exchange_calls(code),
+        remote.total_exchange_calls(),
+        remote.calls("userinfo"),
+    ) == (1, 1, 0)
+
+
+def test_remote_handle_adds_faults(fake: FakeWeChat) -> None:
+    RemoteFakeWeChat(fake.base_url).add_fault(errcode=45011, times=1)
+    assert exchange(fake, fake.issue_code()).json()["errcode"] == 45011
+
+
+def test_remote_handle_learns_appid_and_secret(fake: FakeWeChat) -> None:
+    assert RemoteFakeWeChat(fake.base_url).settings() == fake.settings()
+
+
+def test_control_api_refuses_a_bad_fault(fake: FakeWeChat) -> None:
+    with pytest.raises(FakeWeChatControlError, match="400"):
+        RemoteFakeWeChat(fake.base_url).add_fault("nowhere", errcode=-1)
+
+
+@pytest.fixture(scope="module")
+def fake_process() -> Iterator[FakeWeChatProcess]:
+    with FakeWeChatProcess(app_id="wxprocess000000001") as process:
+        yield process
+
+
+def test_process_fake_exchanges_codes_and_counts_them(fake_process: FakeWeChatProcess) -> None:
+    fake_process.reset()
+    code = fake_process.issue_code("oProcess")
+    assert exchange(fake_process, code).json()["openid"] == "oProcess"
+    assert exchange(fake_process, code).json()["errcode"] == 40163
+    assert fake_process.stats()["exchange_calls"] == {code: 2}
+
+
+def test_process_fake_applies_latency(fake_process: FakeWeChatProcess) -> None:
+    fake_process.set_latency(0.2)
+    try:
+        started = time.monotonic()
+        exchange(fake_process, "unknown")
+        assert time.monotonic() - started >= 0.2
+    finally:
+        fake_process.set_latency(0)
+
+
+def test_process_fake_ends_on_stop() -> None:
+    process = FakeWeChatProcess()
+    process.start()
+    url = process.base_url
+    process.stop()
+    assert not process.running
+    with pytest.raises(requests.ConnectionError):
+        requests.get(url, timeout=2)
+
+
+def test_process_fake_prints_only_its_ready_line(capfd: pytest.CaptureFixture[str]) -> None:
+    with FakeWeChatProcess() as process:
+        code = process.issue_code()
+        token = exchange(process, code).json()["access_token"]
+        exchange(process, code)
+        secret = process.app_secret
+    out, err = capfd.readouterr()
+    assert not any(value in out + err for value in (code, token, secret))
+
+
+def test_server_prints_nothing_even_when_clients_hang_up(
+    fake: FakeWeChat, capfd: pytest.CaptureFixture[str]
+) -> None:
+    fake.add_fault(delay=0.3)
+    with pytest.raises(requests.ReadTimeout):
+        exchange(fake, fake.issue_code(), timeout=0.05)
+    exchange(fake, "unknown")
+    time.sleep(0.4)
+    assert capfd.readouterr() == ("", "")
+
+
+# The pytest plugin
+
+
+def test_settings_point_at_the_fake(fake: FakeWeChat) -> None:
+    assert fake.settings() == {
+        "APP_ID": fake.app_id,
+        "APP_SECRET": fake.app_secret,
+        "API_BASE_URL": fake.base_url,
+        "AUTHORIZE_URL": f"{fake.base_url}/connect/oauth2/authorize",
+        "QRCONNECT_URL": f"{fake.base_url}/connect/qrconnect",
+    }
+
+
+def test_fake_wechat_fixture_points_django_settings_at_the_fake(
+    fake_wechat: FakeWeChat, settings: Any
+) -> None:
+    assert settings.WECHAT_OAUTH["API_BASE_URL"] == fake_wechat.api_base_url
+    assert settings.WECHAT_OAUTH["APP_SECRET"] == fake_wechat.app_secret
+
+
+@pytest.fixture
+def site_scope(settings: Any) -> None:
+    settings.WECHAT_OAUTH = {**settings.WECHAT_OAUTH, "SCOPE": "snsapi_userinfo"}
+
+
+def test_fake_wechat_fixture_keeps_the_sites_other_settings(
+    site_scope: None, fake_wechat: FakeWeChat, settings: Any
+) -> None:
+    assert settings.WECHAT_OAUTH["SCOPE"] == "snsapi_userinfo"
+    assert settings.WECHAT_OAUTH["APP_ID"] == fake_wechat.app_id
+
+
+def test_app_settings_follow_the_fake_wechat_fixture(fake_wechat: FakeWeChat) -> None:
+    from wechat_oauth.conf import app_settings
+
+    assert app_settings.API_BASE_URL == fake_wechat.api_base_url
+
+
+def test_fake_wechat_fixture_starts_from_a_clean_fake(
+    fake_wechat_server: FakeWeChat, request: pytest.FixtureRequest
+) -> None:
+    exchange(fake_wechat_server, "unknown-before")
+    fake_wechat_server.set_latency(1.5)
+    fake = request.getfixturevalue("fake_wechat")
+    assert (fake.total_exchange_calls(), fake.state.latency) == (0, 0)
+
+
+def test_settings_override_is_undone_on_exit(fake: FakeWeChat) -> None:
+    from django.conf import settings
+
+    before = dict(settings.WECHAT_OAUTH)
+    with wechat_settings_override(fake):
+        assert settings.WECHAT_OAUTH["API_BASE_URL"] == fake.base_url
+    assert settings.WECHAT_OAUTH == before

@@ -1,0 +1,73 @@
+"""A fake WeChat for tests, demos and benchmarks: a real HTTP server on 127.0.0.1.
+
+``FakeWeChat`` serves it from a thread of this process; ``FakeWeChatProcess`` runs it as a
+child process (``python -m wechat_oauth.testing``) and drives it over HTTP, as does
+``RemoteFakeWeChat`` for one started elsewhere. ``FakeWeChatApp`` is the bare WSGI app.
+
+Names are imported on first use, so importing this package (as the pytest plugin does) stays
+cheap and needs neither Django nor requests.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from wechat_oauth.testing.app import FakeWeChatApp as FakeWeChatApp
+    from wechat_oauth.testing.base import FakeWeChatBase as FakeWeChatBase
+    from wechat_oauth.testing.process import FakeWeChatProcess as FakeWeChatProcess
+    from wechat_oauth.testing.remote import (
+        FakeWeChatControlError as FakeWeChatControlError,
+    )
+    from wechat_oauth.testing.remote import RemoteFakeWeChat as RemoteFakeWeChat
+    from wechat_oauth.testing.server import FakeWeChat as FakeWeChat
+    from wechat_oauth.testing.server import ServerThread as ServerThread
+    from wechat_oauth.testing.state import DEFAULT_APP_ID as DEFAULT_APP_ID
+    from wechat_oauth.testing.state import DEFAULT_OPENID as DEFAULT_OPENID
+    from wechat_oauth.testing.state import FakeState as FakeState
+    from wechat_oauth.testing.state import Fault as Fault
+    from wechat_oauth.testing.state import WeChatError as WeChatError
+
+_EXPORTS = {
+    "DEFAULT_APP_ID": "state",
+    "DEFAULT_OPENID": "state",
+    "FakeState": "state",
+    "Fault": "state",
+    "WeChatError": "state",
+    "FakeWeChatApp": "app",
+    "FakeWeChatBase": "base",
+    "FakeWeChat": "server",
+    "ServerThread": "server",
+    "RemoteFakeWeChat": "remote",
+    "FakeWeChatControlError": "remote",
+    "FakeWeChatProcess": "process",
+}
+
+__all__ = [
+    "DEFAULT_APP_ID",
+    "DEFAULT_OPENID",
+    "FakeState",
+    "FakeWeChat",
+    "FakeWeChatApp",
+    "FakeWeChatBase",
+    "FakeWeChatControlError",
+    "FakeWeChatProcess",
+    "Fault",
+    "RemoteFakeWeChat",
+    "ServerThread",
+    "WeChatError",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])

@@ -1,0 +1,55 @@
+"""The fake WeChat as a plain WSGI application, mountable under any path prefix (SCRIPT_NAME)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from wechat_oauth.testing.api import API_PATHS, ApiViews
+from wechat_oauth.testing.authorize import AuthorizeViews
+from wechat_oauth.testing.control import ControlViews
+from wechat_oauth.testing.state import FakeState
+from wechat_oauth.testing.web import BadRequest, Request, Response
+
+#: Path of each browser page and the endpoint it is counted as.
+PAGE_PATHS = {
+    "/connect/oauth2/authorize": "authorize",
+    "/connect/qrconnect": "qrconnect",
+}
+CONFIRM_SUFFIX = "/confirm"
+
+StartResponse = Callable[..., Any]
+
+
+class FakeWeChatApp:
+    """Route a request to the authorize pages, the ``/sns`` API or the ``/_fake`` control API."""
+
+    def __init__(self, state: FakeState, *, sleep: Callable[[float], None] = time.sleep) -> None:
+        self.state = state
+        self.pages = AuthorizeViews(state)
+        self.api = ApiViews(state, sleep)
+        self.control = ControlViews(state)
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        request = Request(environ)
+        try:
+            response = self.dispatch(request)
+        except BadRequest as exc:
+            response = Response.text(str(exc), 400)
+        start_response(response.status_line, response.headers())
+        return [b"" if request.method == "HEAD" else response.body]
+
+    def dispatch(self, request: Request) -> Response:
+        path = request.path
+        if path in API_PATHS:
+            return self.api.handle(API_PATHS[path], request.query)
+        if path in PAGE_PATHS:
+            return self.pages.show(request, PAGE_PATHS[path])
+        if path.endswith(CONFIRM_SUFFIX) and path[: -len(CONFIRM_SUFFIX)] in PAGE_PATHS:
+            return self.pages.confirm(request, PAGE_PATHS[path[: -len(CONFIRM_SUFFIX)]])
+        if path.startswith("/_fake/"):
+            return self.control.handle(request)
+        if path == "/":
+            return Response.text("Fake WeChat (a test double of WeChat web authorization)\n")
+        return Response.text("not found\n", 404)

@@ -1,0 +1,137 @@
+"""What every fake WeChat handle offers, in-process or remote."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from typing import Self
+
+
+class FakeWeChatBase(ABC):
+    """The Python API shared by :class:`FakeWeChat` and the remote handles.
+
+    Subclasses provide ``app_id``, ``app_secret``, ``base_url`` and the primitives; URLs,
+    ``settings()`` and the context manager are derived here.
+    """
+
+    @property
+    @abstractmethod
+    def app_id(self) -> str:
+        """The appid the fake accepts."""
+
+    @property
+    @abstractmethod
+    def app_secret(self) -> str:
+        """The app secret the fake accepts."""
+
+    @property
+    @abstractmethod
+    def base_url(self) -> str:
+        """Root URL of the fake, without a trailing slash."""
+
+    @property
+    def api_base_url(self) -> str:
+        """The ``API_BASE_URL`` setting pointing at the fake (its ``/sns/...`` API)."""
+        return self.base_url
+
+    @property
+    def authorize_url(self) -> str:
+        return f"{self.base_url}/connect/oauth2/authorize"
+
+    @property
+    def qrconnect_url(self) -> str:
+        return f"{self.base_url}/connect/qrconnect"
+
+    def settings(self) -> dict[str, Any]:
+        """A ``WECHAT_OAUTH`` dict (to merge over the site's) that points the app at this fake."""
+        return {
+            "APP_ID": self.app_id,
+            "APP_SECRET": self.app_secret,
+            "API_BASE_URL": self.api_base_url,
+            "AUTHORIZE_URL": self.authorize_url,
+            "QRCONNECT_URL": self.qrconnect_url,
+        }
+
+    @abstractmethod
+    def issue_code(
+        self,
+        openid: str | None = None,
+        *,
+        unionid: str = "",
+        scope: str = "snsapi_base",
+        snapshot: bool = False,
+        nickname: str | None = None,
+    ) -> str:
+        """A fresh code for a user, as if WeChat had redirected the browser back with it."""
+
+    @abstractmethod
+    def stats(self, code: str | None = None) -> dict[str, Any]:
+        """``{"calls": {endpoint: n}, "exchange_calls": {code: n}, "total_exchange_calls": n}``."""
+
+    def exchange_calls(self, code: str) -> int:
+        """How many access_token requests carried ``code`` (whatever their answer)."""
+        return int(self.stats(code)["exchange_calls"].get(code, 0))
+
+    def total_exchange_calls(self) -> int:
+        return self.calls("access_token")
+
+    def calls(self, endpoint: str) -> int:
+        """Requests received by one endpoint.
+
+        One of authorize, qrconnect, access_token, refresh_token, userinfo, auth.
+        """
+        calls = self.stats()["calls"]
+        if endpoint not in calls:
+            raise ValueError(f"endpoint must be one of {', '.join(calls)}")
+        return int(calls[endpoint])
+
+    @abstractmethod
+    def add_fault(
+        self,
+        endpoint: str = "access_token",
+        *,
+        errcode: int | None = None,
+        errmsg: str | None = None,
+        status: int | None = None,
+        body: str | None = None,
+        delay: float | None = None,
+        times: int | None = 1,
+        code: str | None = None,
+        consume: bool = True,
+    ) -> None:
+        """Make the next ``times`` matching requests misbehave (see :class:`~.state.Fault`)."""
+
+    @abstractmethod
+    def set_latency(self, seconds: float) -> None:
+        """Delay every API answer by ``seconds`` from now on."""
+
+    @abstractmethod
+    def advance(self, seconds: float) -> None:
+        """Move the fake's clock forward (expire codes and tokens without waiting)."""
+
+    @abstractmethod
+    def reset(self) -> None:
+        """Forget codes, tokens, faults and counters; latency back to its start value."""
+
+    @abstractmethod
+    def start(self) -> None:
+        """Make the fake reachable at ``base_url``."""
+
+    @abstractmethod
+    def stop(self) -> None:
+        """Release the fake's server or process."""
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()

@@ -1,0 +1,72 @@
+"""The control API under ``/_fake/``: drive a fake in another process (JSON in, JSON out)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from wechat_oauth.testing.state import FakeState, Fault
+from wechat_oauth.testing.web import BadRequest, Request, Response
+
+_CODE_FIELDS = ("openid", "unionid", "scope", "snapshot", "nickname")
+
+
+class ControlViews:
+    """``/_fake/codes``, ``stats``, ``faults``, ``latency``, ``clock``, ``reset``, ``config``."""
+
+    def __init__(self, state: FakeState) -> None:
+        self.state = state
+        self._routes: dict[tuple[str, str], Callable[[Request], Any]] = {
+            ("POST", "/_fake/codes"): self._issue_code,
+            ("GET", "/_fake/stats"): lambda r: state.stats(r.query.get("code")),
+            ("POST", "/_fake/faults"): self._add_fault,
+            ("POST", "/_fake/latency"): self._set_latency,
+            ("POST", "/_fake/clock"): self._advance,
+            ("POST", "/_fake/reset"): self._reset,
+            ("GET", "/_fake/config"): self._config,
+        }
+
+    def handle(self, request: Request) -> Response:
+        route = self._routes.get((request.method, request.path))
+        if route is None:
+            known = any(path == request.path for _, path in self._routes)
+            return Response.json(
+                {"error": "method not allowed" if known else "not found"}, 405 if known else 404
+            )
+        try:
+            return Response.json(route(request), content_type="application/json")
+        except (BadRequest, KeyError, TypeError, ValueError) as exc:
+            return Response.json({"error": f"{type(exc).__name__}: {exc}"}, 400, "application/json")
+
+    def _issue_code(self, request: Request) -> dict[str, str]:
+        data = request.json()
+        unknown = set(data) - set(_CODE_FIELDS)
+        if unknown:
+            raise ValueError(f"unknown fields: {', '.join(sorted(unknown))}")
+        openid = data.pop("openid", None)
+        return {"code": self.state.issue_code(openid, **data)}
+
+    def _add_fault(self, request: Request) -> dict[str, bool]:
+        self.state.add_fault(Fault(**request.json()))
+        return {"ok": True}
+
+    def _set_latency(self, request: Request) -> dict[str, bool]:
+        self.state.set_latency(float(request.json()["seconds"]))
+        return {"ok": True}
+
+    def _advance(self, request: Request) -> dict[str, bool]:
+        self.state.advance(float(request.json()["advance"]))
+        return {"ok": True}
+
+    def _reset(self, request: Request) -> dict[str, bool]:
+        self.state.reset()
+        return {"ok": True}
+
+    def _config(self, request: Request) -> dict[str, Any]:
+        return {
+            "app_id": self.state.app_id,
+            "app_secret": self.state.app_secret,
+            "code_ttl": self.state.code_ttl,
+            "latency": self.state.latency,
+            "auto_approve": self.state.auto_approve,
+        }

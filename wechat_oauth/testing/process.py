@@ -1,0 +1,127 @@
+"""Run the fake as its own process (``python -m wechat_oauth.testing``) and drive it over HTTP."""
+
+from __future__ import annotations
+
+import os
+import queue
+import secrets
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import wechat_oauth
+from wechat_oauth.testing.remote import RemoteFakeWeChat
+from wechat_oauth.testing.state import DEFAULT_APP_ID
+
+READY_PREFIX = "READY "
+
+
+def _package_root() -> str:
+    """The directory holding the ``wechat_oauth`` package, so the child imports the same code."""
+    return str(Path(wechat_oauth.__file__).resolve().parent.parent)
+
+
+class FakeWeChatProcess(RemoteFakeWeChat):
+    """A fake WeChat in a child process: started on :meth:`start`, terminated on :meth:`stop`."""
+
+    def __init__(
+        self,
+        app_id: str = DEFAULT_APP_ID,
+        app_secret: str | None = None,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        latency: float = 0.0,
+        code_ttl: float = 300.0,
+        auto_approve: bool = True,
+        python: str | None = None,
+        startup_timeout: float = 15.0,
+        timeout: float = 10.0,
+    ) -> None:
+        super().__init__(
+            app_id=app_id, app_secret=app_secret or secrets.token_hex(16), timeout=timeout
+        )
+        self.host, self.port, self.latency, self.code_ttl = host, port, latency, code_ttl
+        self.auto_approve = auto_approve
+        self.python = python or sys.executable
+        self.startup_timeout = startup_timeout
+        self._process: subprocess.Popen[str] | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    def _command(self) -> list[str]:
+        command = [
+            self.python,
+            "-m",
+            "wechat_oauth.testing",
+            "--host",
+            self.host,
+            "--port",
+            str(self.port),
+            "--latency",
+            str(self.latency),
+            "--code-ttl",
+            str(self.code_ttl),
+            "--app-id",
+            self.app_id,
+        ]
+        return command if self.auto_approve else [*command, "--consent"]
+
+    def _environment(self) -> dict[str, str]:
+        env = dict(os.environ)
+        # The secret goes through the environment, not argv, so `ps` does not show it.
+        env["WECHAT_FAKE_APP_SECRET"] = self.app_secret
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [_package_root(), env.get("PYTHONPATH")]))
+        env["PYTHONUNBUFFERED"] = "1"
+        return env
+
+    def start(self) -> None:
+        if self.running:
+            return
+        process = subprocess.Popen(
+            self._command(),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            text=True,
+            env=self._environment(),
+        )
+        self._process = process
+        line = self._first_line(process)
+        if not line.startswith(READY_PREFIX):
+            self.stop()
+            raise RuntimeError(
+                f"the fake WeChat process did not start (exit code {process.poll()})"
+            )
+        self._base_url = line[len(READY_PREFIX) :].strip()
+
+    def _first_line(self, process: subprocess.Popen[str]) -> str:
+        lines: queue.Queue[str] = queue.Queue()
+        stdout = process.stdout
+        assert stdout is not None
+        threading.Thread(target=lambda: lines.put(stdout.readline()), daemon=True).start()
+        try:
+            return lines.get(timeout=self.startup_timeout)
+        except queue.Empty:
+            return ""
+
+    def stop(self) -> None:
+        """SIGTERM the process (SIGKILL if it lingers) and wait for it."""
+        process = self._process
+        if process is None:
+            return
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        if process.stdout is not None:
+            process.stdout.close()

@@ -1,0 +1,137 @@
+"""Drive a fake WeChat running in another process through its ``/_fake/`` control API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import requests
+
+from wechat_oauth.testing.base import FakeWeChatBase
+
+
+class FakeWeChatControlError(RuntimeError):
+    """The fake refused a control request (bad arguments) or did not answer."""
+
+
+class RemoteFakeWeChat(FakeWeChatBase):
+    """A handle on a fake already listening at ``base_url`` (asks it for appid and secret)."""
+
+    def __init__(
+        self,
+        base_url: str | None = None,
+        *,
+        app_id: str | None = None,
+        app_secret: str | None = None,
+        timeout: float = 10.0,
+    ) -> None:
+        self._base_url = base_url.rstrip("/") if base_url else None
+        self._app_id = app_id
+        self._app_secret = app_secret
+        self.timeout = timeout
+
+    @property
+    def base_url(self) -> str:
+        if self._base_url is None:
+            raise RuntimeError("the fake is not started")
+        return self._base_url
+
+    @property
+    def app_id(self) -> str:
+        if self._app_id is None:
+            self._load_config()
+        assert self._app_id is not None
+        return self._app_id
+
+    @property
+    def app_secret(self) -> str:
+        if self._app_secret is None:
+            self._load_config()
+        assert self._app_secret is not None
+        return self._app_secret
+
+    def _load_config(self) -> None:
+        config = self._call("GET", "config")
+        self._app_id, self._app_secret = config["app_id"], config["app_secret"]
+
+    def _call(
+        self,
+        method: str,
+        name: str,
+        payload: dict[str, Any] | None = None,
+        params: dict[str, str] | None = None,
+    ) -> Any:
+        url = f"{self.base_url}/_fake/{name}"
+        try:
+            response = requests.request(
+                method, url, json=payload, params=params, timeout=self.timeout
+            )
+        except requests.RequestException as exc:
+            raise FakeWeChatControlError(f"{method} {url}: {exc}") from exc
+        if response.status_code != 200:
+            raise FakeWeChatControlError(
+                f"{method} {url}: HTTP {response.status_code} {response.text[:200]}"
+            )
+        return response.json()
+
+    def start(self) -> None:
+        """Check the fake answers (and learn its appid and secret)."""
+        self._load_config()
+
+    def stop(self) -> None:
+        """Nothing to release: the fake belongs to someone else."""
+
+    def issue_code(
+        self,
+        openid: str | None = None,
+        *,
+        unionid: str = "",
+        scope: str = "snsapi_base",
+        snapshot: bool = False,
+        nickname: str | None = None,
+    ) -> str:
+        payload = {
+            "openid": openid,
+            "unionid": unionid,
+            "scope": scope,
+            "snapshot": snapshot,
+            "nickname": nickname,
+        }
+        return str(self._call("POST", "codes", payload)["code"])
+
+    def stats(self, code: str | None = None) -> dict[str, Any]:
+        return dict(self._call("GET", "stats", params={"code": code} if code is not None else None))
+
+    def add_fault(
+        self,
+        endpoint: str = "access_token",
+        *,
+        errcode: int | None = None,
+        errmsg: str | None = None,
+        status: int | None = None,
+        body: str | None = None,
+        delay: float | None = None,
+        times: int | None = 1,
+        code: str | None = None,
+        consume: bool = True,
+    ) -> None:
+        payload = {
+            "endpoint": endpoint,
+            "errcode": errcode,
+            "errmsg": errmsg,
+            "status": status,
+            "body": body,
+            "delay": delay,
+            "times": times,
+            "code": code,
+            "consume": consume,
+        }
+        self._call("POST", "faults", payload)
+
+    def set_latency(self, seconds: float) -> None:
+        self._call("POST", "latency", {"seconds": seconds})
+
+    def advance(self, seconds: float) -> None:
+        self._call("POST", "clock", {"advance": seconds})
+
+    def reset(self) -> None:
+        self._call("POST", "reset")

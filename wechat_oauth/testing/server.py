@@ -1,0 +1,187 @@
+"""Serve the fake over real HTTP from a thread of this process (standard library only)."""
+
+from __future__ import annotations
+
+import socketserver
+import sys
+import threading
+from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+from wechat_oauth.testing.app import FakeWeChatApp
+from wechat_oauth.testing.base import FakeWeChatBase
+from wechat_oauth.testing.state import DEFAULT_APP_ID, FakeState, Fault
+
+WSGIApp = Any
+
+
+class QuietRequestHandler(WSGIRequestHandler):
+    """No access log: a test run's stderr stays clean (and URLs carry codes and secrets)."""
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+class ThreadingWSGIServer(socketserver.ThreadingMixIn, WSGIServer):
+    """One daemon thread per request; no reverse DNS at bind; quiet about clients that hang up."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 128
+
+    def server_bind(self) -> None:
+        socketserver.TCPServer.server_bind(self)
+        host, port = self.server_address[:2]
+        self.server_name, self.server_port = str(host), int(port)
+        self.setup_environ()
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+            return
+        super().handle_error(request, client_address)
+
+
+class ServerThread:
+    """Run a WSGI app on ``host:port`` (port 0: a free one) in a daemon thread."""
+
+    def __init__(self, app: WSGIApp, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.app = app
+        self.host = host
+        self.requested_port = port
+        self._server: ThreadingWSGIServer | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._server is not None
+
+    @property
+    def url(self) -> str:
+        if self._server is None:
+            raise RuntimeError("the server is not started")
+        return f"http://{self.host}:{self._server.server_port}"
+
+    def start(self) -> None:
+        if self._server is not None:
+            return
+        server = make_server(
+            self.host,
+            self.requested_port,
+            self.app,
+            server_class=ThreadingWSGIServer,
+            handler_class=QuietRequestHandler,
+        )
+        self._thread = threading.Thread(
+            target=server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="fake-wechat",
+            daemon=True,
+        )
+        self._server = server
+        self._thread.start()
+
+    def stop(self) -> None:
+        server, thread = self._server, self._thread
+        if server is None:
+            return
+        self._server = self._thread = None
+        server.shutdown()
+        server.server_close()
+        if thread is not None:
+            thread.join(timeout=5)
+
+
+class FakeWeChat(FakeWeChatBase):
+    """A fake WeChat served from a thread of this process; its state is at hand in ``.state``."""
+
+    def __init__(
+        self,
+        app_id: str = DEFAULT_APP_ID,
+        app_secret: str | None = None,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        latency: float = 0.0,
+        code_ttl: float = 300.0,
+        access_token_ttl: int = 7200,
+        refresh_token_ttl: float = 30 * 86400,
+        auto_approve: bool = True,
+    ) -> None:
+        self.state = FakeState(
+            app_id,
+            app_secret,
+            code_ttl=code_ttl,
+            access_token_ttl=access_token_ttl,
+            refresh_token_ttl=refresh_token_ttl,
+            latency=latency,
+            auto_approve=auto_approve,
+        )
+        #: The WSGI application (mount it elsewhere, e.g. under a prefix, if you prefer).
+        self.app = FakeWeChatApp(self.state)
+        self._server = ServerThread(self.app, host, port)
+
+    @property
+    def app_id(self) -> str:
+        return self.state.app_id
+
+    @property
+    def app_secret(self) -> str:
+        return self.state.app_secret
+
+    @property
+    def base_url(self) -> str:
+        return self._server.url
+
+    def start(self) -> None:
+        self._server.start()
+
+    def stop(self) -> None:
+        self._server.stop()
+
+    def issue_code(
+        self,
+        openid: str | None = None,
+        *,
+        unionid: str = "",
+        scope: str = "snsapi_base",
+        snapshot: bool = False,
+        nickname: str | None = None,
+    ) -> str:
+        return self.state.issue_code(
+            openid, unionid=unionid, scope=scope, snapshot=snapshot, nickname=nickname
+        )
+
+    def stats(self, code: str | None = None) -> dict[str, Any]:
+        return self.state.stats(code)
+
+    def exchange_calls(self, code: str) -> int:
+        return self.state.exchange_calls(code)
+
+    def calls(self, endpoint: str) -> int:
+        return self.state.calls(endpoint)
+
+    def add_fault(
+        self,
+        endpoint: str = "access_token",
+        *,
+        errcode: int | None = None,
+        errmsg: str | None = None,
+        status: int | None = None,
+        body: str | None = None,
+        delay: float | None = None,
+        times: int | None = 1,
+        code: str | None = None,
+        consume: bool = True,
+    ) -> None:
+        self.state.add_fault(
+            Fault(endpoint, errcode, errmsg, status, body, delay, times, code, consume)
+        )
+
+    def set_latency(self, seconds: float) -> None:
+        self.state.set_latency(seconds)
+
+    def advance(self, seconds: float) -> None:
+        self.state.advance(seconds)
+
+    def reset(self) -> None:
+        self.state.reset()

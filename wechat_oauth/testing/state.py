@@ -1,0 +1,431 @@
+"""The fake's data and rules: codes, tokens, faults and counters. Thread-safe, no HTTP.
+
+Every public method of :class:`FakeState` takes one lock, so the HTTP layer may call it from any
+number of request threads. WeChat's answers are modelled as return values (success bodies) and
+:class:`WeChatError` (``errcode`` + ``errmsg``); the HTTP layer adds the ``rid`` and the latency.
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+DEFAULT_APP_ID = "wxfake000000000001"
+#: The user a code is issued for when no openid is given (28 characters, like a real openid).
+DEFAULT_OPENID = "oFakeUser000000000000default"
+
+#: Endpoints counted by :meth:`FakeState.calls`; the last four are the API (``/sns/...``).
+ENDPOINTS = ("authorize", "qrconnect", "access_token", "refresh_token", "userinfo", "auth")
+API_ENDPOINTS = ENDPOINTS[2:]
+
+AUTHORIZE_SCOPES = frozenset({"snsapi_base", "snsapi_userinfo", "snsapi_privateinfo"})
+QRCONNECT_SCOPES = frozenset({"snsapi_login"})
+SCOPES = AUTHORIZE_SCOPES | QRCONNECT_SCOPES
+
+#: errmsg WeChat sends with each errcode (before its ", rid: ..." suffix).
+ERRMSG: dict[int, str] = {
+    -1: "system error",
+    40001: "invalid credential, access_token is invalid or not latest",
+    40002: "invalid grant_type",
+    40003: "invalid openid",
+    40013: "invalid appid",
+    40014: "invalid access_token",
+    40029: "invalid code",
+    40030: "invalid refresh_token",
+    40125: "invalid appsecret",
+    40163: "code been used",
+    41001: "access_token missing",
+    41002: "appid missing",
+    41003: "refresh_token missing",
+    41004: "appsecret missing",
+    41008: "missing code",
+    41009: "missing openid",
+    42001: "access_token expired",
+    42002: "refresh_token expired",
+    42003: "code expired",
+    45011: "api minute-quota reach limit  mustslower  retry next minute",
+    48001: "api unauthorized",
+}
+
+
+class WeChatError(Exception):
+    """An answer of WeChat's API with a non-zero ``errcode``."""
+
+    def __init__(self, errcode: int, errmsg: str | None = None) -> None:
+        self.errcode = errcode
+        self.errmsg = errmsg if errmsg is not None else ERRMSG.get(errcode, "fake error")
+        super().__init__(f"{errcode} {self.errmsg}")
+
+
+@dataclass(frozen=True)
+class FakeUser:
+    """Who a code was issued for."""
+
+    openid: str
+    unionid: str = ""
+    nickname: str = ""
+    snapshot: bool = False
+
+
+@dataclass
+class CodeGrant:
+    """An authorization code: single use, short-lived."""
+
+    user: FakeUser
+    scope: str
+    expires_at: float
+    used: bool = False
+
+
+@dataclass
+class AccessGrant:
+    """An access token (also a refresh token's current access token)."""
+
+    user: FakeUser
+    scope: str
+    expires_at: float
+
+
+@dataclass
+class RefreshGrant:
+    """A refresh token and the access token it last produced."""
+
+    user: FakeUser
+    scope: str
+    expires_at: float
+    access_token: str
+
+
+@dataclass
+class Fault:
+    """A scripted misbehaviour for the next ``times`` matching API requests.
+
+    ``errcode``/``errmsg``, ``status`` and ``body`` replace the answer (an ``errmsg`` given is
+    sent verbatim; without one, WeChat's message for the errcode and a rid); ``delay`` adds
+    seconds before it. ``code`` restricts an ``access_token`` fault to one code. ``consume``
+    (only for ``access_token``): with a replaced answer, the code is still spent (WeChat
+    processed the request, the answer was lost); with only a delay, ``consume=False`` means the
+    request is processed after the delay instead of on receipt. ``times=None``: until reset.
+    """
+
+    endpoint: str = "access_token"
+    errcode: int | None = None
+    errmsg: str | None = None
+    status: int | None = None
+    body: str | None = None
+    delay: float | None = None
+    times: int | None = 1
+    code: str | None = None
+    consume: bool = True
+
+    def __post_init__(self) -> None:
+        if self.endpoint not in API_ENDPOINTS:
+            raise ValueError(
+                f"endpoint must be one of {', '.join(API_ENDPOINTS)}, not {self.endpoint!r}"
+            )
+        if (
+            self.errcode is None
+            and self.status is None
+            and self.body is None
+            and self.delay is None
+        ):
+            raise ValueError("a fault needs errcode, status, body or delay")
+        if self.errmsg is not None and self.errcode is None:
+            raise ValueError("errmsg needs an errcode")
+        if self.times is not None and self.times < 1:
+            raise ValueError("times must be at least 1 (or None: until reset)")
+        if self.code is not None and self.endpoint != "access_token":
+            raise ValueError("code only applies to access_token faults")
+        if self.status is not None and not 100 <= self.status <= 599:
+            raise ValueError("status must be an HTTP status code")
+
+    @property
+    def replaces_answer(self) -> bool:
+        return self.errcode is not None or self.status is not None or self.body is not None
+
+    @property
+    def extra_delay(self) -> float:
+        return float(self.delay or 0.0)
+
+    def matches(self, endpoint: str, code: str | None) -> bool:
+        return endpoint == self.endpoint and (self.code is None or self.code == code)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _token() -> str:
+    """An opaque token shaped like WeChat's (URL-safe, long)."""
+    return secrets.token_urlsafe(64)
+
+
+class FakeState:
+    """Codes, tokens, faults, latency and call counters of one fake WeChat app."""
+
+    def __init__(
+        self,
+        app_id: str = DEFAULT_APP_ID,
+        app_secret: str | None = None,
+        *,
+        code_ttl: float = 300.0,
+        login_code_ttl: float = 600.0,
+        access_token_ttl: int = 7200,
+        refresh_token_ttl: float = 30 * 86400,
+        latency: float = 0.0,
+        auto_approve: bool = True,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.app_id = app_id
+        self.app_secret = app_secret if app_secret is not None else secrets.token_hex(16)
+        self.code_ttl = float(code_ttl)
+        self.login_code_ttl = float(login_code_ttl)
+        self.access_token_ttl = int(access_token_ttl)
+        self.refresh_token_ttl = float(refresh_token_ttl)
+        self.auto_approve = auto_approve
+        self._initial_latency = float(latency)
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._clear()
+
+    def _clear(self) -> None:
+        self._latency = self._initial_latency
+        self._offset = 0.0
+        self._codes: dict[str, CodeGrant] = {}
+        self._access: dict[str, AccessGrant] = {}
+        self._refresh: dict[str, RefreshGrant] = {}
+        self._faults: list[Fault] = []
+        self._calls: Counter[str] = Counter()
+        self._exchange_calls: Counter[str] = Counter()
+
+    def _now(self) -> float:
+        return self._clock() + self._offset
+
+    # Configuration at runtime.
+
+    @property
+    def latency(self) -> float:
+        """Seconds every API request waits before it is answered."""
+        with self._lock:
+            return self._latency
+
+    def set_latency(self, seconds: float) -> None:
+        if seconds < 0:
+            raise ValueError("latency cannot be negative")
+        with self._lock:
+            self._latency = float(seconds)
+
+    def advance(self, seconds: float) -> None:
+        """Move the fake's clock forward, to expire codes and tokens without waiting."""
+        if seconds < 0:
+            raise ValueError("the clock only moves forward")
+        with self._lock:
+            self._offset += float(seconds)
+
+    def reset(self) -> None:
+        """Forget codes, tokens, faults and counters; latency and clock back to the start."""
+        with self._lock:
+            self._clear()
+
+    # Faults and counters.
+
+    def add_fault(self, fault: Fault) -> None:
+        with self._lock:
+            self._faults.append(fault)
+
+    def take_fault(self, endpoint: str, code: str | None = None) -> Fault | None:
+        """The first fault matching this request, counted down (removed when used up)."""
+        with self._lock:
+            for fault in self._faults:
+                if fault.matches(endpoint, code):
+                    if fault.times is not None:
+                        fault.times -= 1
+                        if fault.times == 0:
+                            self._faults.remove(fault)
+                    return fault
+        return None
+
+    def record_call(self, endpoint: str, code: str | None = None) -> None:
+        with self._lock:
+            self._calls[endpoint] += 1
+            if code:
+                self._exchange_calls[code] += 1
+
+    def calls(self, endpoint: str) -> int:
+        if endpoint not in ENDPOINTS:
+            raise ValueError(f"endpoint must be one of {', '.join(ENDPOINTS)}")
+        with self._lock:
+            return self._calls[endpoint]
+
+    def exchange_calls(self, code: str) -> int:
+        """access_token requests received for ``code``, whatever their answer."""
+        with self._lock:
+            return self._exchange_calls[code]
+
+    def stats(self, code: str | None = None) -> dict[str, Any]:
+        """Counters as JSON-ready data (``exchange_calls`` limited to ``code`` if given)."""
+        with self._lock:
+            per_code = (
+                dict(self._exchange_calls) if code is None else {code: self._exchange_calls[code]}
+            )
+            return {
+                "calls": {endpoint: self._calls[endpoint] for endpoint in ENDPOINTS},
+                "exchange_calls": per_code,
+                "total_exchange_calls": self._calls["access_token"],
+            }
+
+    # Codes.
+
+    def issue_code(
+        self,
+        openid: str | None = None,
+        *,
+        unionid: str = "",
+        scope: str = "snsapi_base",
+        snapshot: bool = False,
+        nickname: str | None = None,
+    ) -> str:
+        """A fresh code for a user, as the authorize page hands out."""
+        if scope not in SCOPES:
+            raise ValueError(f"scope must be one of {', '.join(sorted(SCOPES))}")
+        openid = openid or DEFAULT_OPENID
+        user = FakeUser(
+            openid, unionid or "", nickname or f"WeChat user {openid[-4:]}", bool(snapshot)
+        )
+        ttl = self.login_code_ttl if scope in QRCONNECT_SCOPES else self.code_ttl
+        code = secrets.token_hex(16)
+        with self._lock:
+            self._codes[code] = CodeGrant(user, scope, self._now() + ttl)
+        return code
+
+    def consume_code(self, code: str) -> None:
+        """Spend ``code`` if it exists (a request WeChat processed but whose answer was lost)."""
+        with self._lock:
+            grant = self._codes.get(code)
+            if grant is not None:
+                grant.used = True
+
+    # The API.
+
+    def _check_appid(self, appid: str | None) -> None:
+        if not appid:
+            raise WeChatError(41002)
+        if appid != self.app_id:
+            raise WeChatError(40013)
+
+    def exchange_code(
+        self, appid: str | None, secret: str | None, code: str | None, grant_type: str | None
+    ) -> dict[str, Any]:
+        """``sns/oauth2/access_token``: spend a code, answer tokens."""
+        self._check_appid(appid)
+        if not secret:
+            raise WeChatError(41004)
+        if secret != self.app_secret:
+            raise WeChatError(40125)
+        if grant_type != "authorization_code":
+            raise WeChatError(40002)
+        if not code:
+            raise WeChatError(41008)
+        with self._lock:
+            grant = self._codes.get(code)
+            now = self._now()
+            if grant is None or grant.expires_at <= now:
+                raise WeChatError(40029)
+            if grant.used:
+                raise WeChatError(40163)
+            grant.used = True
+            access_token, refresh_token = _token(), _token()
+            self._access[access_token] = AccessGrant(
+                grant.user, grant.scope, now + self.access_token_ttl
+            )
+            self._refresh[refresh_token] = RefreshGrant(
+                grant.user, grant.scope, now + self.refresh_token_ttl, access_token
+            )
+        body: dict[str, Any] = {
+            "access_token": access_token,
+            "expires_in": self.access_token_ttl,
+            "refresh_token": refresh_token,
+            "openid": grant.user.openid,
+            "scope": grant.scope,
+        }
+        if grant.user.unionid:
+            body["unionid"] = grant.user.unionid
+        if grant.user.snapshot:
+            body["is_snapshotuser"] = 1
+        return body
+
+    def refresh(
+        self, appid: str | None, refresh_token: str | None, grant_type: str | None
+    ) -> dict[str, Any]:
+        """``sns/oauth2/refresh_token``: extend a live access token, or issue a new one."""
+        self._check_appid(appid)
+        if grant_type != "refresh_token":
+            raise WeChatError(40002)
+        if not refresh_token:
+            raise WeChatError(41003)
+        with self._lock:
+            grant = self._refresh.get(refresh_token)
+            if grant is None:
+                raise WeChatError(40030)
+            now = self._now()
+            if grant.expires_at <= now:
+                raise WeChatError(42002)
+            current = self._access.get(grant.access_token)
+            if current is not None and current.expires_at > now:
+                current.expires_at = now + self.access_token_ttl
+            else:
+                grant.access_token = _token()
+                self._access[grant.access_token] = AccessGrant(
+                    grant.user, grant.scope, now + self.access_token_ttl
+                )
+            return {
+                "access_token": grant.access_token,
+                "expires_in": self.access_token_ttl,
+                "refresh_token": refresh_token,
+                "openid": grant.user.openid,
+                "scope": grant.scope,
+            }
+
+    def _access_grant(self, access_token: str | None, openid: str | None) -> AccessGrant:
+        if not access_token:
+            raise WeChatError(41001)
+        with self._lock:
+            grant = self._access.get(access_token)
+            now = self._now()
+        if grant is None:
+            raise WeChatError(40014)
+        if grant.expires_at <= now:
+            raise WeChatError(42001)
+        if not openid:
+            raise WeChatError(41009)
+        if openid != grant.user.openid:
+            raise WeChatError(40003)
+        return grant
+
+    def userinfo(self, access_token: str | None, openid: str | None) -> dict[str, Any]:
+        """``sns/userinfo``: the profile; refused under ``snsapi_base``."""
+        grant = self._access_grant(access_token, openid)
+        if grant.scope == "snsapi_base":
+            raise WeChatError(48001)
+        body: dict[str, Any] = {
+            "openid": grant.user.openid,
+            "nickname": grant.user.nickname,
+            "sex": "1",
+            "province": "Guangdong",
+            "city": "Shenzhen",
+            "country": "CN",
+            "headimgurl": "",
+            "privilege": [],
+        }
+        if grant.user.unionid:
+            body["unionid"] = grant.user.unionid
+        return body
+
+    def check_token(self, access_token: str | None, openid: str | None) -> dict[str, Any]:
+        """``sns/auth``: ok when the token is live and belongs to ``openid``."""
+        self._access_grant(access_token, openid)
+        return {"errcode": 0, "errmsg": "ok"}
