@@ -1,0 +1,107 @@
+"""Run a callable in many threads or OS processes released at the same instant."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import threading
+from dataclasses import dataclass
+from collections.abc import Callable
+from typing import Any
+
+from django.db import connections
+
+
+def outcome_of(fn: Callable[[], Any]) -> tuple[str, Any]:
+    """("ok", value) or ("error", exception): lets results of many callers be compared."""
+    try:
+        return ("ok", fn())
+    except Exception as exc:  # the outcome under test may well be an exception
+        return ("error", exc)
+
+
+def start_thread(fn: Callable[[], Any]) -> tuple[threading.Thread, list[tuple[str, Any]]]:
+    """Start ``fn`` in a thread with its own database connection; its outcome lands in the list."""
+    outcomes: list[tuple[str, Any]] = []
+
+    def worker() -> None:
+        try:
+            outcomes.append(outcome_of(fn))
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    return thread, outcomes
+
+
+def run_in_threads(count: int, fn: Callable[[], Any], timeout: float = 60) -> list[tuple[str, Any]]:
+    """Call ``fn`` in ``count`` threads released together by a barrier."""
+    barrier = threading.Barrier(count)
+    results: list[tuple[str, Any] | None] = [None] * count
+
+    def worker(index: int) -> None:
+        try:
+            barrier.wait()
+            results[index] = outcome_of(fn)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout)
+        assert not thread.is_alive(), "a thread did not finish: a caller hung"
+    assert all(result is not None for result in results)
+    return results  # type: ignore[return-value]
+
+
+@dataclass
+class ProcessGroup:
+    """Spawned processes released by one barrier, reporting on one queue.
+
+    It keeps the barrier referenced: a spawned child unpickles it after start(), and fails if
+    the parent has garbage-collected its semaphore by then.
+    """
+
+    processes: list[Any]
+    queue: Any
+    barrier: Any
+
+    @property
+    def pids(self) -> list[int]:
+        return [process.pid for process in self.processes]
+
+    def collect(self, expected: int | None = None, timeout: float = 60) -> list[Any]:
+        """The next ``expected`` reports (default: one per process), then join them."""
+        count = len(self.processes) if expected is None else expected
+        results = [self.queue.get(timeout=timeout) for _ in range(count)]
+        for process in self.processes:
+            process.join(timeout)
+        return results
+
+
+def start_processes(count: int, target: Callable[..., None], *args: Any) -> ProcessGroup:
+    """Start ``count`` spawned processes running ``target(barrier, queue, *args)``."""
+    context = multiprocessing.get_context("spawn")
+    barrier = context.Barrier(count)
+    queue = context.Queue()
+    processes = [context.Process(target=target, args=(barrier, queue, *args), daemon=True)
+                 for _ in range(count)]
+    for process in processes:
+        process.start()
+    return ProcessGroup(processes, queue, barrier)
+
+
+def setup_django_in_child(database: dict[str, Any], wechat_oauth: dict[str, Any]) -> None:
+    """Configure Django in a spawned process: the test settings, pointed at the parent's
+    test database and fake WeChat."""
+    os.environ["DJANGO_SETTINGS_MODULE"] = "tests.settings"
+    import tests.settings as test_settings
+
+    test_settings.DATABASES = {"default": database}
+    test_settings.WECHAT_OAUTH = wechat_oauth
+    import django
+
+    django.setup()

@@ -1,0 +1,189 @@
+"""Exactly once under real concurrency: threads and OS processes on one code, a killed holder.
+
+The fake WeChat answers after >= 300 ms, so every duplicate really waits for the first
+exchange. Results are compared, never timed.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from functools import partial
+
+import pytest
+from django.db import connections
+from django.test.utils import CaptureQueriesContext
+
+from tests import workers
+from django.utils import timezone
+
+from tests.concurrency import run_in_threads, start_processes, start_thread
+from wechat_oauth.client import get_client
+from wechat_oauth.exceptions import CodeSpent, ExchangeWaitTimeout, UpstreamTimeout
+from wechat_oauth.guard import exchange_once
+from wechat_oauth.guard.database import DatabaseGuard
+from wechat_oauth.hashing import code_hash
+from wechat_oauth.models import OAuthCodeUse
+
+pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
+
+LATENCY = 0.3
+
+
+def assert_one_exchange_shared(results, fake, code):
+    assert fake.exchange_calls(code) == 1
+    kinds = {kind for kind, _ in results}
+    assert kinds == {"ok"}, [value for kind, value in results if kind == "error"]
+    tokens = {value.token for _, value in results}
+    assert len(tokens) == 1
+    assert sum(not value.duplicate for _, value in results) == 1
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def alias(request):
+    """A SQLite file database, and PostgreSQL."""
+    return request.getfixturevalue("sqlite_alias" if request.param == "sqlite" else "pg_alias")
+
+
+def test_sixteen_threads_on_one_code_make_one_upstream_call(fake_wechat, alias):
+    fake_wechat.set_latency(LATENCY)
+    code = fake_wechat.issue_code("o_threads")
+
+    results = run_in_threads(16, partial(exchange_once, code, using=alias))
+
+    assert_one_exchange_shared(results, fake_wechat, code)
+    row = OAuthCodeUse.objects.using(alias).get()
+    assert row.duplicates == 15
+    assert row.max_gap_ms >= 0
+
+
+def database_for_children(alias):
+    return dict(connections[alias].settings_dict)
+
+
+@pytest.mark.postgres
+def test_eight_processes_on_one_code_make_one_upstream_call(fake_wechat, pg_alias, settings):
+    fake_wechat.set_latency(LATENCY)
+    code = fake_wechat.issue_code("o_processes")
+
+    group = start_processes(8, workers.exchange_after_barrier,
+                            database_for_children(pg_alias), settings.WECHAT_OAUTH, code)
+    reports = group.collect()
+    results = [(kind, value) for _, kind, value in reports]
+
+    assert {pid for pid, _, _ in reports} == set(group.pids) and len(group.pids) == 8
+    assert_one_exchange_shared(results, fake_wechat, code)
+    assert OAuthCodeUse.objects.using(pg_alias).get().duplicates == 7
+
+
+def test_four_processes_on_one_sqlite_file_make_one_upstream_call(fake_wechat, settings, sqlite_alias):
+    fake_wechat.set_latency(LATENCY)
+    code = fake_wechat.issue_code("o_sqlite_processes")
+
+    group = start_processes(4, workers.exchange_after_barrier,
+                            database_for_children(sqlite_alias), settings.WECHAT_OAUTH, code)
+    results = [(kind, value) for _, kind, value in group.collect()]
+
+    assert_one_exchange_shared(results, fake_wechat, code)
+
+
+def wait_until(predicate, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        time.sleep(0.01)
+
+
+@pytest.mark.postgres
+def test_killed_holder_lets_waiting_duplicates_finish_without_two_live_exchanges(
+        fake_wechat, pg_alias, settings):
+    fake_wechat.set_latency(3.0)
+    code = fake_wechat.issue_code("o_killed")
+    holder = start_processes(1, workers.exchange_after_barrier,
+                             database_for_children(pg_alias), settings.WECHAT_OAUTH, code)
+    wait_until(lambda: fake_wechat.exchange_calls(code) == 1)
+
+    # Duplicates arrive while the holder waits for WeChat; they block in the database.
+    fake_wechat.set_latency(0)
+    duplicates = [start_thread(partial(exchange_once, code, using=pg_alias)) for _ in range(3)]
+    time.sleep(0.3)
+    calls_before_kill = fake_wechat.exchange_calls(code)
+    os.kill(holder.pids[0], signal.SIGKILL)
+    killed_at = time.monotonic()
+    for thread, _ in duplicates:
+        thread.join(30)
+    waiting = [outcome for _, outcomes in duplicates for outcome in outcomes]
+
+    assert calls_before_kill == 1, "a duplicate called WeChat while the holder was alive"
+    assert len(waiting) == 3
+    # The fake spent the code when the dead holder's request arrived: one takeover call, and
+    # every duplicate is told to restart the login.
+    assert fake_wechat.exchange_calls(code) == 2
+    assert all(isinstance(value, CodeSpent) for kind, value in waiting), waiting
+    assert time.monotonic() - killed_at < 10
+    row = OAuthCodeUse.objects.using(pg_alias).get()
+    assert (row.status, row.errcode, row.duplicates) == ("failed", 40163, 2)
+
+
+@pytest.mark.postgres
+def test_duplicate_waits_no_longer_than_the_wait_timeout(fake_wechat, pg_alias, settings):
+    settings.WECHAT_OAUTH = {**settings.WECHAT_OAUTH, "WAIT_TIMEOUT": 0.5, "TIMEOUT": (1, 5)}
+    fake_wechat.set_latency(2.0)
+    code = fake_wechat.issue_code("o_patient")
+
+    results = run_in_threads(2, partial(exchange_once, code, using=pg_alias))
+
+    kinds = sorted(type(value).__name__ for _, value in results)
+    assert kinds == ["Exchange", "ExchangeWaitTimeout"]
+    assert fake_wechat.exchange_calls(code) == 1
+    assert any(isinstance(value, ExchangeWaitTimeout) for _, value in results)
+
+
+@pytest.mark.postgres
+def test_holder_stuck_past_its_hold_limit_is_cut_off_and_a_duplicate_takes_over(
+        fake_wechat, pg_alias, settings):
+    """The database ends a holder's transaction after client timeout + margin."""
+    settings.WECHAT_OAUTH = {**settings.WECHAT_OAUTH, "TIMEOUT": (0.2, 0.2),
+                             "EXCHANGE_MARGIN": 0.1, "WAIT_TIMEOUT": 5}
+    code = fake_wechat.issue_code("o_stuck")
+    client_calls = []
+
+    def stuck_call():
+        client_calls.append("stuck")
+        time.sleep(1.5)  # past the hold limit (0.5 s), as a trickling answer could be
+        raise UpstreamTimeout("WeChat answered too slowly")
+
+    def guarded(call):
+        return DatabaseGuard(pg_alias).exchange(
+            call, app_id=settings.WECHAT_OAUTH["APP_ID"], code_hash=code_hash(code),
+            state_hash="", resent=False, arrival=timezone.now())
+
+    holder, holder_outcome = start_thread(partial(guarded, stuck_call))
+    wait_until(lambda: client_calls)
+    takeover_thread, takeover = start_thread(partial(guarded, lambda: get_client().exchange_code(code)))
+    takeover_thread.join(10)
+    holder.join(10)
+
+    assert takeover[0][0] == "ok" and takeover[0][1].token.openid == "o_stuck"
+    assert holder_outcome[0][0] == "error"
+
+
+
+#: A duplicate that waits: SELECT (nothing yet), BEGIN, [set_config,] INSERT (waits, then
+#: conflicts), ROLLBACK, SELECT of the committed row, UPDATE of the counters.
+WAITING_DUPLICATE_QUERIES = {"postgresql": 7, "sqlite": 6}
+
+
+def test_waiting_duplicate_query_count(fake_wechat, alias):
+    fake_wechat.set_latency(LATENCY)
+    code = fake_wechat.issue_code("o_counted")
+    holder, _ = start_thread(partial(exchange_once, code, using=alias))
+    wait_until(lambda: fake_wechat.exchange_calls(code) == 1)
+
+    with CaptureQueriesContext(connections[alias]) as queries:
+        duplicate = exchange_once(code, using=alias)
+    holder.join(10)
+
+    assert duplicate.duplicate is True
+    assert len(queries) == WAITING_DUPLICATE_QUERIES[connections[alias].vendor], queries.captured_queries

@@ -1,0 +1,201 @@
+"""exchange_once in one process: what the first request, a duplicate and bad input get."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from wechat_oauth import signals
+from wechat_oauth.client import WeChatClient
+from wechat_oauth.exceptions import (
+    CodeSpent,
+    InvalidCode,
+    UpstreamBusy,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+)
+from wechat_oauth.guard import exchange_once
+from wechat_oauth.hashing import code_hash
+from wechat_oauth.models import OAuthCodeUse
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def test_first_request_exchanges_the_code_and_records_it(fake_wechat):
+    code = fake_wechat.issue_code("o_alice", unionid="u_alice")
+
+    outcome = exchange_once(code, state="abc123")
+
+    assert outcome.duplicate is False
+    assert outcome.token.openid == "o_alice"
+    assert outcome.token.unionid == "u_alice"
+    row = OAuthCodeUse.objects.get()
+    assert row.status == OAuthCodeUse.Status.EXCHANGED
+    assert row.code_hash == code_hash(code) and code not in row.code_hash
+    assert row.openid == "o_alice" and row.duplicates == 0
+    assert row.exchange_ms is not None and row.completed_at is not None
+    assert fake_wechat.exchange_calls(code) == 1
+
+
+def test_duplicate_callback_reuses_first_exchange(fake_wechat):
+    code = fake_wechat.issue_code("o_bob")
+    first = exchange_once(code)
+
+    second = exchange_once(code, resent=True)
+
+    assert second.duplicate is True
+    assert second.token == first.token
+    assert second.token.access_token == first.token.access_token
+    assert fake_wechat.exchange_calls(code) == 1
+    row = OAuthCodeUse.objects.get()
+    assert row.duplicates == 1
+    assert row.resent_variant_seen is True
+    assert row.last_seen_at >= row.first_seen_at
+
+
+def test_many_late_duplicates_are_counted_and_never_call_wechat(fake_wechat):
+    code = fake_wechat.issue_code("o_carol")
+    results = [exchange_once(code) for _ in range(5)]
+
+    assert [r.duplicate for r in results] == [False, True, True, True, True]
+    assert len({r.token for r in results}) == 1
+    assert OAuthCodeUse.objects.get().duplicates == 4
+    assert fake_wechat.exchange_calls(code) == 1
+
+
+def test_duplicate_after_the_window_is_told_the_code_is_spent(fake_wechat, settings):
+    code = fake_wechat.issue_code("o_dan")
+    exchange_once(code)
+    OAuthCodeUse.objects.update(first_seen_at=timezone.now() - timedelta(seconds=301))
+
+    with pytest.raises(CodeSpent):
+        exchange_once(code)
+    assert fake_wechat.exchange_calls(code) == 1
+
+
+def test_spent_code_is_recorded_and_replayed_to_duplicates(fake_wechat):
+    code = fake_wechat.issue_code("o_erin")
+    fake_wechat.add_fault("access_token", errcode=40163, errmsg="code been used, rid: 65a1-b2c3")
+
+    with pytest.raises(CodeSpent) as first:
+        exchange_once(code)
+    with pytest.raises(CodeSpent) as duplicate:
+        exchange_once(code)
+
+    assert first.value.errcode == duplicate.value.errcode == 40163
+    assert duplicate.value.request_id == "65a1-b2c3"
+    row = OAuthCodeUse.objects.get()
+    assert (row.status, row.error, row.errcode, row.request_id) == ("failed", "spent", 40163, "65a1-b2c3")
+    assert fake_wechat.exchange_calls(code) == 1
+
+
+@pytest.mark.parametrize("fault, error", [
+    ({"errcode": -1, "errmsg": "system error"}, UpstreamBusy),
+    ({"status": 500, "body": "<html>Internal Server Error</html>"}, UpstreamUnavailable),
+    ({"body": "this is not json"}, UpstreamUnavailable),
+])
+def test_upstream_failure_is_final_and_replayed_without_a_new_call(fake_wechat, fault, error):
+    code = fake_wechat.issue_code("o_frank")
+    fake_wechat.add_fault("access_token", **fault)
+
+    with pytest.raises(error):
+        exchange_once(code)
+    with pytest.raises(error):
+        exchange_once(code)
+
+    assert fake_wechat.exchange_calls(code) == 1
+    assert OAuthCodeUse.objects.get().duplicates == 1
+
+
+def test_timeout_after_sending_is_final(fake_wechat, settings):
+    settings.WECHAT_OAUTH = {**settings.WECHAT_OAUTH, "TIMEOUT": (1.0, 0.3)}
+    code = fake_wechat.issue_code("o_gina")
+    fake_wechat.add_fault("access_token", delay=1.0)
+
+    with pytest.raises(UpstreamTimeout):
+        exchange_once(code)
+    with pytest.raises(UpstreamTimeout):
+        exchange_once(code)
+
+    assert fake_wechat.exchange_calls(code) == 1
+
+
+def test_request_that_never_left_the_host_releases_the_claim(fake_wechat, unused_port):
+    code = fake_wechat.issue_code("o_hugo")
+    unreachable = WeChatClient(api_base_url=f"http://127.0.0.1:{unused_port}")
+
+    with pytest.raises(UpstreamUnavailable) as refused:
+        exchange_once(code, client=unreachable)
+
+    assert refused.value.request_sent is False
+    assert not OAuthCodeUse.objects.exists()
+    assert exchange_once(code).token.openid == "o_hugo"
+    assert fake_wechat.exchange_calls(code) == 1
+
+
+@pytest.mark.parametrize("code", [None, "", "a" * 513, "c\u00f6de", "two words", "nul\x00", "tab\t"])
+def test_input_that_cannot_be_a_code_is_rejected_and_nothing_stored(fake_wechat, code):
+    with pytest.raises(InvalidCode):
+        exchange_once(code)
+    assert not OAuthCodeUse.objects.exists()
+    assert fake_wechat.total_exchange_calls() == 0
+
+
+def test_signals_tell_the_site_what_happened(fake_wechat):
+    seen = []
+
+    def record(signal_name):
+        return lambda sender, **kwargs: seen.append((signal_name, kwargs))
+
+    receivers = {
+        signals.code_exchanged: record("exchanged"),
+        signals.duplicate_absorbed: record("duplicate"),
+        signals.exchange_failed: record("failed"),
+    }
+    for signal, receiver in receivers.items():
+        signal.connect(receiver)
+    try:
+        code = fake_wechat.issue_code("o_iris")
+        exchange_once(code)
+        exchange_once(code)
+        bad = fake_wechat.issue_code("o_iris")
+        fake_wechat.add_fault("access_token", errcode=40029, errmsg="invalid code")
+        with pytest.raises(CodeSpent):
+            exchange_once(bad)
+    finally:
+        for signal, receiver in receivers.items():
+            signal.disconnect(receiver)
+
+    assert [name for name, _ in seen] == ["exchanged", "duplicate", "failed"]
+    assert seen[0][1]["token"].openid == "o_iris"
+    assert seen[1][1]["gap_ms"] >= 0 and seen[1][1]["waited"] is False
+    assert isinstance(seen[2][1]["error"], CodeSpent)
+
+
+def test_raw_code_and_secret_never_reach_the_row(fake_wechat, settings):
+    code = fake_wechat.issue_code("o_jack")
+    exchange_once(code, state="s1")
+    row = OAuthCodeUse.objects.values().get()
+
+    text = " ".join(str(value) for value in row.values())
+    assert code not in text
+    assert settings.WECHAT_OAUTH["APP_SECRET"] not in text
+
+
+#: Statements as Django logs them. First request: SELECT, BEGIN, INSERT, UPDATE, COMMIT, and
+#: on PostgreSQL one set_config() that bounds the waits of this transaction.
+FIRST_REQUEST_QUERIES = {"postgresql": 6, "sqlite": 5}
+#: Late duplicate: SELECT, UPDATE of the counters, in autocommit.
+LATE_DUPLICATE_QUERIES = 2
+
+
+def test_query_counts_of_first_request_and_late_duplicate(fake_wechat, django_assert_num_queries):
+    code = fake_wechat.issue_code("o_kate")
+    with django_assert_num_queries(FIRST_REQUEST_QUERIES[connection.vendor]):
+        exchange_once(code)
+    with django_assert_num_queries(LATE_DUPLICATE_QUERIES):
+        exchange_once(code)

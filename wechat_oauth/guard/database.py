@@ -1,0 +1,216 @@
+"""The database guard: one OAuthCodeUse row per code, and the transaction that holds it.
+
+How one code is exchanged exactly once
+--------------------------------------
+1. Read the row (autocommit). If it exists, the exchange is over: count the duplicate and
+   replay the stored outcome (two queries, no transaction, no wait).
+2. Otherwise open a transaction and INSERT the row with status ``in_flight``. The unique
+   constraint on (app_id, code_hash) is the fence:
+
+   * the first INSERT succeeds, and its transaction stays open while it calls WeChat, so the
+     row stays uncommitted and, in effect, locked;
+   * a twin INSERT *waits inside the database* for that transaction, then fails with an
+     IntegrityError when the holder commits (PostgreSQL wakes it within ~1 ms; SQLite's busy
+     handler retries the lock with short sleeps), and the twin goes to step 1's replay;
+   * if the holder's transaction ends without committing (its process died, its connection
+     broke, or PostgreSQL ended it for holding on too long) the twin INSERT succeeds instead
+     and that request becomes the holder.
+
+   So a second upstream call for a code can only happen after the first caller's transaction
+   is gone, i.e. once it can no longer deliver its answer: never two live exchanges of a code.
+
+Which upstream outcomes are final for a code
+--------------------------------------------
+Final (stored, and replayed to every duplicate without a new call):
+
+* success;
+* every errcode answer: 40029/40163/42003 say the code is spent; credential errors
+  (40001/40013/40125) would fail the same way again; -1 ("busy") is final too, because WeChat
+  may have consumed the code before failing and a retry would then get 40163 at best;
+* a timeout after the request was sent, HTTP errors and malformed bodies: WeChat may have
+  consumed the code, and a second call could only end in 40163 or in revoked tokens
+  (RFC 6749 §4.1.2 lets a server revoke tokens issued from a reused code).
+
+Not final: a failure that provably happened before the request left this host (DNS failure,
+connection refused, connect timeout: ``UpstreamUnavailable.request_sent`` is False). WeChat has
+not seen the code, so the claim is rolled back and the next duplicate may try.
+
+Bounds
+------
+On PostgreSQL the claim transaction sets ``lock_timeout`` (how long a twin waits: WAIT_TIMEOUT)
+and ``idle_in_transaction_session_timeout`` (how long the holder may sit in the transaction
+while WeChat answers: the client timeout plus EXCHANGE_MARGIN), both local to the transaction.
+On SQLite the wait is bounded by the database's ``timeout`` option. A twin that waits too long
+gets :class:`~wechat_oauth.exceptions.ExchangeWaitTimeout`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from django.db import DatabaseError, IntegrityError, OperationalError, connections, router, transaction
+from django.db.models import F
+from django.db.models.functions import Greatest
+from django.utils import timezone
+
+from ..conf import app_settings
+from ..exceptions import ExchangeWaitTimeout, UpstreamUnavailable, WeChatOAuthError
+from ..models import OAuthCodeUse
+from ..signals import code_exchanged, duplicate_absorbed, exchange_failed
+
+if TYPE_CHECKING:
+    from ..client import TokenResult
+    from . import Exchange
+
+logger = logging.getLogger("wechat_oauth.exchange")
+
+#: SQLSTATE of PostgreSQL's "lock_not_available" (lock_timeout expired).
+LOCK_NOT_AVAILABLE = "55P03"
+
+
+class _LostRace(Exception):
+    """Another request committed this code's row first."""
+
+
+class _ReleaseClaim(Exception):
+    """Roll the claim back: the exchange failed before WeChat could have seen the code."""
+
+    def __init__(self, error: WeChatOAuthError) -> None:
+        self.error = error
+
+
+class DatabaseGuard:
+    def __init__(self, using: str | None = None) -> None:
+        self.using = using or router.db_for_write(OAuthCodeUse)
+
+    def exchange(
+        self,
+        call: Callable[[], TokenResult],
+        *,
+        app_id: str,
+        code_hash: str,
+        state_hash: str,
+        resent: bool,
+        arrival: datetime,
+    ) -> Exchange:
+        rows = OAuthCodeUse.objects.using(self.using).filter(app_id=app_id, code_hash=code_hash)
+        row = rows.first()
+        if row is None:
+            try:
+                return self._claim_and_exchange(
+                    call, app_id=app_id, code_hash=code_hash, state_hash=state_hash,
+                    resent=resent, arrival=arrival)
+            except _LostRace:
+                row = rows.get()
+        return self._absorb_duplicate(row, arrival=arrival, resent=resent)
+
+    # -- the holder ------------------------------------------------------------------------
+
+    def _claim_and_exchange(self, call: Callable[[], TokenResult], *, app_id: str, code_hash: str,
+                            state_hash: str, resent: bool, arrival: datetime) -> Exchange:
+        from . import Exchange
+
+        try:
+            with transaction.atomic(using=self.using, durable=True):
+                self._bound_waits()
+                try:
+                    row = OAuthCodeUse.objects.using(self.using).create(
+                        app_id=app_id, code_hash=code_hash, state_hash=state_hash,
+                        resent_variant_seen=resent, first_seen_at=arrival, last_seen_at=arrival)
+                except IntegrityError:
+                    raise _LostRace from None
+                # This transaction now holds the code: twins wait until it ends.
+                token, error = self._call_upstream(call, row)
+                row.save(using=self.using, update_fields=[
+                    "status", "openid", "unionid", "scope", "is_snapshot_user", "access_token",
+                    "refresh_token", "access_token_expires_at", "refresh_token_expires_at",
+                    "error", "errcode", "errmsg", "request_id", "completed_at", "exchange_ms"])
+        except _ReleaseClaim as release:
+            logger.warning("exchange of code %s not sent (%s): claim released for a retry",
+                           code_hash[:12], release.error)
+            raise release.error from None
+        except OperationalError as exc:
+            if self._is_lock_wait_timeout(exc):
+                logger.warning("duplicate of code %s gave up after waiting %.1f s",
+                               code_hash[:12], app_settings.wait_timeout)
+                raise ExchangeWaitTimeout(
+                    f"An earlier request is still exchanging this code "
+                    f"(waited {app_settings.wait_timeout:.1f} s)") from None
+            raise
+
+        if error is not None:
+            logger.warning("exchange of code %s failed: %s", code_hash[:12], error)
+            exchange_failed.send(sender=OAuthCodeUse, code_use=row, error=error)
+            raise error
+        assert token is not None
+        logger.info("code %s exchanged for openid %s in %d ms", code_hash[:12], token.openid,
+                    row.exchange_ms)
+        code_exchanged.send(sender=OAuthCodeUse, code_use=row, token=token)
+        return Exchange(token=token, duplicate=False, code_use_id=row.pk)
+
+    def _call_upstream(self, call: Callable[[], TokenResult], row: OAuthCodeUse
+                       ) -> tuple[TokenResult | None, WeChatOAuthError | None]:
+        started = time.monotonic()
+        try:
+            token: TokenResult | None = call()
+            error: WeChatOAuthError | None = None
+        except UpstreamUnavailable as exc:
+            if not exc.request_sent:
+                raise _ReleaseClaim(exc) from None
+            token, error = None, exc
+        except WeChatOAuthError as exc:
+            token, error = None, exc
+        row.exchange_ms = round((time.monotonic() - started) * 1000)
+        row.completed_at = timezone.now()
+        if token is not None:
+            row.record_success(token)
+        else:
+            assert error is not None
+            row.record_failure(error)
+        return token, error
+
+    def _bound_waits(self) -> None:
+        connection = connections[self.using]
+        if connection.vendor != "postgresql":
+            return
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT set_config('lock_timeout', %s, true),"
+                " set_config('idle_in_transaction_session_timeout', %s, true)",
+                [f"{round(app_settings.wait_timeout * 1000)}ms",
+                 f"{round(app_settings.hold_timeout * 1000)}ms"])
+
+    def _is_lock_wait_timeout(self, exc: OperationalError) -> bool:
+        cause = exc.__cause__
+        if getattr(cause, "sqlstate", None) == LOCK_NOT_AVAILABLE:
+            return True
+        return connections[self.using].vendor == "sqlite" and "locked" in str(exc)
+
+    # -- duplicates ------------------------------------------------------------------------
+
+    def _absorb_duplicate(self, row: OAuthCodeUse, *, arrival: datetime, resent: bool) -> Exchange:
+        from . import Exchange
+
+        gap_ms = max(0, round((arrival - row.first_seen_at).total_seconds() * 1000))
+        changes = {
+            "duplicates": F("duplicates") + 1,
+            "last_seen_at": Greatest(F("last_seen_at"), arrival),
+            "max_gap_ms": Greatest(F("max_gap_ms"), gap_ms),
+        }
+        if resent:
+            changes["resent_variant_seen"] = True
+        try:
+            OAuthCodeUse.objects.using(self.using).filter(pk=row.pk).update(**changes)
+        except DatabaseError:
+            # Bookkeeping only: the user must still get the stored outcome.
+            logger.exception("could not count a duplicate of code %s", row.code_hash[:12])
+        waited = row.completed_at is not None and arrival < row.completed_at
+        logger.info("duplicate of code %s absorbed (gap %d ms%s)", row.code_hash[:12], gap_ms,
+                    ", waited for the exchange" if waited else "")
+        duplicate_absorbed.send(sender=OAuthCodeUse, code_use=row, gap_ms=gap_ms, waited=waited)
+        token = row.replay()
+        return Exchange(token=token, duplicate=True, code_use_id=row.pk, gap_ms=gap_ms)

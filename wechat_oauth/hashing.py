@@ -1,0 +1,26 @@
+"""Keyed hashes of codes and states: what the database stores instead of the raw values."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.utils.crypto import salted_hmac
+
+from .conf import app_settings
+
+
+def keyed_hash(purpose: str, value: str) -> str:
+    """HMAC-SHA256 of ``value`` (64 hex characters), keyed by HASH_KEY or SECRET_KEY.
+
+    A keyed hash, not a bare digest: codes are short and drawn from a small alphabet, so an
+    unkeyed hash in a leaked database could be brute-forced back to codes still in flight.
+    """
+    secret = app_settings.HASH_KEY or settings.SECRET_KEY
+    return salted_hmac(f"wechat_oauth.{purpose}", value, secret=secret, algorithm="sha256").hexdigest()
+
+
+def code_hash(code: str) -> str:
+    return keyed_hash("code", code)
+
+
+def state_hash(state: str) -> str:
+    return keyed_hash("state", state) if state else ""

@@ -1,0 +1,128 @@
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from .client import TokenResult
+from .conf import app_settings
+from .exceptions import CodeSpent, WeChatOAuthError, error_class_for_key
+
+
+class OAuthCodeUse(models.Model):
+    """One authorisation code and what became of it: the fence of the exactly-once exchange.
+
+    The unique constraint on (app_id, code_hash) is what makes the exchange happen once: the
+    request that inserts the row holds it, uncommitted, while it calls WeChat, so every twin
+    INSERT waits in the database and wakes when the holder commits. Other connections therefore
+    only ever see a finished exchange (``exchanged`` or ``failed``); ``in_flight`` is the
+    value the row has inside the holder's transaction.
+    """
+
+    class Status(models.TextChoices):
+        IN_FLIGHT = "in_flight", _("in flight")
+        EXCHANGED = "exchanged", _("exchanged")
+        FAILED = "failed", _("failed")
+
+    app_id = models.CharField(_("app id"), max_length=64)
+    code_hash = models.CharField(_("code hash"), max_length=64, help_text=_("HMAC-SHA256 of the code."))
+    state_hash = models.CharField(_("state hash"), max_length=64, blank=True)
+    status = models.CharField(_("status"), max_length=16, choices=Status.choices, default=Status.IN_FLIGHT)
+
+    # The outcome a duplicate replays.
+    openid = models.CharField(_("openid"), max_length=128, blank=True)
+    unionid = models.CharField(_("unionid"), max_length=128, blank=True)
+    scope = models.CharField(_("scope"), max_length=64, blank=True)
+    is_snapshot_user = models.BooleanField(_("snapshot user"), default=False)
+    # Kept only for the dedupe window; purge_oauth_codes blanks them afterwards.
+    access_token = models.TextField(blank=True, editable=False)
+    refresh_token = models.TextField(blank=True, editable=False)
+    access_token_expires_at = models.DateTimeField(null=True, blank=True)
+    refresh_token_expires_at = models.DateTimeField(null=True, blank=True)
+
+    # A failed exchange: the error's key (see exceptions.py) and what WeChat said.
+    error = models.CharField(_("error"), max_length=32, blank=True)
+    errcode = models.IntegerField(_("errcode"), null=True, blank=True)
+    errmsg = models.CharField(_("errmsg"), max_length=255, blank=True)
+    request_id = models.CharField(_("WeChat request id"), max_length=128, blank=True)
+
+    # Duplicates.
+    duplicates = models.PositiveIntegerField(_("duplicates absorbed"), default=0)
+    resent_variant_seen = models.BooleanField(
+        _("re-sent variant seen"), default=False,
+        help_text=_("A request carried WeChat's uin/key/pass_ticket parameters."))
+    max_gap_ms = models.PositiveIntegerField(
+        _("largest gap (ms)"), default=0,
+        help_text=_("Longest time between the first request and a duplicate."))
+
+    first_seen_at = models.DateTimeField(_("first seen"))
+    last_seen_at = models.DateTimeField(_("last seen"))
+    completed_at = models.DateTimeField(_("exchange completed"), null=True, blank=True)
+    exchange_ms = models.PositiveIntegerField(_("exchange time (ms)"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("OAuth code use")
+        verbose_name_plural = _("OAuth code uses")
+        constraints = [
+            models.UniqueConstraint(fields=["app_id", "code_hash"], name="wechat_oauth_code_once"),
+        ]
+        indexes = [
+            # Retention purge and the admin's date hierarchy / recent-first list.
+            models.Index(fields=["first_seen_at"], name="wechat_oauth_code_first_seen"),
+            # Token scrub: only rows that still hold tokens.
+            models.Index(fields=["first_seen_at"], name="wechat_oauth_code_has_tokens",
+                         condition=~Q(access_token="")),
+            models.Index(fields=["openid"], name="wechat_oauth_code_openid"),
+            models.Index(fields=["unionid"], name="wechat_oauth_code_unionid"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.app_id} {self.code_hash[:12]} ({self.status})"
+
+    @property
+    def window_closes_at(self) -> datetime:
+        """When duplicates stop being answered from this row."""
+        return self.first_seen_at + timedelta(seconds=app_settings.DEDUPE_WINDOW)
+
+    def record_success(self, token: TokenResult) -> None:
+        self.status = self.Status.EXCHANGED
+        self.openid, self.unionid, self.scope = token.openid, token.unionid, token.scope
+        self.is_snapshot_user = token.is_snapshot_user
+        if app_settings.DEDUPE_WINDOW > 0:
+            self.access_token, self.refresh_token = token.access_token, token.refresh_token
+        self.access_token_expires_at = token.expires_at
+        self.refresh_token_expires_at = token.refresh_expires_at
+
+    def record_failure(self, error: WeChatOAuthError) -> None:
+        self.status = self.Status.FAILED
+        self.error = error.key
+        self.errcode = error.errcode
+        self.errmsg = error.errmsg[:255]
+        self.request_id = error.request_id[:128]
+
+    def replay(self, now: datetime | None = None) -> TokenResult:
+        """The stored outcome: the token result, or the stored error raised again.
+
+        Past the dedupe window the code is simply spent: a later request must start a new
+        login rather than be logged in by a code that may have leaked (e.g. through a log).
+        """
+        now = now or timezone.now()
+        if now >= self.window_closes_at or self.status == self.Status.IN_FLIGHT:
+            raise CodeSpent("The authorisation code was already used")
+        if self.status == self.Status.FAILED:
+            raise error_class_for_key(self.error)(
+                errcode=self.errcode, errmsg=self.errmsg, request_id=self.request_id)
+        return TokenResult(
+            access_token=self.access_token,
+            refresh_token=self.refresh_token,
+            openid=self.openid,
+            unionid=self.unionid,
+            scope=self.scope,
+            is_snapshot_user=self.is_snapshot_user,
+            expires_at=self.access_token_expires_at,
+            refresh_expires_at=self.refresh_token_expires_at,
+            raw={},
+        )
