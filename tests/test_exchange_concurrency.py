@@ -170,9 +170,9 @@ def test_holder_stuck_past_its_hold_limit_is_cut_off_and_a_duplicate_takes_over(
 
 
 
-#: A duplicate that waits: SELECT (nothing yet), BEGIN, [set_config,] INSERT (waits, then
-#: conflicts), ROLLBACK, SELECT of the committed row, UPDATE of the counters.
-WAITING_DUPLICATE_QUERIES = {"postgresql": 7, "sqlite": 6}
+#: A duplicate that waits: BEGIN, [set_config,] INSERT (waits, then conflicts), ROLLBACK,
+#: SELECT of the committed row, UPDATE of the counters.
+WAITING_DUPLICATE_QUERIES = {"postgresql": 6, "sqlite": 5}
 
 
 def test_waiting_duplicate_query_count(fake_wechat, alias):

@@ -2,22 +2,25 @@
 
 How one code is exchanged exactly once
 --------------------------------------
-1. Read the row (autocommit). If it exists, the exchange is over: count the duplicate and
-   replay the stored outcome (two queries, no transaction, no wait).
-2. Otherwise open a transaction and INSERT the row with status ``in_flight``. The unique
-   constraint on (app_id, code_hash) is the fence:
+Open a transaction and INSERT the row with status ``in_flight``. The unique constraint on
+(app_id, code_hash) is the fence:
 
-   * the first INSERT succeeds, and its transaction stays open while it calls WeChat, so the
-     row stays uncommitted and, in effect, locked;
-   * a twin INSERT *waits inside the database* for that transaction, then fails with an
-     IntegrityError when the holder commits (PostgreSQL wakes it within ~1 ms; SQLite's busy
-     handler retries the lock with short sleeps), and the twin goes to step 1's replay;
-   * if the holder's transaction ends without committing (its process died, its connection
-     broke, or PostgreSQL ended it for holding on too long) the twin INSERT succeeds instead
-     and that request becomes the holder.
+* the first INSERT succeeds, and its transaction stays open while it calls WeChat, so the row
+  stays uncommitted and, in effect, locked;
+* a twin INSERT *waits inside the database* for that transaction, then fails with an
+  IntegrityError when the holder commits (PostgreSQL wakes it within ~1 ms; SQLite's busy
+  handler retries the lock with short sleeps); the twin then reads the committed row, counts
+  itself as a duplicate and replays the stored outcome. A twin that arrives after the commit
+  fails at once and does the same;
+* if the holder's transaction ends without committing (its process died, its connection
+  broke, or PostgreSQL ended it for holding on too long) the twin INSERT succeeds instead and
+  that request becomes the holder.
 
-   So a second upstream call for a code can only happen after the first caller's transaction
-   is gone, i.e. once it can no longer deliver its answer: never two live exchanges of a code.
+So a second upstream call for a code can only happen after the first caller's transaction is
+gone, i.e. once it can no longer deliver its answer: never two live exchanges of a code.
+
+The INSERT comes first, without a read before it, because the first request for a code is the
+common case: it pays 5 statements, a duplicate 6 (see the README's query table).
 
 Which upstream outcomes are final for a code
 --------------------------------------------
@@ -97,15 +100,12 @@ class DatabaseGuard:
         resent: bool,
         arrival: datetime,
     ) -> Exchange:
-        rows = OAuthCodeUse.objects.using(self.using).filter(app_id=app_id, code_hash=code_hash)
-        row = rows.first()
-        if row is None:
-            try:
-                return self._claim_and_exchange(
-                    call, app_id=app_id, code_hash=code_hash, state_hash=state_hash,
-                    resent=resent, arrival=arrival)
-            except _LostRace:
-                row = rows.get()
+        try:
+            return self._claim_and_exchange(
+                call, app_id=app_id, code_hash=code_hash, state_hash=state_hash,
+                resent=resent, arrival=arrival)
+        except _LostRace:
+            row = OAuthCodeUse.objects.using(self.using).get(app_id=app_id, code_hash=code_hash)
         return self._absorb_duplicate(row, arrival=arrival, resent=resent)
 
     # -- the holder ------------------------------------------------------------------------
