@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
+
 import pytest
 from django.conf import settings
 
@@ -55,3 +58,37 @@ def redis_alias() -> str:
 def unused_port() -> int:
     """A localhost port nothing listens on (connections to it are refused)."""
     return services.free_port()
+
+
+class _RecordingHandler(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.texts: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        text = record.getMessage()
+        if record.exc_info:
+            text += "\n" + logging.Formatter().formatException(record.exc_info)
+        self.texts.append(text)
+
+
+@pytest.fixture(autouse=True)
+def no_secret_in_any_log_record(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Every log record of every test, at DEBUG, is searched for the app secret and for every
+    code and token the fake WeChat handed out during the test: none may appear."""
+    fake = request.getfixturevalue("fake_wechat") if "fake_wechat" in request.fixturenames else None
+    handler = _RecordingHandler()
+    root = logging.getLogger()
+    previous_level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(previous_level)
+    secrets = {settings.WECHAT_OAUTH["APP_SECRET"]}
+    if fake is not None:
+        secrets |= fake.issued_secrets()
+    leaks = [(secret, text) for text in handler.texts for secret in secrets if secret and secret in text]
+    assert not leaks, f"secrets in log records: {leaks[:3]}"

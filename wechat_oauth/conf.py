@@ -45,6 +45,10 @@ DEFAULTS: dict[str, Any] = {
     # Seconds added to the client timeout to bound how long the holder of an exchange may keep
     # its transaction (and so its row lock) open: past it, PostgreSQL ends the session.
     "EXCHANGE_MARGIN": 1.0,
+    # How long (seconds) a state issued by the login view stays valid.
+    "STATE_MAX_AGE": 600,
+    # Hosts besides the request's own that a ``next`` URL may point to.
+    "ALLOWED_REDIRECT_HOSTS": [],
     # Key for the HMAC of codes and states stored in the database. None: derived from
     # SECRET_KEY. Changing it only forgets in-flight dedupe records.
     "HASH_KEY": None,

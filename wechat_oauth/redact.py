@@ -37,8 +37,15 @@ class RedactingFilter(logging.Filter):
 
 _filter = RedactingFilter()
 
-#: Third-party loggers that write request URLs (urllib3 logs "GET /path?query" at DEBUG).
-URL_LOGGERS = ("urllib3.connectionpool", "requests.packages.urllib3.connectionpool")
+#: Third-party loggers that write request URLs with their query strings (urllib3 logs
+#: "GET /path?query", retries and redirects). A filter on a logger only sees records logged
+#: to that very logger, not its children's, so each is listed.
+URL_LOGGERS = (
+    "urllib3.connectionpool",
+    "urllib3.poolmanager",
+    "urllib3.util.retry",
+    "requests.packages.urllib3.connectionpool",
+)
 
 
 def install_url_log_redaction() -> None:

@@ -177,6 +177,10 @@ class FakeWeChat(FakeWeChatBase):
             Fault(endpoint, errcode, errmsg, status, body, delay, times, code, consume)
         )
 
+    def issued_secrets(self) -> set[str]:
+        """See :meth:`FakeState.issued_secrets`."""
+        return self.state.issued_secrets()
+
     def set_latency(self, seconds: float) -> None:
         self.state.set_latency(seconds)
 

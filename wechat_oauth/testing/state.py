@@ -202,6 +202,14 @@ class FakeState:
         self._calls: Counter[str] = Counter()
         self._exchange_calls: Counter[str] = Counter()
 
+    def issued_secrets(self) -> set[str]:
+        """The app secret and every code and token handed out since the last reset.
+
+        None of these should ever appear in a site's logs or pages: tests grep for them.
+        """
+        with self._lock:
+            return {self.app_secret, *self._codes, *self._access, *self._refresh}
+
     def _now(self) -> float:
         return self._clock() + self._offset
 
