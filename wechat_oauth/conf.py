@@ -49,13 +49,22 @@ DEFAULTS: dict[str, Any] = {
     "STATE_MAX_AGE": 600,
     # Hosts besides the request's own that a ``next`` URL may point to.
     "ALLOWED_REDIRECT_HOSTS": [],
-    # Key for the HMAC of codes and states stored in the database. None: derived from
-    # SECRET_KEY. Changing it only forgets in-flight dedupe records.
+    # Link each WeChat identity to a Django user and log that user in. False: only keep the
+    # identity in the session (request.wechat), with no Django user at all.
+    "LINK_USERS": True,
+    # Import path of ``create_user(token, profile) -> user``, called for a new identity.
+    "CREATE_USER": "wechat_oauth.users.create_user",
+    # Regexes of paths where an anonymous visitor inside WeChat's browser is sent to login
+    # by WeChatOAuthMiddleware (matched against request.path_info). Empty: never.
+    "AUTO_LOGIN_PATHS": [],
+    # Key of the HMACs of stored codes and of login states. None: SECRET_KEY (and its
+    # SECRET_KEY_FALLBACKS for states). Changing it forgets dedupe records and invalidates
+    # logins in progress (states live STATE_MAX_AGE).
     "HASH_KEY": None,
 }
 
 # Settings whose value is an import string, imported on access.
-IMPORT_STRINGS: frozenset[str] = frozenset()
+IMPORT_STRINGS: frozenset[str] = frozenset({"CREATE_USER"})
 
 
 class AppSettings:

@@ -181,6 +181,47 @@ class InvalidCode(WeChatOAuthError):
     default_message = "The authorisation code is missing or malformed"
 
 
+class InvalidState(WeChatOAuthError):
+    """The ``state`` is missing, malformed, forged, or bound to another page, scope or app."""
+
+    key = "invalid_state"
+    default_message = "The login state is missing or invalid"
+
+
+class ExpiredState(InvalidState):
+    """The ``state`` is genuine but older than STATE_MAX_AGE: the user must start again."""
+
+    key = "expired_state"
+    default_message = "The login state has expired"
+
+
+class BadCallback(WeChatOAuthError):
+    """The callback's query string is malformed (e.g. a repeated parameter)."""
+
+    key = "bad_callback"
+    default_message = "The login callback is malformed"
+
+
+class ConsentRefused(WeChatOAuthError):
+    """The callback carries a state but no code: the user refused on WeChat's consent page."""
+
+    key = "consent_refused"
+    default_message = "The user did not allow the login"
+
+
+class SnapshotUser(WeChatOAuthError):
+    """WeChat's snapshot (preview) mode: the openid is virtual and must not be linked."""
+
+    key = "snapshot_user"
+    default_message = "The page was opened in WeChat's snapshot mode"
+
+
+class InactiveUser(WeChatOAuthError):
+    """The WeChat identity is linked to a user who may not log in."""
+
+    key = "inactive_user"
+    default_message = "The linked user account is disabled"
+
 ERRCODE_CLASSES: dict[int, type[UpstreamError]] = {
     -1: UpstreamBusy,
     40001: InvalidCredentials,

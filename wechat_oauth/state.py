@@ -1,0 +1,343 @@
+"""Signed login states that need no session, and the check of ``next`` URLs.
+
+Why the state is built this way:
+
+* WeChat often calls the callback twice with the same ``state`` (the first request aborted and
+  re-sent with ``uin``/``key``/``pass_ticket`` added; on Android sometimes with two different
+  codes), and its in-app browser often drops cookies. A state kept in the session and popped on
+  first use fails the duplicate, and every login whose cookie was lost. So the state carries its
+  own proof, an HMAC: :func:`verify_state` is pure (no session, database or cache) and
+  idempotent, and the duplicate passes exactly as the first call did. Replays are bounded by
+  STATE_MAX_AGE and by the single use of codes, which the exchange guard enforces.
+* WeChat accepts at most 128 characters of ``[A-Za-z0-9]``, so every field is base62 with a
+  fixed width (no separators needed), and the whole state is :data:`STATE_LENGTH` characters.
+* The ``next`` URL does not travel in the state (it would not fit): it rides in the
+  redirect_uri's own query string, which WeChat keeps. The MAC *binds* it, with the scope and app
+  id, so a state cannot be spliced onto another return page, scope or app.
+* The nonce names the login attempt: two callbacks with different codes and one state are the
+  same attempt. ``attempt`` (0: started by the user, 1: the automatic restart after a spent code)
+  is signed so that a loop guard can trust it.
+
+Layout: ``version(1) issued(6, unix seconds) attempt(1 digit) nonce(22, 128 random bits)
+mac(22, HMAC-SHA256 truncated to 128 bits)``; the MAC covers the first 30 characters, the app id,
+the scope and the target.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import unicodedata
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING
+from urllib.parse import unquote, urlsplit
+
+from django.conf import settings
+from django.core.exceptions import DisallowedHost
+from django.utils.crypto import constant_time_compare, salted_hmac
+from django.utils.http import url_has_allowed_host_and_scheme
+
+from .conf import app_settings
+from .exceptions import ExpiredState, InvalidState
+
+if TYPE_CHECKING:
+    from django.http import HttpRequest
+
+UTC = timezone.utc  # noqa: UP017 (datetime.UTC needs Python 3.11; we support 3.10)
+
+__all__ = [
+    "CLOCK_SKEW",
+    "MAX_NEXT_URL_LENGTH",
+    "STATE_LENGTH",
+    "LoginState",
+    "issue_state",
+    "safe_next_url",
+    "verify_state",
+]
+
+# -- base62 ------------------------------------------------------------------------------------
+
+ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+_INDEX = {char: value for value, char in enumerate(ALPHABET)}
+_ALNUM = re.compile(r"[A-Za-z0-9]+", re.ASCII)
+
+
+def b62_width(nbytes: int) -> int:
+    """Characters needed to write any ``nbytes``-byte value in base62."""
+    width = 0
+    while 62**width < 256**nbytes:
+        width += 1
+    return width
+
+
+def b62encode_int(value: int, width: int) -> str:
+    """``value`` in base62, left-padded with ``0`` to exactly ``width`` characters."""
+    if value < 0 or value >= 62**width:
+        raise ValueError(f"{value} does not fit in {width} base62 characters")
+    chars = []
+    for _ in range(width):
+        value, digit = divmod(value, 62)
+        chars.append(ALPHABET[digit])
+    return "".join(reversed(chars))
+
+
+def b62decode_int(text: str) -> int:
+    """The integer written by ``text`` (raises ValueError on a character outside base62)."""
+    value = 0
+    for char in text:
+        try:
+            value = value * 62 + _INDEX[char]
+        except KeyError:
+            raise ValueError(f"not a base62 character: {char!r}") from None
+    return value
+
+
+def b62encode_bytes(data: bytes) -> str:
+    """``data`` in base62, fixed width for its length (leading zero bytes are kept)."""
+    return b62encode_int(int.from_bytes(data, "big"), b62_width(len(data)))
+
+
+# -- State -------------------------------------------------------------------------------------
+
+VERSION = "1"
+_ISSUED_CHARS = 6  # 62**6 seconds: until the year 3769
+_NONCE_BYTES = 16
+_MAC_BYTES = 16
+_NONCE_CHARS = b62_width(_NONCE_BYTES)  # 22
+_MAC_CHARS = b62_width(_MAC_BYTES)  # 22
+_BODY_CHARS = len(VERSION) + _ISSUED_CHARS + 1 + _NONCE_CHARS
+#: Length of every state this version issues (52).
+STATE_LENGTH = _BODY_CHARS + _MAC_CHARS
+#: What WeChat accepts.
+WECHAT_MAX_STATE = 128
+#: How far (seconds) a state's issue time may be ahead of this server's clock.
+CLOCK_SKEW = 60
+#: Salt of the state's HMAC; distinct from hashing.state_hash's ("wechat_oauth.state").
+_MAC_SALT = "wechat_oauth.state.mac"
+
+_ISSUED = slice(len(VERSION), len(VERSION) + _ISSUED_CHARS)
+_ATTEMPT = _ISSUED.stop
+_NONCE = slice(_ATTEMPT + 1, _BODY_CHARS)
+
+
+@dataclass(frozen=True)
+class LoginState:
+    """A state as issued or as verified."""
+
+    value: str  # the state string sent to WeChat
+    nonce: str  # identifies the login attempt
+    issued_at: datetime  # aware, UTC, whole seconds
+    attempt: int  # 0: started by the user; 1: the automatic restart (loop guard)
+
+
+def issue_state(
+    *,
+    target: str,
+    scope: str | None = None,
+    attempt: int = 0,
+    app_id: str | None = None,
+    now: datetime | None = None,
+) -> LoginState:
+    """A new state bound to ``target`` (the path and query the user returns to), scope and app.
+
+    ``scope`` and ``app_id`` default to the SCOPE and APP_ID settings.
+    """
+    if not isinstance(target, str):
+        raise TypeError("target must be a str")
+    if isinstance(attempt, bool) or not isinstance(attempt, int) or not 0 <= attempt <= 9:
+        raise ValueError("attempt must be an int from 0 to 9")
+    issued = int(_utc(now).timestamp())
+    if issued < 0:
+        raise ValueError("now is before 1970")
+    body = (
+        VERSION
+        + b62encode_int(issued, _ISSUED_CHARS)
+        + str(attempt)
+        + b62encode_bytes(secrets.token_bytes(_NONCE_BYTES))
+    )
+    mac = _mac(_secrets()[0], body, *_context(target, scope, app_id))
+    return LoginState(
+        value=body + mac,
+        nonce=body[_NONCE],
+        issued_at=datetime.fromtimestamp(issued, UTC),
+        attempt=attempt,
+    )
+
+
+def verify_state(
+    value: str,
+    *,
+    target: str,
+    scope: str | None = None,
+    app_id: str | None = None,
+    max_age: float | None = None,
+    now: datetime | None = None,
+) -> LoginState:
+    """The :class:`LoginState` that ``value`` encodes, if it is genuine, current and bound here.
+
+    Raises :class:`InvalidState` for anything malformed, forged, of an unknown version, issued
+    for another target, scope or app id (or under another key), or issued more than CLOCK_SKEW
+    seconds in the future; :class:`ExpiredState` when it is genuine but older than ``max_age``
+    seconds (default STATE_MAX_AGE). The MAC is checked before the age, so only a state this
+    site issued can be reported as expired. Calling it twice gives the same answer.
+    """
+    if not isinstance(value, str) or not value:
+        raise InvalidState("The login state is missing")
+    if len(value) > WECHAT_MAX_STATE or not _ALNUM.fullmatch(value):
+        raise InvalidState("The login state is malformed")
+    if value[0] != VERSION:
+        raise InvalidState("The login state has an unknown version")
+    if len(value) != STATE_LENGTH or not value[_ATTEMPT].isdigit():
+        raise InvalidState("The login state is malformed")
+    if not isinstance(target, str):
+        raise TypeError("target must be a str")
+    body, mac = value[:_BODY_CHARS], value[_BODY_CHARS:]
+    context = _context(target, scope, app_id)
+    if not any(constant_time_compare(mac, _mac(key, body, *context)) for key in _secrets()):
+        raise InvalidState(
+            "The login state is forged, or was issued for another page, scope or app")
+    issued = b62decode_int(value[_ISSUED])
+    age = _utc(now).timestamp() - issued
+    if age < -CLOCK_SKEW:
+        raise InvalidState("The login state was issued in the future")
+    if age > (app_settings.STATE_MAX_AGE if max_age is None else max_age):
+        raise ExpiredState()
+    return LoginState(
+        value=value,
+        nonce=value[_NONCE],
+        issued_at=datetime.fromtimestamp(issued, UTC),
+        attempt=int(value[_ATTEMPT]),
+    )
+
+
+def _context(target: str, scope: str | None, app_id: str | None) -> tuple[str, str, str]:
+    return (
+        str(app_settings.APP_ID if app_id is None else app_id),
+        str(app_settings.SCOPE if scope is None else scope),
+        target,
+    )
+
+
+def _secrets() -> list[str | bytes]:
+    """Signing key first, then the keys still accepted (SECRET_KEY_FALLBACKS)."""
+    if app_settings.HASH_KEY:
+        return [app_settings.HASH_KEY]
+    return [settings.SECRET_KEY, *getattr(settings, "SECRET_KEY_FALLBACKS", ())]
+
+
+def _mac(secret: str | bytes, body: str, app_id: str, scope: str, target: str) -> str:
+    # JSON of a list of strings is injective: no choice of target can imitate another field.
+    message = json.dumps([body, app_id, scope, target], ensure_ascii=True, separators=(",", ":"))
+    digest = salted_hmac(_MAC_SALT, message, secret=secret, algorithm="sha256").digest()
+    return b62encode_bytes(digest[:_MAC_BYTES])
+
+
+def _utc(now: datetime | None) -> datetime:
+    if now is None:
+        return datetime.now(UTC)
+    if now.tzinfo is None or now.utcoffset() is None:
+        raise ValueError("now must be a timezone-aware datetime")
+    return now.astimezone(UTC)
+
+
+# -- next URLs ---------------------------------------------------------------------------------
+
+#: Longest ``next`` URL accepted.
+MAX_NEXT_URL_LENGTH = 2048
+_SAFE_SCHEMES = ("http", "https")
+_DECODE_ROUNDS = 4
+
+
+def safe_next_url(
+    candidate: str | None,
+    *,
+    request: HttpRequest | None = None,
+    allowed_hosts: Iterable[str] = (),
+    require_https: bool | None = None,
+) -> str | None:
+    """``candidate`` if it is a safe place to send the user after login, else None.
+
+    Safe: a site-absolute path (``/orders/?id=3``), or an http(s) URL whose host[:port] is
+    exactly one of the request's host, ``allowed_hosts`` and ALLOWED_REDIRECT_HOSTS (https only
+    when ``require_https``, which defaults to ``request.is_secure()``). On top of
+    :func:`~django.utils.http.url_has_allowed_host_and_scheme`, refused: control, format and
+    whitespace characters and backslashes anywhere; userinfo; protocol-relative and path-relative
+    forms; and, after percent-decoding (repeatedly) the part before ``?``/``#``, control and
+    whitespace characters, backslashes and a leading ``//``. In the query and fragment an encoded
+    space or backslash is ordinary data (``?q=a%20b``); encoded control characters are refused.
+    """
+    if not isinstance(candidate, str) or not candidate or len(candidate) > MAX_NEXT_URL_LENGTH:
+        return None
+    hosts = set(allowed_hosts) | set(app_settings.ALLOWED_REDIRECT_HOSTS)
+    if request is not None:
+        try:
+            hosts.add(request.get_host())
+        except DisallowedHost:
+            pass
+        if require_https is None:
+            require_https = request.is_secure()
+    hosts.discard("")
+    require_https = bool(require_https)
+
+    if any(_is_forbidden(char) or char == "\\" for char in candidate):
+        return None
+    head_end = min((i for i in (candidate.find("?"), candidate.find("#")) if i >= 0),
+                   default=len(candidate))
+    head, tail = candidate[:head_end], candidate[head_end:]
+    heads = _decodings(head)
+    tails = _decodings(tail)
+    if heads is None or tails is None:
+        return None
+    for form in heads[1:]:
+        if any(_is_forbidden(char) or char == "\\" for char in form):
+            return None
+    for form in tails[1:]:
+        if any(unicodedata.category(char) == "Cc" for char in form):
+            return None
+
+    for form in heads:
+        if not _head_is_safe(form, hosts, require_https):
+            return None
+    if not url_has_allowed_host_and_scheme(candidate, hosts, require_https=require_https):
+        return None
+    return candidate
+
+
+def _is_forbidden(char: str) -> bool:
+    # Control, format (e.g. U+202E), surrogate, private-use, unassigned; all separators/spaces.
+    return char.isspace() or unicodedata.category(char)[0] in "CZ"
+
+
+def _decodings(text: str) -> list[str] | None:
+    """``text`` and each successive percent-decoding of it; None if it never settles."""
+    forms = [text]
+    for _ in range(_DECODE_ROUNDS):
+        decoded = unquote(text)
+        if decoded == text:
+            return forms
+        forms.append(decoded)
+        text = decoded
+    return None
+
+
+def _head_is_safe(head: str, hosts: set[str], require_https: bool) -> bool:
+    """Whether the scheme/authority/path part ``head`` stays on an allowed host."""
+    if head.startswith("/"):
+        path = head
+    else:
+        try:
+            parts = urlsplit(head)
+        except ValueError:  # e.g. an unclosed IPv6 bracket
+            return False
+        # The netloc must equal an allowed host[:port]: userinfo ("good@evil.com"), another
+        # port, a trailing dot or a look-alike character all make it differ. An empty netloc
+        # (https:evil.com, http:/evil.com) is refused too.
+        if parts.scheme not in _SAFE_SCHEMES or parts.netloc not in hosts:
+            return False
+        path = parts.path
+    if path.startswith("//"):
+        return False
+    return url_has_allowed_host_and_scheme(head, hosts, require_https=require_https)
