@@ -64,13 +64,7 @@ class AuthorizeViews:
             return Response.html(pages.error_page(error), 400)
         direct = "fake_openid" in params or params.get("auto") == "1" or self.state.auto_approve
         if direct:
-            code = self.state.issue_code(
-                params.get("fake_openid") or None,
-                unionid=params.get("fake_unionid", ""),
-                scope=params["scope"],
-                snapshot=params.get("fake_snapshot") == "1",
-                nickname=params.get("fake_nickname") or None,
-            )
+            code = self._issue_code(params, "fake_")
             return Response.redirect(self._callback(params, code))
         consent = pages.ConsentRequest(
             action=request.url_for(request.path + "/confirm"),
@@ -92,17 +86,21 @@ class AuthorizeViews:
             return Response.html(pages.error_page(error), 400)
         if form.get("decision") != "allow":
             return Response.redirect(self._callback(form, None))
-        code = self.state.issue_code(
-            form.get("openid") or None,
-            unionid=form.get("unionid", ""),
-            scope=form["scope"],
-            snapshot=form.get("snapshot") == "1",
-            nickname=form.get("nickname") or None,
-        )
+        code = self._issue_code(form)
         url = self._callback(form, code)
         if form.get("double") == "1":
             return Response.html(pages.double_callback_page(url, add_query(url, resend_params())))
         return Response.redirect(url)
+
+    def _issue_code(self, params: dict[str, str], prefix: str = "") -> str:
+        """A code for the user named by ``prefix`` + openid, unionid, snapshot, nickname."""
+        return self.state.issue_code(
+            params.get(f"{prefix}openid") or None,
+            unionid=params.get(f"{prefix}unionid", ""),
+            scope=params["scope"],
+            snapshot=params.get(f"{prefix}snapshot") == "1",
+            nickname=params.get(f"{prefix}nickname") or None,
+        )
 
     @staticmethod
     def _callback(params: dict[str, str], code: str | None) -> str:

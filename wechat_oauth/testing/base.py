@@ -2,15 +2,29 @@
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
+from abc import abstractmethod
+from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
+
+from wechat_oauth.testing.state import CodeIssuer
 
 if TYPE_CHECKING:
     from typing import Self
 
 
-class FakeWeChatBase(ABC):
+@dataclass(frozen=True, kw_only=True)
+class ServeOptions:
+    """Constructor options shared by :class:`FakeWeChat` and :class:`FakeWeChatProcess`."""
+
+    host: str = "127.0.0.1"
+    port: int = 0
+    latency: float = 0.0
+    code_ttl: float = 300.0
+    auto_approve: bool = True
+
+
+class FakeWeChatBase(CodeIssuer):
     """The Python API shared by :class:`FakeWeChat` and the remote handles.
 
     Subclasses provide ``app_id``, ``app_secret``, ``base_url`` and the primitives; URLs,
@@ -56,18 +70,6 @@ class FakeWeChatBase(ABC):
         }
 
     @abstractmethod
-    def issue_code(
-        self,
-        openid: str | None = None,
-        *,
-        unionid: str = "",
-        scope: str = "snsapi_base",
-        snapshot: bool = False,
-        nickname: str | None = None,
-    ) -> str:
-        """A fresh code for a user, as if WeChat had redirected the browser back with it."""
-
-    @abstractmethod
     def stats(self, code: str | None = None) -> dict[str, Any]:
         """``{"calls": {endpoint: n}, "exchange_calls": {code: n}, "total_exchange_calls": n}``."""
 
@@ -88,7 +90,6 @@ class FakeWeChatBase(ABC):
             raise ValueError(f"endpoint must be one of {', '.join(calls)}")
         return int(calls[endpoint])
 
-    @abstractmethod
     def add_fault(
         self,
         endpoint: str = "access_token",
@@ -103,6 +104,26 @@ class FakeWeChatBase(ABC):
         consume: bool = True,
     ) -> None:
         """Make the next ``times`` matching requests misbehave (see :class:`~.state.Fault`)."""
+        self._add_fault(
+            {
+                "endpoint": endpoint,
+                "errcode": errcode,
+                "errmsg": errmsg,
+                "status": status,
+                "body": body,
+                "delay": delay,
+                "times": times,
+                "code": code,
+                "consume": consume,
+            }
+        )
+
+    @abstractmethod
+    def _add_fault(self, fields: dict[str, Any]) -> None:
+        """Add the fault with these :class:`~.state.Fault` fields, checked by the fake itself.
+
+        The fake refuses bad ones: ``ValueError`` in this process, or an error answer.
+        """
 
     @abstractmethod
     def set_latency(self, seconds: float) -> None:

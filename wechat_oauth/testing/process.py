@@ -9,8 +9,10 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
 import wechat_oauth
+from wechat_oauth.testing.base import ServeOptions
 from wechat_oauth.testing.remote import RemoteFakeWeChat
 from wechat_oauth.testing.state import DEFAULT_APP_ID
 
@@ -30,20 +32,18 @@ class FakeWeChatProcess(RemoteFakeWeChat):
         app_id: str = DEFAULT_APP_ID,
         app_secret: str | None = None,
         *,
-        host: str = "127.0.0.1",
-        port: int = 0,
-        latency: float = 0.0,
-        code_ttl: float = 300.0,
-        auto_approve: bool = True,
         python: str | None = None,
         startup_timeout: float = 15.0,
         timeout: float = 10.0,
+        **options: Any,
     ) -> None:
+        """``options``: the fields of :class:`~.base.ServeOptions` (host, port, latency, ...)."""
+        served = ServeOptions(**options)
         super().__init__(
             app_id=app_id, app_secret=app_secret or secrets.token_hex(16), timeout=timeout
         )
-        self.host, self.port, self.latency, self.code_ttl = host, port, latency, code_ttl
-        self.auto_approve = auto_approve
+        self.host, self.port, self.latency = served.host, served.port, served.latency
+        self.code_ttl, self.auto_approve = served.code_ttl, served.auto_approve
         self.python = python or sys.executable
         self.startup_timeout = startup_timeout
         self._process: subprocess.Popen[str] | None = None

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
 import requests
 
 from wechat_oauth.testing.base import FakeWeChatBase
+from wechat_oauth.testing.state import CodeRequest
 
 
 class FakeWeChatControlError(RuntimeError):
@@ -37,17 +39,19 @@ class RemoteFakeWeChat(FakeWeChatBase):
 
     @property
     def app_id(self) -> str:
-        if self._app_id is None:
-            self._load_config()
-        assert self._app_id is not None
-        return self._app_id
+        return self._configured("_app_id")
 
     @property
     def app_secret(self) -> str:
-        if self._app_secret is None:
+        return self._configured("_app_secret")
+
+    def _configured(self, attribute: str) -> str:
+        """``self.<attribute>``, asking the fake for its config first if it is not known yet."""
+        if getattr(self, attribute) is None:
             self._load_config()
-        assert self._app_secret is not None
-        return self._app_secret
+        value: str | None = getattr(self, attribute)
+        assert value is not None
+        return value
 
     def _load_config(self) -> None:
         config = self._call("GET", "config")
@@ -80,52 +84,14 @@ class RemoteFakeWeChat(FakeWeChatBase):
     def stop(self) -> None:
         """Nothing to release: the fake belongs to someone else."""
 
-    def issue_code(
-        self,
-        openid: str | None = None,
-        *,
-        unionid: str = "",
-        scope: str = "snsapi_base",
-        snapshot: bool = False,
-        nickname: str | None = None,
-    ) -> str:
-        payload = {
-            "openid": openid,
-            "unionid": unionid,
-            "scope": scope,
-            "snapshot": snapshot,
-            "nickname": nickname,
-        }
-        return str(self._call("POST", "codes", payload)["code"])
+    def _issue_code(self, request: CodeRequest) -> str:
+        return str(self._call("POST", "codes", asdict(request))["code"])
 
     def stats(self, code: str | None = None) -> dict[str, Any]:
         return dict(self._call("GET", "stats", params={"code": code} if code is not None else None))
 
-    def add_fault(
-        self,
-        endpoint: str = "access_token",
-        *,
-        errcode: int | None = None,
-        errmsg: str | None = None,
-        status: int | None = None,
-        body: str | None = None,
-        delay: float | None = None,
-        times: int | None = 1,
-        code: str | None = None,
-        consume: bool = True,
-    ) -> None:
-        payload = {
-            "endpoint": endpoint,
-            "errcode": errcode,
-            "errmsg": errmsg,
-            "status": status,
-            "body": body,
-            "delay": delay,
-            "times": times,
-            "code": code,
-            "consume": consume,
-        }
-        self._call("POST", "faults", payload)
+    def _add_fault(self, fields: dict[str, Any]) -> None:
+        self._call("POST", "faults", fields)
 
     def set_latency(self, seconds: float) -> None:
         self._call("POST", "latency", {"seconds": seconds})

@@ -9,8 +9,15 @@ from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from wechat_oauth.testing.app import FakeWeChatApp
-from wechat_oauth.testing.base import FakeWeChatBase
-from wechat_oauth.testing.state import DEFAULT_APP_ID, FakeState, Fault
+from wechat_oauth.testing.base import FakeWeChatBase, ServeOptions
+from wechat_oauth.testing.state import (
+    ACCESS_TOKEN_TTL,
+    DEFAULT_APP_ID,
+    REFRESH_TOKEN_TTL,
+    CodeRequest,
+    FakeState,
+    Fault,
+)
 
 WSGIApp = Any
 
@@ -99,26 +106,24 @@ class FakeWeChat(FakeWeChatBase):
         app_id: str = DEFAULT_APP_ID,
         app_secret: str | None = None,
         *,
-        host: str = "127.0.0.1",
-        port: int = 0,
-        latency: float = 0.0,
-        code_ttl: float = 300.0,
-        access_token_ttl: int = 7200,
-        refresh_token_ttl: float = 30 * 86400,
-        auto_approve: bool = True,
+        access_token_ttl: int = ACCESS_TOKEN_TTL,
+        refresh_token_ttl: float = REFRESH_TOKEN_TTL,
+        **options: Any,
     ) -> None:
+        """``options``: the fields of :class:`~.base.ServeOptions` (host, port, latency, ...)."""
+        served = ServeOptions(**options)
         self.state = FakeState(
             app_id,
             app_secret,
-            code_ttl=code_ttl,
+            code_ttl=served.code_ttl,
             access_token_ttl=access_token_ttl,
             refresh_token_ttl=refresh_token_ttl,
-            latency=latency,
-            auto_approve=auto_approve,
+            latency=served.latency,
+            auto_approve=served.auto_approve,
         )
         #: The WSGI application (mount it elsewhere, e.g. under a prefix, if you prefer).
         self.app = FakeWeChatApp(self.state)
-        self._server = ServerThread(self.app, host, port)
+        self._server = ServerThread(self.app, served.host, served.port)
 
     @property
     def app_id(self) -> str:
@@ -138,18 +143,8 @@ class FakeWeChat(FakeWeChatBase):
     def stop(self) -> None:
         self._server.stop()
 
-    def issue_code(
-        self,
-        openid: str | None = None,
-        *,
-        unionid: str = "",
-        scope: str = "snsapi_base",
-        snapshot: bool = False,
-        nickname: str | None = None,
-    ) -> str:
-        return self.state.issue_code(
-            openid, unionid=unionid, scope=scope, snapshot=snapshot, nickname=nickname
-        )
+    def _issue_code(self, request: CodeRequest) -> str:
+        return self.state._issue_code(request)
 
     def stats(self, code: str | None = None) -> dict[str, Any]:
         return self.state.stats(code)
@@ -160,22 +155,8 @@ class FakeWeChat(FakeWeChatBase):
     def calls(self, endpoint: str) -> int:
         return self.state.calls(endpoint)
 
-    def add_fault(
-        self,
-        endpoint: str = "access_token",
-        *,
-        errcode: int | None = None,
-        errmsg: str | None = None,
-        status: int | None = None,
-        body: str | None = None,
-        delay: float | None = None,
-        times: int | None = 1,
-        code: str | None = None,
-        consume: bool = True,
-    ) -> None:
-        self.state.add_fault(
-            Fault(endpoint, errcode, errmsg, status, body, delay, times, code, consume)
-        )
+    def _add_fault(self, fields: dict[str, Any]) -> None:
+        self.state.add_fault(Fault(**fields))
 
     def issued_secrets(self) -> set[str]:
         """See :meth:`FakeState.issued_secrets`."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import secrets
 import threading
 import time
+from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -18,6 +19,10 @@ from typing import Any
 DEFAULT_APP_ID = "wxfake000000000001"
 #: The user a code is issued for when no openid is given (28 characters, like a real openid).
 DEFAULT_OPENID = "oFakeUser000000000000default"
+
+#: Default lifetimes of the tokens, in seconds (WeChat's: two hours, thirty days).
+ACCESS_TOKEN_TTL = 7200
+REFRESH_TOKEN_TTL = 30 * 86400
 
 #: Endpoints counted by :meth:`FakeState.calls`; the last four are the API (``/sns/...``).
 ENDPOINTS = ("authorize", "qrconnect", "access_token", "refresh_token", "userinfo", "auth")
@@ -70,6 +75,37 @@ class FakeUser:
     unionid: str = ""
     nickname: str = ""
     snapshot: bool = False
+
+
+@dataclass(frozen=True)
+class CodeRequest:
+    """The arguments of ``issue_code``, as given (the side that issues the code checks them)."""
+
+    openid: str | None = None
+    unionid: str = ""
+    scope: str = "snsapi_base"
+    snapshot: bool = False
+    nickname: str | None = None
+
+
+class CodeIssuer(ABC):
+    """Hands out codes: :class:`FakeState` and every fake WeChat handle."""
+
+    def issue_code(
+        self,
+        openid: str | None = None,
+        *,
+        unionid: str = "",
+        scope: str = "snsapi_base",
+        snapshot: bool = False,
+        nickname: str | None = None,
+    ) -> str:
+        """A fresh code for a user, as if WeChat had redirected the browser back with it."""
+        return self._issue_code(CodeRequest(openid, unionid, scope, snapshot, nickname))
+
+    @abstractmethod
+    def _issue_code(self, request: CodeRequest) -> str:
+        """Issue a code as ``request`` asks (``ValueError`` or the like if it cannot)."""
 
 
 @dataclass
@@ -159,12 +195,19 @@ class Fault:
         return asdict(self)
 
 
+def _refuse_first(*checks: tuple[bool, int]) -> None:
+    """Raise WeChat's error for the first check that failed, given as ``(failed, errcode)``."""
+    for failed, errcode in checks:
+        if failed:
+            raise WeChatError(errcode)
+
+
 def _token() -> str:
     """An opaque token shaped like WeChat's (URL-safe, long)."""
     return secrets.token_urlsafe(64)
 
 
-class FakeState:
+class FakeState(CodeIssuer):
     """Codes, tokens, faults, latency and call counters of one fake WeChat app."""
 
     def __init__(
@@ -174,8 +217,8 @@ class FakeState:
         *,
         code_ttl: float = 300.0,
         login_code_ttl: float = 600.0,
-        access_token_ttl: int = 7200,
-        refresh_token_ttl: float = 30 * 86400,
+        access_token_ttl: int = ACCESS_TOKEN_TTL,
+        refresh_token_ttl: float = REFRESH_TOKEN_TTL,
         latency: float = 0.0,
         auto_approve: bool = True,
         clock: Callable[[], float] = time.monotonic,
@@ -288,26 +331,20 @@ class FakeState:
 
     # Codes.
 
-    def issue_code(
-        self,
-        openid: str | None = None,
-        *,
-        unionid: str = "",
-        scope: str = "snsapi_base",
-        snapshot: bool = False,
-        nickname: str | None = None,
-    ) -> str:
-        """A fresh code for a user, as the authorize page hands out."""
-        if scope not in SCOPES:
+    def _issue_code(self, request: CodeRequest) -> str:
+        if request.scope not in SCOPES:
             raise ValueError(f"scope must be one of {', '.join(sorted(SCOPES))}")
-        openid = openid or DEFAULT_OPENID
+        openid = request.openid or DEFAULT_OPENID
         user = FakeUser(
-            openid, unionid or "", nickname or f"WeChat user {openid[-4:]}", bool(snapshot)
+            openid,
+            request.unionid or "",
+            request.nickname or f"WeChat user {openid[-4:]}",
+            bool(request.snapshot),
         )
-        ttl = self.login_code_ttl if scope in QRCONNECT_SCOPES else self.code_ttl
+        ttl = self.login_code_ttl if request.scope in QRCONNECT_SCOPES else self.code_ttl
         code = secrets.token_hex(16)
         with self._lock:
-            self._codes[code] = CodeGrant(user, scope, self._now() + ttl)
+            self._codes[code] = CodeGrant(user, request.scope, self._now() + ttl)
         return code
 
     def consume_code(self, code: str) -> None:
@@ -320,24 +357,20 @@ class FakeState:
     # The API.
 
     def _check_appid(self, appid: str | None) -> None:
-        if not appid:
-            raise WeChatError(41002)
-        if appid != self.app_id:
-            raise WeChatError(40013)
+        _refuse_first((not appid, 41002), (appid != self.app_id, 40013))
 
     def exchange_code(
         self, appid: str | None, secret: str | None, code: str | None, grant_type: str | None
     ) -> dict[str, Any]:
         """``sns/oauth2/access_token``: spend a code, answer tokens."""
         self._check_appid(appid)
-        if not secret:
-            raise WeChatError(41004)
-        if secret != self.app_secret:
-            raise WeChatError(40125)
-        if grant_type != "authorization_code":
-            raise WeChatError(40002)
-        if not code:
-            raise WeChatError(41008)
+        _refuse_first(
+            (not secret, 41004),
+            (secret != self.app_secret, 40125),
+            (grant_type != "authorization_code", 40002),
+            (not code, 41008),
+        )
+        assert code is not None
         with self._lock:
             grant = self._codes.get(code)
             now = self._now()
@@ -371,10 +404,8 @@ class FakeState:
     ) -> dict[str, Any]:
         """``sns/oauth2/refresh_token``: extend a live access token, or issue a new one."""
         self._check_appid(appid)
-        if grant_type != "refresh_token":
-            raise WeChatError(40002)
-        if not refresh_token:
-            raise WeChatError(41003)
+        _refuse_first((grant_type != "refresh_token", 40002), (not refresh_token, 41003))
+        assert refresh_token is not None
         with self._lock:
             grant = self._refresh.get(refresh_token)
             if grant is None:
