@@ -39,6 +39,12 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "wechat_oauth.middleware.WeChatOAuthMiddleware",
+]
+
+AUTHENTICATION_BACKENDS = [
+    "django.contrib.auth.backends.ModelBackend",
+    "wechat_oauth.backends.WeChatBackend",
 ]
 
 TEMPLATES = [{

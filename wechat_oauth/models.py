@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -126,3 +127,41 @@ class OAuthCodeUse(models.Model):
             refresh_expires_at=self.refresh_token_expires_at,
             raw={},
         )
+
+
+class WeChatAccount(models.Model):
+    """A WeChat identity (openid of one app id) linked to a Django user.
+
+    ``unionid`` is the same across all apps of one WeChat Open Platform account, so a user who
+    logs in through a second app of the organisation is linked to the same Django user.
+    """
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE,
+                             related_name="wechat_accounts", verbose_name=_("user"))
+    app_id = models.CharField(_("app id"), max_length=64)
+    openid = models.CharField(_("openid"), max_length=128)
+    unionid = models.CharField(_("unionid"), max_length=128, blank=True, db_index=True)
+    scope = models.CharField(_("last scope"), max_length=64, blank=True)
+    nickname = models.CharField(_("nickname"), max_length=100, blank=True)
+    sex = models.PositiveSmallIntegerField(_("sex"), default=0,
+                                           help_text=_("0 unknown, 1 male, 2 female"))
+    province = models.CharField(_("province"), max_length=64, blank=True)
+    city = models.CharField(_("city"), max_length=64, blank=True)
+    country = models.CharField(_("country"), max_length=64, blank=True)
+    headimgurl = models.URLField(_("avatar URL"), max_length=512, blank=True)
+    privilege = models.JSONField(_("privileges"), default=list, blank=True)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+    last_login_at = models.DateTimeField(_("last WeChat login"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("WeChat account")
+        verbose_name_plural = _("WeChat accounts")
+        constraints = [
+            models.UniqueConstraint(fields=["app_id", "openid"], name="wechat_oauth_account_openid"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.nickname or self.openid} ({self.app_id})"
+
+    PROFILE_FIELDS = ("nickname", "sex", "province", "city", "country", "headimgurl", "privilege")

@@ -9,6 +9,9 @@
     A duplicate callback reused an exchange instead of spending the code again. ``gap_ms`` is
     the time since the code was first seen; ``waited`` is True when the duplicate arrived while
     the exchange was still in flight and waited for it.
+``wechat_login(sender=WeChatAccount, request, user, account, created)``
+    A WeChat login completed and ``user`` is now logged in; ``created`` is True when the
+    account link (and, with the default hook, the user) was created by this login.
 """
 
 from django.dispatch import Signal
@@ -16,3 +19,4 @@ from django.dispatch import Signal
 code_exchanged = Signal()
 exchange_failed = Signal()
 duplicate_absorbed = Signal()
+wechat_login = Signal()

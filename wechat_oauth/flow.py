@@ -1,0 +1,203 @@
+"""The login flow shared by the callback view and the middleware.
+
+    read_callback()     the query string -> a Callback, or a 400-class error (nothing stored)
+    complete_login()    verify state -> exchange_once -> userinfo -> link -> login -> redirect
+    authorize_redirect() a new login: a fresh state and WeChat's authorize (or qrconnect) URL
+
+Every duplicate callback walks the same path and gets the first one's exchange; a callback
+whose code is spent (Back, refresh) sends a logged-in browser on to ``next`` and otherwise
+restarts the login once (the state carries the attempt number: the loop guard).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from urllib.parse import urlencode
+
+from django.conf import settings
+from django.contrib.auth import authenticate, login
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, QueryDict
+from django.urls import reverse
+
+from .backends import BACKEND_PATH
+from .client import TokenResult, UserInfo, get_client
+from .conf import app_settings
+from .exceptions import (
+    BadCallback,
+    CodeSpent,
+    ConsentRefused,
+    ExpiredState,
+    InactiveUser,
+    InvalidState,
+    SnapshotUser,
+    WeChatOAuthError,
+)
+from .guard import exchange_once, validate_code
+from .identity import link_account
+from .signals import wechat_login
+from .state import issue_state, safe_next_url, verify_state
+
+logger = logging.getLogger("wechat_oauth.login")
+
+#: Query parameters WeChat adds to a redirect_uri; none survives into the final redirect.
+OAUTH_PARAMETERS = ("code", "state", "uin", "key", "pass_ticket")
+#: Parameters of WeChat's re-sent duplicate (the first request was aborted by the client).
+RESENT_MARKERS = ("uin", "key", "pass_ticket")
+#: Scopes under which sns/userinfo may be called (snsapi_base would get 48001).
+PROFILE_SCOPES = ("snsapi_userinfo", "snsapi_login")
+SESSION_KEY = "_wechat_oauth_identity"
+
+
+@dataclass(frozen=True)
+class Callback:
+    code: str
+    state: str
+    #: The request carried WeChat's re-send markers (uin/key/pass_ticket).
+    resent: bool
+
+
+@dataclass(frozen=True)
+class WeChatIdentity:
+    """What ``request.wechat`` holds for a visitor who completed a WeChat login."""
+
+    app_id: str
+    openid: str
+    unionid: str
+    scope: str
+
+
+def read_callback(query: QueryDict) -> Callback:
+    """The callback's parameters, or the 400-class error that says what is wrong with them."""
+    for name in ("code", "state", "next"):
+        if len(query.getlist(name)) > 1:
+            raise BadCallback(f"The {name!r} parameter is repeated")
+    state = query.get("state")
+    if not state:
+        raise InvalidState("The state parameter is missing")
+    if "code" not in query:
+        raise ConsentRefused()
+    return Callback(code=validate_code(query["code"]), state=state,
+                    resent=any(name in query for name in RESENT_MARKERS))
+
+
+def without_oauth_parameters(request: HttpRequest) -> str:
+    """The request's path and query string minus WeChat's callback parameters."""
+    query = request.GET.copy()
+    for name in OAUTH_PARAMETERS:
+        query.pop(name, None)
+    encoded = query.urlencode()
+    return request.path + (f"?{encoded}" if encoded else "")
+
+
+def default_redirect() -> str:
+    return str(settings.LOGIN_REDIRECT_URL)
+
+
+def callback_uri(request: HttpRequest, target: str) -> str:
+    """The redirect_uri of the callback view, carrying ``next`` in its own query string."""
+    callback = request.build_absolute_uri(reverse("wechat_oauth:callback"))
+    return f"{callback}?{urlencode({'next': target})}"
+
+
+def authorize_redirect(request: HttpRequest, *, target: str, redirect_uri: str,
+                       attempt: int = 0) -> HttpResponseRedirect:
+    """Send the browser to WeChat to log in, coming back to ``redirect_uri`` for ``target``."""
+    scope = app_settings.SCOPE
+    state = issue_state(target=target, scope=scope, attempt=attempt)
+    client = get_client()
+    if scope == "snsapi_login":
+        url = client.qrconnect_url(redirect_uri, state.value)
+    else:
+        url = client.authorize_url(redirect_uri, state.value, scope)
+    return HttpResponseRedirect(url)
+
+
+def login_here(request: HttpRequest, target: str | None = None) -> HttpResponseRedirect:
+    """Start a login that comes back to ``target`` (default: this page) itself, not to the
+    callback view; WeChatOAuthMiddleware completes it there."""
+    target = target or without_oauth_parameters(request)
+    return authorize_redirect(request, target=target, redirect_uri=request.build_absolute_uri(target))
+
+
+def complete_login(request: HttpRequest, callback: Callback, *, target: str,
+                   redirect_uri: Callable[[str], str]) -> HttpResponse:
+    """Finish the login the callback belongs to and redirect to ``target``.
+
+    ``target`` is what the state was bound to (path and query the user returns to);
+    ``redirect_uri(target)`` rebuilds the callback address for an automatic restart.
+    """
+    try:
+        state = verify_state(callback.state, target=target)
+    except ExpiredState:
+        if _signed_in(request):  # a refresh, long after the login
+            return _continue(request, target)
+        raise
+    try:
+        exchange = exchange_once(callback.code, state=callback.state, resent=callback.resent)
+    except CodeSpent:
+        if _signed_in(request):  # Back or refresh after the login
+            return _continue(request, target)
+        if state.attempt == 0:
+            logger.info("code already spent: restarting the login once")
+            return authorize_redirect(request, target=target, redirect_uri=redirect_uri(target),
+                                      attempt=1)
+        raise
+    token = exchange.token
+    if token.is_snapshot_user:
+        raise SnapshotUser()
+    profile = None if exchange.duplicate else _profile(token)
+    if app_settings.LINK_USERS:
+        _log_in(request, token, profile)
+    else:
+        request.session.cycle_key()  # a new identity in this session: no fixation
+    identity = WeChatIdentity(app_id=app_settings.APP_ID, openid=token.openid,
+                              unionid=token.unionid, scope=token.scope)
+    request.session[SESSION_KEY] = asdict(identity)
+    return _continue(request, target)
+
+
+def identity_of(request: HttpRequest) -> WeChatIdentity | None:
+    """The WeChat identity stored in the session by a completed login, if any."""
+    stored = request.session.get(SESSION_KEY) if hasattr(request, "session") else None
+    if not isinstance(stored, dict):
+        return None
+    try:
+        return WeChatIdentity(**stored)
+    except TypeError:
+        return None
+
+
+def _log_in(request: HttpRequest, token: TokenResult, profile: UserInfo | None) -> None:
+    account, created = link_account(token, profile)
+    user = authenticate(request, wechat_account=account)
+    if user is None:
+        raise InactiveUser()
+    login(request, user, backend=BACKEND_PATH)
+    logger.info("openid %s logged in as user %s%s", token.openid, user.pk,
+                " (new)" if created else "")
+    wechat_login.send(sender=type(account), request=request, user=user, account=account,
+                      created=created)
+
+
+def _profile(token: TokenResult) -> UserInfo | None:
+    """The user's profile when the scope allows it; a failure here does not fail the login."""
+    if token.scope not in PROFILE_SCOPES:
+        return None
+    try:
+        return get_client().userinfo(token.access_token, token.openid, app_settings.USERINFO_LANG)
+    except WeChatOAuthError as error:
+        logger.warning("userinfo of openid %s failed, logging in without a profile: %s",
+                       token.openid, error)
+        return None
+
+
+def _continue(request: HttpRequest, target: str) -> HttpResponseRedirect:
+    return HttpResponseRedirect(safe_next_url(target, request=request) or default_redirect())
+
+
+def _signed_in(request: HttpRequest) -> bool:
+    user = getattr(request, "user", None)
+    return bool(user is not None and user.is_authenticated) or identity_of(request) is not None
+

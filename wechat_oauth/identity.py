@@ -1,0 +1,82 @@
+"""Link a WeChat identity to exactly one Django user, even when first logins race."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from .conf import app_settings
+from .models import WeChatAccount
+
+if TYPE_CHECKING:
+    from .client import TokenResult, UserInfo
+
+logger = logging.getLogger("wechat_oauth.identity")
+
+
+def link_account(token: TokenResult, profile: UserInfo | None = None, *,
+                 app_id: str | None = None) -> tuple[WeChatAccount, bool]:
+    """The account of ``token.openid`` (created with its user if new) and whether it was created.
+
+    Race-safe: two requests linking one new openid at once (WeChat's duplicate callbacks, or
+    two codes for one login) both create a user and an account inside a transaction; the
+    account's unique (app_id, openid) constraint lets one commit, the other rolls back, user
+    included, and returns the winner's account. Exactly one user per identity.
+    """
+    app_id = app_id or app_settings.APP_ID
+    accounts = WeChatAccount.objects.select_related("user")
+    account = accounts.filter(app_id=app_id, openid=token.openid).first()
+    created = False
+    if account is None:
+        try:
+            with transaction.atomic():
+                account = _create(token, profile, app_id)
+                created = True
+        except IntegrityError:
+            account = accounts.get(app_id=app_id, openid=token.openid)
+            logger.info("openid %s was linked by a concurrent login", token.openid)
+    if not created:
+        _refresh(account, token, profile)
+    return account, created
+
+
+def _create(token: TokenResult, profile: UserInfo | None, app_id: str) -> WeChatAccount:
+    user = _user_of_unionid(token.unionid) or app_settings.CREATE_USER(token, profile)
+    return WeChatAccount.objects.create(
+        user=user, app_id=app_id, openid=token.openid, unionid=token.unionid, scope=token.scope,
+        last_login_at=timezone.now(), **_profile_fields(profile))
+
+
+def _user_of_unionid(unionid: str) -> Any:
+    """The user already linked to ``unionid`` through another app of the organisation."""
+    if not unionid:
+        return None
+    other = WeChatAccount.objects.select_related("user").filter(unionid=unionid).first()
+    return other.user if other is not None else None
+
+
+def _refresh(account: WeChatAccount, token: TokenResult, profile: UserInfo | None) -> None:
+    changes: dict[str, Any] = {"last_login_at": timezone.now(), "scope": token.scope,
+                               **_profile_fields(profile)}
+    if token.unionid and not account.unionid:
+        changes["unionid"] = token.unionid
+    for field, value in changes.items():
+        setattr(account, field, value)
+    account.save(update_fields=[*changes, "updated_at"])
+
+
+def _profile_fields(profile: UserInfo | None) -> dict[str, Any]:
+    if profile is None:
+        return {}
+    return {
+        "nickname": profile.nickname[:100],
+        "sex": profile.sex,
+        "province": profile.province[:64],
+        "city": profile.city[:64],
+        "country": profile.country[:64],
+        "headimgurl": profile.headimgurl[:512],
+        "privilege": list(profile.privilege),
+    }

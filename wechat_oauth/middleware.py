@@ -1,0 +1,78 @@
+"""``WeChatOAuthMiddleware``: any page can be WeChat's redirect_uri; ``request.wechat``.
+
+Place it after ``SessionMiddleware`` and ``AuthenticationMiddleware`` (a system check says so).
+
+* A request to any path that carries ``code`` and a ``state`` issued for that very page is
+  completed like the callback view, then redirected to the same page without WeChat's
+  parameters. A ``state`` that was not issued for the page is left alone: the page may use
+  parameters of those names for its own purposes.
+* ``AUTO_LOGIN_PATHS``: anonymous visitors inside WeChat's browser (``MicroMessenger`` in the
+  User-Agent) on matching paths are sent to the login view.
+* ``request.wechat`` is the visitor's :class:`~wechat_oauth.flow.WeChatIdentity` from the
+  session, or None: usable with ``snsapi_base`` and no Django user at all.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from functools import cached_property
+from urllib.parse import urlencode
+
+from django.db import DatabaseError
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.urls import reverse
+from django.utils.functional import SimpleLazyObject
+
+from . import flow
+from .conf import app_settings
+from .exceptions import InvalidState, WeChatOAuthError
+from .responses import database_error_response, error_response
+from .state import verify_state
+
+
+class WeChatOAuthMiddleware:
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        request.wechat = SimpleLazyObject(lambda: flow.identity_of(request))  # type: ignore[attr-defined]
+        response = self._complete_callback(request) or self._auto_login(request)
+        return response or self.get_response(request)
+
+    def _complete_callback(self, request: HttpRequest) -> HttpResponse | None:
+        if "state" not in request.GET or request.path_info == self._callback_path:
+            return None
+        target = flow.without_oauth_parameters(request)
+        try:
+            verify_state(request.GET.get("state", ""), target=target, max_age=float("inf"))
+        except InvalidState:
+            return None  # not a state issued for this page: not ours to handle
+        try:
+            received = flow.read_callback(request.GET)
+            return flow.complete_login(request, received, target=target,
+                                       redirect_uri=request.build_absolute_uri)
+        except WeChatOAuthError as error:
+            return error_response(request, error, target=target)
+        except DatabaseError:
+            return database_error_response(request, target=target)
+
+    def _auto_login(self, request: HttpRequest) -> HttpResponse | None:
+        if not self._auto_login_patterns or request.method != "GET":
+            return None
+        if "MicroMessenger" not in request.headers.get("User-Agent", ""):
+            return None
+        if flow.identity_of(request) is not None or request.user.is_authenticated:
+            return None
+        if not any(pattern.search(request.path_info) for pattern in self._auto_login_patterns):
+            return None
+        query = urlencode({"next": request.get_full_path()})
+        return HttpResponseRedirect(f"{reverse('wechat_oauth:login')}?{query}")
+
+    @cached_property
+    def _callback_path(self) -> str:
+        return reverse("wechat_oauth:callback")
+
+    @property
+    def _auto_login_patterns(self) -> list[re.Pattern[str]]:
+        return [re.compile(pattern) for pattern in app_settings.AUTO_LOGIN_PATHS]

@@ -1,0 +1,87 @@
+"""Pages for what went wrong: every error of the login flow becomes a readable page.
+
+Bad input (malformed, forged, replayed) is a 400; WeChat failing is a 502; this site not able
+to finish (misconfiguration, database down, a duplicate that waited too long) is a 503. No
+error of the flow ever becomes a 500.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.urls import reverse
+from django.utils.cache import add_never_cache_headers
+from django.utils.http import urlencode
+from django.utils.translation import gettext_lazy as _
+
+from .exceptions import (
+    BadCallback,
+    CodeSpent,
+    ConfigurationError,
+    ConsentRefused,
+    ExchangeWaitTimeout,
+    ExpiredState,
+    InactiveUser,
+    InvalidCode,
+    InvalidState,
+    SnapshotUser,
+    UpstreamError,
+    UpstreamUnavailable,
+    WeChatOAuthError,
+)
+
+logger = logging.getLogger("wechat_oauth.login")
+
+#: (error class, HTTP status, title, message), first match wins: subclasses before bases.
+PAGES = (
+    (ConsentRefused, 400, _("Login cancelled"), _("You did not allow the login in WeChat.")),
+    (ExpiredState, 400, _("Login link expired"),
+     _("This login link has expired. Please log in again.")),
+    (CodeSpent, 400, _("Login link already used"),
+     _("This login link was already used. Please log in again.")),
+    ((InvalidState, InvalidCode, BadCallback), 400, _("Invalid login link"),
+     _("This login link is not valid. Please log in again.")),
+    (InactiveUser, 403, _("Account disabled"), _("This account is disabled.")),
+    (ExchangeWaitTimeout, 503, _("Still logging you in"),
+     _("Your login is still being completed. Please try again in a moment.")),
+    (ConfigurationError, 503, _("WeChat login unavailable"),
+     _("WeChat login is not available right now. Please try again later.")),
+    ((UpstreamUnavailable, UpstreamError), 502, _("WeChat did not answer"),
+     _("WeChat could not complete the login. Please try again.")),
+    (WeChatOAuthError, 502, _("Login failed"), _("The login could not be completed. Please try again.")),
+)
+DATABASE_PAGE = (503, _("Site busy"), _("The site cannot complete logins right now. Please try again in a moment."))
+
+
+def retry_url(target: str) -> str:
+    return f"{reverse('wechat_oauth:login')}?{urlencode({'next': target})}"
+
+
+def error_response(request: HttpRequest, error: WeChatOAuthError, *, target: str) -> HttpResponse:
+    if isinstance(error, SnapshotUser):
+        return _page(request, "wechat_oauth/snapshot.html", 200, {})
+    status, title, message = next((status, title, message) for classes, status, title, message
+                                  in PAGES if isinstance(error, classes))
+    level = logging.ERROR if isinstance(error, ConfigurationError) else logging.INFO
+    logger.log(level, "login failed with %s: %s", status, error)
+    return _page(request, "wechat_oauth/error.html", status,
+                 {"title": title, "message": message, "retry_url": retry_url(target),
+                  "error_key": error.key})
+
+
+def database_error_response(request: HttpRequest, *, target: str) -> HttpResponse:
+    logger.exception("login failed: database unavailable")
+    status, title, message = DATABASE_PAGE
+    response = _page(request, "wechat_oauth/error.html", status,
+                     {"title": title, "message": message, "retry_url": retry_url(target),
+                      "error_key": "database"})
+    response["Retry-After"] = "5"
+    return response
+
+
+def _page(request: HttpRequest, template: str, status: int, context: dict[str, object]) -> HttpResponse:
+    response = render(request, template, context, status=status)
+    add_never_cache_headers(response)
+    return response

@@ -1,0 +1,47 @@
+"""``login`` sends the browser to WeChat; ``callback`` is where WeChat sends it back.
+
+Thin on purpose: the flow lives in :mod:`.flow`, the error pages in :mod:`.responses`.
+"""
+
+from __future__ import annotations
+
+from django.db import DatabaseError, transaction
+from django.http import HttpRequest, HttpResponse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
+
+from . import flow
+from .exceptions import WeChatOAuthError
+from .responses import database_error_response, error_response
+from .state import safe_next_url
+
+
+def _next_of(request: HttpRequest) -> str:
+    return safe_next_url(request.GET.get("next"), request=request) or flow.default_redirect()
+
+
+@require_GET
+@never_cache
+def login(request: HttpRequest) -> HttpResponse:
+    target = _next_of(request)
+    return flow.authorize_redirect(request, target=target,
+                                   redirect_uri=flow.callback_uri(request, target))
+
+
+@require_GET
+@never_cache
+@transaction.non_atomic_requests  # the exchange must commit on its own, before the response
+def callback(request: HttpRequest) -> HttpResponse:
+    # The state is bound to ``next`` exactly as the login view sent it (it is verified
+    # before anything uses it); where the user finally goes is checked again on the way out.
+    target = request.GET.get("next", "")
+    try:
+        received = flow.read_callback(request.GET)
+        response = flow.complete_login(request, received, target=target,
+                                       redirect_uri=lambda t: flow.callback_uri(request, t))
+    except WeChatOAuthError as error:
+        return error_response(request, error, target=_next_of(request))
+    except DatabaseError:
+        return database_error_response(request, target=_next_of(request))
+    response["Referrer-Policy"] = "no-referrer"
+    return response
