@@ -1,0 +1,49 @@
+"""Every system check id fires on the misconfiguration it names, and only then."""
+
+from __future__ import annotations
+
+import pytest
+from django.core import checks
+
+from wechat_oauth.checks import MIDDLEWARE_PATH
+
+
+def ids() -> set[str]:
+    return {message.id for message in checks.run_checks() if message.id.startswith("wechat_oauth.")}
+
+
+def test_the_test_settings_pass_every_check():
+    assert ids() == set()
+
+
+@pytest.mark.parametrize("override", [{"APP_ID": ""}, {"APP_SECRET": ""}])
+def test_missing_credentials(settings, override):
+    settings.WECHAT_OAUTH = {**settings.WECHAT_OAUTH, **override}
+    assert ids() == {"wechat_oauth.E001"}
+
+
+def test_unknown_scope(settings):
+    settings.WECHAT_OAUTH = {**settings.WECHAT_OAUTH, "SCOPE": "snsapi_everything"}
+    assert ids() == {"wechat_oauth.E002"}
+
+
+@pytest.mark.parametrize("before", [
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+])
+def test_middleware_before_session_or_auth(settings, before):
+    order = [path for path in settings.MIDDLEWARE if path != MIDDLEWARE_PATH]
+    order.insert(order.index(before), MIDDLEWARE_PATH)
+    settings.MIDDLEWARE = order
+    assert ids() == {"wechat_oauth.E003"}
+
+
+def test_backend_missing(settings):
+    settings.AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.ModelBackend"]
+    assert ids() == {"wechat_oauth.E004"}
+
+
+def test_backend_not_needed_without_django_users(settings):
+    settings.AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.ModelBackend"]
+    settings.WECHAT_OAUTH = {**settings.WECHAT_OAUTH, "LINK_USERS": False}
+    assert ids() == set()
