@@ -134,6 +134,10 @@ def complete_login(request: HttpRequest, callback: Callback, *, target: str,
         if _signed_in(request):  # a refresh, long after the login
             return _continue(request, target)
         raise
+    # Read the session before waiting for the exchange: once the first request for the code
+    # commits it logs in, which moves the session data to a new key and deletes the old one;
+    # a duplicate reading the session after that would log in with the data gone.
+    request.session.keys()
     try:
         exchange = exchange_once(callback.code, state=callback.state, resent=callback.resent)
     except CodeSpent:
