@@ -35,9 +35,10 @@ DEFAULTS: dict[str, Any] = {
     # Language asked of sns/userinfo.
     "USERINFO_LANG": "zh_CN",
     # How long (seconds) a duplicate callback may replay the first exchange's outcome. WeChat's
-    # own code lifetime is 300 s, so a duplicate after that could not have succeeded anyway.
-    # Tokens are kept in OAuthCodeUse only this long (purge_oauth_codes scrubs them after).
-    "DEDUPE_WINDOW": 300,
+    # duplicates come within milliseconds to seconds; a signed-in browser's Back or refresh is
+    # handled without the window. Kept short because, within it, the callback URL logs in
+    # whoever holds it. Tokens stay in OAuthCodeUse only this long (purge_oauth_codes scrubs).
+    "DEDUPE_WINDOW": 60,
     # Longest time (seconds) a duplicate waits for an exchange in flight. None: the client
     # timeout (connect + read) plus EXCHANGE_MARGIN, plus one more second, so a waiter always
     # outlives a holder that the database gives up on.
@@ -57,6 +58,9 @@ DEFAULTS: dict[str, Any] = {
     # Regexes of paths where an anonymous visitor inside WeChat's browser is sent to login
     # by WeChatOAuthMiddleware (matched against request.path_info). Empty: never.
     "AUTO_LOGIN_PATHS": [],
+    # Alias (in CACHES) of a django-redis cache shared by every server: duplicates are then
+    # answered from Redis (no SQL) and in-flight ones woken through it. None: database only.
+    "CACHE_ALIAS": None,
     # Key of the HMACs of stored codes and of login states. None: SECRET_KEY (and its
     # SECRET_KEY_FALLBACKS for states). Changing it forgets dedupe records and invalidates
     # logins in progress (states live STATE_MAX_AGE).

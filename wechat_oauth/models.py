@@ -1,16 +1,14 @@
 from __future__ import annotations
 
-from datetime import datetime, timedelta
-
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
-from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from .client import TokenResult
 from .conf import app_settings
-from .exceptions import CodeSpent, WeChatOAuthError, error_class_for_key
+from .exceptions import WeChatOAuthError
+from .outcome import StoredOutcome
 
 
 class OAuthCodeUse(models.Model):
@@ -84,9 +82,9 @@ class OAuthCodeUse(models.Model):
         return f"{self.app_id} {self.code_hash[:12]} ({self.status})"
 
     @property
-    def window_closes_at(self) -> datetime:
-        """When duplicates stop being answered from this row."""
-        return self.first_seen_at + timedelta(seconds=app_settings.DEDUPE_WINDOW)
+    def outcome(self) -> StoredOutcome:
+        """What a duplicate of this code replays (see :meth:`StoredOutcome.replay`)."""
+        return StoredOutcome.from_row(self)
 
     def record_success(self, token: TokenResult) -> None:
         self.status = self.Status.EXCHANGED
@@ -103,30 +101,6 @@ class OAuthCodeUse(models.Model):
         self.errcode = error.errcode
         self.errmsg = error.errmsg[:255]
         self.request_id = error.request_id[:128]
-
-    def replay(self, now: datetime | None = None) -> TokenResult:
-        """The stored outcome: the token result, or the stored error raised again.
-
-        Past the dedupe window the code is simply spent: a later request must start a new
-        login rather than be logged in by a code that may have leaked (e.g. through a log).
-        """
-        now = now or timezone.now()
-        if now >= self.window_closes_at or self.status == self.Status.IN_FLIGHT:
-            raise CodeSpent("The authorisation code was already used")
-        if self.status == self.Status.FAILED:
-            raise error_class_for_key(self.error)(
-                errcode=self.errcode, errmsg=self.errmsg, request_id=self.request_id)
-        return TokenResult(
-            access_token=self.access_token,
-            refresh_token=self.refresh_token,
-            openid=self.openid,
-            unionid=self.unionid,
-            scope=self.scope,
-            is_snapshot_user=self.is_snapshot_user,
-            expires_at=self.access_token_expires_at,
-            refresh_expires_at=self.refresh_token_expires_at,
-            raw={},
-        )
 
 
 class WeChatAccount(models.Model):

@@ -9,7 +9,6 @@ before it for multi-server sites.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from django.utils import timezone
 
@@ -17,25 +16,15 @@ from ..client import TokenResult, WeChatClient, get_client
 from ..conf import app_settings
 from ..exceptions import InvalidCode
 from ..hashing import code_hash, state_hash
+from ..outcome import StoredOutcome
+from .cache import CLAIMED, IN_FLIGHT, REPLAY, WAIT_MARGIN, cache_front
 from .database import DatabaseGuard
+from .duplicates import Exchange, answer_duplicate
 
 __all__ = ["Exchange", "exchange_once", "validate_code", "MAX_CODE_LENGTH"]
 
 #: Longest code accepted. WeChat's codes are 32 characters; anything near this is not a code.
 MAX_CODE_LENGTH = 512
-
-
-@dataclass(frozen=True)
-class Exchange:
-    """The outcome of :func:`exchange_once` for one request."""
-
-    token: TokenResult
-    #: True when this request reused an exchange made for an earlier request with the same code.
-    duplicate: bool
-    #: Primary key of the OAuthCodeUse row.
-    code_use_id: int
-    #: For a duplicate: milliseconds since the code was first seen.
-    gap_ms: int | None = None
 
 
 def validate_code(code: object) -> str:
@@ -72,11 +61,29 @@ def exchange_once(
     arrival = timezone.now()
     client = client or get_client()
     call: Callable[[], TokenResult] = lambda: client.exchange_code(code)  # noqa: E731
-    return DatabaseGuard(using).exchange(
-        call,
-        app_id=client.app_id or app_settings.APP_ID,
-        code_hash=code_hash(code),
-        state_hash=state_hash(state),
-        resent=resent,
-        arrival=arrival,
-    )
+    claim = {"app_id": client.app_id or app_settings.APP_ID, "code_hash": code_hash(code),
+             "state_hash": state_hash(state), "resent": resent, "arrival": arrival}
+    front = cache_front()
+    if front is None:
+        return DatabaseGuard(using).exchange(call, **claim)
+
+    keys = front.keys(claim["app_id"], claim["code_hash"])
+    entry = front.enter(keys, arrival=arrival, resent=resent)
+    if entry.kind == REPLAY:
+        return answer_duplicate(entry.outcome, arrival=arrival, waited=False, source="cache")
+    if entry.kind == IN_FLIGHT:
+        up_to = min(app_settings.wait_timeout, entry.flight_ttl_ms / 1000 + WAIT_MARGIN)
+        outcome = front.wait(keys, arrival=arrival, resent=resent, up_to=up_to)
+        if outcome is not None:
+            return answer_duplicate(outcome, arrival=arrival, waited=True, source="cache")
+    published: list[StoredOutcome] = []
+
+    def publish(outcome: StoredOutcome) -> None:
+        front.publish(keys, outcome)
+        published.append(outcome)
+
+    try:
+        return DatabaseGuard(using, on_outcome=publish).exchange(call, **claim)
+    finally:
+        if entry.kind == CLAIMED and not published:
+            front.release(keys)

@@ -52,6 +52,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from functools import partial
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -63,11 +64,12 @@ from django.utils import timezone
 from ..conf import app_settings
 from ..exceptions import ExchangeWaitTimeout, UpstreamUnavailable, WeChatOAuthError
 from ..models import OAuthCodeUse
-from ..signals import code_exchanged, duplicate_absorbed, exchange_failed
+from ..outcome import StoredOutcome
+from ..signals import code_exchanged, exchange_failed
+from .duplicates import Exchange, answer_duplicate, gap_ms
 
 if TYPE_CHECKING:
     from ..client import TokenResult
-    from . import Exchange
 
 logger = logging.getLogger("wechat_oauth.exchange")
 
@@ -86,9 +88,16 @@ class _ReleaseClaim(Exception):
         self.error = error
 
 
+OutcomeListener = Callable[[StoredOutcome], None]
+
+
 class DatabaseGuard:
-    def __init__(self, using: str | None = None) -> None:
+    """``on_outcome`` is told every committed outcome this guard sees (the cache front
+    publishes them): the holder's from ``transaction.on_commit``, a duplicate's at once."""
+
+    def __init__(self, using: str | None = None, on_outcome: OutcomeListener | None = None) -> None:
         self.using = using or router.db_for_write(OAuthCodeUse)
+        self.on_outcome = on_outcome
 
     def exchange(
         self,
@@ -112,8 +121,6 @@ class DatabaseGuard:
 
     def _claim_and_exchange(self, call: Callable[[], TokenResult], *, app_id: str, code_hash: str,
                             state_hash: str, resent: bool, arrival: datetime) -> Exchange:
-        from . import Exchange
-
         try:
             with transaction.atomic(using=self.using, durable=True):
                 self._bound_waits()
@@ -129,6 +136,8 @@ class DatabaseGuard:
                     "status", "openid", "unionid", "scope", "is_snapshot_user", "access_token",
                     "refresh_token", "access_token_expires_at", "refresh_token_expires_at",
                     "error", "errcode", "errmsg", "request_id", "completed_at", "exchange_ms"])
+                if self.on_outcome is not None:
+                    transaction.on_commit(partial(self.on_outcome, row.outcome), using=self.using)
         except _ReleaseClaim as release:
             logger.warning("exchange of code %s not sent (%s): claim released for a retry",
                            code_hash[:12], release.error)
@@ -193,13 +202,10 @@ class DatabaseGuard:
     # -- duplicates ------------------------------------------------------------------------
 
     def _absorb_duplicate(self, row: OAuthCodeUse, *, arrival: datetime, resent: bool) -> Exchange:
-        from . import Exchange
-
-        gap_ms = max(0, round((arrival - row.first_seen_at).total_seconds() * 1000))
         changes = {
             "duplicates": F("duplicates") + 1,
             "last_seen_at": Greatest(F("last_seen_at"), arrival),
-            "max_gap_ms": Greatest(F("max_gap_ms"), gap_ms),
+            "max_gap_ms": Greatest(F("max_gap_ms"), gap_ms(row.outcome, arrival)),
         }
         if resent:
             changes["resent_variant_seen"] = True
@@ -208,9 +214,8 @@ class DatabaseGuard:
         except DatabaseError:
             # Bookkeeping only: the user must still get the stored outcome.
             logger.exception("could not count a duplicate of code %s", row.code_hash[:12])
+        if self.on_outcome is not None:
+            self.on_outcome(row.outcome)
         waited = row.completed_at is not None and arrival < row.completed_at
-        logger.info("duplicate of code %s absorbed (gap %d ms%s)", row.code_hash[:12], gap_ms,
-                    ", waited for the exchange" if waited else "")
-        duplicate_absorbed.send(sender=OAuthCodeUse, code_use=row, gap_ms=gap_ms, waited=waited)
-        token = row.replay()
-        return Exchange(token=token, duplicate=True, code_use_id=row.pk, gap_ms=gap_ms)
+        return answer_duplicate(row.outcome, arrival=arrival, waited=waited, source="database",
+                                code_use=row)

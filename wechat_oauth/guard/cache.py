@@ -1,0 +1,263 @@
+"""The optional django-redis front of the exchange (setting ``CACHE_ALIAS``).
+
+It saves work; it never decides. The ``OAuthCodeUse`` row stays the fence, so a Redis that
+loses a key, restarts empty, expires a marker early or disagrees between servers can at worst
+send a request down the database path, never cause a second exchange.
+
+Per code (app id + code hash) the front keeps, under the cache's KEY_PREFIX:
+
+``…:r``  the stored outcome (JSON), written after the row commits, for DEDUPE_WINDOW
+``…:f``  "in flight" marker, set by the first request to arrive, for the hold timeout
+``…:w``  wake-up list: the holder pushes one token when it publishes; each waiter that pops
+         it pushes it back for the next (a blocked BLPOP wakes within a round trip, where
+         redis-py's ``Lock`` polls every 100 ms)
+``…:n``  duplicates answered from Redis (count, latest arrival, re-sent variant), folded into
+         the row by :func:`fold_counters` (``purge_oauth_codes`` calls it)
+
+One Lua script answers a late duplicate (GET + counters) or claims the marker: one round trip.
+Redis Cluster is not supported (the scripts touch a shared pending set).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.core.signals import setting_changed
+from django.db.models import F
+from django.dispatch import receiver
+from django.utils import timezone
+
+from ..conf import app_settings
+from ..outcome import StoredOutcome
+
+logger = logging.getLogger("wechat_oauth.cache")
+
+# Both scripts take KEYS = result, flight, counters, pending, wake and
+# ARGV = hold ms, arrival ms, re-sent (0/1), pending member, counters TTL ms.
+COUNT_DUPLICATE = """
+local function count_duplicate()
+  redis.call('HINCRBY', KEYS[3], 'dups', 1)
+  local last = tonumber(redis.call('HGET', KEYS[3], 'last') or '0')
+  if tonumber(ARGV[2]) > last then redis.call('HSET', KEYS[3], 'last', ARGV[2]) end
+  if ARGV[3] == '1' then redis.call('HSET', KEYS[3], 'resent', '1') end
+  redis.call('PEXPIRE', KEYS[3], ARGV[5])
+  redis.call('ZADD', KEYS[4], ARGV[2], ARGV[4])
+end
+"""
+# A request arrives: replay a finished exchange, or claim the marker, or report it in flight.
+ENTER_SCRIPT = COUNT_DUPLICATE + """
+local result = redis.call('GET', KEYS[1])
+if result then
+  count_duplicate()
+  return {1, result}
+end
+if redis.call('SET', KEYS[2], ARGV[2], 'NX', 'PX', ARGV[1]) then
+  return {2, false}
+end
+return {3, redis.call('PTTL', KEYS[2])}
+"""
+# A waiter woke up: pass the token on to the next waiter and read the published outcome.
+WAKE_SCRIPT = COUNT_DUPLICATE + """
+redis.call('LPUSH', KEYS[5], '1')
+local result = redis.call('GET', KEYS[1])
+if result then count_duplicate() end
+return result
+"""
+REPLAY, CLAIMED, IN_FLIGHT, BYPASS = 1, 2, 3, 0
+WAKE_TOKEN = b"1"
+#: Extra seconds a waiter gives a holder beyond its marker's time left.
+WAIT_MARGIN = 0.5
+#: Seconds between two warnings about an unusable Redis (one per process per period).
+WARNING_PERIOD = 60.0
+
+
+@dataclass(frozen=True)
+class Entry:
+    """What the front said about a code when a request arrived."""
+
+    kind: int
+    outcome: StoredOutcome | None = None
+    #: For IN_FLIGHT: how long (ms) the holder's marker has left.
+    flight_ttl_ms: int = 0
+
+
+class CodeKeys:
+    def __init__(self, make_key: Any, app_id: str, code_hash: str) -> None:
+        self.member = f"{app_id}:{code_hash}"
+        base = make_key(f"wechat_oauth:{self.member}")
+        self.result, self.flight, self.wake, self.counters = (
+            f"{base}:r", f"{base}:f", f"{base}:w", f"{base}:n")
+
+
+class CacheFront:
+    def __init__(self, alias: str) -> None:
+        from django.core.cache import caches
+        from django_redis import get_redis_connection
+
+        self.alias = alias
+        self.cache = caches[alias]
+        self.redis = get_redis_connection(alias)
+        self.pending = self.cache.make_key("wechat_oauth:pending")
+        self._enter = self.redis.register_script(ENTER_SCRIPT)
+        self._woken = self.redis.register_script(WAKE_SCRIPT)
+        socket_timeout = self.redis.connection_pool.connection_kwargs.get("socket_timeout")
+        # A blocking pop must return before the client's socket timeout fires.
+        self.wait_slice = max(0.01, socket_timeout * 0.8) if socket_timeout else 1.0
+
+    def keys(self, app_id: str, code_hash: str) -> CodeKeys:
+        return CodeKeys(self.cache.make_key, app_id, code_hash)
+
+    def _script_arguments(self, keys: CodeKeys, arrival: datetime, resent: bool
+                          ) -> dict[str, list[Any]]:
+        counters_ttl_ms = round((app_settings.DEDUPE_WINDOW + app_settings.hold_timeout) * 1000)
+        return {
+            "keys": [keys.result, keys.flight, keys.counters, self.pending, keys.wake],
+            "args": [round(app_settings.hold_timeout * 1000), _ms(arrival), int(resent),
+                     keys.member, counters_ttl_ms + 60_000],
+        }
+
+    def enter(self, keys: CodeKeys, *, arrival: datetime, resent: bool) -> Entry:
+        """Replay a finished exchange, claim the in-flight marker, or report one in flight."""
+        with self._degrade():
+            kind, value = self._enter(**self._script_arguments(keys, arrival, resent))
+            if kind == REPLAY:
+                return Entry(REPLAY, outcome=StoredOutcome.from_json(value))
+            return Entry(kind, flight_ttl_ms=int(value or 0))
+        return Entry(BYPASS)
+
+    def wait(self, keys: CodeKeys, *, arrival: datetime, resent: bool, up_to: float
+             ) -> StoredOutcome | None:
+        """Block until the holder publishes (or ``up_to`` seconds pass); None: go to the database."""
+        deadline = time.monotonic() + up_to
+        with self._degrade():
+            while (left := deadline - time.monotonic()) > 0:
+                if self.redis.blpop([keys.wake], timeout=min(left, self.wait_slice)) is None:
+                    continue
+                result = self._woken(**self._script_arguments(keys, arrival, resent))
+                return StoredOutcome.from_json(result) if result is not None else None
+        return None
+
+    def publish(self, keys: CodeKeys, outcome: StoredOutcome) -> None:
+        """Store a committed outcome until the window closes, and wake the waiters."""
+        ttl_ms = round((outcome.window_closes_at - timezone.now()).total_seconds() * 1000)
+        with self._degrade():
+            pipe = self.redis.pipeline(transaction=False)
+            if ttl_ms > 0:
+                pipe.set(keys.result, outcome.to_json(), px=ttl_ms)
+            self._wake(pipe, keys)
+            pipe.execute()
+
+    def release(self, keys: CodeKeys) -> None:
+        """No outcome to publish (the claim was rolled back): send waiters to the database."""
+        with self._degrade():
+            pipe = self.redis.pipeline(transaction=False)
+            self._wake(pipe, keys)
+            pipe.execute()
+
+    def _wake(self, pipe: Any, keys: CodeKeys) -> None:
+        pipe.delete(keys.flight)
+        pipe.lpush(keys.wake, WAKE_TOKEN)
+        pipe.pexpire(keys.wake, round(app_settings.wait_timeout * 1000) + 1000)
+
+    @contextmanager
+    def _degrade(self) -> Iterator[None]:
+        """Redis failing must cost at most a socket timeout and a (rate-limited) warning."""
+        from redis.exceptions import RedisError
+
+        try:
+            yield
+        except RedisError as error:
+            _warn_unavailable(self.alias, error)
+
+
+def fold_counters(alias: str | None = None, *, batch: int = 500) -> int:
+    """Move the duplicate counts the front kept in Redis into the ``OAuthCodeUse`` rows.
+
+    Returns how many rows were updated. Safe to run anywhere, any time: each code's counters
+    are read and deleted atomically, so no count is folded twice.
+    """
+    from ..models import OAuthCodeUse
+
+    alias = alias or app_settings.CACHE_ALIAS
+    if not alias:
+        return 0
+    front = CacheFront(alias)
+    folded = 0
+    with front._degrade():
+        while members := front.redis.zpopmin(front.pending, batch):
+            for member, _score in members:
+                app_id, code_hash = member.decode().split(":", 1)
+                keys = front.keys(app_id, code_hash)
+                pipe = front.redis.pipeline(transaction=True)
+                pipe.hgetall(keys.counters)
+                pipe.delete(keys.counters)
+                counters, _ = pipe.execute()
+                folded += _fold_one(OAuthCodeUse, app_id, code_hash, counters)
+    return folded
+
+
+def _fold_one(model: Any, app_id: str, code_hash: str, counters: dict[bytes, bytes]) -> int:
+    count = int(counters.get(b"dups", 0))
+    if not count:
+        return 0
+    row = model.objects.filter(app_id=app_id, code_hash=code_hash).first()
+    if row is None:
+        return 0
+    last = datetime.fromtimestamp(int(counters[b"last"]) / 1000, tz=row.first_seen_at.tzinfo)
+    changes: dict[str, Any] = {"duplicates": F("duplicates") + count,
+                               "max_gap_ms": max(row.max_gap_ms, _ms(last) - _ms(row.first_seen_at)),
+                               "last_seen_at": max(row.last_seen_at, last)}
+    if counters.get(b"resent"):
+        changes["resent_variant_seen"] = True
+    return model.objects.filter(pk=row.pk).update(**changes)
+
+
+_last_warning = 0.0
+_suppressed = 0
+
+
+def _warn_unavailable(alias: str, error: Exception) -> None:
+    global _last_warning, _suppressed
+    now = time.monotonic()
+    if now - _last_warning < WARNING_PERIOD:
+        _suppressed += 1
+        return
+    logger.warning("cache front %r unusable, using the database alone: %s: %s "
+                   "(%d similar warnings suppressed)", alias, type(error).__name__, error, _suppressed)
+    _last_warning, _suppressed = now, 0
+
+
+def _ms(moment: datetime) -> int:
+    return round(moment.timestamp() * 1000)
+
+
+_fronts: dict[str, CacheFront | None] = {}
+
+
+def cache_front() -> CacheFront | None:
+    """The front for CACHE_ALIAS, or None (no alias, or not a django-redis cache: see checks)."""
+    alias = app_settings.CACHE_ALIAS
+    if not alias:
+        return None
+    if alias not in _fronts:
+        _fronts[alias] = CacheFront(alias) if is_django_redis(alias) else None
+    return _fronts[alias]
+
+
+def is_django_redis(alias: str) -> bool:
+    from django.conf import settings
+
+    backend = settings.CACHES.get(alias, {}).get("BACKEND", "")
+    return backend.startswith("django_redis.")
+
+
+@receiver(setting_changed)
+def _forget_fronts(*, setting: str, **kwargs: Any) -> None:
+    if setting in ("CACHES", "WECHAT_OAUTH"):
+        _fronts.clear()

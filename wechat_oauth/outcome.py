@@ -1,0 +1,88 @@
+"""The stored outcome of one code's exchange, and how a duplicate replays it.
+
+One shape for both stores: the ``OAuthCodeUse`` row and the cache front's JSON copy of it, so
+that a duplicate answered from either gets exactly the same result or error.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from django.utils import timezone
+
+from .client import TokenResult
+from .conf import app_settings
+from .exceptions import CodeSpent, error_class_for_key
+
+if TYPE_CHECKING:
+    from .models import OAuthCodeUse
+
+EXCHANGED, FAILED = "exchanged", "failed"
+
+
+@dataclass(frozen=True)
+class StoredOutcome:
+    code_use_id: int
+    first_seen_at: datetime
+    status: str
+    openid: str = ""
+    unionid: str = ""
+    scope: str = ""
+    is_snapshot_user: bool = False
+    access_token: str = ""
+    refresh_token: str = ""
+    access_token_expires_at: datetime | None = None
+    refresh_token_expires_at: datetime | None = None
+    error: str = ""
+    errcode: int | None = None
+    errmsg: str = ""
+    request_id: str = ""
+
+    @classmethod
+    def from_row(cls, row: OAuthCodeUse) -> StoredOutcome:
+        return cls(**{name: getattr(row, name) for name in _ROW_FIELDS}, code_use_id=row.pk)
+
+    @property
+    def window_closes_at(self) -> datetime:
+        return self.first_seen_at + timedelta(seconds=app_settings.DEDUPE_WINDOW)
+
+    def replay(self, now: datetime | None = None) -> TokenResult:
+        """The token result, or the stored error raised again.
+
+        Past the dedupe window the code is simply spent: a later request must start a new
+        login rather than be logged in by a code that may have leaked (e.g. through a log).
+        """
+        if (now or timezone.now()) >= self.window_closes_at or self.status not in (EXCHANGED, FAILED):
+            raise CodeSpent("The authorisation code was already used")
+        if self.status == FAILED:
+            raise error_class_for_key(self.error)(
+                errcode=self.errcode, errmsg=self.errmsg, request_id=self.request_id)
+        assert self.access_token_expires_at is not None and self.refresh_token_expires_at is not None
+        return TokenResult(
+            access_token=self.access_token, refresh_token=self.refresh_token, openid=self.openid,
+            unionid=self.unionid, scope=self.scope, is_snapshot_user=self.is_snapshot_user,
+            expires_at=self.access_token_expires_at,
+            refresh_expires_at=self.refresh_token_expires_at, raw={})
+
+    def to_json(self) -> str:
+        return json.dumps({name: _encode(value) for name, value in asdict(self).items()},
+                          separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> StoredOutcome:
+        data: dict[str, Any] = json.loads(text)
+        for name in _DATETIME_FIELDS:
+            if data.get(name) is not None:
+                data[name] = datetime.fromisoformat(data[name])
+        return cls(**data)
+
+
+_ROW_FIELDS = [name for name in StoredOutcome.__dataclass_fields__ if name != "code_use_id"]
+_DATETIME_FIELDS = ("first_seen_at", "access_token_expires_at", "refresh_token_expires_at")
+
+
+def _encode(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, datetime) else value
