@@ -1,0 +1,83 @@
+"""The fake WeChat of the demo: one in-process :class:`FakeState`, served under ``/fake-wechat/``.
+
+The demo command serves the site and this fake from one runserver; the WECHAT_OAUTH URLs
+point at ``<origin>/fake-wechat``, so the code exchange is a real HTTP request from Django to
+its own (threaded) server, and nothing leaves the machine. The state lives in this process: its
+counters (how many times each code was sent to the token endpoint) are what the home page shows
+next to each ``OAuthCodeUse`` row, and they start from zero whenever the server starts.
+
+Settings-free at import time: ``demo_project.settings`` imports the URL helpers below.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from wechat_oauth.testing import FakeState, FakeWeChatApp
+
+#: Where the fake is mounted in the demo's URL space.
+MOUNT = "/fake-wechat"
+#: Environment variable naming the origin the demo serves (``http://host:port``).
+ORIGIN_ENV = "WECHAT_OAUTH_DEMO_ORIGIN"
+DEFAULT_ORIGIN = "http://127.0.0.1:8000"
+
+
+def fake_wechat_urls(origin: str) -> dict[str, str]:
+    """The WECHAT_OAUTH URLs that send the app to the fake served at ``origin``."""
+    base = origin.rstrip("/") + MOUNT
+    return {
+        "API_BASE_URL": base,
+        "AUTHORIZE_URL": f"{base}/connect/oauth2/authorize",
+        "QRCONNECT_URL": f"{base}/connect/qrconnect",
+    }
+
+
+def serve_fake_wechat_at(origin: str) -> None:
+    """Point WECHAT_OAUTH at the fake served at ``origin`` (the demo command's address).
+
+    Settings were read before the command knew its address, so the new URLs are applied to
+    the loaded settings and announced with ``setting_changed``, which makes wechat_oauth
+    re-read its settings and rebuild its client. The environment variable is set too, for
+    anything that reads the settings afresh (a child process).
+    """
+    from django.conf import settings
+    from django.core.signals import setting_changed
+
+    os.environ[ORIGIN_ENV] = origin
+    current = dict(settings.WECHAT_OAUTH)
+    wanted = {**current, **fake_wechat_urls(origin)}
+    if wanted != current:
+        settings.WECHAT_OAUTH = wanted
+        setting_changed.send(sender=type(settings._wrapped), setting="WECHAT_OAUTH",
+                             value=wanted, enter=True)
+
+
+@functools.cache
+def fake_state() -> FakeState:
+    """The one fake WeChat of this process: the app id and secret of the settings, and the
+    consent page shown (not auto-approved) so that the double-callback box can be ticked."""
+    from django.conf import settings
+
+    from wechat_oauth.testing import FakeState
+
+    conf = settings.WECHAT_OAUTH
+    return FakeState(conf["APP_ID"], conf["APP_SECRET"], auto_approve=False)
+
+
+@functools.cache
+def fake_app() -> FakeWeChatApp:
+    from wechat_oauth.testing import FakeWeChatApp
+
+    return FakeWeChatApp(fake_state())
+
+
+def upstream_exchanges_by_code_hash() -> dict[str, int]:
+    """How many token requests the fake received per code, keyed by the code's stored hash
+    (``OAuthCodeUse.code_hash``), for every code it was asked about since the server started."""
+    from wechat_oauth.hashing import code_hash
+
+    per_code: dict[str, Any] = fake_state().stats()["exchange_calls"]
+    return {code_hash(code): int(count) for code, count in per_code.items()}

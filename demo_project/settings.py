@@ -1,0 +1,117 @@
+"""Settings of the demo site: zero configuration, SQLite, no internet.
+
+``python manage.py demo [addrport]`` serves the site and the fake WeChat from one process;
+the command points the WECHAT_OAUTH URLs at the address it serves (see
+:func:`demo_project.fake.serve_fake_wechat_at`). Environment variables:
+
+* ``WECHAT_OAUTH_DEMO_DB``: path of the SQLite file (default ``demo_project/db.sqlite3``);
+* ``WECHAT_OAUTH_DEMO_ORIGIN``: where the fake WeChat is reached (default
+  ``http://127.0.0.1:8000``); the demo command sets it from its addrport.
+
+Not for production: the secret key and the app secret are public.
+"""
+
+import os
+from pathlib import Path
+
+from demo_project.fake import DEFAULT_ORIGIN, ORIGIN_ENV, fake_wechat_urls
+
+BASE_DIR = Path(__file__).resolve().parent
+
+SECRET_KEY = "demo-only-not-secret-4f1c9a7e2b6d8035"  # a demo: public on purpose
+DEBUG = True
+ALLOWED_HOSTS = ["127.0.0.1", "localhost", "[::1]"]
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "wechat_oauth",
+    "demo_project",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "wechat_oauth.middleware.WeChatOAuthMiddleware",
+]
+
+AUTHENTICATION_BACKENDS = [
+    "django.contrib.auth.backends.ModelBackend",
+    "wechat_oauth.backends.WeChatBackend",
+]
+
+ROOT_URLCONF = "demo_project.urls"
+# The fake WeChat is mounted in front of Django here; runserver uses it too.
+WSGI_APPLICATION = "demo_project.wsgi.application"
+
+TEMPLATES = [{
+    "BACKEND": "django.template.backends.django.DjangoTemplates",
+    "DIRS": [],
+    "APP_DIRS": True,
+    "OPTIONS": {"context_processors": [
+        "django.template.context_processors.request",
+        "django.contrib.auth.context_processors.auth",
+        "django.contrib.messages.context_processors.messages",
+    ]},
+}]
+
+DATABASES = {
+    "default": {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": os.environ.get("WECHAT_OAUTH_DEMO_DB") or BASE_DIR / "db.sqlite3",
+        # IMMEDIATE: a write transaction takes SQLite's write lock at BEGIN, so concurrent
+        # callbacks queue in the busy handler (up to ``timeout`` seconds) instead of failing.
+        "OPTIONS": {"transaction_mode": "IMMEDIATE", "timeout": 20},
+    },
+}
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# The fake WeChat accepts exactly this app id and secret (demo_project.fake builds it from here).
+WECHAT_OAUTH = {
+    "APP_ID": "wxdemo000000000001",
+    "APP_SECRET": "demo-app-secret-0123456789abcdef",
+    "SCOPE": "snsapi_userinfo",
+    **fake_wechat_urls(os.environ.get(ORIGIN_ENV) or DEFAULT_ORIGIN),
+}
+
+LOGIN_REDIRECT_URL = "/"
+LANGUAGE_CODE = "en"
+LANGUAGES = [("en", "English"), ("zh-hans", "简体中文")]
+USE_I18N = True
+USE_TZ = True
+TIME_ZONE = "UTC"
+STATIC_URL = "static/"
+
+# runserver's access log prints every request line, and the callback's carries the code (and
+# the fake's API requests the app secret): mask them as the app does for its own logs.
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {"redact": {"()": "wechat_oauth.redact.RedactingFilter"}},
+    "formatters": {
+        "server": {"()": "django.utils.log.ServerFormatter",
+                   "format": "[{server_time}] {message}", "style": "{"},
+        "plain": {"format": "[{name}] {message}", "style": "{"},
+    },
+    "handlers": {
+        "server": {"class": "logging.StreamHandler", "filters": ["redact"], "formatter": "server"},
+        "console": {"class": "logging.StreamHandler", "filters": ["redact"], "formatter": "plain"},
+    },
+    "loggers": {
+        "django.server": {"handlers": ["server"], "level": "INFO", "propagate": False},
+        # "duplicate of code ... absorbed (gap 17 ms)" and friends: what the demo is about.
+        "wechat_oauth": {"handlers": ["console"], "level": "INFO", "propagate": False},
+        "demo_project": {"handlers": ["console"], "level": "INFO", "propagate": False},
+    },
+}

@@ -1,0 +1,13 @@
+from django.contrib import admin
+from django.urls import include, path
+
+from demo_project import views
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("logout/", views.logout_view, name="logout"),
+    path("naive/login/", views.naive_login, name="naive_login"),
+    path("naive/callback/", views.naive_callback, name="naive_callback"),
+    path("wechat/", include("wechat_oauth.urls")),
+    path("admin/", admin.site.urls),
+]

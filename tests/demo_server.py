@@ -1,0 +1,90 @@
+"""Run the demo site (``python manage.py demo``) as a real child process, for the browser test."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING
+
+from tests import services
+
+if TYPE_CHECKING:
+    from typing import Self
+
+ROOT = Path(__file__).resolve().parent.parent
+#: Environment variables of this test run that must not reach the demo: pytest-django sets
+#: DJANGO_SETTINGS_MODULE=tests.settings, and manage.py only *defaults* it to the demo's.
+_NOT_INHERITED = ("DJANGO_SETTINGS_MODULE", "WECHAT_OAUTH_DEMO_ORIGIN")
+
+
+class DemoServer:
+    """``python manage.py demo 127.0.0.1:<free port>`` on a SQLite file of its own."""
+
+    def __init__(self, db_path: Path, log_path: Path, *, startup_timeout: float = 60.0) -> None:
+        self.db_path = db_path
+        self.log_path = log_path
+        self.startup_timeout = startup_timeout
+        self.port = services.free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        env = {name: value for name, value in os.environ.items() if name not in _NOT_INHERITED}
+        env.update(WECHAT_OAUTH_DEMO_DB=str(self.db_path), PYTHONUNBUFFERED="1")
+        with open(self.log_path, "wb") as log:
+            self._process = subprocess.Popen(
+                [sys.executable, "manage.py", "demo", f"127.0.0.1:{self.port}"],
+                cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True,  # its own process group: stop() ends all of it
+            )
+        self._wait_until_answering()
+
+    def _wait_until_answering(self) -> None:
+        deadline = time.monotonic() + self.startup_timeout
+        while True:
+            assert self._process is not None
+            if self._process.poll() is not None:
+                raise RuntimeError(f"the demo exited with {self._process.returncode}:\n{self.log()}")
+            try:
+                with urllib.request.urlopen(self.url + "/", timeout=2) as response:
+                    if response.status == 200:
+                        return
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                pass
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"the demo did not answer within {self.startup_timeout:g} s:\n"
+                                   f"{self.log()}")
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        process, self._process = self._process, None
+        if process is None or process.poll() is not None:
+            return
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=10)
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text("utf-8", "replace")
+        except FileNotFoundError:
+            return ""
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()

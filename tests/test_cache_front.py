@@ -1,0 +1,234 @@
+"""The django-redis front (CACHE_ALIAS) against real Redis servers.
+
+Redis may only save work: whatever it does (answers, loses keys, dies, restarts empty), the
+database row keeps every code to one upstream exchange.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from functools import partial
+
+import pytest
+from django.core.cache import caches
+from django.db import connections
+
+from tests import services
+from tests.concurrency import run_in_threads, start_thread
+from wechat_oauth import signals
+from wechat_oauth.guard import exchange_once
+from wechat_oauth.guard.cache import cache_front, fold_counters
+from wechat_oauth.models import OAuthCodeUse
+
+pytestmark = [pytest.mark.redis, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture
+def front(settings, fake_wechat, redis_alias):
+    """WECHAT_OAUTH uses the suite's Redis as its front; its keys are removed afterwards."""
+    settings.WECHAT_OAUTH = {**settings.WECHAT_OAUTH, "CACHE_ALIAS": redis_alias}
+    caches[redis_alias].delete_pattern("wechat_oauth:*")
+    yield cache_front()
+    caches[redis_alias].delete_pattern("wechat_oauth:*")
+
+
+class RedisCommands:
+    """Counts the commands this process sends to Redis (a script call is one command)."""
+
+    def __init__(self, monkeypatch):
+        import redis
+
+        self.sent = []
+        original = redis.Redis.execute_command
+        original_pipeline = redis.client.Pipeline.execute
+
+        def execute_command(client, *args, **options):
+            self.sent.append(args[0])
+            return original(client, *args, **options)
+
+        def execute_pipeline(pipe, *args, **options):
+            self.sent.append("PIPELINE")
+            return original_pipeline(pipe, *args, **options)
+
+        monkeypatch.setattr(redis.Redis, "execute_command", execute_command)
+        monkeypatch.setattr(redis.client.Pipeline, "execute", execute_pipeline)
+
+
+def test_late_duplicate_is_answered_from_redis_with_no_sql(front, fake_wechat,
+                                                            django_assert_num_queries, monkeypatch):
+    code = fake_wechat.issue_code("o_cached")
+    first = exchange_once(code)
+    commands = RedisCommands(monkeypatch)
+
+    with django_assert_num_queries(0):
+        duplicate = exchange_once(code, resent=True)
+
+    assert duplicate.duplicate is True
+    assert duplicate.token == first.token
+    assert duplicate.code_use_id == first.code_use_id
+    assert commands.sent == ["EVALSHA"]  # one round trip
+    assert fake_wechat.exchange_calls(code) == 1
+
+
+def test_cached_failure_is_replayed_as_the_same_error(front, fake_wechat):
+    from wechat_oauth.exceptions import UpstreamBusy
+
+    code = fake_wechat.issue_code("o_busy")
+    fake_wechat.add_fault("access_token", errcode=-1, errmsg="system error, rid: 77aa-01")
+    with pytest.raises(UpstreamBusy):
+        exchange_once(code)
+
+    with pytest.raises(UpstreamBusy) as replayed:
+        exchange_once(code)
+
+    assert replayed.value.request_id == "77aa-01"
+    assert fake_wechat.exchange_calls(code) == 1
+
+
+def test_duplicates_counted_in_redis_are_folded_into_the_row(front, fake_wechat):
+    code = fake_wechat.issue_code("o_folded")
+    exchange_once(code)
+    for resent in (False, True, False):
+        exchange_once(code, resent=resent)
+    assert OAuthCodeUse.objects.get().duplicates == 0  # counted in Redis so far
+
+    assert fold_counters() == 1
+
+    row = OAuthCodeUse.objects.get()
+    assert (row.duplicates, row.resent_variant_seen) == (3, True)
+    assert row.last_seen_at >= row.first_seen_at
+    assert fold_counters() == 0  # nothing is folded twice
+
+
+def test_in_flight_duplicates_wait_on_redis_and_share_one_exchange(front, fake_wechat):
+    fake_wechat.set_latency(0.3)
+    code = fake_wechat.issue_code("o_waiting")
+    sources = []
+
+    def record(sender, **kwargs):
+        sources.append((kwargs["source"], kwargs["waited"]))
+
+    signals.duplicate_absorbed.connect(record)
+    try:
+        results = run_in_threads(12, partial(exchange_once, code))
+    finally:
+        signals.duplicate_absorbed.disconnect(record)
+
+    assert {kind for kind, _ in results} == {"ok"}
+    assert len({value.token for _, value in results}) == 1
+    assert fake_wechat.exchange_calls(code) == 1
+    assert len(sources) == 11
+    assert ("cache", True) in sources  # woken through Redis, not only by the database
+
+
+def test_front_off_without_the_setting(settings, fake_wechat):
+    assert cache_front() is None
+
+
+# -- Redis failing ---------------------------------------------------------------------------
+
+
+class DisposableRedis:
+    """A redis-server of our own on a free port, that a test may kill and restart empty."""
+
+    def __init__(self):
+        self.port = services.free_port()
+        self.process = None
+
+    def start(self):
+        binary = services.which("redis-server")
+        assert binary, "redis-server is not installed"
+        self.process = subprocess.Popen(
+            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        import redis
+
+        while True:
+            try:
+                redis.Redis(port=self.port, socket_connect_timeout=0.2).ping()
+                return
+            except redis.exceptions.ConnectionError:
+                assert time.monotonic() < deadline, "redis-server did not start"
+                time.sleep(0.02)
+
+    def kill(self):
+        self.process.kill()
+        self.process.wait()
+
+    def restart_empty(self):
+        self.kill()
+        self.start()
+
+
+@pytest.fixture
+def disposable_redis(settings, fake_wechat):
+    server = DisposableRedis()
+    server.start()
+    settings.CACHES = {**settings.CACHES, "disposable": {
+        "BACKEND": "django_redis.cache.RedisCache",
+        "LOCATION": f"redis://127.0.0.1:{server.port}/0",
+        "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 0.05, "SOCKET_TIMEOUT": 0.05},
+    }}
+    settings.WECHAT_OAUTH = {**settings.WECHAT_OAUTH, "CACHE_ALIAS": "disposable"}
+    yield server
+    if server.process.poll() is None:
+        server.kill()
+    caches["disposable"].close()
+
+
+def test_redis_killed_between_claim_and_duplicates(disposable_redis, fake_wechat, caplog):
+    fake_wechat.set_latency(0.4)
+    code = fake_wechat.issue_code("o_redis_dies")
+    holder, holder_outcome = start_thread(partial(exchange_once, code))
+    wait_until(lambda: fake_wechat.exchange_calls(code) == 1)
+
+    disposable_redis.kill()
+    results = run_in_threads(4, partial(exchange_once, code))
+    holder.join(10)
+
+    assert holder_outcome[0][0] == "ok"
+    assert {kind for kind, _ in results} == {"ok"}
+    assert {value.token for _, value in results} == {holder_outcome[0][1].token}
+    assert fake_wechat.exchange_calls(code) == 1
+    warnings = [r for r in caplog.records if r.name == "wechat_oauth.cache"]
+    assert len(warnings) <= 1  # rate-limited: not one per request
+
+
+def test_redis_restarted_empty_mid_exchange(disposable_redis, fake_wechat):
+    fake_wechat.set_latency(0.4)
+    code = fake_wechat.issue_code("o_redis_forgets")
+    holder, holder_outcome = start_thread(partial(exchange_once, code))
+    wait_until(lambda: fake_wechat.exchange_calls(code) == 1)
+
+    disposable_redis.restart_empty()  # the in-flight marker is gone
+    results = run_in_threads(4, partial(exchange_once, code))
+    holder.join(10)
+
+    assert holder_outcome[0][0] == "ok"
+    assert {kind for kind, _ in results} == {"ok"}
+    assert fake_wechat.exchange_calls(code) == 1
+    # After the restart the holder's publication repopulated Redis: a late duplicate is
+    # answered from it again.
+    assert exchange_once(code).duplicate is True
+    assert fake_wechat.exchange_calls(code) == 1
+
+
+def test_redis_down_from_the_start_costs_no_error(disposable_redis, fake_wechat):
+    disposable_redis.kill()
+    code = fake_wechat.issue_code("o_no_redis")
+
+    first = exchange_once(code)
+    second = exchange_once(code)
+
+    assert (first.duplicate, second.duplicate) == (False, True)
+    assert fake_wechat.exchange_calls(code) == 1
+
+
+def wait_until(predicate, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        time.sleep(0.005)
+    connections.close_all()
