@@ -53,7 +53,7 @@ def run(fake: Any, iterations: int = 400, wakeups: int = 150) -> dict[str, Any]:
     for i in range(wakeups):
         code = fake.issue_code(f"o_wake_{i}")
 
-        def holder() -> None:
+        def holder(code: str = code) -> None:
             try:
                 exchange_once(code, client=stamping)
             finally:

@@ -26,7 +26,7 @@ class NaiveAttempt(models.Model):
     code_hash = models.CharField(max_length=64, blank=True)
 
     class Meta:
-        ordering = ["-created_at", "-id"]  # noqa: RUF012 (Django reads Meta)
+        ordering = ["-created_at", "-id"]
 
     def __str__(self) -> str:
         return f"{self.created_at:%H:%M:%S} {self.get_outcome_display()}"

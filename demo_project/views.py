@@ -63,7 +63,7 @@ def home(request: HttpRequest) -> HttpResponse:
     naive = {
         "attempts": NaiveAttempt.objects.count(),
         "failures": sum(naive_failures.values()),
-        "breakdown": ", ".join(f"{label} ×{n}" for label, n in naive_failures.most_common()),
+        "breakdown": ", ".join(f"{label} x{n}" for label, n in naive_failures.most_common()),
     }
 
     return render(request, "demo/home.html", {

@@ -10,7 +10,7 @@ state issued by one verifies on another and database sessions are shared.
 import json
 import os
 
-from tests.settings import *
+from tests.settings import *  # noqa: F403
 from tests.settings import LOCMEM
 
 CONFIG_VARIABLE = "WECHAT_OAUTH_E2E_SERVER"  # as tests.live_servers.CONFIG_VARIABLE

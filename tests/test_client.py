@@ -51,7 +51,7 @@ ACCESS_TOKEN = "ACCESS-TOKEN-5f1e2d3c4b5a6978"
 REFRESH_TOKEN = "REFRESH-TOKEN-8a7b6c5d4e3f2a1b"
 OPENID = "oLVPpjqs9BhvzwPj5A-vTYAX3GLc"
 UNIONID = "o6_bmasdasdsad6_2sgVt7hMZOPfL"
-UTC = timezone.utc  # noqa: UP017 (datetime.UTC needs Python 3.11; the app supports 3.10)
+UTC = timezone.utc
 NOW = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
 
 TOKEN_PAYLOAD = {

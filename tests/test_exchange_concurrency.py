@@ -14,10 +14,9 @@ from functools import partial
 import pytest
 from django.db import connections
 from django.test.utils import CaptureQueriesContext
-
-from tests import workers
 from django.utils import timezone
 
+from tests import workers
 from tests.concurrency import run_in_threads, start_processes, start_thread
 from wechat_oauth.client import get_client
 from wechat_oauth.exceptions import CodeSpent, ExchangeWaitTimeout, UpstreamTimeout

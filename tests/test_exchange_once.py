@@ -6,7 +6,6 @@ from datetime import timedelta
 
 import pytest
 from django.db import connection
-from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from wechat_oauth import signals
@@ -55,6 +54,26 @@ def test_duplicate_callback_reuses_first_exchange(fake_wechat):
     assert row.duplicates == 1
     assert row.resent_variant_seen is True
     assert row.last_seen_at >= row.first_seen_at
+
+
+def test_profile_is_part_of_the_outcome_every_duplicate_replays(fake_wechat):
+    code = fake_wechat.issue_code("o_profiled", scope="snsapi_userinfo", nickname="Pat")
+
+    first = exchange_once(code)
+    duplicate = exchange_once(code)
+
+    assert first.token.profile is not None and first.token.profile.nickname == "Pat"
+    assert duplicate.token.profile == first.token.profile
+    assert fake_wechat.calls("userinfo") == 1
+
+
+def test_failing_userinfo_does_not_fail_the_exchange(fake_wechat):
+    code = fake_wechat.issue_code("o_private", scope="snsapi_userinfo")
+    fake_wechat.add_fault("userinfo", errcode=-1)
+
+    outcome = exchange_once(code)
+
+    assert outcome.token.openid == "o_private" and outcome.token.profile is None
 
 
 def test_many_late_duplicates_are_counted_and_never_call_wechat(fake_wechat):

@@ -106,6 +106,21 @@ def test_userinfo_is_fetched_once_for_snsapi_userinfo(client, fake_wechat, setti
     assert account.user.first_name == "Dora"
 
 
+def test_duplicate_that_links_first_still_gets_the_profile(client, fake_wechat, settings):
+    """The request the user sees is often a duplicate woken before the first one linked."""
+    from wechat_oauth.guard import exchange_once
+
+    settings.WECHAT_OAUTH = {**settings.WECHAT_OAUTH, "SCOPE": "snsapi_userinfo"}
+    callback = authorize(client, "o_dora2", nickname="Dora")
+    exchange_once(parse_qs(urlsplit(callback).query)["code"][0])  # the first request, not linked yet
+
+    assert_clean_redirect(client.get(callback + RESENT))
+
+    assert get_user_model().objects.get().first_name == "Dora"
+    assert WeChatAccount.objects.get().nickname == "Dora"
+    assert fake_wechat.calls("userinfo") == 1
+
+
 def test_snsapi_base_never_calls_userinfo(client, fake_wechat):
     client.get(authorize(client, "o_eve"))
 
@@ -297,6 +312,30 @@ def test_database_down_gets_a_503_page(client, fake_wechat, monkeypatch):
 
     assert response.status_code == 503
     assert response["Retry-After"] == "5"
+
+
+def test_missing_backend_is_a_configuration_error_not_a_disabled_account(client, fake_wechat,
+                                                                        settings):
+    settings.AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.ModelBackend"]
+
+    response = client.get(_valid_callback(client))
+
+    assert response.status_code == 503
+    assert b"not available" in response.content
+
+
+def test_refused_consent_with_a_forged_state_is_an_invalid_link(client, fake_wechat):
+    callback = _valid_callback(client).replace("&code=", "&nocode=").replace("&state=1", "&state=2")
+
+    response = client.get(callback)
+
+    assert response.status_code == 400
+    assert b"not valid" in response.content
+
+
+def test_callback_pages_never_send_the_code_in_a_referer(client, fake_wechat):
+    refused = client.get(_valid_callback(client).replace("&code=", "&nocode="))
+    assert refused["Referrer-Policy"] == "no-referrer"
 
 
 def test_inactive_user_gets_a_403_page(client, fake_wechat):

@@ -24,7 +24,7 @@ from wechat_oauth.state import (
     verify_state,
 )
 
-UTC = timezone.utc  # noqa: UP017 (the package supports Python 3.10)
+UTC = timezone.utc
 NOW = datetime(2025, 3, 1, 12, 0, 0, tzinfo=UTC)
 TARGET = "/orders/?id=3"
 STATE_RE = re.compile(r"[A-Za-z0-9]{1,128}")

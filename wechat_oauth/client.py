@@ -51,6 +51,8 @@ AUTH_PATH = "/sns/auth"
 
 #: Scopes of the Official Account authorize page. ``snsapi_login`` is for :meth:`qrconnect_url`.
 AUTHORIZE_SCOPES = ("snsapi_base", "snsapi_userinfo")
+#: Scopes whose token may call sns/userinfo (under snsapi_base it answers 48001).
+PROFILE_SCOPES = ("snsapi_userinfo", "snsapi_login")
 DEFAULT_EXPIRES_IN = 7200
 REFRESH_TOKEN_LIFETIME = timedelta(days=30)
 MAX_STATE_BYTES = 128
@@ -64,7 +66,7 @@ TimeoutValue = float | tuple[float, float]
 # Causes of a ConnectionError that prove no byte of the request left this host.
 _NOT_CONNECTED = (NewConnectionError, ConnectionRefusedError, socket.gaierror)
 
-UTC = timezone.utc  # noqa: UP017 (datetime.UTC needs Python 3.11; we support 3.10)
+UTC = timezone.utc
 
 
 # -- Results ---------------------------------------------------------------------------------
@@ -83,6 +85,8 @@ class TokenResult:
     unionid: str = ""
     #: True for WeChat's "snapshot page" users (virtual openid): never create a user for them.
     is_snapshot_user: bool = False
+    #: The user's profile, when it was fetched together with the token (see exchange_once).
+    profile: UserInfo | None = None
     # Not compared: a result rebuilt from stored fields must equal the original.
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 

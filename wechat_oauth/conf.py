@@ -39,12 +39,13 @@ DEFAULTS: dict[str, Any] = {
     # handled without the window. Kept short because, within it, the callback URL logs in
     # whoever holds it. Tokens stay in OAuthCodeUse only this long (purge_oauth_codes scrubs).
     "DEDUPE_WINDOW": 60,
-    # Longest time (seconds) a duplicate waits for an exchange in flight. None: the client
-    # timeout (connect + read) plus EXCHANGE_MARGIN, plus one more second, so a waiter always
-    # outlives a holder that the database gives up on.
+    # Longest time (seconds) a duplicate waits for an exchange in flight. None: the holder's
+    # limit (two client timeouts plus EXCHANGE_MARGIN) plus one more second, so a waiter
+    # always outlives a holder that the database gives up on.
     "WAIT_TIMEOUT": None,
-    # Seconds added to the client timeout to bound how long the holder of an exchange may keep
-    # its transaction (and so its row lock) open: past it, PostgreSQL ends the session.
+    # Seconds added to two client timeouts (exchange + profile) to bound how long the holder of
+    # an exchange may keep its transaction (and so its row lock) open: past it, PostgreSQL
+    # ends the session.
     "EXCHANGE_MARGIN": 1.0,
     # How long (seconds) a state issued by the login view stays valid.
     "STATE_MAX_AGE": 600,
@@ -108,8 +109,9 @@ class AppSettings:
 
     @property
     def hold_timeout(self) -> float:
-        """Longest time the holder of an exchange keeps its transaction open, in seconds."""
-        return sum(self.timeout) + float(self.EXCHANGE_MARGIN)
+        """Longest time the holder of an exchange keeps its transaction open, in seconds:
+        two calls to WeChat (the exchange and, for snsapi_userinfo, the profile) plus margin."""
+        return 2 * sum(self.timeout) + float(self.EXCHANGE_MARGIN)
 
     @property
     def wait_timeout(self) -> float:

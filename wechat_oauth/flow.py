@@ -27,12 +27,12 @@ from .conf import app_settings
 from .exceptions import (
     BadCallback,
     CodeSpent,
+    ConfigurationError,
     ConsentRefused,
     ExpiredState,
     InactiveUser,
     InvalidState,
     SnapshotUser,
-    WeChatOAuthError,
 )
 from .guard import exchange_once, validate_code
 from .identity import link_account
@@ -45,14 +45,13 @@ logger = logging.getLogger("wechat_oauth.login")
 OAUTH_PARAMETERS = ("code", "state", "uin", "key", "pass_ticket")
 #: Parameters of WeChat's re-sent duplicate (the first request was aborted by the client).
 RESENT_MARKERS = ("uin", "key", "pass_ticket")
-#: Scopes under which sns/userinfo may be called (snsapi_base would get 48001).
-PROFILE_SCOPES = ("snsapi_userinfo", "snsapi_login")
 SESSION_KEY = "_wechat_oauth_identity"
 
 
 @dataclass(frozen=True)
 class Callback:
-    code: str
+    #: None when the user refused consent (WeChat sends only the state back).
+    code: str | None
     state: str
     #: The request carried WeChat's re-send markers (uin/key/pass_ticket).
     resent: bool
@@ -76,10 +75,8 @@ def read_callback(query: QueryDict) -> Callback:
     state = query.get("state")
     if not state:
         raise InvalidState("The state parameter is missing")
-    if "code" not in query:
-        raise ConsentRefused()
-    return Callback(code=validate_code(query["code"]), state=state,
-                    resent=any(name in query for name in RESENT_MARKERS))
+    code = validate_code(query["code"]) if "code" in query else None
+    return Callback(code=code, state=state, resent=any(name in query for name in RESENT_MARKERS))
 
 
 def without_oauth_parameters(request: HttpRequest) -> str:
@@ -134,6 +131,8 @@ def complete_login(request: HttpRequest, callback: Callback, *, target: str,
         if _signed_in(request):  # a refresh, long after the login
             return _continue(request, target)
         raise
+    if callback.code is None:
+        raise ConsentRefused()
     # Read the session before waiting for the exchange: once the first request for the code
     # commits it logs in, which moves the session data to a new key and deletes the old one;
     # a duplicate reading the session after that would log in with the data gone.
@@ -151,9 +150,8 @@ def complete_login(request: HttpRequest, callback: Callback, *, target: str,
     token = exchange.token
     if token.is_snapshot_user:
         raise SnapshotUser()
-    profile = None if exchange.duplicate else _profile(token)
     if app_settings.LINK_USERS:
-        _log_in(request, token, profile)
+        _log_in(request, token, token.profile)
     else:
         request.session.cycle_key()  # a new identity in this session: no fixation
     identity = WeChatIdentity(app_id=app_settings.APP_ID, openid=token.openid,
@@ -175,6 +173,8 @@ def identity_of(request: HttpRequest) -> WeChatIdentity | None:
 
 def _log_in(request: HttpRequest, token: TokenResult, profile: UserInfo | None) -> None:
     account, created = link_account(token, profile)
+    if BACKEND_PATH not in settings.AUTHENTICATION_BACKENDS:
+        raise ConfigurationError(f"{BACKEND_PATH} is not in AUTHENTICATION_BACKENDS (check E004)")
     user = authenticate(request, wechat_account=account)
     if user is None:
         raise InactiveUser()
@@ -183,18 +183,6 @@ def _log_in(request: HttpRequest, token: TokenResult, profile: UserInfo | None) 
                 " (new)" if created else "")
     wechat_login.send(sender=type(account), request=request, user=user, account=account,
                       created=created)
-
-
-def _profile(token: TokenResult) -> UserInfo | None:
-    """The user's profile when the scope allows it; a failure here does not fail the login."""
-    if token.scope not in PROFILE_SCOPES:
-        return None
-    try:
-        return get_client().userinfo(token.access_token, token.openid, app_settings.USERINFO_LANG)
-    except WeChatOAuthError as error:
-        logger.warning("userinfo of openid %s failed, logging in without a profile: %s",
-                       token.openid, error)
-        return None
 
 
 def _continue(request: HttpRequest, target: str) -> HttpResponseRedirect:

@@ -39,6 +39,8 @@ class OAuthCodeUse(models.Model):
     # Kept only for the dedupe window; purge_oauth_codes blanks them afterwards.
     access_token = models.TextField(blank=True, editable=False)
     refresh_token = models.TextField(blank=True, editable=False)
+    # The userinfo answer (snsapi_userinfo), likewise kept only for the dedupe window.
+    profile = models.JSONField(null=True, blank=True, editable=False)
     access_token_expires_at = models.DateTimeField(null=True, blank=True)
     refresh_token_expires_at = models.DateTimeField(null=True, blank=True)
 
@@ -92,6 +94,7 @@ class OAuthCodeUse(models.Model):
         self.is_snapshot_user = token.is_snapshot_user
         if app_settings.DEDUPE_WINDOW > 0:
             self.access_token, self.refresh_token = token.access_token, token.refresh_token
+            self.profile = dict(token.profile.raw) if token.profile is not None else None
         self.access_token_expires_at = token.expires_at
         self.refresh_token_expires_at = token.refresh_expires_at
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.utils import timezone
 
-from .client import TokenResult
+from .client import TokenResult, UserInfo
 from .conf import app_settings
 from .exceptions import CodeSpent, error_class_for_key
 
@@ -34,6 +34,8 @@ class StoredOutcome:
     is_snapshot_user: bool = False
     access_token: str = ""
     refresh_token: str = ""
+    #: WeChat's userinfo answer, when the profile was fetched with the token.
+    profile: dict[str, Any] | None = None
     access_token_expires_at: datetime | None = None
     refresh_token_expires_at: datetime | None = None
     error: str = ""
@@ -65,7 +67,8 @@ class StoredOutcome:
             access_token=self.access_token, refresh_token=self.refresh_token, openid=self.openid,
             unionid=self.unionid, scope=self.scope, is_snapshot_user=self.is_snapshot_user,
             expires_at=self.access_token_expires_at,
-            refresh_expires_at=self.refresh_token_expires_at, raw={})
+            refresh_expires_at=self.refresh_token_expires_at, raw={},
+            profile=UserInfo.from_payload(self.profile) if self.profile else None)
 
     def to_json(self) -> str:
         return json.dumps({name: _encode(value) for name, value in asdict(self).items()},

@@ -41,6 +41,7 @@ _filter = RedactingFilter()
 #: "GET /path?query", retries and redirects). A filter on a logger only sees records logged
 #: to that very logger, not its children's, so each is listed.
 URL_LOGGERS = (
+    "django.server",  # runserver's access log: the callback's request line carries the code
     "urllib3.connectionpool",
     "urllib3.poolmanager",
     "urllib3.util.retry",

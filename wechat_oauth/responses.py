@@ -52,7 +52,8 @@ PAGES = (
      _("WeChat could not complete the login. Please try again.")),
     (WeChatOAuthError, 502, _("Login failed"), _("The login could not be completed. Please try again.")),
 )
-DATABASE_PAGE = (503, _("Site busy"), _("The site cannot complete logins right now. Please try again in a moment."))
+DATABASE_PAGE = (503, _("Site busy"),
+                 _("The site cannot complete logins right now. Please try again in a moment."))
 
 
 def retry_url(target: str) -> str:

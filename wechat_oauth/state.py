@@ -46,7 +46,7 @@ from .exceptions import ExpiredState, InvalidState
 if TYPE_CHECKING:
     from django.http import HttpRequest
 
-UTC = timezone.utc  # noqa: UP017 (datetime.UTC needs Python 3.11; we support 3.10)
+UTC = timezone.utc
 
 __all__ = [
     "CLOCK_SKEW",

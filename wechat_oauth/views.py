@@ -40,8 +40,9 @@ def callback(request: HttpRequest) -> HttpResponse:
         response = flow.complete_login(request, received, target=target,
                                        redirect_uri=lambda t: flow.callback_uri(request, t))
     except WeChatOAuthError as error:
-        return error_response(request, error, target=_next_of(request))
+        response = error_response(request, error, target=_next_of(request))
     except DatabaseError:
-        return database_error_response(request, target=_next_of(request))
+        response = database_error_response(request, target=_next_of(request))
+    # The callback URL carries the code: never let it leave in a Referer header.
     response["Referrer-Policy"] = "no-referrer"
     return response

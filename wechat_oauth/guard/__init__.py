@@ -8,20 +8,25 @@ before it for multi-server sites.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
+from dataclasses import replace
+from functools import partial
 
 from django.utils import timezone
 
-from ..client import TokenResult, WeChatClient, get_client
+from ..client import PROFILE_SCOPES, TokenResult, WeChatClient, get_client
 from ..conf import app_settings
-from ..exceptions import InvalidCode
+from ..exceptions import InvalidCode, WeChatOAuthError
 from ..hashing import code_hash, state_hash
 from ..outcome import StoredOutcome
 from .cache import CLAIMED, IN_FLIGHT, REPLAY, WAIT_MARGIN, cache_front
 from .database import DatabaseGuard
 from .duplicates import Exchange, answer_duplicate
 
-__all__ = ["Exchange", "exchange_once", "validate_code", "MAX_CODE_LENGTH"]
+logger = logging.getLogger("wechat_oauth.exchange")
+
+__all__ = ["MAX_CODE_LENGTH", "Exchange", "exchange_once", "validate_code"]
 
 #: Longest code accepted. WeChat's codes are 32 characters; anything near this is not a code.
 MAX_CODE_LENGTH = 512
@@ -36,6 +41,25 @@ def validate_code(code: object) -> str:
     if not all("!" <= ch <= "~" for ch in code):
         raise InvalidCode("The authorisation code has characters a WeChat code never has")
     return code
+
+
+def _exchange_with_profile(client: WeChatClient, code: str) -> TokenResult:
+    """The exchange, and the profile where the scope allows it, as one guarded outcome.
+
+    The profile belongs to the outcome every duplicate replays: otherwise the duplicate that
+    the user sees (often woken before the first request fetched the profile) would create the
+    user without it. A failing userinfo call does not fail the login.
+    """
+    token = client.exchange_code(code)
+    if token.scope not in PROFILE_SCOPES or token.is_snapshot_user:
+        return token
+    try:
+        profile = client.userinfo(token.access_token, token.openid, app_settings.USERINFO_LANG)
+    except WeChatOAuthError as error:
+        logger.warning("userinfo of openid %s failed, going on without a profile: %s",
+                       token.openid, error)
+        return token
+    return replace(token, profile=profile)
 
 
 def exchange_once(
@@ -60,7 +84,7 @@ def exchange_once(
     code = validate_code(code)
     arrival = timezone.now()
     client = client or get_client()
-    call: Callable[[], TokenResult] = lambda: client.exchange_code(code)  # noqa: E731
+    call: Callable[[], TokenResult] = partial(_exchange_with_profile, client, code)
     claim = {"app_id": client.app_id or app_settings.APP_ID, "code_hash": code_hash(code),
              "state_hash": state_hash(state), "resent": resent, "arrival": arrival}
     front = cache_front()

@@ -52,11 +52,18 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from functools import partial
 from datetime import datetime
+from functools import partial
 from typing import TYPE_CHECKING
 
-from django.db import DatabaseError, IntegrityError, OperationalError, connections, router, transaction
+from django.db import (
+    DatabaseError,
+    IntegrityError,
+    OperationalError,
+    connections,
+    router,
+    transaction,
+)
 from django.db.models import F
 from django.db.models.functions import Greatest
 from django.utils import timezone
@@ -134,7 +141,7 @@ class DatabaseGuard:
                 token, error = self._call_upstream(call, row)
                 row.save(using=self.using, update_fields=[
                     "status", "openid", "unionid", "scope", "is_snapshot_user", "access_token",
-                    "refresh_token", "access_token_expires_at", "refresh_token_expires_at",
+                    "refresh_token", "profile", "access_token_expires_at", "refresh_token_expires_at",
                     "error", "errcode", "errmsg", "request_id", "completed_at", "exchange_ms"])
                 if self.on_outcome is not None:
                     transaction.on_commit(partial(self.on_outcome, row.outcome), using=self.using)
