@@ -3,19 +3,21 @@
     python -m bench                 # every suite
     python -m bench --only exchange # one suite
 
-Needs PostgreSQL at 127.0.0.1:5432 (user postgres); see bench/settings.py to change it.
+Needs PostgreSQL at 127.0.0.1:5432 (user postgres) and, for "front", Redis at 127.0.0.1:6379;
+see bench/settings.py to point them elsewhere.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import platform
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
-SUITES = ("exchange",)
+SUITES = ("exchange", "front")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -36,11 +38,9 @@ def main(argv: list[str] | None = None) -> int:
     with FakeWeChat(app_id="wxbench", app_secret="bench-secret") as fake:
         point_settings_at(fake)
         for suite in args.only or SUITES:
-            if suite == "exchange":
-                from bench import exchange
-
-                report["exchange"] = (exchange.run(fake, iterations=50, wakeups=20) if args.quick
-                                      else exchange.run(fake))
+            module = importlib.import_module(f"bench.{suite}")
+            sizes = {"iterations": 50, "wakeups": 20} if args.quick else {}
+            report[suite] = module.run(fake, **sizes)
     text = json.dumps(report, indent=2)
     results = Path(__file__).parent / "results"
     results.mkdir(exist_ok=True)

@@ -6,7 +6,7 @@ import os
 
 
 def setup_django() -> None:
-    """Create the benchmark database if needed, configure Django, migrate."""
+    """Create the benchmark database afresh (same start for every run), configure, migrate."""
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench.settings")
     import django
     import psycopg
@@ -15,9 +15,8 @@ def setup_django() -> None:
     db = settings.DATABASES["default"]
     with psycopg.connect(host=db["HOST"], port=db["PORT"], user=db["USER"], dbname="postgres",
                          autocommit=True) as admin:
-        exists = admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", [db["NAME"]]).fetchone()
-        if not exists:
-            admin.execute(f'CREATE DATABASE "{db["NAME"]}"')
+        admin.execute(f'DROP DATABASE IF EXISTS "{db["NAME"]}" WITH (FORCE)')
+        admin.execute(f'CREATE DATABASE "{db["NAME"]}"')
     django.setup()
     from django.core.management import call_command
 

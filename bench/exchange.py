@@ -3,19 +3,18 @@ is answered once the first request commits. PostgreSQL, fake WeChat at 0 ms late
 
 from __future__ import annotations
 
-import threading
-import time
 from typing import Any
 
 from bench.stats import now, summary_ms
+from bench.timing import wakeup_after_commit
 
 WARMUP = 30
 
 
 def run(fake: Any, iterations: int = 400, wakeups: int = 150) -> dict[str, Any]:
-    from django.db import connections, transaction
+    from django.db import connections
 
-    from wechat_oauth.client import WeChatClient, get_client
+    from wechat_oauth.client import get_client
     from wechat_oauth.guard import exchange_once
     from wechat_oauth.models import OAuthCodeUse
 
@@ -37,38 +36,7 @@ def run(fake: Any, iterations: int = 400, wakeups: int = 150) -> dict[str, Any]:
             bare.append(bare_s)
             guarded.append(guarded_s)
 
-    commit_at: dict[str, float] = {}
-
-    class CommitStampingClient(WeChatClient):
-        """Notes the instant the holder's transaction commits (on_commit runs right after)."""
-
-        def exchange_code(self, code: str):  # type: ignore[no-untyped-def]
-            result = super().exchange_code(code)
-            transaction.on_commit(lambda: commit_at.__setitem__(code, now()))
-            return result
-
-    stamping = CommitStampingClient()
-    fake.set_latency(0.02)  # long enough for the duplicate to be waiting in the database
-    wake: list[float] = []
-    for i in range(wakeups):
-        code = fake.issue_code(f"o_wake_{i}")
-
-        def holder(code: str = code) -> None:
-            try:
-                exchange_once(code, client=stamping)
-            finally:
-                connections.close_all()
-
-        thread = threading.Thread(target=holder)
-        thread.start()
-        while fake.exchange_calls(code) == 0:
-            time.sleep(0.0005)
-        result = exchange_once(code)
-        answered = now()
-        thread.join()
-        assert result.duplicate, "the duplicate did not reuse the exchange"
-        wake.append(answered - commit_at[code])
-    fake.set_latency(0)
+    wake = wakeup_after_commit(fake, wakeups, "wake")
     OAuthCodeUse.objects.all().delete()
 
     bare_ms, guarded_ms = summary_ms(bare), summary_ms(guarded)

@@ -232,3 +232,35 @@ def wait_until(predicate, timeout=10.0):
         assert time.monotonic() < deadline, "condition not reached in time"
         time.sleep(0.005)
     connections.close_all()
+
+
+# -- several servers -------------------------------------------------------------------------
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True, databases="__all__")
+def test_two_servers_sharing_postgresql_and_redis_make_one_exchange(
+        fake_wechat, pg_alias, redis_alias, settings, tmp_path):
+    from tests.live_servers import Browser, Tally, on_server, run_together, running_servers
+
+    fake_wechat.set_latency(0.3)
+    config = {
+        "database": dict(connections[pg_alias].settings_dict),
+        "wechat_oauth": {**settings.WECHAT_OAUTH, "CACHE_ALIAS": redis_alias},
+        "caches": {redis_alias: settings.CACHES[redis_alias]},
+    }
+    caches[redis_alias].delete_pattern("wechat_oauth:*")
+    tally = Tally("two servers, one Redis")
+    with running_servers(["A", "B"], config, tmp_path) as servers:
+        browser = Browser(tally)
+        callback = browser.authorize(browser.start_login(servers["A"]), "o_two_servers")
+        targets = [servers[name] for name in "ABABAB"]
+        responses = run_together([partial(browser.copy().get, on_server(callback, server),
+                                          "callback") for server in targets])
+
+    assert [response.status_code for response in responses] == [302] * 6
+    assert {response.headers["Location"] for response in responses} == {"/whoami/"}
+    code = tally.code_of(callback)
+    assert fake_wechat.exchange_calls(code) == 1
+    assert OAuthCodeUse.objects.using(pg_alias).get().status == "exchanged"
+    caches[redis_alias].delete_pattern("wechat_oauth:*")

@@ -47,3 +47,26 @@ def test_backend_not_needed_without_django_users(settings):
     settings.AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.ModelBackend"]
     settings.WECHAT_OAUTH = {**settings.WECHAT_OAUTH, "LINK_USERS": False}
     assert ids() == set()
+
+
+@pytest.mark.parametrize("backend, expected", [
+    ("django.core.cache.backends.locmem.LocMemCache", "wechat_oauth.W001"),
+    ("django.core.cache.backends.dummy.DummyCache", "wechat_oauth.W001"),
+    ("django.core.cache.backends.redis.RedisCache", "wechat_oauth.W002"),
+])
+def test_cache_alias_that_cannot_front_the_exchange(settings, backend, expected):
+    settings.CACHES = {**settings.CACHES, "front": {"BACKEND": backend, "LOCATION": "redis://x"}}
+    settings.WECHAT_OAUTH = {**settings.WECHAT_OAUTH, "CACHE_ALIAS": "front"}
+    assert ids() == {expected}
+
+
+def test_cache_alias_that_does_not_exist(settings):
+    settings.WECHAT_OAUTH = {**settings.WECHAT_OAUTH, "CACHE_ALIAS": "nowhere"}
+    assert ids() == {"wechat_oauth.E005"}
+
+
+def test_django_redis_alias_passes(settings):
+    settings.CACHES = {**settings.CACHES, "front": {"BACKEND": "django_redis.cache.RedisCache",
+                                                    "LOCATION": "redis://127.0.0.1:6379/15"}}
+    settings.WECHAT_OAUTH = {**settings.WECHAT_OAUTH, "CACHE_ALIAS": "front"}
+    assert ids() == set()

@@ -5,6 +5,9 @@ wechat_oauth.E001         APP_ID or APP_SECRET missing
 wechat_oauth.E002         SCOPE is not one WeChat knows
 wechat_oauth.E003         WeChatOAuthMiddleware placed before session or auth middleware
 wechat_oauth.E004         LINK_USERS without WeChatBackend in AUTHENTICATION_BACKENDS
+wechat_oauth.E005         CACHE_ALIAS names no cache in CACHES
+wechat_oauth.W001         CACHE_ALIAS is a per-process cache (local memory, dummy)
+wechat_oauth.W002         CACHE_ALIAS is not a django-redis cache (the front stays off)
 ========================= =================================================================
 """
 
@@ -13,7 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
-from django.core.checks import CheckMessage, Error, Tags, register
+from django.core.checks import CheckMessage, Error, Tags, Warning, register
 
 from .backends import BACKEND_PATH
 from .conf import app_settings
@@ -66,3 +69,38 @@ def check_middleware_and_backend(app_configs: Any = None, **kwargs: Any) -> list
             id="wechat_oauth.E004",
         ))
     return messages
+
+
+PER_PROCESS_CACHES = (
+    "django.core.cache.backends.locmem.LocMemCache",
+    "django.core.cache.backends.dummy.DummyCache",
+)
+
+
+@register(Tags.caches)
+def check_cache_front(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    alias = app_settings.CACHE_ALIAS
+    if not alias:
+        return []
+    if alias not in settings.CACHES:
+        return [Error(
+            f"WECHAT_OAUTH['CACHE_ALIAS'] is {alias!r}, which is not in CACHES.",
+            hint="Name a django-redis cache shared by every server, or remove CACHE_ALIAS.",
+            id="wechat_oauth.E005",
+        )]
+    backend = settings.CACHES[alias].get("BACKEND", "")
+    if backend in PER_PROCESS_CACHES:
+        return [Warning(
+            f"CACHE_ALIAS {alias!r} is a per-process cache ({backend}): other workers and "
+            "servers cannot see it, so the cache front stays off.",
+            hint="Point CACHE_ALIAS at a django-redis cache (pip install django-wechat-oauth[redis]).",
+            id="wechat_oauth.W001",
+        )]
+    if not backend.startswith("django_redis."):
+        return [Warning(
+            f"CACHE_ALIAS {alias!r} uses {backend}; the cache front needs django-redis "
+            "(Lua scripts and blocking pops), so it stays off and the database works alone.",
+            hint="Use django_redis.cache.RedisCache for this alias.",
+            id="wechat_oauth.W002",
+        )]
+    return []
