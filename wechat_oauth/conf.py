@@ -51,6 +51,9 @@ DEFAULTS: dict[str, Any] = {
     "STATE_MAX_AGE": 600,
     # Hosts besides the request's own that a ``next`` URL may point to.
     "ALLOWED_REDIRECT_HOSTS": [],
+    # How long (seconds) OAuthCodeUse rows are kept for the admin's history before
+    # purge_oauth_codes deletes them. Tokens are scrubbed much earlier (DEDUPE_WINDOW).
+    "RETENTION": 7 * 24 * 3600,
     # Link each WeChat identity to a Django user and log that user in. False: only keep the
     # identity in the session (request.wechat), with no Django user at all.
     "LINK_USERS": True,
