@@ -70,3 +70,55 @@ def test_django_redis_alias_passes(settings):
                                                     "LOCATION": "redis://127.0.0.1:6379/15"}}
     settings.WECHAT_OAUTH = {**settings.WECHAT_OAUTH, "CACHE_ALIAS": "front"}
     assert ids() == set()
+
+
+def test_auto_login_path_that_is_not_a_regex(settings):
+    settings.WECHAT_OAUTH = {**settings.WECHAT_OAUTH, "AUTO_LOGIN_PATHS": ["^/shop/(", r"^/ok/"]}
+    assert ids() == {"wechat_oauth.E006"}
+
+
+def test_auto_login_without_the_middleware(settings):
+    settings.WECHAT_OAUTH = {**settings.WECHAT_OAUTH, "AUTO_LOGIN_PATHS": [r"^/shop/"]}
+    settings.MIDDLEWARE = [path for path in settings.MIDDLEWARE if path != MIDDLEWARE_PATH]
+    assert ids() == {"wechat_oauth.W007"}
+
+
+def test_create_user_hook_that_cannot_be_imported(settings):
+    settings.WECHAT_OAUTH = {**settings.WECHAT_OAUTH, "CREATE_USER": "myapp.users.nothing_here"}
+    assert ids() == {"wechat_oauth.E007"}
+
+
+def test_urls_not_included(settings):
+    settings.ROOT_URLCONF = "tests.urls_without_wechat"
+    assert "wechat_oauth.E008" in ids()
+
+
+def test_plain_http_wechat_urls_outside_debug(settings):
+    settings.WECHAT_OAUTH = {**settings.WECHAT_OAUTH, "API_BASE_URL": "http://api.weixin.qq.com"}
+    assert ids() == {"wechat_oauth.W003"}
+    settings.DEBUG = True
+    assert ids() == set()
+
+
+def test_wait_timeout_shorter_than_the_hold(settings):
+    settings.WECHAT_OAUTH = {**settings.WECHAT_OAUTH, "WAIT_TIMEOUT": 1}
+    assert ids() == {"wechat_oauth.W005"}
+
+
+def test_strict_session_cookie(settings):
+    settings.SESSION_COOKIE_SAMESITE = "Strict"
+    assert ids() == {"wechat_oauth.W006"}
+
+
+@pytest.mark.filterwarnings("ignore:Overriding setting DATABASES")  # only the check reads it
+def test_sqlite_without_immediate_transactions(settings):
+    sqlite = next(conf for conf in settings.DATABASES.values()
+                  if conf["ENGINE"] == "django.db.backends.sqlite3")
+    # A new dict: the settings fixture restores attributes, not nested objects changed in place.
+    settings.DATABASES = {**settings.DATABASES, "default": {**sqlite, "OPTIONS": {"timeout": 20}}}
+    assert ids() == {"wechat_oauth.W004"}
+
+
+def test_default_login_redirect_that_leads_nowhere(settings):
+    settings.LOGIN_REDIRECT_URL = "/accounts/profile/"
+    assert ids() == {"wechat_oauth.W008"}

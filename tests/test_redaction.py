@@ -277,14 +277,15 @@ def test_client_debug_log_names_the_path(fake_wechat_url: str,
     assert any("/sns/oauth2/access_token" in line for line in client_lines)
 
 
-def test_errcode_warning_contains_no_secret_or_code(
+def test_errcode_log_line_contains_no_secret_or_code(
         fake_wechat_url: str, debug_logs: pytest.LogCaptureFixture) -> None:
     with pytest.raises(WeChatOAuthError):
         WeChatClient(api_base_url=fake_wechat_url).exchange_code("wrong" + CODE)
 
-    warnings = [r for r in debug_logs.records if r.levelno == logging.WARNING]
-    assert warnings
-    for record in warnings:
+    lines = [r for r in debug_logs.records
+             if r.name == "wechat_oauth.client" and "errcode" in r.getMessage()]
+    assert lines
+    for record in lines:
         assert_no_secrets(record.getMessage())
 
 

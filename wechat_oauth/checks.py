@@ -8,18 +8,32 @@ wechat_oauth.E004         LINK_USERS without WeChatBackend in AUTHENTICATION_BAC
 wechat_oauth.E005         CACHE_ALIAS names no cache in CACHES
 wechat_oauth.W001         CACHE_ALIAS is a per-process cache (local memory, dummy)
 wechat_oauth.W002         CACHE_ALIAS is not a django-redis cache (the front stays off)
+wechat_oauth.E006         an AUTO_LOGIN_PATHS entry is not a valid regular expression
+wechat_oauth.E007         CREATE_USER cannot be imported
+wechat_oauth.E008         wechat_oauth.urls is not included (the login view has no URL)
+wechat_oauth.W003         WeChat URLs are not https while DEBUG is off
+wechat_oauth.W004         SQLite without transaction_mode IMMEDIATE
+wechat_oauth.W005         WAIT_TIMEOUT shorter than the holder's limit
+wechat_oauth.W006         SESSION_COOKIE_SAMESITE = "Strict"
+wechat_oauth.W007         AUTO_LOGIN_PATHS set but WeChatOAuthMiddleware not installed
+wechat_oauth.W008         LOGIN_REDIRECT_URL is Django's default and leads nowhere
 ========================= =================================================================
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
+from django.db import router
+from django.urls import NoReverseMatch, Resolver404, resolve, reverse
+from django.utils.module_loading import import_string
 
 from .backends import BACKEND_PATH
-from .conf import app_settings
+from .conf import DEFAULTS, app_settings
+from .models import WeChatAccount
 
 VALID_SCOPES = ("snsapi_base", "snsapi_userinfo", "snsapi_login")
 MIDDLEWARE_PATH = "wechat_oauth.middleware.WeChatOAuthMiddleware"
@@ -104,3 +118,106 @@ def check_cache_front(app_configs: Any = None, **kwargs: Any) -> list[CheckMessa
             id="wechat_oauth.W002",
         )]
     return []
+
+
+@register()
+def check_site_integration(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """What went wrong while the demo was built, and what a new site gets wrong."""
+    messages: list[CheckMessage] = []
+    messages += _check_auto_login_paths()
+    create_user = app_settings.user_settings.get("CREATE_USER", DEFAULTS["CREATE_USER"])
+    try:
+        if isinstance(create_user, str):
+            import_string(create_user)
+    except ImportError as error:
+        messages.append(Error(
+            f"WECHAT_OAUTH['CREATE_USER'] cannot be imported: {error}.",
+            hint="Give the dotted path of a function create_user(token, profile) -> user.",
+            id="wechat_oauth.E007",
+        ))
+    try:
+        reverse("wechat_oauth:login")
+    except NoReverseMatch:
+        messages.append(Error(
+            "The wechat_oauth URLs are not included in the URLconf.",
+            hint='Add path("wechat/", include("wechat_oauth.urls")) to your urlpatterns.',
+            id="wechat_oauth.E008",
+        ))
+    if not settings.DEBUG:
+        plain = [name for name in ("API_BASE_URL", "AUTHORIZE_URL", "QRCONNECT_URL")
+                 if not str(getattr(app_settings, name)).startswith("https://")]
+        if plain:
+            messages.append(Warning(
+                f"WECHAT_OAUTH {', '.join(plain)} not https while DEBUG is off.",
+                hint="The app secret and tokens travel in these requests: use WeChat's https URLs "
+                     "(the defaults) outside development.",
+                id="wechat_oauth.W003",
+            ))
+    if app_settings.WAIT_TIMEOUT is not None and app_settings.wait_timeout < app_settings.hold_timeout:
+        messages.append(Warning(
+            f"WAIT_TIMEOUT ({app_settings.wait_timeout:g} s) is shorter than the time the first "
+            f"request may hold a code ({app_settings.hold_timeout:g} s).",
+            hint="Duplicates may give up (503) while the exchange is still going. Leave "
+                 "WAIT_TIMEOUT unset to derive it from TIMEOUT.",
+            id="wechat_oauth.W005",
+        ))
+    if settings.SESSION_COOKIE_SAMESITE == "Strict":
+        messages.append(Warning(
+            'SESSION_COOKIE_SAMESITE = "Strict": the browser does not send the session cookie '
+            "when WeChat redirects back to the callback.",
+            hint='Use "Lax" (Django\'s default): the callback then sees the browser\'s session, '
+                 "keeps its data and recognises a refresh by a logged-in user.",
+            id="wechat_oauth.W006",
+        ))
+    if settings.LOGIN_REDIRECT_URL == "/accounts/profile/":
+        try:
+            resolve("/accounts/profile/")
+        except Resolver404:
+            messages.append(Warning(
+                "LOGIN_REDIRECT_URL is Django's default /accounts/profile/, which this site "
+                "does not serve: a login without ?next= ends on a 404.",
+                hint='Set LOGIN_REDIRECT_URL (e.g. "/"), or always pass ?next= to the login view.',
+                id="wechat_oauth.W008",
+            ))
+    return messages
+
+
+def _check_auto_login_paths() -> list[CheckMessage]:
+    messages: list[CheckMessage] = []
+    for pattern in app_settings.AUTO_LOGIN_PATHS:
+        try:
+            re.compile(pattern)
+        except (re.error, TypeError) as error:
+            messages.append(Error(
+                f"WECHAT_OAUTH['AUTO_LOGIN_PATHS'] entry {pattern!r} is not a regular expression: "
+                f"{error}.",
+                hint=r'Write path patterns such as r"^/shop/".',
+                id="wechat_oauth.E006",
+            ))
+    if app_settings.AUTO_LOGIN_PATHS and MIDDLEWARE_PATH not in settings.MIDDLEWARE:
+        messages.append(Warning(
+            "AUTO_LOGIN_PATHS is set but WeChatOAuthMiddleware is not in MIDDLEWARE: nobody is "
+            "sent to login automatically.",
+            hint=f"Add {MIDDLEWARE_PATH!r} after AuthenticationMiddleware.",
+            id="wechat_oauth.W007",
+        ))
+    return messages
+
+
+@register(Tags.database)
+def check_sqlite_transaction_mode(app_configs: Any = None, databases: Any = None,
+                                  **kwargs: Any) -> list[CheckMessage]:
+    alias = router.db_for_write(WeChatAccount)
+    database = settings.DATABASES.get(alias, {})
+    if database.get("ENGINE") != "django.db.backends.sqlite3":
+        return []
+    if database.get("OPTIONS", {}).get("transaction_mode") == "IMMEDIATE":
+        return []
+    return [Warning(
+        f"Database {alias!r} is SQLite without transaction_mode IMMEDIATE.",
+        hint='Add "OPTIONS": {"transaction_mode": "IMMEDIATE"}. The exchange itself is safe '
+             "without it (its transactions start with a write), but two first logins of one "
+             "user racing, or other read-then-write transactions, fail at once with "
+             '"database is locked" instead of waiting their turn.',
+        id="wechat_oauth.W004",
+    )]

@@ -356,7 +356,8 @@ class WeChatClient:
             if number == 0:
                 raise UpstreamUnavailable(
                     f"WeChat gave an unexpected answer to {path}: bad errcode") from None
-            logger.warning("WeChat answered %s with errcode %s: %s", path, number,
+            # DEBUG only: whoever catches the typed error reports it (the guard does, once).
+            logger.debug("WeChat answered %s with errcode %s: %s", path, number,
                            redact.redact(errmsg))
             raise error_for_errcode(number, errmsg) from None
         missing = [name for name in required if payload.get(name) in (None, "")]

@@ -56,6 +56,16 @@ DATABASE_PAGE = (503, _("Site busy"),
                  _("The site cannot complete logins right now. Please try again in a moment."))
 
 
+#: Errors the exchange guard has logged already: the page is only a DEBUG event.
+LOGGED_BY_THE_GUARD = (UpstreamError, UpstreamUnavailable, ExchangeWaitTimeout)
+
+
+def _log_level(error: WeChatOAuthError) -> int:
+    if isinstance(error, LOGGED_BY_THE_GUARD):
+        return logging.DEBUG
+    return logging.ERROR if isinstance(error, ConfigurationError) else logging.INFO
+
+
 def retry_url(target: str) -> str:
     return f"{reverse('wechat_oauth:login')}?{urlencode({'next': target})}"
 
@@ -65,8 +75,7 @@ def error_response(request: HttpRequest, error: WeChatOAuthError, *, target: str
         return _page(request, "wechat_oauth/snapshot.html", 200, {})
     status, title, message = next((status, title, message) for classes, status, title, message
                                   in PAGES if isinstance(error, classes))
-    level = logging.ERROR if isinstance(error, ConfigurationError) else logging.INFO
-    logger.log(level, "login failed with %s: %s", status, error)
+    logger.log(_log_level(error), "login page %s (%s): %s", status, error.key, error)
     return _page(request, "wechat_oauth/error.html", status,
                  {"title": title, "message": message, "retry_url": retry_url(target),
                   "error_key": error.key})

@@ -94,12 +94,14 @@ def exchange_once(
     keys = front.keys(claim["app_id"], claim["code_hash"])
     entry = front.enter(keys, arrival=arrival, resent=resent)
     if entry.kind == REPLAY:
-        return answer_duplicate(entry.outcome, arrival=arrival, waited=False, source="cache")
+        return answer_duplicate(entry.outcome, code_hash=claim["code_hash"], arrival=arrival,
+                                waited=False, source="cache")
     if entry.kind == IN_FLIGHT:
         up_to = min(app_settings.wait_timeout, entry.flight_ttl_ms / 1000 + WAIT_MARGIN)
         outcome = front.wait(keys, arrival=arrival, resent=resent, up_to=up_to)
         if outcome is not None:
-            return answer_duplicate(outcome, arrival=arrival, waited=True, source="cache")
+            return answer_duplicate(outcome, code_hash=claim["code_hash"], arrival=arrival,
+                                    waited=True, source="cache")
     published: list[StoredOutcome] = []
 
     def publish(outcome: StoredOutcome) -> None:

@@ -21,6 +21,7 @@ Redis Cluster is not supported (the scripts touch a shared pending set).
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -218,19 +219,22 @@ def _fold_one(model: Any, app_id: str, code_hash: str, counters: dict[bytes, byt
     return model.objects.filter(pk=row.pk).update(**changes)
 
 
-_last_warning = 0.0
+_warning_lock = threading.Lock()
+_last_warning = -WARNING_PERIOD
 _suppressed = 0
 
 
 def _warn_unavailable(alias: str, error: Exception) -> None:
+    """At most one warning per WARNING_PERIOD per process, however many requests see it."""
     global _last_warning, _suppressed
-    now = time.monotonic()
-    if now - _last_warning < WARNING_PERIOD:
-        _suppressed += 1
-        return
+    with _warning_lock:
+        now = time.monotonic()
+        if now - _last_warning < WARNING_PERIOD:
+            _suppressed += 1
+            return
+        suppressed, _last_warning, _suppressed = _suppressed, now, 0
     logger.warning("cache front %r unusable, using the database alone: %s: %s "
-                   "(%d similar warnings suppressed)", alias, type(error).__name__, error, _suppressed)
-    _last_warning, _suppressed = now, 0
+                   "(%d similar warnings suppressed)", alias, type(error).__name__, error, suppressed)
 
 
 def _ms(moment: datetime) -> int:

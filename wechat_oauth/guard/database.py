@@ -69,7 +69,12 @@ from django.db.models.functions import Greatest
 from django.utils import timezone
 
 from ..conf import app_settings
-from ..exceptions import ExchangeWaitTimeout, UpstreamUnavailable, WeChatOAuthError
+from ..exceptions import (
+    ConfigurationError,
+    ExchangeWaitTimeout,
+    UpstreamUnavailable,
+    WeChatOAuthError,
+)
 from ..models import OAuthCodeUse
 from ..outcome import StoredOutcome
 from ..signals import code_exchanged, exchange_failed
@@ -159,7 +164,8 @@ class DatabaseGuard:
             raise
 
         if error is not None:
-            logger.warning("exchange of code %s failed: %s", code_hash[:12], error)
+            level = logging.ERROR if isinstance(error, ConfigurationError) else logging.WARNING
+            logger.log(level, "exchange of code %s failed: %s", code_hash[:12], error)
             exchange_failed.send(sender=OAuthCodeUse, code_use=row, error=error)
             raise error
         assert token is not None
@@ -224,5 +230,5 @@ class DatabaseGuard:
         if self.on_outcome is not None:
             self.on_outcome(row.outcome)
         waited = row.completed_at is not None and arrival < row.completed_at
-        return answer_duplicate(row.outcome, arrival=arrival, waited=waited, source="database",
-                                code_use=row)
+        return answer_duplicate(row.outcome, code_hash=row.code_hash, arrival=arrival,
+                                waited=waited, source="database", code_use=row)

@@ -34,12 +34,13 @@ def gap_ms(outcome: StoredOutcome, arrival: datetime) -> int:
     return max(0, round((arrival - outcome.first_seen_at).total_seconds() * 1000))
 
 
-def answer_duplicate(outcome: StoredOutcome, *, arrival: datetime, waited: bool, source: str,
-                     code_use: OAuthCodeUse | None = None) -> Exchange:
+def answer_duplicate(outcome: StoredOutcome, *, code_hash: str, arrival: datetime, waited: bool,
+                     source: str, code_use: OAuthCodeUse | None = None) -> Exchange:
     """Log and signal one absorbed duplicate, then replay the stored outcome to it."""
     gap = gap_ms(outcome, arrival)
-    logger.info("duplicate of code use %s absorbed from the %s (gap %d ms%s)", outcome.code_use_id,
-                source, gap, ", waited for the exchange" if waited else "")
+    logger.info("duplicate of code %s (openid %s) absorbed from the %s, gap %d ms%s",
+                code_hash[:12], outcome.openid or "-", source, gap,
+                ", waited for the exchange" if waited else "")
     from ..models import OAuthCodeUse
 
     duplicate_absorbed.send(sender=OAuthCodeUse, code_use=code_use, code_use_id=outcome.code_use_id,
