@@ -21,7 +21,7 @@ from tests.concurrency import run_in_threads, start_processes, start_thread
 from wechat_oauth.client import get_client
 from wechat_oauth.exceptions import CodeSpent, ExchangeWaitTimeout, UpstreamTimeout
 from wechat_oauth.guard import exchange_once
-from wechat_oauth.guard.database import DatabaseGuard
+from wechat_oauth.guard.database import Claim, DatabaseGuard
 from wechat_oauth.hashing import code_hash
 from wechat_oauth.models import OAuthCodeUse
 
@@ -154,9 +154,9 @@ def test_holder_stuck_past_its_hold_limit_is_cut_off_and_a_duplicate_takes_over(
         raise UpstreamTimeout("WeChat answered too slowly")
 
     def guarded(call):
-        return DatabaseGuard(pg_alias).exchange(
-            call, app_id=settings.WECHAT_OAUTH["APP_ID"], code_hash=code_hash(code),
-            state_hash="", resent=False, arrival=timezone.now())
+        return DatabaseGuard(pg_alias).exchange(call, Claim(
+            app_id=settings.WECHAT_OAUTH["APP_ID"], code_hash=code_hash(code), state_hash="",
+            resent=False, arrival=timezone.now()))
 
     holder, holder_outcome = start_thread(partial(guarded, stuck_call))
     wait_until(lambda: client_calls)

@@ -2,8 +2,8 @@
 
 Every callback (view or middleware) hands its code here. The first request for a code calls
 WeChat; every duplicate, in this process or another worker or server, gets that one call's
-outcome. The database row (see :mod:`.database`) is the fence; an optional cache front will sit
-before it for multi-server sites.
+outcome. The database row (see :mod:`.database`) is the fence; the optional django-redis
+front (see :mod:`.cache`) answers duplicates before they reach the database.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from ..conf import app_settings
 from ..exceptions import InvalidCode, WeChatOAuthError
 from ..hashing import code_hash, state_hash
 from ..outcome import StoredOutcome
-from .cache import CLAIMED, IN_FLIGHT, REPLAY, WAIT_MARGIN, cache_front
-from .database import DatabaseGuard
+from .cache import CLAIMED, IN_FLIGHT, REPLAY, WAIT_MARGIN, CacheFront, cache_front
+from .database import Claim, DatabaseGuard
 from .duplicates import Exchange, answer_duplicate
 
 logger = logging.getLogger("wechat_oauth.exchange")
@@ -82,25 +82,29 @@ def exchange_once(
     router's choice for OAuthCodeUse).
     """
     code = validate_code(code)
-    arrival = timezone.now()
     client = client or get_client()
     call: Callable[[], TokenResult] = partial(_exchange_with_profile, client, code)
-    claim = {"app_id": client.app_id or app_settings.APP_ID, "code_hash": code_hash(code),
-             "state_hash": state_hash(state), "resent": resent, "arrival": arrival}
+    claim = Claim(app_id=client.app_id or app_settings.APP_ID, code_hash=code_hash(code),
+                  state_hash=state_hash(state), resent=resent, arrival=timezone.now())
     front = cache_front()
     if front is None:
-        return DatabaseGuard(using).exchange(call, **claim)
+        return DatabaseGuard(using).exchange(call, claim)
+    return _exchange_through_front(front, call, claim, using)
 
-    keys = front.keys(claim["app_id"], claim["code_hash"])
-    entry = front.enter(keys, arrival=arrival, resent=resent)
+
+def _exchange_through_front(front: CacheFront, call: Callable[[], TokenResult], claim: Claim,
+                            using: str | None) -> Exchange:
+    """Redis answers what it can; whatever it cannot goes to the database guard unchanged."""
+    keys = front.keys(claim.app_id, claim.code_hash)
+    entry = front.enter(keys, arrival=claim.arrival, resent=claim.resent)
     if entry.kind == REPLAY:
-        return answer_duplicate(entry.outcome, code_hash=claim["code_hash"], arrival=arrival,
+        return answer_duplicate(entry.outcome, code_hash=claim.code_hash, arrival=claim.arrival,
                                 waited=False, source="cache")
     if entry.kind == IN_FLIGHT:
         up_to = min(app_settings.wait_timeout, entry.flight_ttl_ms / 1000 + WAIT_MARGIN)
-        outcome = front.wait(keys, arrival=arrival, resent=resent, up_to=up_to)
+        outcome = front.wait(keys, arrival=claim.arrival, resent=claim.resent, up_to=up_to)
         if outcome is not None:
-            return answer_duplicate(outcome, code_hash=claim["code_hash"], arrival=arrival,
+            return answer_duplicate(outcome, code_hash=claim.code_hash, arrival=claim.arrival,
                                     waited=True, source="cache")
     published: list[StoredOutcome] = []
 
@@ -109,7 +113,7 @@ def exchange_once(
         published.append(outcome)
 
     try:
-        return DatabaseGuard(using, on_outcome=publish).exchange(call, **claim)
+        return DatabaseGuard(using, on_outcome=publish).exchange(call, claim)
     finally:
         if entry.kind == CLAIMED and not published:
-            front.release(keys)
+            front.release(keys)  # nothing committed: send the waiters to the database

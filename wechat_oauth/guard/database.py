@@ -52,6 +52,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
 from typing import TYPE_CHECKING
@@ -89,6 +90,17 @@ logger = logging.getLogger("wechat_oauth.exchange")
 LOCK_NOT_AVAILABLE = "55P03"
 
 
+@dataclass(frozen=True)
+class Claim:
+    """One request's claim on a code: what the row records about its arrival."""
+
+    app_id: str
+    code_hash: str
+    state_hash: str
+    resent: bool
+    arrival: datetime
+
+
 class _LostRace(Exception):
     """Another request committed this code's row first."""
 
@@ -111,35 +123,26 @@ class DatabaseGuard:
         self.using = using or router.db_for_write(OAuthCodeUse)
         self.on_outcome = on_outcome
 
-    def exchange(
-        self,
-        call: Callable[[], TokenResult],
-        *,
-        app_id: str,
-        code_hash: str,
-        state_hash: str,
-        resent: bool,
-        arrival: datetime,
-    ) -> Exchange:
+    def exchange(self, call: Callable[[], TokenResult], claim: Claim) -> Exchange:
         try:
-            return self._claim_and_exchange(
-                call, app_id=app_id, code_hash=code_hash, state_hash=state_hash,
-                resent=resent, arrival=arrival)
+            return self._claim_and_exchange(call, claim)
         except _LostRace:
-            row = OAuthCodeUse.objects.using(self.using).get(app_id=app_id, code_hash=code_hash)
-        return self._absorb_duplicate(row, arrival=arrival, resent=resent)
+            row = OAuthCodeUse.objects.using(self.using).get(app_id=claim.app_id,
+                                                             code_hash=claim.code_hash)
+        return self._absorb_duplicate(row, arrival=claim.arrival, resent=claim.resent)
 
     # -- the holder ------------------------------------------------------------------------
 
-    def _claim_and_exchange(self, call: Callable[[], TokenResult], *, app_id: str, code_hash: str,
-                            state_hash: str, resent: bool, arrival: datetime) -> Exchange:
+    def _claim_and_exchange(self, call: Callable[[], TokenResult], claim: Claim) -> Exchange:
+        code_hash = claim.code_hash
         try:
             with transaction.atomic(using=self.using, durable=True):
                 self._bound_waits()
                 try:
                     row = OAuthCodeUse.objects.using(self.using).create(
-                        app_id=app_id, code_hash=code_hash, state_hash=state_hash,
-                        resent_variant_seen=resent, first_seen_at=arrival, last_seen_at=arrival)
+                        app_id=claim.app_id, code_hash=code_hash, state_hash=claim.state_hash,
+                        resent_variant_seen=claim.resent, first_seen_at=claim.arrival,
+                        last_seen_at=claim.arrival)
                 except IntegrityError:
                     raise _LostRace from None
                 # This transaction now holds the code: twins wait until it ends.
