@@ -88,6 +88,13 @@ class OAuthCodeUse(models.Model):
         """What a duplicate of this code replays (see :meth:`StoredOutcome.replay`)."""
         return StoredOutcome.from_row(self)
 
+    #: What the holder writes when its exchange ends (record_success / record_failure).
+    OUTCOME_FIELDS = (
+        "status", "openid", "unionid", "scope", "is_snapshot_user", "access_token", "refresh_token",
+        "profile", "access_token_expires_at", "refresh_token_expires_at", "error", "errcode",
+        "errmsg", "request_id", "completed_at", "exchange_ms",
+    )
+
     def record_success(self, token: TokenResult) -> None:
         self.status = self.Status.EXCHANGED
         self.openid, self.unionid, self.scope = token.openid, token.unionid, token.scope

@@ -147,10 +147,7 @@ class DatabaseGuard:
                     raise _LostRace from None
                 # This transaction now holds the code: twins wait until it ends.
                 token, error = self._call_upstream(call, row)
-                row.save(using=self.using, update_fields=[
-                    "status", "openid", "unionid", "scope", "is_snapshot_user", "access_token",
-                    "refresh_token", "profile", "access_token_expires_at", "refresh_token_expires_at",
-                    "error", "errcode", "errmsg", "request_id", "completed_at", "exchange_ms"])
+                row.save(using=self.using, update_fields=OAuthCodeUse.OUTCOME_FIELDS)
                 if self.on_outcome is not None:
                     transaction.on_commit(partial(self.on_outcome, row.outcome), using=self.using)
         except _ReleaseClaim as release:
