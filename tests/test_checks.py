@@ -122,3 +122,8 @@ def test_sqlite_without_immediate_transactions(settings):
 def test_default_login_redirect_that_leads_nowhere(settings):
     settings.LOGIN_REDIRECT_URL = "/accounts/profile/"
     assert ids() == {"wechat_oauth.W008"}
+
+
+def test_retention_shorter_than_the_dedupe_window(settings):
+    settings.WECHAT_OAUTH = {**settings.WECHAT_OAUTH, "RETENTION": 30, "DEDUPE_WINDOW": 60}
+    assert ids() == {"wechat_oauth.E009"}

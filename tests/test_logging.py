@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from wechat_oauth.exceptions import CodeSpent
+from wechat_oauth.exceptions import CodeSpent, InvalidCredentials
 from wechat_oauth.guard import exchange_once
 from wechat_oauth.hashing import code_hash
 
@@ -59,7 +59,7 @@ def test_a_configuration_failure_is_an_error(fake_wechat, caplog):
     code = fake_wechat.issue_code("o_misconfigured")
     fake_wechat.add_fault("access_token", errcode=40125, errmsg="invalid appsecret")
 
-    with pytest.raises(Exception):
+    with pytest.raises(InvalidCredentials):
         exchange_once(code)
 
     assert [r.levelname for r in records(caplog, logging.WARNING)] == ["ERROR"]

@@ -11,6 +11,7 @@ wechat_oauth.W002         CACHE_ALIAS is not a django-redis cache (the front sta
 wechat_oauth.E006         an AUTO_LOGIN_PATHS entry is not a valid regular expression
 wechat_oauth.E007         CREATE_USER cannot be imported
 wechat_oauth.E008         wechat_oauth.urls is not included (the login view has no URL)
+wechat_oauth.E009         RETENTION shorter than DEDUPE_WINDOW
 wechat_oauth.W003         WeChat URLs are not https while DEBUG is off
 wechat_oauth.W004         SQLite without transaction_mode IMMEDIATE
 wechat_oauth.W005         WAIT_TIMEOUT shorter than the holder's limit
@@ -51,6 +52,14 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
             "WECHAT_OAUTH has no APP_ID or no APP_SECRET.",
             hint="Set WECHAT_OAUTH = {'APP_ID': 'wx...', 'APP_SECRET': '...'} in settings.",
             id="wechat_oauth.E001",
+        ))
+    if app_settings.RETENTION < app_settings.DEDUPE_WINDOW:
+        messages.append(Error(
+            f"WECHAT_OAUTH['RETENTION'] ({app_settings.RETENTION} s) is shorter than "
+            f"DEDUPE_WINDOW ({app_settings.DEDUPE_WINDOW} s).",
+            hint="purge_oauth_codes refuses to run: deleting a row inside the window would "
+                 "let a late duplicate spend its code a second time.",
+            id="wechat_oauth.E009",
         ))
     if app_settings.SCOPE not in VALID_SCOPES:
         messages.append(Error(

@@ -19,11 +19,13 @@ No row is loaded into Python. Each batch is one SQL statement run in autocommit,
 transaction of at most ``batch_size`` rows; ``sleep`` seconds pass between batches. Called
 inside ``transaction.atomic()`` all batches share the caller's transaction instead.
 
-Deleting: one indexed query (``first_seen_at`` index, newest row first, LIMIT 1) gives the id
-``hi`` of the most recent expired row. From the smallest id up to ``hi`` the pass then walks
-windows of ``batch_size`` ids: ``SELECT MIN(id) WHERE id >= next`` (primary key index; skips
-gaps left by earlier purges and rolled-back inserts), then ``DELETE WHERE id >= lo AND
-id < lo + batch_size AND first_seen_at < cutoff AND status <> 'in_flight'``.
+Deleting: one query on the ``first_seen_at`` index gives the id ``hi`` of the most recent
+expired row (``MAX(id) WHERE first_seen_at = (SELECT MAX(first_seen_at) WHERE first_seen_at <
+cutoff)``: two index lookups, whatever the table's size). From the smallest id up to ``hi``
+the pass then walks windows of ``batch_size`` ids: ``SELECT MIN(id) WHERE id >= next``
+(primary key index; skips gaps left by earlier purges and rolled-back inserts), then
+``DELETE WHERE id >= lo AND id < lo + batch_size AND first_seen_at < cutoff AND status <>
+'in_flight'``.
 
 Clock skew: ids follow commit order, ``first_seen_at`` each web server's clock. A row whose id
 is above ``hi`` although it is older than the cutoff (written by a server whose clock is
@@ -220,8 +222,8 @@ class _Run:
 
     def delete(self, *, before: datetime) -> None:
         t, id_, seen = self.table, self.id, self.seen
-        hi = self._value(f"SELECT {id_} FROM {t} WHERE {seen} < %s ORDER BY {seen} DESC LIMIT 1",
-                         [self._when(before)])
+        hi = self._value(f"SELECT MAX({id_}) FROM {t} WHERE {seen} ="
+                         f" (SELECT MAX({seen}) FROM {t} WHERE {seen} < %s)", [self._when(before)])
         if hi is None:
             return
         if self.report.dry_run:

@@ -60,7 +60,19 @@ Celery beat:
 
     def create_parser(self, prog_name: str, subcommand: str, **kwargs: Any) -> Any:
         kwargs.setdefault("formatter_class", _HelpFormatter)
-        return super().create_parser(prog_name, subcommand, **kwargs)
+        parser = super().create_parser(prog_name, subcommand, **kwargs)
+        parse_error = parser.error
+
+        def error(message: str) -> Any:
+            # argparse exits 2 on the command line; through call_command Django raises a
+            # CommandError with returncode 1: make that 2 as well.
+            try:
+                return parse_error(message)
+            except CommandError as usage:
+                raise CommandError(str(usage), returncode=2) from None
+
+        parser.error = error
+        return parser
 
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument(
@@ -98,6 +110,8 @@ Celery beat:
             if progress:
                 progress.clear()
             raise CommandError(f"database error: {_one_line(error)}", returncode=1) from None
+        except ValueError as error:  # a RETENTION setting shorter than DEDUPE_WINDOW
+            raise CommandError(f"WECHAT_OAUTH settings: {error}", returncode=2) from None
         if progress:
             progress.clear()
         if options["json"]:
