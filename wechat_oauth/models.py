@@ -41,8 +41,8 @@ class OAuthCodeUse(models.Model):
     refresh_token = models.TextField(blank=True, editable=False)
     # The userinfo answer (snsapi_userinfo), likewise kept only for the dedupe window.
     profile = models.JSONField(null=True, blank=True, editable=False)
-    access_token_expires_at = models.DateTimeField(null=True, blank=True)
-    refresh_token_expires_at = models.DateTimeField(null=True, blank=True)
+    access_token_expires_at = models.DateTimeField(_("access token expires"), null=True, blank=True)
+    refresh_token_expires_at = models.DateTimeField(_("refresh token expires"), null=True, blank=True)
 
     # A failed exchange: the error's key (see exceptions.py) and what WeChat said.
     error = models.CharField(_("error"), max_length=32, blank=True)
@@ -142,7 +142,8 @@ class WeChatAccount(models.Model):
         verbose_name = _("WeChat account")
         verbose_name_plural = _("WeChat accounts")
         constraints = [
-            models.UniqueConstraint(fields=["app_id", "openid"], name="wechat_oauth_account_openid"),
+            # openid first: the index also serves lookups by openid alone (admin search).
+            models.UniqueConstraint(fields=["openid", "app_id"], name="wechat_oauth_account_openid"),
         ]
 
     def __str__(self) -> str:
