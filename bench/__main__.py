@@ -17,7 +17,7 @@ import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
-SUITES = ("exchange", "front")
+SUITES = ("exchange", "front", "purge", "admin_changelist")
 
 
 def main(argv: list[str] | None = None) -> int:
