@@ -381,6 +381,18 @@ def test_any_page_can_be_the_redirect_uri(client, fake_wechat):
                                                "path": "/page/?x=1"}
 
 
+@pytest.mark.parametrize("method", ["head", "post", "put", "delete", "options"])
+def test_middleware_completes_logins_on_get_only(client, fake_wechat, method):
+    """A HEAD from a link scanner (or any non-GET) must not spend the code and log in."""
+    callback = authorize(client, "o_scanned", start="/page/login/")
+
+    response = getattr(client, method)(callback)
+
+    assert response.status_code != 302
+    assert fake_wechat.total_exchange_calls() == 0
+    assert_clean_redirect(client.get(callback), to="/page/?x=1")
+
+
 def test_a_state_not_issued_for_the_page_is_left_to_the_page(client, fake_wechat):
     response = client.get("/page/?code=abc&state=xyz")
 

@@ -69,7 +69,7 @@ class WeChatIdentity:
 
 def read_callback(query: QueryDict) -> Callback:
     """The callback's parameters, or the 400-class error that says what is wrong with them."""
-    for name in ("code", "state", "next"):
+    for name in ("code", "state"):
         if len(query.getlist(name)) > 1:
             raise BadCallback(f"The {name!r} parameter is repeated")
     state = query.get("state")

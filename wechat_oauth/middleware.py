@@ -41,7 +41,9 @@ class WeChatOAuthMiddleware:
         return response or self.get_response(request)
 
     def _complete_callback(self, request: HttpRequest) -> HttpResponse | None:
-        if "state" not in request.GET or request.path_info == self._callback_path:
+        # GET only: a HEAD from a link scanner or a POST must not complete (and answer) a login.
+        if (request.method != "GET" or "state" not in request.GET
+                or request.path_info == self._callback_path):
             return None
         target = flow.without_oauth_parameters(request)
         try:

@@ -11,7 +11,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from . import flow
-from .exceptions import WeChatOAuthError
+from .exceptions import BadCallback, WeChatOAuthError
 from .responses import database_error_response, error_response
 from .state import safe_next_url
 
@@ -36,6 +36,8 @@ def callback(request: HttpRequest) -> HttpResponse:
     # before anything uses it); where the user finally goes is checked again on the way out.
     target = request.GET.get("next", "")
     try:
+        if len(request.GET.getlist("next")) > 1:
+            raise BadCallback("The 'next' parameter is repeated")
         received = flow.read_callback(request.GET)
         response = flow.complete_login(request, received, target=target,
                                        redirect_uri=lambda t: flow.callback_uri(request, t))
