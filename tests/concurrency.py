@@ -94,14 +94,18 @@ def start_processes(count: int, target: Callable[..., None], *args: Any) -> Proc
     return ProcessGroup(processes, queue, barrier)
 
 
-def setup_django_in_child(database: dict[str, Any], wechat_oauth: dict[str, Any]) -> None:
+def setup_django_in_child(database: dict[str, Any], wechat_oauth: dict[str, Any],
+                          caches: dict[str, Any] | None = None) -> None:
     """Configure Django in a spawned process: the test settings, pointed at the parent's
-    test database and fake WeChat."""
+    test database, fake WeChat and (for the cache front) the parent's exact cache settings,
+    key prefix included."""
     os.environ["DJANGO_SETTINGS_MODULE"] = "tests.settings"
     import tests.settings as test_settings
 
     test_settings.DATABASES = {"default": database}
     test_settings.WECHAT_OAUTH = wechat_oauth
+    if caches is not None:
+        test_settings.CACHES = caches
     import django
 
     django.setup()

@@ -215,6 +215,30 @@ def test_redis_restarted_empty_mid_exchange(disposable_redis, fake_wechat):
     assert fake_wechat.exchange_calls(code) == 1
 
 
+def test_waiters_are_answered_by_redis_even_with_a_short_socket_timeout(disposable_redis,
+                                                                        fake_wechat, caplog):
+    """The cache's 50 ms SOCKET_TIMEOUT must not cut off a blocking wait (Redis checks blocking
+    timeouts only every ~100 ms): found by the storm benchmark."""
+    fake_wechat.set_latency(0.3)
+    code = fake_wechat.issue_code("o_short_timeout")
+    sources = []
+
+    def record(sender, **kwargs):
+        sources.append(kwargs["source"])
+
+    signals.duplicate_absorbed.connect(record)
+    try:
+        holder, _ = start_thread(partial(exchange_once, code))
+        wait_until(lambda: fake_wechat.exchange_calls(code) == 1)
+        run_in_threads(4, partial(exchange_once, code))
+        holder.join(10)
+    finally:
+        signals.duplicate_absorbed.disconnect(record)
+
+    assert sources == ["cache"] * 4
+    assert not [r for r in caplog.records if r.name == "wechat_oauth.cache"]
+
+
 def test_redis_down_from_the_start_costs_no_error(disposable_redis, fake_wechat):
     disposable_redis.kill()
     code = fake_wechat.issue_code("o_no_redis")
@@ -235,6 +259,46 @@ def wait_until(predicate, timeout=10.0):
 
 
 # -- several servers -------------------------------------------------------------------------
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True, databases="__all__")
+def test_killed_holder_does_not_stall_duplicates_waiting_on_redis(fake_wechat, pg_alias,
+                                                                  redis_alias, settings):
+    """Redis cannot tell that a holder died (its marker lives for the hold limit, ~17 s); the
+    database can. So duplicates wait on Redis for at most FRONT_WAIT, then in the database."""
+    import os
+    import signal
+
+    from tests import workers
+    from tests.concurrency import start_processes
+    from wechat_oauth.exceptions import CodeSpent
+    from wechat_oauth.guard.cache import FRONT_WAIT
+
+    settings.WECHAT_OAUTH = {**settings.WECHAT_OAUTH, "CACHE_ALIAS": redis_alias}
+    caches[redis_alias].delete_pattern("wechat_oauth:*")
+    fake_wechat.set_latency(5.0)
+    code = fake_wechat.issue_code("o_holder_killed")
+    holder = start_processes(1, workers.exchange_after_barrier,
+                             dict(connections[pg_alias].settings_dict), settings.WECHAT_OAUTH,
+                             code, {"default": settings.CACHES["default"],
+                                    redis_alias: settings.CACHES[redis_alias]})
+    wait_until(lambda: fake_wechat.exchange_calls(code) == 1)
+    fake_wechat.set_latency(0)
+    duplicates = [start_thread(partial(exchange_once, code, using=pg_alias)) for _ in range(3)]
+    time.sleep(0.2)
+    os.kill(holder.pids[0], signal.SIGKILL)
+    killed_at = time.monotonic()
+    for thread, _ in duplicates:
+        thread.join(30)
+    finished_after = time.monotonic() - killed_at
+
+    outcomes = [outcome for _, found in duplicates for outcome in found]
+    assert [type(value) for _, value in outcomes] == [CodeSpent] * 3
+    assert fake_wechat.exchange_calls(code) == 2  # the dead holder's, and one takeover
+    assert finished_after < FRONT_WAIT + 3  # not the marker's ~17 s
+    caches[redis_alias].delete_pattern("wechat_oauth:*")
+
 
 
 @pytest.mark.postgres

@@ -9,9 +9,10 @@ from tests.concurrency import outcome_of, setup_django_in_child
 
 
 def exchange_after_barrier(barrier: Any, queue: Any, database: dict[str, Any],
-                           wechat_oauth: dict[str, Any], code: str) -> None:
+                           wechat_oauth: dict[str, Any], code: str,
+                           caches: dict[str, Any] | None = None) -> None:
     """Set up Django, wait for the others, call exchange_once(code), report the outcome."""
-    setup_django_in_child(database, wechat_oauth)
+    setup_django_in_child(database, wechat_oauth, caches)
     from wechat_oauth.guard import exchange_once
 
     barrier.wait()

@@ -22,7 +22,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, QueryDi
 from django.urls import reverse
 
 from .backends import BACKEND_PATH
-from .client import TokenResult, UserInfo, get_client
+from .client import TokenResult, get_client
 from .conf import app_settings
 from .exceptions import (
     BadCallback,
@@ -151,7 +151,7 @@ def complete_login(request: HttpRequest, callback: Callback, *, target: str,
     if token.is_snapshot_user:
         raise SnapshotUser()
     if app_settings.LINK_USERS:
-        _log_in(request, token, token.profile)
+        _log_in(request, token, refresh_account=not exchange.duplicate)
     else:
         request.session.cycle_key()  # a new identity in this session: no fixation
     identity = WeChatIdentity(app_id=app_settings.APP_ID, openid=token.openid,
@@ -171,8 +171,8 @@ def identity_of(request: HttpRequest) -> WeChatIdentity | None:
         return None
 
 
-def _log_in(request: HttpRequest, token: TokenResult, profile: UserInfo | None) -> None:
-    account, created = link_account(token, profile)
+def _log_in(request: HttpRequest, token: TokenResult, *, refresh_account: bool) -> None:
+    account, created = link_account(token, token.profile, refresh=refresh_account)
     if BACKEND_PATH not in settings.AUTHENTICATION_BACKENDS:
         raise ConfigurationError(f"{BACKEND_PATH} is not in AUTHENTICATION_BACKENDS (check E004)")
     user = authenticate(request, wechat_account=account)

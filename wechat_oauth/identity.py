@@ -18,13 +18,16 @@ logger = logging.getLogger("wechat_oauth.identity")
 
 
 def link_account(token: TokenResult, profile: UserInfo | None = None, *,
-                 app_id: str | None = None) -> tuple[WeChatAccount, bool]:
+                 app_id: str | None = None, refresh: bool = True) -> tuple[WeChatAccount, bool]:
     """The account of ``token.openid`` (created with its user if new) and whether it was created.
 
     Race-safe: two requests linking one new openid at once (WeChat's duplicate callbacks, or
     two codes for one login) both create a user and an account inside a transaction; the
     account's unique (app_id, openid) constraint lets one commit, the other rolls back, user
     included, and returns the winner's account. Exactly one user per identity.
+
+    ``refresh=False`` leaves an existing account as it is: a duplicate callback of a login
+    has nothing new to write (the first request for its code updated the same row).
     """
     app_id = app_id or app_settings.APP_ID
     accounts = WeChatAccount.objects.select_related("user")
@@ -38,7 +41,7 @@ def link_account(token: TokenResult, profile: UserInfo | None = None, *,
         except IntegrityError:
             account = accounts.get(app_id=app_id, openid=token.openid)
             logger.info("openid %s was linked by a concurrent login", token.openid)
-    if not created:
+    if not created and refresh:
         _refresh(account, token, profile)
     return account, created
 

@@ -10,7 +10,8 @@ Per code (app id + code hash) the front keeps, under the cache's KEY_PREFIX:
 ``…:f``  "in flight" marker, set by the first request to arrive, for the hold timeout
 ``…:w``  wake-up list: the holder pushes one token when it publishes; each waiter that pops
          it pushes it back for the next (a blocked BLPOP wakes within a round trip, where
-         redis-py's ``Lock`` polls every 100 ms)
+         redis-py's ``Lock`` polls every 100 ms). A waiter blocks at most FRONT_WAIT (1 s),
+         then waits in the database, which also notices a holder that died.
 ``…:n``  duplicates answered from Redis (count, latest arrival, re-sent variant), folded into
          the row by :func:`fold_counters` (``purge_oauth_codes`` calls it)
 
@@ -74,6 +75,12 @@ REPLAY, CLAIMED, IN_FLIGHT, BYPASS = 1, 2, 3, 0
 WAKE_TOKEN = b"1"
 #: Extra seconds a waiter gives a holder beyond its marker's time left.
 WAIT_MARGIN = 0.5
+#: Longest wait (seconds) for a holder on Redis before a duplicate goes to the database, which
+#: also wakes it promptly (on commit) and, unlike Redis, notices a holder that died.
+FRONT_WAIT = 1.0
+#: A blocking pop's client must outlast it: Redis checks blocking timeouts only every ~100 ms
+#: (hz 10), so the pop may return that much after its timeout.
+BLOCKING_SOCKET_MARGIN = 0.5
 #: Seconds between two warnings about an unusable Redis (one per process per period).
 WARNING_PERIOD = 60.0
 
@@ -107,9 +114,7 @@ class CacheFront:
         self.pending = self.cache.make_key("wechat_oauth:pending")
         self._enter = self.redis.register_script(ENTER_SCRIPT)
         self._woken = self.redis.register_script(WAKE_SCRIPT)
-        socket_timeout = self.redis.connection_pool.connection_kwargs.get("socket_timeout")
-        # A blocking pop must return before the client's socket timeout fires.
-        self.wait_slice = max(0.01, socket_timeout * 0.8) if socket_timeout else 1.0
+        self.waiting = _blocking_client(self.redis)
 
     def keys(self, app_id: str, code_hash: str) -> CodeKeys:
         return CodeKeys(self.cache.make_key, app_id, code_hash)
@@ -134,14 +139,19 @@ class CacheFront:
 
     def wait(self, keys: CodeKeys, *, arrival: datetime, resent: bool, up_to: float
              ) -> StoredOutcome | None:
-        """Block until the holder publishes (or ``up_to`` seconds pass); None: go to the database."""
-        deadline = time.monotonic() + up_to
+        """Block until the holder publishes, for at most ``up_to`` seconds (and never more than
+        FRONT_WAIT); None: go to the database.
+
+        The database, not Redis, notices a holder that died (its lock goes with its connection),
+        so a duplicate waits on Redis only as long as an exchange normally takes, then lets the
+        database decide.
+        """
         with self._degrade():
-            while (left := deadline - time.monotonic()) > 0:
-                if self.redis.blpop([keys.wake], timeout=min(left, self.wait_slice)) is None:
-                    continue
-                result = self._woken(**self._script_arguments(keys, arrival, resent))
-                return StoredOutcome.from_json(result) if result is not None else None
+            popped = self.waiting.blpop([keys.wake], timeout=max(0.01, min(up_to, FRONT_WAIT)))
+            if popped is None:
+                return None
+            result = self._woken(**self._script_arguments(keys, arrival, resent))
+            return StoredOutcome.from_json(result) if result is not None else None
         return None
 
     def publish(self, keys: CodeKeys, outcome: StoredOutcome) -> None:
@@ -175,6 +185,18 @@ class CacheFront:
             yield
         except RedisError as error:
             _warn_unavailable(self.alias, error)
+
+
+def _blocking_client(client: Any) -> Any:
+    """A client of the same server for blocking pops, on its own pool, whose socket timeout
+    outlasts FRONT_WAIT: the cache's own short SOCKET_TIMEOUT (right for every other call)
+    would cut a blocking pop off and look like a dead Redis."""
+    import redis
+
+    pool = client.connection_pool
+    kwargs = {**pool.connection_kwargs, "socket_timeout": FRONT_WAIT + BLOCKING_SOCKET_MARGIN}
+    return redis.Redis(connection_pool=redis.ConnectionPool(
+        connection_class=pool.connection_class, **kwargs))
 
 
 def fold_counters(alias: str | None = None, *, batch: int = 500) -> int:
