@@ -1,0 +1,17 @@
+"""``python -m bench.storm``: the login storm, the headline benchmark.
+
+Two real sites under gunicorn (2 instances x 2 gthread workers each), both talking to one fake
+WeChat in its own process (80 ms per API call, like a cross-network call):
+
+* ``guarded``: this app (``wechat_oauth`` views, middleware, backend; PostgreSQL database
+  ``wechat_oauth_storm``; database sessions; the django-redis front on a private Redis);
+* ``naive``: what tutorials do (``bench/storm/naive``): the state in the session, popped by the
+  callback, the code exchanged with ``requests.get``, the user from ``get_or_create``; database
+  ``wechat_oauth_storm_naive``.
+
+A load generator in this process (threads, one ``requests.Session`` per browser) drives logins
+with every duplicate-callback pattern of wechat-web-auth.md §3 and reports what users saw,
+upstream exchanges per code (the fake's counters), users per openid (each database), latency,
+throughput and SQL per callback. See ``bench/storm/__main__.py`` for the command line and
+``bench/storm/report.py`` for what each figure counts.
+"""

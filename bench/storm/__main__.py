@@ -1,0 +1,324 @@
+"""``python -m bench.storm``: the login storm, guarded vs naive (see bench/storm/__init__.py).
+
+    python -m bench.storm                 # default run: 500 logins per site, faults included
+    python -m bench.storm --quick         # smoke run (~1 min)
+    python -m bench.storm --only patterns --only faults --logins 1000 --concurrency 8
+
+Prints the JSON report and writes it to bench/results/storm.json, the chart to
+bench/results/storm.png and the servers' logs to bench/results/storm-logs/. Needs PostgreSQL
+(127.0.0.1:5432, user postgres; STORM_PG_HOST/PORT/USER to change), redis-server on the PATH
+(a private one is started on a free port), gunicorn and matplotlib. The databases
+wechat_oauth_storm and wechat_oauth_storm_naive are created afresh and dropped at the end
+(--keep-databases leaves them for inspection). Exit status 0 when every target is met.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import signal
+import sys
+import time
+from collections import Counter
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+RESULTS = Path(__file__).resolve().parents[1] / "results"
+SITES = ("naive", "guarded")
+SECTIONS = ("patterns", "probe", "throughput", "faults")
+PATTERN_WEIGHTS = {"plain": 2, "abort_resend": 1, "parallel_2": 1, "parallel_5": 1,
+                   "parallel_20": 1, "parallel_50": 1, "two_codes": 1, "refresh": 1,
+                   "spread_abort_resend": 1, "spread_parallel_4": 1}
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench.storm",
+                                     description="The login storm: guarded vs naive.")
+    parser.add_argument("--logins", type=int, default=None,
+                        help="logins per site over all duplicate patterns (default 500; quick 66)")
+    parser.add_argument("--throughput-logins", type=int, default=None,
+                        help="plain logins per site at 0 ms upstream (default 400; quick 60)")
+    parser.add_argument("--concurrency", type=int, default=4,
+                        help="concurrent browsers per site (default 4; patterns with many "
+                             "duplicates use fewer so that at most 64 callbacks are in flight)")
+    parser.add_argument("--threads", type=int, default=8, help="threads per gunicorn worker (8)")
+    parser.add_argument("--latency", type=float, default=0.08, help="upstream latency, s (0.08)")
+    parser.add_argument("--redis-socket-timeout", type=float, default=0.05,
+                        help="SOCKET_TIMEOUT of the guarded site's django-redis cache (0.05, the "
+                             "README's recommendation)")
+    parser.add_argument("--only", choices=SECTIONS, action="append",
+                        help="run only this section (repeatable); default: all")
+    parser.add_argument("--quick", action="store_true", help="smoke run: few logins, short faults")
+    parser.add_argument("--no-faults", action="store_true", help="skip the fault scenarios")
+    parser.add_argument("--keep-databases", action="store_true",
+                        help="leave both databases for inspection")
+    args = parser.parse_args(argv)
+    args.logins = args.logins or (66 if args.quick else 500)
+    args.throughput_logins = args.throughput_logins or (60 if args.quick else 400)
+    args.sections = [s for s in SECTIONS if s in (args.only or SECTIONS)
+                     and not (s == "faults" and args.no_faults)]
+    return args
+
+
+def split_logins(total: int) -> dict[str, int]:
+    unit = math.ceil(total / sum(PATTERN_WEIGHTS.values()))
+    return {name: max(2, unit * weight) for name, weight in PATTERN_WEIGHTS.items()}
+
+
+def db_users(site: str) -> tuple[Counter[str], Counter[str] | None]:
+    from bench.storm.services import DATABASES, pg_connect
+
+    with pg_connect(DATABASES[site]) as conn:
+        users = Counter(row[0] for row in conn.execute(
+            "SELECT username FROM auth_user WHERE username LIKE 'wx\\_%%'").fetchall())
+        accounts = None
+        if site == "guarded":
+            accounts = Counter(row[0] for row in conn.execute(
+                "SELECT openid FROM wechat_oauth_wechataccount").fetchall())
+    return users, accounts
+
+
+def versions(stack: Any) -> dict[str, Any]:
+    import django
+    import gunicorn
+    import redis
+
+    from bench.storm.services import pg_connect
+
+    with pg_connect() as conn:
+        pg_version = conn.execute("SHOW server_version").fetchone()[0]
+    try:
+        redis_version = str(redis.Redis(port=stack.redis.port).info("server")["redis_version"])
+    except Exception:
+        redis_version = "?"
+    return {"python": platform.python_version(), "django": django.get_version(),
+            "gunicorn": gunicorn.__version__, "postgresql": pg_version, "redis": redis_version}
+
+
+def log_findings(text: str) -> dict[str, int]:
+    lines = text.splitlines()
+    return {"cache_front_warnings": sum("cache front" in line for line in lines),
+            "error_lines": sum(" ERROR " in line or "[ERROR]" in line for line in lines),
+            "tracebacks": sum(line.startswith("Traceback") for line in lines)}
+
+
+def redis_wait_probe(port: int) -> dict[str, Any]:
+    """bench/storm/redis_wait_probe.py against the private Redis (a subprocess: it configures
+    Django for itself)."""
+    import subprocess
+
+    from bench.storm.services import ROOT
+
+    try:
+        done = subprocess.run([sys.executable, "-m", "bench.storm.redis_wait_probe", "--port",
+                               str(port), "--rounds", "3"], cwd=ROOT, capture_output=True,
+                              text=True, timeout=60, check=True)
+        return dict(json.loads(done.stdout))
+    except Exception as exc:  # a finding, never a reason to stop
+        return {"error": f"{type(exc).__name__}: {exc}"}
+
+
+class Storm:
+    def __init__(self, args: argparse.Namespace, stack: Any, progress: Any) -> None:
+        from bench.storm.services import DATABASES
+
+        self.args, self.stack, self.progress = args, stack, progress
+        self.handles = {site: stack.handle(site) for site in SITES}
+        self.databases = DATABASES
+        self.counts = split_logins(args.logins)
+        self.runs: dict[str, dict[str, list[Any]]] = {}
+
+    def run(self, site: str, pattern: str, count: int, *, concurrency: int, count_sql: bool,
+            first_index: int) -> Any:
+        from bench.storm.runner import run_pattern
+
+        return run_pattern(self.handles[site], self.databases[site], pattern, count,
+                           concurrency=concurrency, count_sql=count_sql, first_index=first_index)
+
+    def warm_up(self) -> None:
+        """Every worker imports, resolves and connects once; not recorded."""
+        for site in SITES:
+            self.run(site, "plain", 16, concurrency=8, count_sql=True, first_index=90_000)
+
+    def abba(self, pattern: str, count: int, *, concurrency: int, count_sql: bool,
+             first_index: int, block: int | None = None) -> dict[str, list[Any]]:
+        """``count`` logins per site in short runs ordered naive, guarded, guarded, naive,
+        repeated, so that drift of a machine shared with other work cancels out."""
+        block = block or max(4 * concurrency, 12)
+        runs: dict[str, list[Any]] = {site: [] for site in SITES}
+        done = dict.fromkeys(SITES, 0)
+        cycle = 0
+        while min(done.values()) < count:
+            for site in ("naive", "guarded") if cycle % 2 == 0 else ("guarded", "naive"):
+                n = min(block, count - done[site])
+                if n > 0:
+                    runs[site].append(self.run(site, pattern, n, concurrency=concurrency,
+                                               count_sql=count_sql,
+                                               first_index=first_index + done[site]))
+                    done[site] += n
+            cycle += 1
+        return runs
+
+    def patterns(self) -> dict[str, Any]:
+        from bench.storm import faults, report
+        from bench.storm.patterns import PATTERNS
+
+        for index, (name, count) in enumerate(self.counts.items()):
+            if name == "plain":
+                self.runs[name] = self.abba(name, count, concurrency=self.args.concurrency,
+                                            count_sql=True, first_index=0)
+            else:
+                self.runs[name] = {site: [] for site in SITES}
+                for site in (SITES if index % 2 == 0 else SITES[::-1]):
+                    self.runs[name][site].append(self.run(site, name, count,
+                                                          concurrency=self.args.concurrency,
+                                                          count_sql=True, first_index=0))
+            self.progress(name, {site: sum(login.failed for r in self.runs[name][site]
+                                           for login in r.logins) for site in SITES}, "failed")
+        calls = {code: int(n) for code, n in self.stack.fake.stats()["exchange_calls"].items()}
+        users = {site: db_users(site) for site in SITES}
+        guarded_codes = [code for name in PATTERNS for run in self.runs[name]["guarded"]
+                         for login in run.logins for code in login.codes]
+        db_duplicates = faults.duplicates_by_code(guarded_codes,
+                                                  self.stack.envs["guarded"]["STORM_SECRET_KEY"])
+        self.redis_keys = self.stack.redis.dbsize()
+        self.logs_after_patterns = {site: log_findings(self.stack.logs(site)) for site in SITES}
+        return {name: {site: report.pattern_figures(self.runs[name][site], calls, *users[site],
+                                                    db_duplicates if site == "guarded" else None)
+                       for site in SITES} for name in PATTERNS}
+
+    def probe(self) -> dict[str, Any]:
+        """The latency target: plain logins without any instrumentation header, ABBA, at the
+        storm's concurrency and with one browser (no queueing for CPU between logins)."""
+        from bench.storm import report
+
+        out: dict[str, Any] = {}
+        plain = self.counts["plain"]
+        for label, browsers, count in (("storm_concurrency", self.args.concurrency, 2 * plain),
+                                       ("one_browser", 1, max(10, 2 * plain // 3))):
+            runs = self.abba("plain", count, concurrency=browsers, count_sql=False,
+                             first_index=20_000 + 5_000 * browsers)
+            out[label] = {site: report.throughput_figures(runs[site]) for site in SITES}
+            g, n = (out[label][site]["callback_ms"]["p50"] for site in ("guarded", "naive"))
+            out[label]["p50_ratio_guarded_over_naive"] = round(g / n, 3)
+        return out
+
+    def throughput(self) -> dict[str, Any]:
+        """Plain logins at 0 ms upstream, the storm's concurrency, ABBA."""
+        from bench.storm import report
+
+        self.stack.fake.set_latency(0)
+        try:
+            runs = self.abba("plain", self.args.throughput_logins,
+                             concurrency=self.args.concurrency, count_sql=False, first_index=10_000,
+                             block=max(20, self.args.throughput_logins // 4))
+        finally:
+            self.stack.fake.set_latency(self.args.latency)
+        out: dict[str, Any] = {site: report.throughput_figures(runs[site]) for site in SITES}
+        n, g = (out[site]["throughput_logins_per_s"] for site in ("naive", "guarded"))
+        out["ratio_guarded_over_naive"] = round(g / n, 3) if n else None
+        return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    os.environ.setdefault("MPLBACKEND", "Agg")
+    started = time.perf_counter()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+
+    from bench.storm import chart, faults, report
+    from bench.storm.runner import ConnectionSampler
+    from bench.storm.stack import Stack
+
+    RESULTS.mkdir(exist_ok=True)
+    log_dir = RESULTS / "storm-logs"
+    for old in log_dir.glob("*.log"):
+        old.unlink()
+    load_start = os.getloadavg()
+
+    def progress(*parts: Any) -> None:
+        print(f"[storm {time.perf_counter() - started:6.1f}s]", *parts, file=sys.stderr, flush=True)
+
+    out: dict[str, Any] = {
+        "when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "command": "python -m bench.storm " + " ".join(argv if argv is not None else sys.argv[1:]),
+    }
+    results: dict[str, Any] = {}
+    with Stack(log_dir, latency=args.latency, threads=args.threads,
+               keep_databases=args.keep_databases,
+               redis_socket_timeout=args.redis_socket_timeout) as stack:
+        progress("stack up:", {site: [i.url for i in insts] for site, insts in stack.instances.items()})
+        storm = Storm(args, stack, progress)
+        with ConnectionSampler(list(storm.databases.values())) as sampler:
+            storm.warm_up()
+            for section in args.sections:
+                progress(section)
+                if section == "faults":
+                    results[section] = faults.run_faults(stack, quick=args.quick)
+                else:
+                    results[section] = getattr(storm, section)()
+
+        out["redis_wait_probe"] = redis_wait_probe(stack.redis.port)
+        out["machine"] = {"cpus": os.cpu_count(), **versions(stack),
+                          "loadavg_at_start": [round(v, 2) for v in load_start],
+                          "loadavg_at_end": [round(v, 2) for v in os.getloadavg()]}
+        out["setup"] = {
+            "upstream": f"fake WeChat in its own process (wechat_oauth.testing), "
+                        f"{args.latency * 1000:.0f} ms per API call",
+            "servers": (f"each site: 2 gunicorn instances x 2 workers, worker class gthread, "
+                        f"{args.threads} threads per worker, loopback; PostgreSQL with "
+                        f"CONN_MAX_AGE 0 (Django's default); database sessions"),
+            "guarded": ("wechat_oauth views + middleware + backend, settings at their defaults, "
+                        "django-redis front on a private redis-server (SOCKET_TIMEOUT "
+                        f"{args.redis_socket_timeout} s), database wechat_oauth_storm"),
+            "naive": ("bench/storm/naive: state in the session popped by the callback, "
+                      "requests.get exchange, get_or_create user; database wechat_oauth_storm_naive"),
+            "load_generator": (f"this process: threads, one requests.Session per browser; "
+                               f"{args.concurrency} concurrent browsers per site (fewer for "
+                               f"patterns with many duplicates: at most 64 callbacks in flight)"),
+            "logins_per_site": sum(storm.counts.values()) if "patterns" in results else 0,
+            "logins_per_pattern": storm.counts if "patterns" in results else {},
+            "databases": "kept for inspection" if args.keep_databases else "dropped at the end",
+            "redis_keys_after_patterns": getattr(storm, "redis_keys", None),
+            "server_logs": "bench/results/storm-logs/",
+            "postgresql_connections": sampler.figures(),
+        }
+        if {"patterns", "probe", "throughput"} <= set(results):
+            out["targets"] = report.targets(results["probe"], results["patterns"],
+                                            results["throughput"])
+            out["all_targets_met"] = all(target["met"] for target in out["targets"])
+        if "patterns" in results:
+            out["summary"] = report.side_by_side(results["patterns"])
+        out["patterns"] = results.get("patterns", {})
+        out["latency_probe_80ms"] = results.get("probe", {})
+        out["throughput_0ms"] = results.get("throughput", {})
+        out["faults"] = results.get("faults", {})
+        out["server_log_findings"] = {
+            "after_patterns": getattr(storm, "logs_after_patterns", None),
+            "whole_run": {site: log_findings(stack.logs(site)) for site in SITES}}
+        out["definitions"] = report.DEFINITIONS
+        if "patterns" in results:
+            progress("chart")
+            chart.draw(RESULTS / "storm.png", storm.runs, results["patterns"],
+                       results.get("throughput", {}),
+                       f"Login storm at {args.latency * 1000:.0f} ms upstream, "
+                       f"{sum(storm.counts.values())} logins per site, {args.concurrency} "
+                       f"browsers; load avg at start {load_start[0]:.2f}")
+            out["chart"] = "bench/results/storm.png"
+    out["runtime_s"] = round(time.perf_counter() - started, 1)
+    first = ("when", "command", "runtime_s", "chart", "machine", "setup", "targets",
+             "all_targets_met", "summary", "latency_probe_80ms", "throughput_0ms", "faults",
+             "redis_wait_probe")
+    out = {**{key: out[key] for key in first if key in out}, **out}
+    text = json.dumps(out, indent=2, ensure_ascii=False)
+    (RESULTS / "storm.json").write_text(text + "\n")
+    print(text)
+    return 0 if out.get("all_targets_met") else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,148 @@
+"""The load generator's browser: one cookie jar (``requests.Session``) per browser.
+
+Every request is sent without following redirects and timed in this process (from just before
+it is sent to its last byte read); the SQL count comes back in ``X-Storm-SQL`` when asked for.
+:func:`send_and_abort` is WeChat's aborted first callback: the request goes out over a raw
+socket, which is closed ~5 ms later without reading the answer (the server still handles it).
+"""
+
+from __future__ import annotations
+
+import base64
+import secrets
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote, urlencode, urlsplit, urlunsplit
+
+import requests
+
+TIMEOUT = 60.0
+USER_AGENT = ("Mozilla/5.0 (Linux; Android 13) AppleWebKit/537.36 (KHTML, like Gecko) "
+              "Mobile Safari/537.36 MicroMessenger/8.0.47")
+
+
+@dataclass
+class Hit:
+    """One request and what came back (status 0: no answer)."""
+
+    role: str
+    url: str
+    started: float
+    elapsed: float
+    status: int = 0
+    location: str = ""
+    sql: int | None = None
+    server_ms: float | None = None
+    cpu_ms: float | None = None
+    sql_ms: float | None = None
+    body: str = ""
+    error: str = ""
+
+    @property
+    def failed(self) -> bool:
+        return self.status == 0 or self.status >= 400
+
+
+def resend_query() -> str:
+    """``uin``/``key``/``pass_ticket`` shaped like WeChat's re-send (oauth-40029-origin.md)."""
+    uin = quote(base64.b64encode(str(secrets.randbelow(9 * 10**9) + 10**9).encode()).decode(), safe="")
+    pass_ticket = quote(base64.b64encode(secrets.token_bytes(48)).decode(), safe="")
+    return f"uin={uin}&key={secrets.token_hex(48)}&pass_ticket={pass_ticket}"
+
+
+def with_query(url: str, extra: str) -> str:
+    """``url`` without its fragment, with ``extra`` (encoded) appended to the query."""
+    parts = urlsplit(url)
+    query = "&".join(filter(None, [parts.query, extra]))
+    return urlunsplit(parts._replace(query=query, fragment=""))
+
+
+def on_netloc(url: str, netloc: str) -> str:
+    return urlunsplit(urlsplit(url)._replace(netloc=netloc))
+
+
+class Browser:
+    def __init__(self, *, count_sql: bool, cookies: Any = None) -> None:
+        self.count_sql = count_sql
+        self.session = requests.Session()
+        self.session.headers["User-Agent"] = USER_AGENT
+        if count_sql:
+            self.session.headers["X-Storm-Count-SQL"] = "1"
+        if cookies is not None:
+            self.session.cookies.update(cookies)
+
+    def copy(self) -> Browser:
+        """A tab of the same browser: a new connection, the same cookies."""
+        return Browser(count_sql=self.count_sql, cookies=self.session.cookies)
+
+    def close(self) -> None:
+        self.session.close()
+
+    def get(self, url: str, role: str) -> Hit:
+        started = time.perf_counter()
+        try:
+            response = self.session.get(url, allow_redirects=False, timeout=TIMEOUT)
+        except requests.RequestException as exc:
+            return Hit(role, url, started, time.perf_counter() - started,
+                       error=type(exc).__name__)
+        elapsed = time.perf_counter() - started
+        headers = response.headers
+        sql, server, cpu, sql_ms = (headers.get(f"X-Storm-{name}")
+                                    for name in ("SQL", "Time-Ms", "CPU-Ms", "SQL-Ms"))
+        body = "" if response.status_code < 400 else " ".join(response.text.split())[:160]
+        return Hit(role, url, started, elapsed, response.status_code, headers.get("Location", ""),
+                   int(sql) if sql else None, float(server) if server else None,
+                   float(cpu) if cpu else None, float(sql_ms) if sql_ms else None, body)
+
+    def whoami(self, base_url: str) -> str | None:
+        try:
+            response = self.session.get(f"{base_url}/whoami/", timeout=TIMEOUT)
+            return response.json().get("user") if response.status_code == 200 else "!error"
+        except (requests.RequestException, ValueError):
+            return "!error"
+
+
+def send_and_abort(url: str, cookies: Any, abort_after: float = 0.005) -> None:
+    """GET ``url`` over a raw socket and close it ``abort_after`` s later, the answer unread."""
+    parts = urlsplit(url)
+    target = parts.path + (f"?{parts.query}" if parts.query else "")
+    head = [f"GET {target} HTTP/1.1", f"Host: {parts.netloc}", f"User-Agent: {USER_AGENT}",
+            "Connection: close"]
+    cookie = "; ".join(f"{c.name}={c.value}" for c in cookies)
+    if cookie:
+        head.append(f"Cookie: {cookie}")
+    sock = socket.create_connection((parts.hostname, parts.port), timeout=TIMEOUT)
+    try:
+        sock.sendall(("\r\n".join(head) + "\r\n\r\n").encode("ascii"))
+        time.sleep(abort_after)
+    finally:
+        sock.close()
+
+
+def run_together(calls: list[Callable[[], Any]]) -> list[Any]:
+    """Run ``calls`` in threads released at one instant; their results (exceptions as values)."""
+    barrier = threading.Barrier(len(calls))
+    results: list[Any] = [None] * len(calls)
+
+    def worker(index: int) -> None:
+        try:
+            barrier.wait()
+            results[index] = calls[index]()
+        except Exception as exc:  # reported as the result
+            results[index] = exc
+
+    threads = [threading.Thread(target=worker, args=(i,), daemon=True) for i in range(len(calls))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(TIMEOUT + 10)
+    return results
+
+
+def authorize_url_for(login_location: str, openid: str) -> str:
+    """The authorize URL of a login view's redirect, answered at once by the fake for ``openid``."""
+    return with_query(login_location, urlencode({"fake_openid": openid}))

@@ -1,0 +1,36 @@
+"""The guarded site: this app as its README installs it, on PostgreSQL, with the Redis front."""
+
+import os
+
+from bench.storm.server_settings import *  # noqa: F403
+from bench.storm.server_settings import APP_ID, APP_SECRET, FAKE_URL, INSTALLED_APPS, MIDDLEWARE
+
+ROOT_URLCONF = "bench.storm.guarded.urls"
+INSTALLED_APPS = [*INSTALLED_APPS, "wechat_oauth"]
+MIDDLEWARE = [*MIDDLEWARE, "wechat_oauth.middleware.WeChatOAuthMiddleware"]
+AUTHENTICATION_BACKENDS = [
+    "django.contrib.auth.backends.ModelBackend",
+    "wechat_oauth.backends.WeChatBackend",
+]
+
+_redis = os.environ.get("STORM_REDIS_URL", "")
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+if _redis:
+    CACHES["wechat"] = {
+        "BACKEND": "django_redis.cache.RedisCache",
+        "LOCATION": _redis,
+        "KEY_PREFIX": "storm",
+        # As the README recommends: a dead or slow Redis costs tens of ms, not seconds.
+        "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 0.05,
+                    "SOCKET_TIMEOUT": float(os.environ.get("STORM_REDIS_SOCKET_TIMEOUT", "0.05"))},
+    }
+
+WECHAT_OAUTH = {
+    "APP_ID": APP_ID,
+    "APP_SECRET": APP_SECRET,
+    "API_BASE_URL": FAKE_URL,
+    "AUTHORIZE_URL": f"{FAKE_URL}/connect/oauth2/authorize",
+    "QRCONNECT_URL": f"{FAKE_URL}/connect/qrconnect",
+    "CACHE_ALIAS": "wechat" if _redis else None,
+    # Everything else at its default: snsapi_base, TIMEOUT (3.05, 5.0), DEDUPE_WINDOW 60 s.
+}

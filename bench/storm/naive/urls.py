@@ -1,0 +1,10 @@
+from django.urls import path
+
+from bench.storm.naive import views
+from bench.storm.serverside import whoami
+
+urlpatterns = [
+    path("wechat/login/", views.login_view),
+    path("wechat/callback/", views.callback),
+    path("whoami/", whoami),
+]

@@ -1,0 +1,254 @@
+"""The duplicate-callback patterns (wechat-web-auth.md §3) and one login under each.
+
+A login: the site's login view, the fake's authorize page (``fake_openid=``: it redirects at
+once with a fresh code), then the pattern's callbacks, then ``/whoami/`` with the cookie jar of
+the response the user sees. Every login uses a new openid (a first login: the user is created).
+
+What the user sees, per pattern:
+
+* ``plain``: the one callback;
+* ``abort_resend``: the re-sent callback (the first was aborted by the client, unread);
+* ``parallel_N``, ``two_codes``, ``spread_parallel_4``: the response to the request sent last
+  (a browser renders its last navigation); that the other duplicates answered 4xx/5xx is
+  counted apart;
+* ``refresh``: both the callback and its refresh by the logged-in browser.
+
+A response the user sees succeeds when it redirects to ``/whoami/`` and ``/whoami/`` then names
+the login's user. A redirect to WeChat's authorize page (the app's one automatic restart of a
+login whose code is spent) is followed, and the login counts as *restarted*, not failed, if it
+then completes.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+from bench.storm.browser import (
+    Browser,
+    Hit,
+    authorize_url_for,
+    on_netloc,
+    resend_query,
+    run_together,
+    send_and_abort,
+    with_query,
+)
+
+NEXT = "/whoami/"
+RESEND_DELAY = 0.020
+
+
+@dataclass
+class SiteHandle:
+    """The bench's view of one site: its two instances' base URLs and the fake's."""
+
+    name: str
+    urls: list[str]
+    fake_url: str
+
+    @property
+    def netlocs(self) -> list[str]:
+        return [urlsplit(url).netloc for url in self.urls]
+
+
+@dataclass
+class Login:
+    site: str
+    pattern: str
+    index: int
+    openid: str
+    codes: list[str] = field(default_factory=list)
+    #: Every answered callback request (duplicates included; not the aborted ones).
+    callbacks: list[Hit] = field(default_factory=list)
+    #: The callback responses the user sees.
+    visible: list[Hit] = field(default_factory=list)
+    outcome: str = "failed"  # ok | restarted | failed
+    reason: str = ""
+    restarts: int = 0
+    aborted: int = 0
+
+    @property
+    def any_callback_failed(self) -> bool:
+        return any(hit.failed for hit in self.callbacks)
+
+    @property
+    def failed(self) -> bool:
+        return self.outcome == "failed"
+
+
+class LoginFailed(Exception):
+    pass
+
+
+@dataclass
+class Context:
+    site: SiteHandle
+    count_sql: bool
+    login: Login
+
+    @property
+    def home(self) -> str:
+        """The instance this login starts on (alternating A/B)."""
+        return self.site.urls[self.login.index % 2]
+
+    @property
+    def other(self) -> str:
+        return self.site.urls[1 - self.login.index % 2]
+
+    def browser(self) -> Browser:
+        return Browser(count_sql=self.count_sql)
+
+    def start(self, browser: Browser) -> str:
+        """Login view -> the authorize URL (fragment dropped)."""
+        hit = browser.get(f"{self.home}/wechat/login/?next=%2Fwhoami%2F", "login view")
+        if hit.status != 302:
+            raise LoginFailed(f"login view answered {hit.status or hit.error} {hit.body}")
+        return with_query(hit.location, "")
+
+    def authorize(self, browser: Browser, authorize_url: str) -> str:
+        """The fake's authorize page -> the callback URL with a fresh code (recorded)."""
+        hit = browser.get(authorize_url_for(authorize_url, self.login.openid), "authorize")
+        if hit.status != 302:
+            raise LoginFailed(f"authorize answered {hit.status or hit.error}")
+        code = dict(parse_qsl(urlsplit(hit.location).query)).get("code")
+        if code:
+            self.login.codes.append(code)
+        return hit.location
+
+    def callback(self, browser: Browser, url: str, role: str = "callback") -> Hit:
+        hit = browser.get(url, role)
+        if hit.status:
+            self.login.callbacks.append(hit)
+        return hit
+
+    def at(self, url: str, base: str) -> str:
+        return on_netloc(url, urlsplit(base).netloc)
+
+    def abort(self, browser: Browser, url: str) -> None:
+        send_and_abort(url, browser.session.cookies)
+        self.login.aborted += 1
+
+    def settle(self, browser: Browser, hit: Hit, depth: int = 0) -> None:
+        """Judge one response the user sees (following the app's restart of a login)."""
+        if depth == 0:
+            self.login.visible.append(hit)
+        if hit.status == 302 and urlsplit(hit.location).path == NEXT:
+            user = browser.whoami(self.home)
+            expected = f"wx_{self.login.openid}"
+            if user != expected:
+                raise LoginFailed(f"after {hit.role}: /whoami/ says {user!r}, not {expected!r}")
+            return
+        if hit.status == 302 and hit.location.startswith(self.site.fake_url) and depth < 2:
+            self.login.restarts += 1
+            callback = self.authorize(browser, with_query(hit.location, ""))
+            again = self.callback(browser, self.at(callback, self.home), "restarted callback")
+            self.settle(browser, again, depth + 1)
+            return
+        what = hit.status or hit.error
+        raise LoginFailed(f"{hit.role} answered {what} {hit.location or hit.body}".strip())
+
+
+# -- the patterns ---------------------------------------------------------------------------------
+
+def plain(ctx: Context) -> None:
+    browser = ctx.browser()
+    callback = ctx.authorize(browser, ctx.start(browser))
+    ctx.settle(browser, ctx.callback(browser, callback))
+
+
+def abort_resend(ctx: Context, *, spread: bool = False) -> None:
+    """WeChat's abort-and-resend: the first callback aborted ~5 ms after it was sent, then ~20 ms
+    later the same URL plus uin/key/pass_ticket (on the other instance if ``spread``)."""
+    browser = ctx.browser()
+    callback = ctx.authorize(browser, ctx.start(browser))
+    ctx.abort(browser, ctx.at(callback, ctx.home))
+    time.sleep(RESEND_DELAY)
+    resent = with_query(ctx.at(callback, ctx.other if spread else ctx.home), resend_query())
+    ctx.settle(browser, ctx.callback(browser, resent, "re-sent callback"))
+
+
+def _last_started(browsers: list[Browser], results: list[Any]) -> tuple[Browser, Hit]:
+    hits = [(browser, hit) for browser, hit in zip(browsers, results, strict=True)
+            if isinstance(hit, Hit)]
+    if not hits:
+        raise LoginFailed(f"no duplicate answered: {results[:1]!r}")
+    return max(hits, key=lambda pair: pair[1].started)
+
+
+def parallel(ctx: Context, n: int, *, spread: bool = False) -> None:
+    """``n`` copies of the callback at once from one cookie jar (alternating instances if
+    ``spread``, else all on the login's instance)."""
+    browser = ctx.browser()
+    callback = ctx.authorize(browser, ctx.start(browser))
+    tabs = [browser.copy() for _ in range(n)]
+    targets = [(ctx.home, ctx.other)[i % 2] if spread else ctx.home for i in range(n)]
+    results = run_together([partial(ctx.callback, tab, ctx.at(callback, target), "duplicate")
+                            for tab, target in zip(tabs, targets, strict=True)])
+    tab, hit = _last_started(tabs, results)
+    ctx.settle(tab, hit)
+    for other in tabs:
+        other.close()
+
+
+def two_codes(ctx: Context) -> None:
+    """Android: the authorize page answered twice for one state (two codes), both callbacks at
+    once from one cookie jar."""
+    browser = ctx.browser()
+    authorize = ctx.start(browser)
+    callbacks = [ctx.authorize(browser, authorize) for _ in range(2)]
+    tabs = [browser.copy() for _ in range(2)]
+    results = run_together([partial(ctx.callback, tab, ctx.at(url, ctx.home), "callback")
+                            for tab, url in zip(tabs, callbacks, strict=True)])
+    tab, hit = _last_started(tabs, results)
+    ctx.settle(tab, hit)
+
+
+def refresh(ctx: Context) -> None:
+    """A login, then the logged-in browser requests the callback URL again (refresh/Back)."""
+    browser = ctx.browser()
+    callback = ctx.at(ctx.authorize(browser, ctx.start(browser)), ctx.home)
+    ctx.settle(browser, ctx.callback(browser, callback))
+    ctx.settle(browser, ctx.callback(browser, callback, "refresh"))
+
+
+PatternFunction = Callable[[Context], None]
+
+#: name -> (function, requests in flight per login: bounds the concurrency of browsers).
+PATTERNS: dict[str, tuple[PatternFunction, int]] = {
+    "plain": (plain, 1),
+    "abort_resend": (abort_resend, 2),
+    "parallel_2": (partial(parallel, n=2), 2),
+    "parallel_5": (partial(parallel, n=5), 5),
+    "parallel_20": (partial(parallel, n=20), 20),
+    "parallel_50": (partial(parallel, n=50), 50),
+    "two_codes": (two_codes, 2),
+    "refresh": (refresh, 1),
+    "spread_abort_resend": (partial(abort_resend, spread=True), 2),
+    "spread_parallel_4": (partial(parallel, n=4, spread=True), 4),
+}
+
+
+def new_openid(site: str, pattern: str, index: int) -> str:
+    return f"o_{site[0]}_{pattern}_{index}_{secrets.token_hex(3)}"
+
+
+def run_login(site: SiteHandle, name: str, index: int, *, count_sql: bool,
+              pattern: str | None = None) -> Login:
+    """One login under ``pattern`` (default: ``name``), labelled ``name``."""
+    login = Login(site.name, name, index, new_openid(site.name, name, index))
+    function, _ = PATTERNS[pattern or name]
+    try:
+        function(Context(site, count_sql, login))
+    except LoginFailed as exc:
+        login.outcome, login.reason = "failed", str(exc)
+    except Exception as exc:  # a run never crashes on one login
+        login.outcome, login.reason = "failed", f"load generator: {type(exc).__name__}: {exc}"
+    else:
+        login.outcome = "restarted" if login.restarts else "ok"
+    return login

@@ -1,0 +1,145 @@
+"""Run logins of one pattern on one site with a pool of concurrent browsers, and measure."""
+
+from __future__ import annotations
+
+import os
+import resource
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from bench.storm.patterns import PATTERNS, Login, SiteHandle, run_login
+from bench.storm.services import pg_connect
+
+#: Most callback requests a pattern keeps in flight per site: browsers = this / requests per
+#: login, capped at the run's concurrency (a 50-duplicate login runs one browser at a time).
+IN_FLIGHT_BUDGET = 64
+
+
+def cpu_times() -> tuple[float, float]:
+    """(busy, total) jiffies of the whole machine, from /proc/stat."""
+    with open("/proc/stat") as stat:
+        values = [int(v) for v in stat.readline().split()[1:]]
+    idle = values[3] + (values[4] if len(values) > 4 else 0)
+    total = sum(values[:8])
+    return total - idle, total
+
+
+def own_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+PG_COUNTERS = ("xact_commit", "xact_rollback", "tup_inserted", "tup_updated", "tup_deleted",
+               "tup_fetched")
+
+
+def pg_counters(database: str) -> dict[str, int]:
+    """pg_stat_database counters of ``database`` (a fresh snapshot)."""
+    try:
+        with pg_connect() as conn:
+            row = conn.execute(f"SELECT {', '.join(PG_COUNTERS)} FROM pg_stat_database"
+                               " WHERE datname = %s", [database]).fetchone()
+    except Exception:  # a statistic, never a reason to stop
+        return {}
+    return dict(zip(PG_COUNTERS, row, strict=True)) if row else {}
+
+
+@dataclass
+class Run:
+    site: str
+    pattern: str
+    concurrency: int
+    logins: list[Login] = field(default_factory=list)
+    wall: float = 0.0
+    bench_cpu: float = 0.0
+    machine_busy: float = 0.0
+    loadavg: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    pg: dict[str, int] = field(default_factory=dict)
+
+
+def concurrency_for(pattern: str, concurrency: int) -> int:
+    per_login = PATTERNS[pattern][1]
+    return max(1, min(concurrency, IN_FLIGHT_BUDGET // per_login))
+
+
+def run_pattern(site: SiteHandle, database: str, pattern: str, count: int, *, concurrency: int,
+                count_sql: bool, first_index: int = 0) -> Run:
+    workers = concurrency_for(pattern, concurrency)
+    run = Run(site.name, pattern, workers)
+    pg_before = pg_counters(database) if count_sql else {}
+    busy0, total0 = cpu_times()
+    cpu0, started = own_cpu(), time.perf_counter()
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"{site.name}-{pattern}") as pool:
+        futures = [pool.submit(run_login, site, pattern, first_index + i, count_sql=count_sql)
+                   for i in range(count)]
+        run.logins = [future.result() for future in futures]
+    run.wall = time.perf_counter() - started
+    run.bench_cpu = own_cpu() - cpu0
+    busy1, total1 = cpu_times()
+    run.machine_busy = (busy1 - busy0) / max(1, total1 - total0)
+    run.loadavg = os.getloadavg()
+    if count_sql:  # the instrumented passes also read PostgreSQL's own counters
+        time.sleep(0.3)  # backends of closed connections flush their statistics as they exit
+        pg_after = pg_counters(database)
+        run.pg = {key: pg_after[key] - pg_before.get(key, 0) for key in pg_after}
+    return run
+
+
+def summary(run_list: list[Run]) -> dict[str, Any]:
+    """Wall time, logins, CPU and PostgreSQL deltas of several runs of one pattern and site."""
+    logins = sum(len(run.logins) for run in run_list)
+    wall = sum(run.wall for run in run_list)
+    pg: dict[str, int] = {}
+    for run in run_list:
+        for key, value in run.pg.items():
+            pg[key] = pg.get(key, 0) + value
+    return {"logins": logins, "wall": wall, "pg": pg,
+            "bench_cpu": sum(run.bench_cpu for run in run_list),
+            "machine_busy": (sum(run.machine_busy * run.wall for run in run_list) / wall
+                             if wall else 0.0),
+            "concurrency": run_list[0].concurrency if run_list else 0}
+
+
+class ConnectionSampler:
+    """Peak PostgreSQL backends per storm database (pg_stat_activity every 0.1 s), to show the
+    run stays far from max_connections on a cluster shared with other work."""
+
+    def __init__(self, databases: list[str]) -> None:
+        import threading
+
+        self.databases = databases
+        self.peak: dict[str, int] = dict.fromkeys(databases, 0)
+        self.peak_total = 0
+        self.max_connections = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True, name="pg-sampler")
+
+    def _loop(self) -> None:
+        try:
+            with pg_connect() as conn:
+                self.max_connections = int(conn.execute("SHOW max_connections").fetchone()[0])
+                while not self._stop.wait(0.1):
+                    rows = conn.execute("SELECT datname, count(*) FROM pg_stat_activity"
+                                        " WHERE backend_type = 'client backend' GROUP BY datname"
+                                        ).fetchall()
+                    counts = {name: n for name, n in rows}
+                    for name in self.databases:
+                        self.peak[name] = max(self.peak[name], counts.get(name, 0))
+                    self.peak_total = max(self.peak_total, sum(counts.values()))
+        except Exception:  # a statistic only
+            pass
+
+    def __enter__(self) -> ConnectionSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(2)
+
+    def figures(self) -> dict[str, Any]:
+        return {"peak_backends_per_database": self.peak,
+                "peak_client_backends_whole_cluster": self.peak_total,
+                "max_connections": self.max_connections}

@@ -1,0 +1,66 @@
+"""Settings shared by the two storm sites (imported by guarded/settings.py and naive/settings.py).
+
+The bench process hands everything over in environment variables (``STORM_*``); the app
+secret too, so that it never shows in ``ps``. Both sites get the same middleware (plus this
+app's for the guarded one), database sessions, Django's default ``CONN_MAX_AGE = 0`` and the
+same SQL-counting middleware (active only for requests that ask for it).
+"""
+
+import os
+
+SITE = os.environ.get("STORM_SITE", "guarded")
+SECRET_KEY = os.environ.get("STORM_SECRET_KEY", "storm-bench-only")
+DEBUG = False
+ALLOWED_HOSTS = ["127.0.0.1", "localhost"]
+USE_TZ = True
+TIME_ZONE = "UTC"
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+INSTALLED_APPS = [
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+]
+MIDDLEWARE = [
+    # Outermost, so that its count includes the session save of SessionMiddleware.
+    "bench.storm.serverside.SQLCountMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+]
+TEMPLATES = [{
+    "BACKEND": "django.template.backends.django.DjangoTemplates",
+    "DIRS": [],
+    "APP_DIRS": True,
+    "OPTIONS": {"context_processors": ["django.template.context_processors.request"]},
+}]
+SESSION_ENGINE = "django.contrib.sessions.backends.db"
+LOGIN_REDIRECT_URL = "/whoami/"
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+DATABASES = {
+    "default": {
+        "ENGINE": "django.db.backends.postgresql",
+        "HOST": os.environ.get("STORM_PG_HOST", "127.0.0.1"),
+        "PORT": os.environ.get("STORM_PG_PORT", "5432"),
+        "USER": os.environ.get("STORM_PG_USER", "postgres"),
+        "NAME": os.environ.get("STORM_DB_NAME", f"wechat_oauth_storm_{SITE}"),
+        "CONN_MAX_AGE": 0,
+        # Which worker a backend belongs to (settings are imported after gunicorn's fork): the
+        # worker-kill scenario finds the holder of an exchange in pg_stat_activity by it.
+        "OPTIONS": {"application_name": f"storm-{SITE}-{os.getpid()}"},
+    }
+}
+
+FAKE_URL = os.environ.get("STORM_FAKE_URL", "http://127.0.0.1:1")
+APP_ID = os.environ.get("STORM_APP_ID", "wxstorm")
+APP_SECRET = os.environ.get("STORM_APP_SECRET", "")
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"named": {"format": "%(asctime)s %(process)d %(name)s %(levelname)s %(message)s"}},
+    "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "named"}},
+    "root": {"handlers": ["stderr"], "level": "WARNING"},
+    "loggers": {"django.request": {"handlers": ["stderr"], "level": "ERROR", "propagate": False}},
+}

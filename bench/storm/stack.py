@@ -1,0 +1,105 @@
+"""Bring the whole storm up and down: fake WeChat, private Redis, databases, 2 x 2 gunicorns."""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench.storm.patterns import SiteHandle
+from bench.storm.services import (
+    APP_ID,
+    DATABASES,
+    Instance,
+    PrivateRedis,
+    drop_database,
+    migrate,
+    recreate_database,
+    site_environment,
+)
+
+SITES = ("guarded", "naive")
+
+
+@dataclass
+class Stack:
+    log_dir: Path
+    latency: float
+    workers: int = 2
+    threads: int = 8
+    keep_databases: bool = False
+    redis_socket_timeout: float = 0.05
+    fake: Any = None
+    redis: PrivateRedis | None = None
+    instances: dict[str, list[Instance]] = field(default_factory=dict)
+    envs: dict[str, dict[str, str]] = field(default_factory=dict)
+    started_at: float = 0.0
+
+    def handle(self, site: str) -> SiteHandle:
+        return SiteHandle(site, [instance.url for instance in self.instances[site]],
+                          self.fake.base_url)
+
+    def start(self) -> None:
+        from wechat_oauth.testing import FakeWeChatProcess
+
+        self.started_at = time.monotonic()
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.fake = FakeWeChatProcess(app_id=APP_ID, app_secret=secrets.token_hex(16),
+                                      latency=self.latency)
+        self.fake.start()
+        self.redis = PrivateRedis(self.log_dir / "redis.log")
+        self.redis.start()
+        for site in SITES:
+            recreate_database(DATABASES[site])
+            self.envs[site] = site_environment(site, fake_url=self.fake.base_url,
+                                               app_secret=self.fake.app_secret,
+                                               redis_url=self.redis.url,
+                                               redis_socket_timeout=self.redis_socket_timeout)
+        migrations = [migrate(self.envs[site]) for site in SITES]
+        for process in migrations:
+            output, _ = process.communicate(timeout=120)
+            if process.returncode:
+                raise RuntimeError(f"migrate failed: {output.decode(errors='replace')[-2000:]}")
+        for site in SITES:
+            self.instances[site] = [
+                Instance(site, name, self.envs[site], self.log_dir / f"{site}-{name}.log",
+                         workers=self.workers, threads=self.threads)
+                for name in ("A", "B")]
+            for instance in self.instances[site]:
+                instance.start()
+        for site in SITES:
+            for instance in self.instances[site]:
+                instance.wait_ready()
+
+    def stop(self) -> None:
+        for instances in self.instances.values():
+            for instance in instances:
+                with contextlib.suppress(Exception):
+                    instance.stop()
+        if self.redis is not None:
+            with contextlib.suppress(Exception):
+                self.redis.stop()
+        if self.fake is not None:
+            with contextlib.suppress(Exception):
+                self.fake.stop()
+        if not self.keep_databases:
+            for name in DATABASES.values():
+                with contextlib.suppress(Exception):
+                    drop_database(name)
+
+    def __enter__(self) -> Stack:
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def logs(self, site: str) -> str:
+        return "\n".join(instance.log_text() for instance in self.instances.get(site, []))
