@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -32,6 +31,7 @@ from tests import services
 from tests.concurrency import outcome_of
 from wechat_oauth.flow import OAUTH_PARAMETERS
 from wechat_oauth.redact import install_url_log_redaction
+from wechat_oauth.testing.wechat_client import send_and_abort  # noqa: F401  (re-exported)
 
 ROOT = Path(__file__).resolve().parent.parent
 #: The re-send parameters of the origin article (oauth-40029-origin.md).
@@ -192,24 +192,6 @@ class Browser:
     def whoami(self, server: LiveServer) -> dict[str, Any]:
         response = self.get(f"{server.url}/whoami/", "whoami")
         return response.json() if response.status_code == 200 else {}
-
-
-def send_and_abort(url: str, cookies: requests.cookies.RequestsCookieJar,
-                   abort_after: float = 0.005) -> None:
-    """Send GET ``url`` over a raw socket and close it ``abort_after`` seconds later, unread."""
-    parts = urlsplit(url)
-    target = parts.path + (f"?{parts.query}" if parts.query else "")
-    cookie = "; ".join(f"{c.name}={c.value}" for c in cookies)
-    head = [f"GET {target} HTTP/1.1", f"Host: {parts.netloc}",
-            "User-Agent: Mozilla/5.0 MicroMessenger/8.0", "Connection: close"]
-    if cookie:
-        head.append(f"Cookie: {cookie}")
-    sock = socket.create_connection((parts.hostname, parts.port), timeout=TIMEOUT)
-    try:
-        sock.sendall(("\r\n".join(head) + "\r\n\r\n").encode("ascii"))
-        time.sleep(abort_after)
-    finally:
-        sock.close()
 
 
 def run_together(calls: list[Callable[[], Any]], timeout: float = TIMEOUT) -> list[Any]:

@@ -8,21 +8,20 @@ socket, which is closed ~5 ms later without reading the answer (the server still
 
 from __future__ import annotations
 
-import base64
-import secrets
-import socket
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote, urlencode, urlsplit, urlunsplit
+from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import requests
 
+from wechat_oauth.testing.wechat_client import WECHAT_USER_AGENT as USER_AGENT
+from wechat_oauth.testing.wechat_client import resend_params as resend_query  # noqa: F401
+from wechat_oauth.testing.wechat_client import send_and_abort  # noqa: F401
+
 TIMEOUT = 60.0
-USER_AGENT = ("Mozilla/5.0 (Linux; Android 13) AppleWebKit/537.36 (KHTML, like Gecko) "
-              "Mobile Safari/537.36 MicroMessenger/8.0.47")
 
 
 @dataclass
@@ -46,12 +45,6 @@ class Hit:
     def failed(self) -> bool:
         return self.status == 0 or self.status >= 400
 
-
-def resend_query() -> str:
-    """``uin``/``key``/``pass_ticket`` shaped like WeChat's re-send (oauth-40029-origin.md)."""
-    uin = quote(base64.b64encode(str(secrets.randbelow(9 * 10**9) + 10**9).encode()).decode(), safe="")
-    pass_ticket = quote(base64.b64encode(secrets.token_bytes(48)).decode(), safe="")
-    return f"uin={uin}&key={secrets.token_hex(48)}&pass_ticket={pass_ticket}"
 
 
 def with_query(url: str, extra: str) -> str:
@@ -104,23 +97,6 @@ class Browser:
             return response.json().get("user") if response.status_code == 200 else "!error"
         except (requests.RequestException, ValueError):
             return "!error"
-
-
-def send_and_abort(url: str, cookies: Any, abort_after: float = 0.005) -> None:
-    """GET ``url`` over a raw socket and close it ``abort_after`` s later, the answer unread."""
-    parts = urlsplit(url)
-    target = parts.path + (f"?{parts.query}" if parts.query else "")
-    head = [f"GET {target} HTTP/1.1", f"Host: {parts.netloc}", f"User-Agent: {USER_AGENT}",
-            "Connection: close"]
-    cookie = "; ".join(f"{c.name}={c.value}" for c in cookies)
-    if cookie:
-        head.append(f"Cookie: {cookie}")
-    sock = socket.create_connection((parts.hostname, parts.port), timeout=TIMEOUT)
-    try:
-        sock.sendall(("\r\n".join(head) + "\r\n\r\n").encode("ascii"))
-        time.sleep(abort_after)
-    finally:
-        sock.close()
 
 
 def run_together(calls: list[Callable[[], Any]]) -> list[Any]:

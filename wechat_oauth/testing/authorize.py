@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import base64
 import re
-import secrets
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
 from wechat_oauth.testing import pages
 from wechat_oauth.testing.state import (
@@ -15,23 +13,10 @@ from wechat_oauth.testing.state import (
     FakeState,
 )
 from wechat_oauth.testing.web import Request, Response, add_query
+from wechat_oauth.testing.wechat_client import resend_params
 
 _STATE = re.compile(r"[A-Za-z0-9]{0,128}")
 _SCOPES = {"authorize": AUTHORIZE_SCOPES, "qrconnect": QRCONNECT_SCOPES}
-
-
-def resend_params() -> str:
-    """The query WeChat adds when it re-sends an aborted callback.
-
-    Shaped like the observed one: ``uin`` base64 and percent-encoded, ``key`` hex,
-    ``pass_ticket`` base64 left raw (``+``, ``/``, ``=`` unencoded), as WeChat sends it.
-    """
-    uin = quote(
-        base64.b64encode(str(secrets.randbelow(9 * 10**9) + 10**9).encode()).decode(), safe=""
-    )
-    key = secrets.token_hex(48)
-    pass_ticket = base64.b64encode(secrets.token_bytes(48)).decode()
-    return f"uin={uin}&key={key}&pass_ticket={pass_ticket}"
 
 
 class AuthorizeViews:

@@ -1,0 +1,57 @@
+"""What WeChat's in-app browser does to a callback, for tests and benchmarks of a site.
+
+WeChat's client sends the callback, aborts it ~20 ms later, and sends it again with extra
+``uin``, ``key`` and ``pass_ticket`` parameters (see the README's first section):
+:func:`send_and_abort` is the aborted request, :func:`resend_params` the re-send's additions.
+"""
+
+from __future__ import annotations
+
+import base64
+import secrets
+import socket
+import time
+from collections.abc import Iterable
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+#: A User-Agent of WeChat's in-app browser (``MicroMessenger`` is what sites look for).
+WECHAT_USER_AGENT = ("Mozilla/5.0 (Linux; Android 13) AppleWebKit/537.36 (KHTML, like Gecko) "
+                     "Version/4.0 Chrome/116.0 Mobile Safari/537.36 MicroMessenger/8.0.50")
+
+
+def resend_params() -> str:
+    """The query WeChat adds when it re-sends an aborted callback.
+
+    Shaped like the observed one: ``uin`` base64 and percent-encoded, ``key`` hex,
+    ``pass_ticket`` base64 left raw (``+``, ``/``, ``=`` unencoded), as WeChat sends it.
+    """
+    uin = quote(
+        base64.b64encode(str(secrets.randbelow(9 * 10**9) + 10**9).encode()).decode(), safe=""
+    )
+    key = secrets.token_hex(48)
+    pass_ticket = base64.b64encode(secrets.token_bytes(48)).decode()
+    return f"uin={uin}&key={key}&pass_ticket={pass_ticket}"
+
+
+def send_and_abort(url: str, cookies: Iterable[Any] = (), *, abort_after: float = 0.005,
+                   user_agent: str = WECHAT_USER_AGENT, timeout: float = 20.0) -> None:
+    """GET ``url`` over a raw socket and hang up ``abort_after`` seconds later, unread.
+
+    The server still handles the request (it learns of the hang-up only when it answers),
+    just as with WeChat's aborted first callback. ``cookies`` are objects with ``name`` and
+    ``value`` (a requests cookie jar).
+    """
+    parts = urlsplit(url)
+    target = parts.path + (f"?{parts.query}" if parts.query else "")
+    head = [f"GET {target} HTTP/1.1", f"Host: {parts.netloc}", f"User-Agent: {user_agent}",
+            "Connection: close"]
+    cookie = "; ".join(f"{c.name}={c.value}" for c in cookies)
+    if cookie:
+        head.append(f"Cookie: {cookie}")
+    sock = socket.create_connection((parts.hostname, parts.port or 80), timeout=timeout)
+    try:
+        sock.sendall(("\r\n".join(head) + "\r\n\r\n").encode("ascii"))
+        time.sleep(abort_after)
+    finally:
+        sock.close()
