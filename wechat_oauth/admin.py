@@ -36,7 +36,6 @@ from django.utils.translation import ngettext
 from .models import OAuthCodeUse, WeChatAccount
 
 #: Columns a code use keeps only for the dedupe window: never shown, never even loaded.
-SECRET_FIELDS = ("access_token", "refresh_token", "profile")
 
 STATUS_COLOURS = {
     OAuthCodeUse.Status.EXCHANGED: "#2e7d32",
@@ -274,11 +273,11 @@ class OAuthCodeUseAdmin(admin.ModelAdmin):
     )
     readonly_fields = tuple(name for _title, options in fieldsets for name in options["fields"])
     # Belt and braces: even a subclass that re-allows changes never gets a form for these.
-    exclude = SECRET_FIELDS
+    exclude = OAuthCodeUse.TOKEN_FIELDS
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[OAuthCodeUse]:
         # The tokens and the profile stay in the database: they never reach a template.
-        return super().get_queryset(request).defer(*SECRET_FIELDS)
+        return super().get_queryset(request).defer(*OAuthCodeUse.TOKEN_FIELDS)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -88,6 +88,10 @@ class OAuthCodeUse(models.Model):
         """What a duplicate of this code replays (see :meth:`StoredOutcome.replay`)."""
         return StoredOutcome.from_row(self)
 
+    #: Fields that hold tokens or the profile: kept only for the dedupe window (purge scrubs
+    #: them), never loaded or shown by the admin.
+    TOKEN_FIELDS = ("access_token", "refresh_token", "profile")
+
     #: What the holder writes when its exchange ends (record_success / record_failure).
     OUTCOME_FIELDS = (
         "status", "openid", "unionid", "scope", "is_snapshot_user", "access_token", "refresh_token",

@@ -199,6 +199,9 @@ def _fold_counters() -> int:
     return fold_counters(alias) if is_django_redis(alias) else 0
 
 
+SQL_EMPTY_STRING = "''"
+
+
 class _Run:
     """The SQL of one pass. Every statement is a single autocommit transaction."""
 
@@ -212,9 +215,13 @@ class _Run:
         self.connection = connections[using or router.db_for_write(OAuthCodeUse)]
         quote, meta = self.connection.ops.quote_name, OAuthCodeUse._meta
         self.table = quote(meta.db_table)
-        self.id, self.seen, self.status, self.access, self.refresh, self.profile = (
-            quote(meta.get_field(name).column) for name in (
-                "id", "first_seen_at", "status", "access_token", "refresh_token", "profile"))
+        self.id, self.seen, self.status, self.access = (
+            quote(meta.get_field(name).column)
+            for name in ("id", "first_seen_at", "status", "access_token"))
+        # Blank every token field: NULL where the column allows it, else the empty string.
+        self.blank_tokens = ", ".join(
+            f"{quote(field.column)} = {'NULL' if field.null else SQL_EMPTY_STRING}"
+            for field in map(meta.get_field, OAuthCodeUse.TOKEN_FIELDS))
         self.started = time.monotonic()
         self.batches_started = 0
 
@@ -257,8 +264,7 @@ class _Run:
             self.report.scrubbed = self._value(f"SELECT COUNT(*) FROM {self.table} WHERE {where}",
                                                params)
             return
-        update = (f"UPDATE {self.table} SET {self.access} = '', {self.refresh} = '',"
-                  f" {self.profile} = NULL WHERE {self.id} IN"
+        update = (f"UPDATE {self.table} SET {self.blank_tokens} WHERE {self.id} IN"
                   f" (SELECT {self.id} FROM {self.table} WHERE {where} LIMIT %s)")
         while True:
             self._pause()
