@@ -34,6 +34,7 @@ from django.utils.module_loading import import_string
 
 from .backends import BACKEND_PATH
 from .conf import DEFAULTS, app_settings
+from .guard.cache import is_django_redis
 from .models import WeChatAccount
 
 VALID_SCOPES = ("snsapi_base", "snsapi_userinfo", "snsapi_login")
@@ -119,7 +120,7 @@ def check_cache_front(app_configs: Any = None, **kwargs: Any) -> list[CheckMessa
             hint="Point CACHE_ALIAS at a django-redis cache (pip install django-wechat-oauth[redis]).",
             id="wechat_oauth.W001",
         )]
-    if not backend.startswith("django_redis."):
+    if not is_django_redis(alias):
         return [Warning(
             f"CACHE_ALIAS {alias!r} uses {backend}; the cache front needs django-redis "
             "(Lua scripts and blocking pops), so it stays off and the database works alone.",

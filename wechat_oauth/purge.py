@@ -191,12 +191,9 @@ def scrub_tokens(
 
 
 def _fold_counters() -> int:
-    alias = app_settings.CACHE_ALIAS
-    if not alias:
-        return 0
-    from .guard.cache import fold_counters, is_django_redis
+    from .guard.cache import fold_counters  # looked up at call time (tests watch the order)
 
-    return fold_counters(alias) if is_django_redis(alias) else 0
+    return fold_counters()
 
 
 SQL_EMPTY_STRING = "''"

@@ -36,6 +36,7 @@ from django.dispatch import receiver
 from django.utils import timezone
 
 from ..conf import app_settings
+from ..models import OAuthCodeUse
 from ..outcome import StoredOutcome
 
 logger = logging.getLogger("wechat_oauth.cache")
@@ -205,12 +206,9 @@ def fold_counters(alias: str | None = None, *, batch: int = 500) -> int:
     Returns how many rows were updated. Safe to run anywhere, any time: each code's counters
     are read and deleted atomically, so no count is folded twice.
     """
-    from ..models import OAuthCodeUse
-
-    alias = alias or app_settings.CACHE_ALIAS
-    if not alias:
+    front = cache_front(alias)
+    if front is None:
         return 0
-    front = CacheFront(alias)
     folded = 0
     with front._degrade():
         while members := front.redis.zpopmin(front.pending, batch):
@@ -221,15 +219,15 @@ def fold_counters(alias: str | None = None, *, batch: int = 500) -> int:
                 pipe.hgetall(keys.counters)
                 pipe.delete(keys.counters)
                 counters, _ = pipe.execute()
-                folded += _fold_one(OAuthCodeUse, app_id, code_hash, counters)
+                folded += _fold_one(app_id, code_hash, counters)
     return folded
 
 
-def _fold_one(model: Any, app_id: str, code_hash: str, counters: dict[bytes, bytes]) -> int:
+def _fold_one(app_id: str, code_hash: str, counters: dict[bytes, bytes]) -> int:
     count = int(counters.get(b"dups", 0))
     if not count:
         return 0
-    row = model.objects.filter(app_id=app_id, code_hash=code_hash).first()
+    row = OAuthCodeUse.objects.filter(app_id=app_id, code_hash=code_hash).first()
     if row is None:
         return 0
     last = datetime.fromtimestamp(int(counters[b"last"]) / 1000, tz=row.first_seen_at.tzinfo)
@@ -238,7 +236,7 @@ def _fold_one(model: Any, app_id: str, code_hash: str, counters: dict[bytes, byt
                                "last_seen_at": max(row.last_seen_at, last)}
     if counters.get(b"resent"):
         changes["resent_variant_seen"] = True
-    return model.objects.filter(pk=row.pk).update(**changes)
+    return OAuthCodeUse.objects.filter(pk=row.pk).update(**changes)
 
 
 _warning_lock = threading.Lock()
@@ -266,9 +264,10 @@ def _ms(moment: datetime) -> int:
 _fronts: dict[str, CacheFront | None] = {}
 
 
-def cache_front() -> CacheFront | None:
-    """The front for CACHE_ALIAS, or None (no alias, or not a django-redis cache: see checks)."""
-    alias = app_settings.CACHE_ALIAS
+def cache_front(alias: str | None = None) -> CacheFront | None:
+    """The front for ``alias`` (default: CACHE_ALIAS), one per alias and process; None when
+    there is no alias or it is not a django-redis cache (see the system checks)."""
+    alias = alias or app_settings.CACHE_ALIAS
     if not alias:
         return None
     if alias not in _fronts:
