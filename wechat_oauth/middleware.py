@@ -14,6 +14,7 @@ Place it after ``SessionMiddleware`` and ``AuthenticationMiddleware`` (a system 
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
 from functools import cached_property
@@ -60,13 +61,14 @@ class WeChatOAuthMiddleware:
             return database_error_response(request, target=target)
 
     def _auto_login(self, request: HttpRequest) -> HttpResponse | None:
-        if not self._auto_login_patterns or request.method != "GET":
+        patterns = _compiled(tuple(app_settings.AUTO_LOGIN_PATHS))
+        if not patterns or request.method != "GET":
             return None
         if "MicroMessenger" not in request.headers.get("User-Agent", ""):
             return None
         if flow.identity_of(request) is not None or request.user.is_authenticated:
             return None
-        if not any(pattern.search(request.path_info) for pattern in self._auto_login_patterns):
+        if not any(pattern.search(request.path_info) for pattern in patterns):
             return None
         query = urlencode({"next": request.get_full_path()})
         return HttpResponseRedirect(f"{reverse('wechat_oauth:login')}?{query}")
@@ -75,6 +77,8 @@ class WeChatOAuthMiddleware:
     def _callback_path(self) -> str:
         return reverse("wechat_oauth:callback")
 
-    @property
-    def _auto_login_patterns(self) -> list[re.Pattern[str]]:
-        return [re.compile(pattern) for pattern in app_settings.AUTO_LOGIN_PATHS]
+
+@functools.lru_cache(maxsize=8)
+def _compiled(patterns: tuple[str, ...]) -> tuple[re.Pattern[str], ...]:
+    """AUTO_LOGIN_PATHS compiled once per value of the setting, not on every request."""
+    return tuple(re.compile(pattern) for pattern in patterns)
