@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import secrets
 from collections import Counter
+from dataclasses import replace
 
 from django.contrib.auth import login, logout
 from django.db.models import Count, Q, Sum
@@ -18,7 +19,7 @@ from django.views.decorators.http import require_GET, require_POST
 from demo_project.fake import upstream_exchanges_by_code_hash
 from demo_project.models import NaiveAttempt
 from wechat_oauth.backends import BACKEND_PATH
-from wechat_oauth.client import get_client
+from wechat_oauth.client import PROFILE_SCOPES, get_client
 from wechat_oauth.conf import app_settings
 from wechat_oauth.exceptions import UpstreamUnavailable, WeChatOAuthError
 from wechat_oauth.flow import RESENT_MARKERS
@@ -133,13 +134,12 @@ def naive_callback(request: HttpRequest) -> HttpResponse:
         attempt.errmsg = (error.errmsg or error.message)[:255]
         return _naive_failure(request, attempt, status=502)
 
-    profile = None
-    if token.scope in ("snsapi_userinfo", "snsapi_login"):
+    if token.scope in PROFILE_SCOPES:
         try:
-            profile = client.userinfo(token.access_token, token.openid)
+            token = replace(token, profile=client.userinfo(token.access_token, token.openid))
         except WeChatOAuthError as error:
             logger.warning("naive login: userinfo failed: %s", error)
-    account, _created = link_account(token, profile)
+    account, _created = link_account(token)
     login(request, account.user, backend=BACKEND_PATH)
     attempt.outcome = NaiveAttempt.Outcome.LOGGED_IN
     attempt.openid = token.openid

@@ -373,8 +373,8 @@ def test_no_token_secret_or_code_in_any_admin_page(admin_client, fake_wechat):
     fake_wechat.add_fault("access_token", errcode=40163, errmsg="code been used, rid: 65a1-b2c3")
     with pytest.raises(CodeSpent):
         exchange_once(failing)
-    link_account(first.token, first.token.profile)
-    link_account(outcome.token, outcome.token.profile)
+    link_account(first.token)
+    link_account(outcome.token)
     assert OAuthCodeUse.objects.exclude(access_token="").count() == 2  # tokens are in the table
     assert OAuthCodeUse.objects.exclude(profile=None).count() == 1
 

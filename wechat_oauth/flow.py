@@ -1,7 +1,7 @@
 """The login flow shared by the callback view and the middleware.
 
     read_callback()     the query string -> a Callback, or a 400-class error (nothing stored)
-    complete_login()    verify state -> exchange_once -> userinfo -> link -> login -> redirect
+    complete_login()    verify state -> exchange_once (with the profile) -> link -> login -> redirect
     authorize_redirect() a new login: a fresh state and WeChat's authorize (or qrconnect) URL
 
 Every duplicate callback walks the same path and gets the first one's exchange; a callback
@@ -172,9 +172,10 @@ def identity_of(request: HttpRequest) -> WeChatIdentity | None:
 
 
 def _log_in(request: HttpRequest, token: TokenResult, *, refresh_account: bool) -> None:
-    account, created = link_account(token, token.profile, refresh=refresh_account)
+    # Before linking: a site that cannot keep the login must not create users for nothing.
     if BACKEND_PATH not in settings.AUTHENTICATION_BACKENDS:
         raise ConfigurationError(f"{BACKEND_PATH} is not in AUTHENTICATION_BACKENDS (check E004)")
+    account, created = link_account(token, refresh=refresh_account)
     user = authenticate(request, wechat_account=account)
     if user is None:
         raise InactiveUser()

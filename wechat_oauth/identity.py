@@ -17,9 +17,12 @@ if TYPE_CHECKING:
 logger = logging.getLogger("wechat_oauth.identity")
 
 
-def link_account(token: TokenResult, profile: UserInfo | None = None, *,
-                 app_id: str | None = None, refresh: bool = True) -> tuple[WeChatAccount, bool]:
+def link_account(token: TokenResult, *, app_id: str | None = None,
+                 refresh: bool = True) -> tuple[WeChatAccount, bool]:
     """The account of ``token.openid`` (created with its user if new) and whether it was created.
+
+    The profile fields come from ``token.profile`` (fetched with the token under
+    snsapi_userinfo; None under snsapi_base).
 
     Race-safe: two requests linking one new openid at once (WeChat's duplicate callbacks, or
     two codes for one login) both create a user and an account inside a transaction; the
@@ -36,21 +39,21 @@ def link_account(token: TokenResult, profile: UserInfo | None = None, *,
     if account is None:
         try:
             with transaction.atomic():
-                account = _create(token, profile, app_id)
+                account = _create(token, app_id)
                 created = True
         except IntegrityError:
             account = accounts.get(app_id=app_id, openid=token.openid)
             logger.info("openid %s was linked by a concurrent login", token.openid)
     if not created and refresh:
-        _refresh(account, token, profile)
+        _refresh(account, token)
     return account, created
 
 
-def _create(token: TokenResult, profile: UserInfo | None, app_id: str) -> WeChatAccount:
-    user = _user_of_unionid(token.unionid) or app_settings.CREATE_USER(token, profile)
+def _create(token: TokenResult, app_id: str) -> WeChatAccount:
+    user = _user_of_unionid(token.unionid) or app_settings.CREATE_USER(token, token.profile)
     return WeChatAccount.objects.create(
         user=user, app_id=app_id, openid=token.openid, unionid=token.unionid, scope=token.scope,
-        last_login_at=timezone.now(), **_profile_fields(profile))
+        last_login_at=timezone.now(), **_profile_fields(token.profile))
 
 
 def _user_of_unionid(unionid: str) -> Any:
@@ -61,9 +64,9 @@ def _user_of_unionid(unionid: str) -> Any:
     return other.user if other is not None else None
 
 
-def _refresh(account: WeChatAccount, token: TokenResult, profile: UserInfo | None) -> None:
+def _refresh(account: WeChatAccount, token: TokenResult) -> None:
     changes: dict[str, Any] = {"last_login_at": timezone.now(), "scope": token.scope,
-                               **_profile_fields(profile)}
+                               **_profile_fields(token.profile)}
     if token.unionid and not account.unionid:
         changes["unionid"] = token.unionid
     for field, value in changes.items():

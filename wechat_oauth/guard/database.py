@@ -215,10 +215,11 @@ class DatabaseGuard:
     # -- duplicates ------------------------------------------------------------------------
 
     def _absorb_duplicate(self, row: OAuthCodeUse, *, arrival: datetime, resent: bool) -> Exchange:
+        outcome = row.outcome
         changes = {
             "duplicates": F("duplicates") + 1,
             "last_seen_at": Greatest(F("last_seen_at"), arrival),
-            "max_gap_ms": Greatest(F("max_gap_ms"), gap_ms(row.outcome, arrival)),
+            "max_gap_ms": Greatest(F("max_gap_ms"), gap_ms(outcome, arrival)),
         }
         if resent:
             changes["resent_variant_seen"] = True
@@ -228,7 +229,7 @@ class DatabaseGuard:
             # Bookkeeping only: the user must still get the stored outcome.
             logger.exception("could not count a duplicate of code %s", row.code_hash[:12])
         if self.on_outcome is not None:
-            self.on_outcome(row.outcome)
+            self.on_outcome(outcome)
         waited = row.completed_at is not None and arrival < row.completed_at
-        return answer_duplicate(row.outcome, code_hash=row.code_hash, arrival=arrival,
+        return answer_duplicate(outcome, code_hash=row.code_hash, arrival=arrival,
                                 waited=waited, source="database", code_use=row)
