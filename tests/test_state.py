@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from wechat_oauth import state as state_module
 from wechat_oauth.exceptions import ExpiredState, InvalidState, WeChatOAuthError
+from wechat_oauth.hashing import signing_keys
 from wechat_oauth.state import (
     STATE_LENGTH,
     LoginState,
@@ -58,7 +59,7 @@ def flip(value: str, position: int) -> str:
 def resign(body: str, *, target: str = TARGET, scope: str = "snsapi_base",
            app_id: str = "wxtestappid0000001") -> str:
     """A state with a genuine MAC over an arbitrary body (to reach the checks after the MAC)."""
-    return body + state_module._mac(state_module._secrets()[0], body, app_id, scope, target)
+    return body + state_module._mac(signing_keys()[0], body, app_id, scope, target)
 
 
 # -- Format ------------------------------------------------------------------------------------

@@ -94,7 +94,7 @@ class TokenResult:
     def from_payload(cls, payload: Mapping[str, Any], *,
                      now: datetime | None = None) -> TokenResult:
         """Build from WeChat's JSON; ``now`` (aware) is when the token was issued."""
-        issued = _utc(now)
+        issued = aware_utc(now)
         expires_in = _int(payload.get("expires_in"), DEFAULT_EXPIRES_IN)
         return cls(
             access_token=_text(payload.get("access_token")),
@@ -160,7 +160,8 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _utc(now: datetime | None) -> datetime:
+def aware_utc(now: datetime | None) -> datetime:
+    """``now`` in UTC (the current time when None); a naive datetime is refused."""
     if now is None:
         return _now()
     if now.tzinfo is None or now.utcoffset() is None:

@@ -35,13 +35,14 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
-from django.conf import settings
 from django.core.exceptions import DisallowedHost
 from django.utils.crypto import constant_time_compare, salted_hmac
 from django.utils.http import url_has_allowed_host_and_scheme
 
+from .client import aware_utc
 from .conf import app_settings
 from .exceptions import ExpiredState, InvalidState
+from .hashing import signing_keys
 
 if TYPE_CHECKING:
     from django.http import HttpRequest
@@ -149,7 +150,7 @@ def issue_state(
         raise TypeError("target must be a str")
     if isinstance(attempt, bool) or not isinstance(attempt, int) or not 0 <= attempt <= 9:
         raise ValueError("attempt must be an int from 0 to 9")
-    issued = int(_utc(now).timestamp())
+    issued = int(aware_utc(now).timestamp())
     if issued < 0:
         raise ValueError("now is before 1970")
     body = (
@@ -158,7 +159,7 @@ def issue_state(
         + str(attempt)
         + b62encode_bytes(secrets.token_bytes(_NONCE_BYTES))
     )
-    mac = _mac(_secrets()[0], body, *_context(target, scope, app_id))
+    mac = _mac(signing_keys()[0], body, *_context(target, scope, app_id))
     return LoginState(
         value=body + mac,
         nonce=body[_NONCE],
@@ -196,11 +197,11 @@ def verify_state(
         raise TypeError("target must be a str")
     body, mac = value[:_BODY_CHARS], value[_BODY_CHARS:]
     context = _context(target, scope, app_id)
-    if not any(constant_time_compare(mac, _mac(key, body, *context)) for key in _secrets()):
+    if not any(constant_time_compare(mac, _mac(key, body, *context)) for key in signing_keys()):
         raise InvalidState(
             "The login state is forged, or was issued for another page, scope or app")
     issued = b62decode_int(value[_ISSUED])
-    age = _utc(now).timestamp() - issued
+    age = aware_utc(now).timestamp() - issued
     if age < -CLOCK_SKEW:
         raise InvalidState("The login state was issued in the future")
     if age > (app_settings.STATE_MAX_AGE if max_age is None else max_age):
@@ -221,12 +222,6 @@ def _context(target: str, scope: str | None, app_id: str | None) -> tuple[str, s
     )
 
 
-def _secrets() -> list[str | bytes]:
-    """Signing key first, then the keys still accepted (SECRET_KEY_FALLBACKS)."""
-    if app_settings.HASH_KEY:
-        return [app_settings.HASH_KEY]
-    return [settings.SECRET_KEY, *getattr(settings, "SECRET_KEY_FALLBACKS", ())]
-
 
 def _mac(secret: str | bytes, body: str, app_id: str, scope: str, target: str) -> str:
     # JSON of a list of strings is injective: no choice of target can imitate another field.
@@ -234,13 +229,6 @@ def _mac(secret: str | bytes, body: str, app_id: str, scope: str, target: str) -
     digest = salted_hmac(_MAC_SALT, message, secret=secret, algorithm="sha256").digest()
     return b62encode_bytes(digest[:_MAC_BYTES])
 
-
-def _utc(now: datetime | None) -> datetime:
-    if now is None:
-        return datetime.now(UTC)
-    if now.tzinfo is None or now.utcoffset() is None:
-        raise ValueError("now must be a timezone-aware datetime")
-    return now.astimezone(UTC)
 
 
 # -- next URLs ---------------------------------------------------------------------------------
