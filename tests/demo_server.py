@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -14,6 +13,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING
 
 from tests import services
+from wechat_oauth.testing.process import stop_process
 
 if TYPE_CHECKING:
     from typing import Self
@@ -66,14 +66,7 @@ class DemoServer:
 
     def stop(self) -> None:
         process, self._process = self._process, None
-        if process is None or process.poll() is not None:
-            return
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)
+        stop_process(process, group=True, grace=10)
 
     def log(self) -> str:
         try:

@@ -31,6 +31,7 @@ from tests import services
 from tests.concurrency import outcome_of
 from wechat_oauth.flow import OAUTH_PARAMETERS
 from wechat_oauth.redact import install_url_log_redaction
+from wechat_oauth.testing.process import stop_process
 from wechat_oauth.testing.wechat_client import send_and_abort  # noqa: F401  (re-exported)
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -90,14 +91,7 @@ class LiveServer:
 
     def stop(self) -> None:
         process, self.process = self.process, None
-        if process is None or process.poll() is not None:
-            return
-        process.terminate()
-        try:
-            process.wait(5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(5)
+        stop_process(process)
 
 
 @contextlib.contextmanager

@@ -7,10 +7,8 @@ everything it started on exit, whatever happened.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import secrets
-import signal
 import socket
 import subprocess
 import sys
@@ -21,6 +19,8 @@ from typing import Any
 
 import psycopg
 import requests
+
+from wechat_oauth.testing.process import stop_process
 
 ROOT = Path(__file__).resolve().parents[2]
 PG = {"host": os.environ.get("STORM_PG_HOST", "127.0.0.1"),
@@ -50,24 +50,6 @@ def recreate_database(name: str) -> None:
 def drop_database(name: str) -> None:
     with pg_connect() as admin:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-def _stop(process: subprocess.Popen[Any] | None, *, group: bool, grace: float = 5.0) -> None:
-    """SIGTERM ``process`` (its process group if ``group``), SIGKILL after ``grace`` s."""
-    if process is None or process.poll() is not None:
-        return
-    send = (lambda sig: os.killpg(process.pid, sig)) if group else process.send_signal
-    with contextlib.suppress(ProcessLookupError):
-        send(signal.SIGTERM)
-    try:
-        process.wait(grace)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            send(signal.SIGKILL)
-        process.wait(5)
-    if group:  # workers orphaned by a master killed hard
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
 
 
 @dataclass
@@ -114,7 +96,7 @@ class PrivateRedis:
             return None
 
     def stop(self) -> None:
-        _stop(self.process, group=False)
+        stop_process(self.process)
         self.process = None
 
 
@@ -190,7 +172,7 @@ class Instance:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
     def stop(self) -> None:
-        _stop(self.process, group=True)
+        stop_process(self.process, group=True)
         self.process = None
 
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import secrets
+import signal
 import subprocess
 import sys
 import threading
@@ -22,6 +24,29 @@ READY_PREFIX = "READY "
 def _package_root() -> str:
     """The directory holding the ``wechat_oauth`` package, so the child imports the same code."""
     return str(Path(wechat_oauth.__file__).resolve().parent.parent)
+
+
+def stop_process(process: subprocess.Popen[Any] | None, *, group: bool = False,
+                 grace: float = 5.0) -> None:
+    """SIGTERM ``process`` (its whole process group if ``group``), SIGKILL after ``grace`` s.
+
+    For any server a test starts as a child process: the fake, a site under runserver or
+    gunicorn. Nothing happens if it has already exited.
+    """
+    if process is None or process.poll() is not None:
+        return
+    send = (lambda sig: os.killpg(process.pid, sig)) if group else process.send_signal
+    with contextlib.suppress(ProcessLookupError):
+        send(signal.SIGTERM)
+    try:
+        process.wait(grace)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            send(signal.SIGKILL)
+        process.wait(5)
+    if group:  # children orphaned by a parent killed hard
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
 
 
 class FakeWeChatProcess(RemoteFakeWeChat):
@@ -116,12 +141,6 @@ class FakeWeChatProcess(RemoteFakeWeChat):
         process = self._process
         if process is None:
             return
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop_process(process)
         if process.stdout is not None:
             process.stdout.close()
