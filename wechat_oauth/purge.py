@@ -153,10 +153,7 @@ def purge(
     django.db.DatabaseError when the database fails (batches done so far stay done).
     """
     older_than = parse_duration(app_settings.RETENTION if older_than is None else older_than)
-    window = timedelta(seconds=app_settings.DEDUPE_WINDOW)
-    if older_than < window:
-        raise ValueError(f"older_than ({format_duration(older_than)}) is shorter than "
-                         f"DEDUPE_WINDOW ({format_duration(window)})")
+    window = _dedupe_window(at_most=older_than)
     report = PurgeReport(older_than=older_than, dry_run=dry_run)
     run = _Run(report, using, batch_size, sleep, on_batch)
     if not dry_run:
@@ -180,14 +177,21 @@ def scrub_tokens(
     """Blank the tokens and profile of every row first seen more than ``older_than`` ago
     (default and minimum: DEDUPE_WINDOW; 0 is allowed when DEDUPE_WINDOW is 0). Returns how
     many rows were (dry run: would be) scrubbed."""
-    window = timedelta(seconds=app_settings.DEDUPE_WINDOW)
+    window = _dedupe_window(at_most=older_than)
     age = window if older_than is None else older_than
-    if age < window:
-        raise ValueError(f"older_than ({format_duration(age)}) is shorter than "
-                         f"DEDUPE_WINDOW ({format_duration(window)})")
     report = PurgeReport(older_than=age, dry_run=dry_run)
     _Run(report, using, batch_size, sleep, None).scrub(before=timezone.now() - age, not_before=None)
     return report.scrubbed
+
+
+def _dedupe_window(*, at_most: timedelta | None) -> timedelta:
+    """DEDUPE_WINDOW, after checking that ``at_most`` (an age to purge or scrub) is not shorter:
+    a row must outlive the window in which duplicates replay it."""
+    window = timedelta(seconds=app_settings.DEDUPE_WINDOW)
+    if at_most is not None and at_most < window:
+        raise ValueError(f"older_than ({format_duration(at_most)}) is shorter than "
+                         f"DEDUPE_WINDOW ({format_duration(window)})")
+    return window
 
 
 def _fold_counters() -> int:
