@@ -84,7 +84,7 @@ def exchange_once(
     code = validate_code(code)
     client = client or get_client()
     call: Callable[[], TokenResult] = partial(_exchange_with_profile, client, code)
-    claim = Claim(app_id=client.app_id or app_settings.APP_ID, code_hash=code_hash(code),
+    claim = Claim(app_id=client.app_id, code_hash=code_hash(code),
                   state_hash=state_hash(state), resent=resent, arrival=timezone.now())
     front = cache_front()
     if front is None:
