@@ -71,6 +71,15 @@ def test_late_duplicate_is_answered_from_redis_with_no_sql(front, fake_wechat,
     assert fake_wechat.exchange_calls(code) == 1
 
 
+def test_first_request_costs_two_redis_round_trips(front, fake_wechat, monkeypatch):
+    code = fake_wechat.issue_code("o_first")
+    commands = RedisCommands(monkeypatch)
+
+    exchange_once(code)
+
+    assert commands.sent == ["EVALSHA", "EVALSHA"]  # enter (claim the marker), publish
+
+
 def test_cached_failure_is_replayed_as_the_same_error(front, fake_wechat):
     from wechat_oauth.exceptions import UpstreamBusy
 

@@ -128,7 +128,7 @@ class WeChatAccount(models.Model):
                              related_name="wechat_accounts", verbose_name=_("user"))
     app_id = models.CharField(_("app id"), max_length=64)
     openid = models.CharField(_("openid"), max_length=128)
-    unionid = models.CharField(_("unionid"), max_length=128, blank=True, db_index=True)
+    unionid = models.CharField(_("unionid"), max_length=128, blank=True)
     scope = models.CharField(_("last scope"), max_length=64, blank=True)
     nickname = models.CharField(_("nickname"), max_length=100, blank=True)
     sex = models.PositiveSmallIntegerField(_("sex"), default=0,
@@ -148,6 +148,11 @@ class WeChatAccount(models.Model):
         constraints = [
             # openid first: the index also serves lookups by openid alone (admin search).
             models.UniqueConstraint(fields=["openid", "app_id"], name="wechat_oauth_account_openid"),
+        ]
+        indexes = [
+            # A plain b-tree (a db_index CharField would get a second, LIKE-only one on
+            # PostgreSQL: unionid is only ever matched exactly).
+            models.Index(fields=["unionid"], name="wechat_oauth_account_unionid"),
         ]
 
     def __str__(self) -> str:

@@ -7,7 +7,7 @@ that a duplicate answered from either gets exactly the same result or error.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -71,7 +71,8 @@ class StoredOutcome:
             profile=UserInfo.from_payload(self.profile) if self.profile else None)
 
     def to_json(self) -> str:
-        return json.dumps({name: _encode(value) for name, value in asdict(self).items()},
+        # Field by field: asdict() would deep-copy the profile for nothing.
+        return json.dumps({field.name: _encode(getattr(self, field.name)) for field in fields(self)},
                           separators=(",", ":"))
 
     @classmethod

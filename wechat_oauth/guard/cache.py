@@ -72,8 +72,15 @@ local result = redis.call('GET', KEYS[1])
 if result then count_duplicate() end
 return result
 """
+# The holder is done: store its outcome (ARGV[1]; none when empty) for ARGV[2] ms, drop the
+# in-flight marker and wake the waiters. KEYS = result, flight, wake; ARGV[3] = wake list TTL ms.
+PUBLISH_SCRIPT = """
+if ARGV[1] ~= '' then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) end
+redis.call('DEL', KEYS[2])
+redis.call('LPUSH', KEYS[3], '1')
+redis.call('PEXPIRE', KEYS[3], ARGV[3])
+"""
 REPLAY, CLAIMED, IN_FLIGHT, BYPASS = 1, 2, 3, 0
-WAKE_TOKEN = b"1"
 #: Extra seconds a waiter gives a holder beyond its marker's time left.
 WAIT_MARGIN = 0.5
 #: Longest wait (seconds) for a holder on Redis before a duplicate goes to the database, which
@@ -115,6 +122,7 @@ class CacheFront:
         self.pending = self.cache.make_key("wechat_oauth:pending")
         self._enter = self.redis.register_script(ENTER_SCRIPT)
         self._woken = self.redis.register_script(WAKE_SCRIPT)
+        self._publish = self.redis.register_script(PUBLISH_SCRIPT)
         self.waiting = _blocking_client(self.redis)
 
     def keys(self, app_id: str, code_hash: str) -> CodeKeys:
@@ -158,24 +166,16 @@ class CacheFront:
     def publish(self, keys: CodeKeys, outcome: StoredOutcome) -> None:
         """Store a committed outcome until the window closes, and wake the waiters."""
         ttl_ms = round((outcome.window_closes_at - timezone.now()).total_seconds() * 1000)
-        with self._degrade():
-            pipe = self.redis.pipeline(transaction=False)
-            if ttl_ms > 0:
-                pipe.set(keys.result, outcome.to_json(), px=ttl_ms)
-            self._wake(pipe, keys)
-            pipe.execute()
+        self._finish(keys, outcome.to_json() if ttl_ms > 0 else "", ttl_ms)
 
     def release(self, keys: CodeKeys) -> None:
         """No outcome to publish (the claim was rolled back): send waiters to the database."""
-        with self._degrade():
-            pipe = self.redis.pipeline(transaction=False)
-            self._wake(pipe, keys)
-            pipe.execute()
+        self._finish(keys, "", 0)
 
-    def _wake(self, pipe: Any, keys: CodeKeys) -> None:
-        pipe.delete(keys.flight)
-        pipe.lpush(keys.wake, WAKE_TOKEN)
-        pipe.pexpire(keys.wake, round(app_settings.wait_timeout * 1000) + 1000)
+    def _finish(self, keys: CodeKeys, outcome_json: str, ttl_ms: int) -> None:
+        with self._degrade():
+            self._publish(keys=[keys.result, keys.flight, keys.wake],
+                          args=[outcome_json, ttl_ms, round(app_settings.wait_timeout * 1000) + 1000])
 
     @contextmanager
     def _degrade(self) -> Iterator[None]:
