@@ -7,7 +7,9 @@
 Prints the JSON report and writes it to bench/results/storm.json, the chart to
 bench/results/storm.png and the servers' logs to bench/results/storm-logs/. Needs PostgreSQL
 (127.0.0.1:5432, user postgres; STORM_PG_HOST/PORT/USER to change), redis-server on the PATH
-(a private one is started on a free port), gunicorn and matplotlib. The databases
+(a private one is started on a free port), gunicorn and matplotlib; the postgres_restart fault
+starts a disposable cluster of its own (initdb, pg_ctl; run as the postgres OS user when this
+runs as root) and is skipped, saying why, where it cannot. The databases
 wechat_oauth_storm and wechat_oauth_storm_naive are created afresh and dropped at the end
 (--keep-databases leaves them for inspection). Exit status 0 when every target is met.
 """

@@ -1,13 +1,16 @@
 """The load generator's browser: one cookie jar (``requests.Session``) per browser.
 
 Every request is sent without following redirects and timed in this process (from just before
-it is sent to its last byte read); the SQL count comes back in ``X-Storm-SQL`` when asked for.
+it is sent to its last byte read); the SQL count comes back in ``X-Storm-SQL`` when asked for;
+of a 4xx/5xx answer, the start of its text as a reader sees it.
 :func:`send_and_abort` is WeChat's aborted first callback: the request goes out over a raw
 socket, which is closed ~5 ms later without reading the answer (the server still handles it).
 """
 
 from __future__ import annotations
 
+import html
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -45,6 +48,13 @@ class Hit:
     def failed(self) -> bool:
         return self.status == 0 or self.status >= 400
 
+
+
+def page_text(body: str) -> str:
+    """What a reader sees of an HTML page (its title and text, no markup, styles or scripts),
+    whitespace collapsed; a body that is not HTML as it is."""
+    text = re.sub(r"<(style|script)\b.*?</\1>|<[^>]*>", " ", body, flags=re.DOTALL | re.IGNORECASE)
+    return " ".join(html.unescape(text).split())
 
 
 def with_query(url: str, extra: str) -> str:
@@ -86,7 +96,7 @@ class Browser:
         headers = response.headers
         sql, server, cpu, sql_ms = (headers.get(f"X-Storm-{name}")
                                     for name in ("SQL", "Time-Ms", "CPU-Ms", "SQL-Ms"))
-        body = "" if response.status_code < 400 else " ".join(response.text.split())[:160]
+        body = "" if response.status_code < 400 else page_text(response.text)[:160]
         return Hit(role, url, started, elapsed, response.status_code, headers.get("Location", ""),
                    int(sql) if sql else None, float(server) if server else None,
                    float(cpu) if cpu else None, float(sql_ms) if sql_ms else None, body)

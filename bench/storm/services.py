@@ -1,17 +1,24 @@
-"""What the storm runs on: databases, a private Redis, gunicorn instances, the fake WeChat.
+"""What the storm runs on: databases, a private Redis and PostgreSQL, gunicorn instances, the
+fake WeChat.
 
 Every process started here is started in its own session and stopped by its own id (the
-gunicorn master's process group: the master and its workers); :class:`Services` stops
-everything it started on exit, whatever happened.
+gunicorn master's process group: the master and its workers; the private PostgreSQL through
+pg_ctl on its own data directory); :class:`~bench.storm.stack.Stack` stops everything it started on exit,
+whatever happened.
 """
 
 from __future__ import annotations
 
+import contextlib
+import glob
 import os
+import pwd
 import secrets
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,12 +44,14 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def pg_connect(dbname: str = "postgres") -> psycopg.Connection[Any]:
-    return psycopg.connect(dbname=dbname, autocommit=True, connect_timeout=5, **PG)
+def pg_connect(dbname: str = "postgres", server: dict[str, str] | None = None
+               ) -> psycopg.Connection[Any]:
+    """A connection to the shared cluster (``PG``), or to ``server`` (a private one)."""
+    return psycopg.connect(dbname=dbname, autocommit=True, connect_timeout=5, **(server or PG))
 
 
-def recreate_database(name: str) -> None:
-    with pg_connect() as admin:
+def recreate_database(name: str, server: dict[str, str] | None = None) -> None:
+    with pg_connect(server=server) as admin:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.execute(f'CREATE DATABASE "{name}"')
 
@@ -98,6 +107,119 @@ class PrivateRedis:
     def stop(self) -> None:
         stop_process(self.process)
         self.process = None
+
+
+def postgres_bindir() -> Path | None:
+    """Where initdb and pg_ctl are: pg_config's bindir, else the newest Debian-style
+    /usr/lib/postgresql/<version>/bin, else next to the initdb on the PATH."""
+    candidates: list[Path] = []
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        candidates.append(Path(subprocess.run(["pg_config", "--bindir"], capture_output=True,
+                                              text=True, timeout=10, check=True).stdout.strip()))
+    candidates += sorted((Path(d) for d in glob.glob("/usr/lib/postgresql/*/bin")),
+                         key=lambda d: _version_key(d.parent.name), reverse=True)
+    on_path = shutil.which("initdb")
+    if on_path:
+        candidates.append(Path(on_path).resolve().parent)
+    return next((d for d in candidates if (d / "initdb").exists() and (d / "pg_ctl").exists()), None)
+
+
+def _version_key(version: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in version.split(".") if part.isdigit())
+
+
+@dataclass
+class PrivatePostgres:
+    """A disposable PostgreSQL cluster of our own (initdb into a temporary directory, fsync off),
+    so a scenario may stop and restart it without touching the machine's shared cluster.
+
+    PostgreSQL refuses to run as root: as root, initdb and pg_ctl run as the ``postgres`` OS
+    user, who owns the directory. :meth:`remove` stops it, keeps its log, deletes the rest.
+    """
+
+    log_path: Path
+    port: int = field(default_factory=free_port)
+    bindir: Path | None = field(default_factory=postgres_bindir)
+    directory: Path | None = None
+
+    @property
+    def server(self) -> dict[str, str]:
+        """Connection parameters, as :data:`PG` has them for the shared cluster."""
+        return {"host": "127.0.0.1", "port": str(self.port), "user": "postgres"}
+
+    @property
+    def data(self) -> Path:
+        assert self.directory is not None
+        return self.directory / "data"
+
+    def unavailable(self) -> str | None:
+        """Why the cluster cannot run here, or None."""
+        if self.bindir is None:
+            return "no initdb/pg_ctl found (pg_config --bindir, /usr/lib/postgresql/*/bin, PATH)"
+        if os.geteuid() == 0:
+            try:
+                pwd.getpwnam("postgres")
+            except KeyError:
+                return "running as root (PostgreSQL refuses root) and no 'postgres' OS user to run it as"
+        return None
+
+    def start(self) -> None:
+        """Create the cluster on the first call; start it and wait until it accepts connections."""
+        if self.directory is None:
+            self._create()
+        self._run("pg_ctl", "start", "-w", "-t", "30", "-D", str(self.data),
+                  "-l", str(self.data.parent / "postgres.log"))
+
+    def stop(self, mode: str = "fast") -> None:
+        """``pg_ctl stop``; "fast" ends every session at once (open transactions roll back)."""
+        self._run("pg_ctl", "stop", "-w", "-t", "30", "-m", mode, "-D", str(self.data))
+
+    def remove(self) -> None:
+        """Stop it if it runs, copy its log to ``log_path``, delete the directory."""
+        if self.directory is None:
+            return
+        if (self.data / "postmaster.pid").exists():
+            try:
+                self.stop()
+            except RuntimeError:
+                with contextlib.suppress(RuntimeError):
+                    self.stop("immediate")
+        with contextlib.suppress(OSError):
+            shutil.copyfile(self.directory / "postgres.log", self.log_path)
+        shutil.rmtree(self.directory, ignore_errors=True)
+        self.directory = None
+
+    def _create(self) -> None:
+        self.directory = Path(tempfile.mkdtemp(prefix="storm-pg-"))
+        if os.geteuid() == 0:
+            owner = pwd.getpwnam("postgres")
+            os.chown(self.directory, owner.pw_uid, owner.pw_gid)
+        self._run("initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust",
+                  "--locale=C", "--encoding=UTF8", "--no-sync")
+        with (self.data / "postgresql.conf").open("a") as conf:
+            conf.write(f"port = {self.port}\nlisten_addresses = '127.0.0.1'\n"
+                       f"unix_socket_directories = '{self.directory}'\n"
+                       "fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n"
+                       "max_connections = 60\nshared_buffers = 16MB\n")
+
+    def _run(self, program: str, *args: str) -> None:
+        """One of PostgreSQL's programs, as ``postgres`` if we are root; RuntimeError with its
+        output if it fails."""
+        assert self.bindir is not None and self.directory is not None
+        as_postgres: dict[str, Any] = {}
+        if os.geteuid() == 0:
+            owner = pwd.getpwnam("postgres")
+            as_postgres = {"user": owner.pw_uid, "group": owner.pw_gid, "extra_groups": []}
+        command = [str(self.bindir / program), *args]
+        try:
+            done = subprocess.run(command, cwd=self.directory, stdin=subprocess.DEVNULL,
+                                  capture_output=True, text=True, timeout=90,
+                                  start_new_session=True, check=False, **as_postgres)
+        except (OSError, subprocess.TimeoutExpired) as exc:  # not executable, or hung
+            raise RuntimeError(f"{' '.join(command)}: {exc}") from None
+        if done.returncode:
+            raise RuntimeError(f"{' '.join(command)} failed (exit {done.returncode}): "
+                               f"{(done.stdout + done.stderr).strip()[-500:]}")
 
 
 @dataclass
@@ -185,7 +307,10 @@ def _has_control_socket() -> bool:
 
 
 def site_environment(site: str, *, fake_url: str, app_secret: str, redis_url: str,
-                     redis_socket_timeout: float = 0.05) -> dict[str, str]:
+                     redis_socket_timeout: float = 0.05,
+                     server: dict[str, str] | None = None) -> dict[str, str]:
+    """The site's environment; its database on ``server`` (default: the shared cluster)."""
+    pg = server or PG
     env = {k: v for k, v in os.environ.items() if not k.startswith("STORM_")}
     env.update({
         "DJANGO_SETTINGS_MODULE": SETTINGS[site],
@@ -195,7 +320,7 @@ def site_environment(site: str, *, fake_url: str, app_secret: str, redis_url: st
         "STORM_APP_ID": APP_ID,
         "STORM_APP_SECRET": app_secret,
         "STORM_SECRET_KEY": f"storm-{secrets.token_hex(16)}",
-        "STORM_PG_HOST": PG["host"], "STORM_PG_PORT": str(PG["port"]), "STORM_PG_USER": PG["user"],
+        "STORM_PG_HOST": pg["host"], "STORM_PG_PORT": str(pg["port"]), "STORM_PG_USER": pg["user"],
         "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
         "PYTHONUNBUFFERED": "1",
     })
