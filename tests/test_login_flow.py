@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 from urllib.parse import parse_qs, urlsplit
 
@@ -312,6 +313,26 @@ def test_database_down_gets_a_503_page(client, fake_wechat, monkeypatch):
 
     assert response.status_code == 503
     assert response["Retry-After"] == "5"
+
+
+def test_database_outage_logs_its_traceback_once_then_a_line_per_login(client, fake_wechat,
+                                                                       monkeypatch, caplog):
+    from wechat_oauth import responses
+    from wechat_oauth.throttled_log import ThrottledLog
+
+    monkeypatch.setattr(responses, "_database_down", ThrottledLog(responses.logger))
+
+    def database_gone(*args, **kwargs):
+        raise OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr("wechat_oauth.flow.exchange_once", database_gone)
+    statuses = [client.get(_valid_callback(client)).status_code for _ in range(3)]
+
+    assert statuses == [503, 503, 503]
+    records = [r for r in caplog.records if "database unavailable" in r.getMessage()]
+    assert [r.levelno for r in records] == [logging.ERROR] * 3
+    assert [r.exc_info is not None for r in records] == [True, False, False]
+    assert records[1].getMessage().endswith("OperationalError: server closed the connection unexpectedly")
 
 
 def test_missing_backend_is_a_configuration_error_not_a_disabled_account(client, fake_wechat,

@@ -57,8 +57,8 @@ class WeChatOAuthMiddleware:
                                        redirect_uri=request.build_absolute_uri)
         except WeChatOAuthError as error:
             return error_response(request, error, target=target)
-        except DatabaseError:
-            return database_error_response(request, target=target)
+        except DatabaseError as error:
+            return database_error_response(request, error, target=target)
 
     def _auto_login(self, request: HttpRequest) -> HttpResponse | None:
         patterns = _compiled(tuple(app_settings.AUTO_LOGIN_PATHS))

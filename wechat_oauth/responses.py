@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 
+from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
@@ -31,6 +32,7 @@ from .exceptions import (
     UpstreamUnavailable,
     WeChatOAuthError,
 )
+from .throttled_log import ThrottledLog
 
 logger = logging.getLogger("wechat_oauth.login")
 
@@ -81,8 +83,13 @@ def error_response(request: HttpRequest, error: WeChatOAuthError, *, target: str
                   "error_key": error.key})
 
 
-def database_error_response(request: HttpRequest, *, target: str) -> HttpResponse:
-    logger.exception("login failed: database unavailable")
+#: An outage fails every login at once: its traceback once a minute, a line per login.
+_database_down = ThrottledLog(logger)
+
+
+def database_error_response(request: HttpRequest, error: DatabaseError, *, target: str) -> HttpResponse:
+    if not _database_down.log(logging.ERROR, "login failed: database unavailable", exc_info=error):
+        logger.error("login failed: database unavailable: %s: %s", type(error).__name__, error)
     status, title, message = DATABASE_PAGE
     response = _page(request, "wechat_oauth/error.html", status,
                      {"title": title, "message": message, "retry_url": retry_url(target),

@@ -43,8 +43,8 @@ def callback(request: HttpRequest) -> HttpResponse:
                                        redirect_uri=lambda t: flow.callback_uri(request, t))
     except WeChatOAuthError as error:
         response = error_response(request, error, target=_next_of(request))
-    except DatabaseError:
-        response = database_error_response(request, target=_next_of(request))
+    except DatabaseError as error:
+        response = database_error_response(request, error, target=_next_of(request))
     # The callback URL carries the code: never let it leave in a Referer header.
     response["Referrer-Policy"] = "no-referrer"
     return response

@@ -22,8 +22,6 @@ Redis Cluster is not supported (the scripts touch a shared pending set).
 from __future__ import annotations
 
 import logging
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -38,6 +36,7 @@ from django.utils import timezone
 from ..conf import app_settings
 from ..models import OAuthCodeUse
 from ..outcome import StoredOutcome
+from ..throttled_log import ThrottledLog
 
 logger = logging.getLogger("wechat_oauth.cache")
 
@@ -89,8 +88,6 @@ FRONT_WAIT = 1.0
 #: A blocking pop's client must outlast it: Redis checks blocking timeouts only every ~100 ms
 #: (hz 10), so the pop may return that much after its timeout.
 BLOCKING_SOCKET_MARGIN = 0.5
-#: Seconds between two warnings about an unusable Redis (one per process per period).
-WARNING_PERIOD = 60.0
 
 
 @dataclass(frozen=True)
@@ -239,22 +236,12 @@ def _fold_one(app_id: str, code_hash: str, counters: dict[bytes, bytes]) -> int:
     return OAuthCodeUse.objects.filter(pk=row.pk).update(**changes)
 
 
-_warning_lock = threading.Lock()
-_last_warning = -WARNING_PERIOD
-_suppressed = 0
+_unavailable = ThrottledLog(logger)
 
 
 def _warn_unavailable(alias: str, error: Exception) -> None:
-    """At most one warning per WARNING_PERIOD per process, however many requests see it."""
-    global _last_warning, _suppressed
-    with _warning_lock:
-        now = time.monotonic()
-        if now - _last_warning < WARNING_PERIOD:
-            _suppressed += 1
-            return
-        suppressed, _last_warning, _suppressed = _suppressed, now, 0
-    logger.warning("cache front %r unusable, using the database alone: %s: %s "
-                   "(%d similar warnings suppressed)", alias, type(error).__name__, error, suppressed)
+    _unavailable.log(logging.WARNING, "cache front %r unusable, using the database alone: %s: %s",
+                     alias, type(error).__name__, error)
 
 
 def _ms(moment: datetime) -> int:
