@@ -32,6 +32,7 @@ from typing import Any
 RESULTS = Path(__file__).resolve().parents[1] / "results"
 SITES = ("naive", "guarded")
 SECTIONS = ("patterns", "probe", "throughput", "faults")
+DJANGO_DEFAULT = " (Django's default)"
 PATTERN_WEIGHTS = {"plain": 2, "abort_resend": 1, "parallel_2": 1, "parallel_5": 1,
                    "parallel_20": 1, "parallel_50": 1, "two_codes": 1, "refresh": 1,
                    "spread_abort_resend": 1, "spread_parallel_4": 1}
@@ -52,6 +53,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--redis-socket-timeout", type=float, default=0.05,
                         help="SOCKET_TIMEOUT of the guarded site's django-redis cache (0.05, the "
                              "README's recommendation)")
+    parser.add_argument("--conn-max-age", type=int, default=0,
+                        help="CONN_MAX_AGE of both sites (default 0, Django's: a PostgreSQL "
+                             "connection per request; e.g. 60 for persistent connections)")
     parser.add_argument("--only", choices=SECTIONS, action="append",
                         help="run only this section (repeatable); default: all")
     parser.add_argument("--quick", action="store_true", help="smoke run: few logins, short faults")
@@ -252,7 +256,8 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, Any] = {}
     with Stack(log_dir, latency=args.latency, threads=args.threads,
                keep_databases=args.keep_databases,
-               redis_socket_timeout=args.redis_socket_timeout) as stack:
+               redis_socket_timeout=args.redis_socket_timeout,
+               conn_max_age=args.conn_max_age) as stack:
         progress("stack up:", {site: [i.url for i in insts] for site, insts in stack.instances.items()})
         storm = Storm(args, stack, progress)
         with ConnectionSampler(list(storm.databases.values())) as sampler:
@@ -273,7 +278,8 @@ def main(argv: list[str] | None = None) -> int:
                         f"{args.latency * 1000:.0f} ms per API call",
             "servers": (f"each site: 2 gunicorn instances x 2 workers, worker class gthread, "
                         f"{args.threads} threads per worker, loopback; PostgreSQL with "
-                        f"CONN_MAX_AGE 0 (Django's default); database sessions"),
+                        f"CONN_MAX_AGE {args.conn_max_age}"
+                        f"{DJANGO_DEFAULT if args.conn_max_age == 0 else ''}; database sessions"),
             "guarded": ("wechat_oauth views + middleware + backend, settings at their defaults, "
                         "django-redis front on a private redis-server (SOCKET_TIMEOUT "
                         f"{args.redis_socket_timeout} s), database wechat_oauth_storm"),

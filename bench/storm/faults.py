@@ -505,6 +505,7 @@ def _guarded_on(stack: Any, server: PrivatePostgres) -> dict[str, str]:
     recreate_database(DATABASES["guarded"], server.server)
     env = site_environment("guarded", fake_url=stack.fake.base_url, app_secret=stack.fake.app_secret,
                            redis_url=stack.redis.url, redis_socket_timeout=stack.redis_socket_timeout,
+                           conn_max_age=stack.conn_max_age,
                            server=server.server)
     process = migrate(env)
     output, _ = process.communicate(timeout=120)

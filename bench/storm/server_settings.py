@@ -2,8 +2,9 @@
 
 The bench process hands everything over in environment variables (``STORM_*``); the app
 secret too, so that it never shows in ``ps``. Both sites get the same middleware (plus this
-app's for the guarded one), database sessions, Django's default ``CONN_MAX_AGE = 0`` and the
-same SQL-counting middleware (active only for requests that ask for it).
+app's for the guarded one), database sessions, the same ``CONN_MAX_AGE`` (Django's default 0
+unless ``--conn-max-age`` says otherwise) and the same SQL-counting middleware (active only
+for requests that ask for it).
 """
 
 import os
@@ -45,7 +46,8 @@ DATABASES = {
         "PORT": os.environ.get("STORM_PG_PORT", "5432"),
         "USER": os.environ.get("STORM_PG_USER", "postgres"),
         "NAME": os.environ.get("STORM_DB_NAME", f"wechat_oauth_storm_{SITE}"),
-        "CONN_MAX_AGE": 0,
+        # Django's default (a connection per request) unless the run asks for persistent ones.
+        "CONN_MAX_AGE": int(os.environ.get("STORM_CONN_MAX_AGE", "0")),
         # Which worker a backend belongs to (settings are imported after gunicorn's fork): the
         # worker-kill scenario finds the holder of an exchange in pg_stat_activity by it.
         "OPTIONS": {"application_name": f"storm-{SITE}-{os.getpid()}"},

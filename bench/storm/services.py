@@ -307,7 +307,7 @@ def _has_control_socket() -> bool:
 
 
 def site_environment(site: str, *, fake_url: str, app_secret: str, redis_url: str,
-                     redis_socket_timeout: float = 0.05,
+                     redis_socket_timeout: float = 0.05, conn_max_age: int = 0,
                      server: dict[str, str] | None = None) -> dict[str, str]:
     """The site's environment; its database on ``server`` (default: the shared cluster)."""
     pg = server or PG
@@ -322,6 +322,7 @@ def site_environment(site: str, *, fake_url: str, app_secret: str, redis_url: st
         "STORM_SECRET_KEY": f"storm-{secrets.token_hex(16)}",
         "STORM_PG_HOST": pg["host"], "STORM_PG_PORT": str(pg["port"]), "STORM_PG_USER": pg["user"],
         "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+        "STORM_CONN_MAX_AGE": str(conn_max_age),
         "PYTHONUNBUFFERED": "1",
     })
     if site == "guarded" and redis_url:

@@ -32,6 +32,7 @@ class Stack:
     threads: int = 8
     keep_databases: bool = False
     redis_socket_timeout: float = 0.05
+    conn_max_age: int = 0
     fake: Any = None
     redis: PrivateRedis | None = None
     instances: dict[str, list[Instance]] = field(default_factory=dict)
@@ -57,7 +58,8 @@ class Stack:
             self.envs[site] = site_environment(site, fake_url=self.fake.base_url,
                                                app_secret=self.fake.app_secret,
                                                redis_url=self.redis.url,
-                                               redis_socket_timeout=self.redis_socket_timeout)
+                                               redis_socket_timeout=self.redis_socket_timeout,
+                                               conn_max_age=self.conn_max_age)
         migrations = [migrate(self.envs[site]) for site in SITES]
         for process in migrations:
             output, _ = process.communicate(timeout=120)
