@@ -298,6 +298,8 @@ def main(argv: list[str] | None = None) -> int:
         if {"patterns", "probe", "throughput"} <= set(results):
             out["targets"] = report.targets(results["probe"], results["patterns"],
                                             results["throughput"])
+            if "faults" in results:
+                out["targets"].append(report.fault_target(results["faults"]))
             out["all_targets_met"] = all(target["met"] for target in out["targets"])
         if "patterns" in results:
             out["summary"] = report.side_by_side(results["patterns"])

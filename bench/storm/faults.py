@@ -620,4 +620,13 @@ def run_faults(stack: Any, *, quick: bool) -> dict[str, Any]:
             out[name] = {"error": f"{type(exc).__name__}: {exc}"}
         if isinstance(out[name], dict):
             out[name]["scenario_s"] = round(time.perf_counter() - started, 2)
+    out["guarded_rows_after_faults"] = _rows_by_status()
     return out
+
+
+def _rows_by_status() -> dict[str, int]:
+    """OAuthCodeUse rows of the guarded database by status, once every fault is over: a row is
+    committed only with its outcome, so none may be ``in_flight``."""
+    with pg_connect(DATABASES["guarded"]) as conn:
+        return dict(conn.execute("SELECT status, count(*) FROM wechat_oauth_oauthcodeuse"
+                                 " GROUP BY status").fetchall())

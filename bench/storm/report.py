@@ -182,6 +182,34 @@ def targets(probe: dict[str, Any], patterns: dict[str, dict[str, Any]],
     ]
 
 
+def fault_target(faults: dict[str, Any]) -> dict[str, Any]:
+    """The fault scenarios' common requirement, read off their figures: no 500 reached a user of
+    the guarded site, no row was left in flight, and no code was exchanged twice but after its
+    holder died (its second exchange then ends "code been used")."""
+    guarded = [faults[name]["guarded"] for name in faults if name.startswith("upstream_")
+               and "guarded" in faults[name]]
+    kill_rounds = [round_ for rounds in faults.get("worker_sigkill", {}).values()
+                   if isinstance(rounds, list) for round_ in rounds]
+    restarts = [faults[name] for name in ("redis_restart", "postgres_restart") if name in faults]
+    http_500 = sum(part.get("http_500_reached_a_user", 0) for part in [*guarded, *kill_rounds, *restarts])
+    twice = sum(part["exchanges_per_code"].get("codes_exchanged_more_than_once", 0)
+                for part in [*guarded, faults.get("redis_restart", {})] if "exchanges_per_code" in part)
+    twice += sum(r["exchanges_of_code"] > 1 and not r["second_exchange_after_holder_died_ended_spent"]
+                 for r in kill_rounds)
+    pg = faults.get("postgres_restart", {})
+    twice += pg.get("consistency", {}).get("exchanged_twice_otherwise", 0)
+    rows = faults.get("guarded_rows_after_faults", {})
+    left_in_flight = sum(n for status, n in rows.items() if status not in ("exchanged", "failed"))
+    left_in_flight += pg.get("consistency", {}).get("rows_not_exchanged_or_failed", 0)
+    errors = sorted(name for name, part in faults.items() if isinstance(part, dict) and "error" in part)
+    return {"target": "faults: no 500 reached a guarded user, no row left in flight, no second "
+                      "exchange while a holder was alive",
+            "value": {"http_500": http_500, "rows_left_in_flight": left_in_flight,
+                      "second_exchanges_not_after_a_dead_holder": twice,
+                      "scenarios_that_crashed": errors, "postgres_restart_skipped": pg.get("skipped")},
+            "met": http_500 == 0 and left_in_flight == 0 and twice == 0 and not errors}
+
+
 def side_by_side(patterns: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """The headline figures, per pattern, as {figure: {"naive": x, "guarded": y}}."""
     def pick(figures: dict[str, Any]) -> dict[str, Any]:
