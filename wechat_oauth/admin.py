@@ -35,8 +35,6 @@ from django.utils.translation import ngettext
 
 from .models import OAuthCodeUse, WeChatAccount
 
-#: Columns a code use keeps only for the dedupe window: never shown, never even loaded.
-
 STATUS_COLOURS = {
     OAuthCodeUse.Status.EXCHANGED: "#2e7d32",
     OAuthCodeUse.Status.FAILED: "#c62828",
