@@ -30,14 +30,13 @@ from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
 from django.db import router
 from django.urls import NoReverseMatch, Resolver404, resolve, reverse
-from django.utils.module_loading import import_string
 
 from .backends import BACKEND_PATH
-from .conf import DEFAULTS, app_settings
+from .client import SCOPES
+from .conf import app_settings
 from .guard.cache import is_django_redis
 from .models import WeChatAccount
 
-VALID_SCOPES = ("snsapi_base", "snsapi_userinfo", "snsapi_login")
 MIDDLEWARE_PATH = "wechat_oauth.middleware.WeChatOAuthMiddleware"
 MUST_COME_BEFORE = (
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -62,10 +61,10 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
                  "let a late duplicate spend its code a second time.",
             id="wechat_oauth.E009",
         ))
-    if app_settings.SCOPE not in VALID_SCOPES:
+    if app_settings.SCOPE not in SCOPES:
         messages.append(Error(
             f"WECHAT_OAUTH['SCOPE'] is {app_settings.SCOPE!r}.",
-            hint="Use one of: " + ", ".join(VALID_SCOPES) + ".",
+            hint="Use one of: " + ", ".join(SCOPES) + ".",
             id="wechat_oauth.E002",
         ))
     return messages
@@ -135,10 +134,8 @@ def check_site_integration(app_configs: Any = None, **kwargs: Any) -> list[Check
     """What went wrong while the demo was built, and what a new site gets wrong."""
     messages: list[CheckMessage] = []
     messages += _check_auto_login_paths()
-    create_user = app_settings.user_settings.get("CREATE_USER", DEFAULTS["CREATE_USER"])
     try:
-        if isinstance(create_user, str):
-            import_string(create_user)
+        _ = app_settings.CREATE_USER  # imported on access (conf.IMPORT_STRINGS)
     except ImportError as error:
         messages.append(Error(
             f"WECHAT_OAUTH['CREATE_USER'] cannot be imported: {error}.",

@@ -31,7 +31,7 @@ from urllib3.exceptions import MaxRetryError, NewConnectionError
 from urllib3.exceptions import ProxyError as Urllib3ProxyError
 
 from . import __version__, redact
-from .conf import SETTINGS_NAME, app_settings
+from .conf import SETTINGS_NAME, TimeoutValue, app_settings, timeout_pair
 from .exceptions import (
     AccessTokenInvalid,
     ConfigurationError,
@@ -51,6 +51,8 @@ AUTH_PATH = "/sns/auth"
 
 #: Scopes of the Official Account authorize page. ``snsapi_login`` is for :meth:`qrconnect_url`.
 AUTHORIZE_SCOPES = ("snsapi_base", "snsapi_userinfo")
+#: Every scope the SCOPE setting may name.
+SCOPES = (*AUTHORIZE_SCOPES, "snsapi_login")
 #: Scopes whose token may call sns/userinfo (under snsapi_base it answers 48001).
 PROFILE_SCOPES = ("snsapi_userinfo", "snsapi_login")
 DEFAULT_EXPIRES_IN = 7200
@@ -60,8 +62,6 @@ MAX_STATE_BYTES = 128
 _STATE_RE = re.compile(r"[A-Za-z0-9]*")
 _SCOPE_LIST_RE = re.compile(r"[A-Za-z0-9_]+(?:,[A-Za-z0-9_]+)*")
 _TOKEN_FIELDS = ("access_token", "openid")
-
-TimeoutValue = float | tuple[float, float]
 
 # Causes of a ConnectionError that prove no byte of the request left this host.
 _NOT_CONNECTED = (NewConnectionError, ConnectionRefusedError, socket.gaierror)
@@ -194,7 +194,7 @@ class WeChatClient:
             app_settings.AUTHORIZE_URL if authorize_url is None else authorize_url)
         self.qrconnect_base_url: str = (
             app_settings.QRCONNECT_URL if qrconnect_url is None else qrconnect_url)
-        self.timeout: tuple[float, float] = _timeout_pair(
+        self.timeout: tuple[float, float] = timeout_pair(
             app_settings.timeout if timeout is None else timeout)
         if session is None:
             session = requests.Session()
@@ -366,13 +366,6 @@ class WeChatClient:
             raise UpstreamUnavailable(
                 f"WeChat gave an unexpected answer to {path}: no {', '.join(missing)}") from None
         return payload
-
-
-def _timeout_pair(value: TimeoutValue) -> tuple[float, float]:
-    if isinstance(value, (int, float)):
-        return (float(value), float(value))
-    connect, read = value
-    return (float(connect), float(read))
 
 
 def _ms_since(started: float) -> int:

@@ -75,6 +75,18 @@ DEFAULTS: dict[str, Any] = {
 IMPORT_STRINGS: frozenset[str] = frozenset({"CREATE_USER"})
 
 
+#: A requests timeout: one number for both, or (connect, read) seconds.
+TimeoutValue = float | tuple[float, float]
+
+
+def timeout_pair(value: TimeoutValue) -> tuple[float, float]:
+    """A requests timeout (one number, or connect and read) as a (connect, read) pair."""
+    if isinstance(value, (int, float)):
+        return (float(value), float(value))
+    connect, read = value
+    return (float(connect), float(read))
+
+
 class AppSettings:
     """Lazy view of ``settings.WECHAT_OAUTH`` merged over :data:`DEFAULTS`."""
 
@@ -104,11 +116,7 @@ class AppSettings:
     @property
     def timeout(self) -> tuple[float, float]:
         """TIMEOUT as a (connect, read) pair."""
-        value = self.TIMEOUT
-        if isinstance(value, (int, float)):
-            return (float(value), float(value))
-        connect, read = value
-        return (float(connect), float(read))
+        return timeout_pair(self.TIMEOUT)
 
     @property
     def hold_timeout(self) -> float:
