@@ -15,20 +15,26 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
+from wechat_oauth.testing.base import ServeOptions
 from wechat_oauth.testing.server import FakeWeChat
 from wechat_oauth.testing.state import DEFAULT_APP_ID
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    defaults = ServeOptions()
     parser = argparse.ArgumentParser(
         prog="python -m wechat_oauth.testing", description="Run a fake WeChat."
     )
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=0, help="0: any free port (default)")
+    parser.add_argument("--host", default=defaults.host)
     parser.add_argument(
-        "--latency", type=float, default=0.0, help="seconds added to every API answer"
+        "--port", type=int, default=defaults.port, help="0: any free port (default)"
     )
-    parser.add_argument("--code-ttl", type=float, default=300.0, help="seconds a code stays valid")
+    parser.add_argument(
+        "--latency", type=float, default=defaults.latency, help="seconds added to every API answer"
+    )
+    parser.add_argument(
+        "--code-ttl", type=float, default=defaults.code_ttl, help="seconds a code stays valid"
+    )
     parser.add_argument("--app-id", default=DEFAULT_APP_ID)
     parser.add_argument("--app-secret", default=os.environ.get("WECHAT_FAKE_APP_SECRET"))
     parser.add_argument(

@@ -8,15 +8,13 @@ from typing import Any
 
 from wechat_oauth.testing.api import API_PATHS, ApiViews
 from wechat_oauth.testing.authorize import AuthorizeViews
+from wechat_oauth.testing.base import AUTHORIZE_PATH, QRCONNECT_PATH
 from wechat_oauth.testing.control import ControlViews
 from wechat_oauth.testing.state import FakeState
 from wechat_oauth.testing.web import BadRequest, Request, Response
 
 #: Path of each browser page and the endpoint it is counted as.
-PAGE_PATHS = {
-    "/connect/oauth2/authorize": "authorize",
-    "/connect/qrconnect": "qrconnect",
-}
+PAGE_PATHS = {AUTHORIZE_PATH: "authorize", QRCONNECT_PATH: "qrconnect"}
 CONFIRM_SUFFIX = "/confirm"
 
 StartResponse = Callable[..., Any]

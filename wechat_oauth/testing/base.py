@@ -12,6 +12,10 @@ from wechat_oauth.testing.state import CodeIssuer
 if TYPE_CHECKING:
     from typing import Self
 
+#: WeChat's browser pages (the fake serves them at these paths too, under its root).
+AUTHORIZE_PATH = "/connect/oauth2/authorize"
+QRCONNECT_PATH = "/connect/qrconnect"
+
 
 @dataclass(frozen=True, kw_only=True)
 class ServeOptions:
@@ -53,11 +57,11 @@ class FakeWeChatBase(CodeIssuer):
 
     @property
     def authorize_url(self) -> str:
-        return f"{self.base_url}/connect/oauth2/authorize"
+        return f"{self.base_url}{AUTHORIZE_PATH}"
 
     @property
     def qrconnect_url(self) -> str:
-        return f"{self.base_url}/connect/qrconnect"
+        return f"{self.base_url}{QRCONNECT_PATH}"
 
     def settings(self) -> dict[str, Any]:
         """A ``WECHAT_OAUTH`` dict (to merge over the site's) that points the app at this fake."""
@@ -71,7 +75,7 @@ class FakeWeChatBase(CodeIssuer):
 
     @abstractmethod
     def stats(self, code: str | None = None) -> dict[str, Any]:
-        """``{"calls": {endpoint: n}, "exchange_calls": {code: n}, "total_exchange_calls": n}``."""
+        """``{"calls": {endpoint: n}, "exchange_calls": {code: n}}``."""
 
     def exchange_calls(self, code: str) -> int:
         """How many access_token requests carried ``code`` (whatever their answer)."""

@@ -63,12 +63,10 @@ class FakeWeChatProcess(RemoteFakeWeChat):
         **options: Any,
     ) -> None:
         """``options``: the fields of :class:`~.base.ServeOptions` (host, port, latency, ...)."""
-        served = ServeOptions(**options)
+        self.options = ServeOptions(**options)
         super().__init__(
             app_id=app_id, app_secret=app_secret or secrets.token_hex(16), timeout=timeout
         )
-        self.host, self.port, self.latency = served.host, served.port, served.latency
-        self.code_ttl, self.auto_approve = served.code_ttl, served.auto_approve
         self.python = python or sys.executable
         self.startup_timeout = startup_timeout
         self._process: subprocess.Popen[str] | None = None
@@ -82,22 +80,23 @@ class FakeWeChatProcess(RemoteFakeWeChat):
         return self._process is not None and self._process.poll() is None
 
     def _command(self) -> list[str]:
+        served = self.options
         command = [
             self.python,
             "-m",
             "wechat_oauth.testing",
             "--host",
-            self.host,
+            served.host,
             "--port",
-            str(self.port),
+            str(served.port),
             "--latency",
-            str(self.latency),
+            str(served.latency),
             "--code-ttl",
-            str(self.code_ttl),
+            str(served.code_ttl),
             "--app-id",
             self.app_id,
         ]
-        return command if self.auto_approve else [*command, "--consent"]
+        return command if served.auto_approve else [*command, "--consent"]
 
     def _environment(self) -> dict[str, str]:
         env = dict(os.environ)

@@ -59,10 +59,6 @@ class ServerThread:
         self._thread: threading.Thread | None = None
 
     @property
-    def running(self) -> bool:
-        return self._server is not None
-
-    @property
     def url(self) -> str:
         if self._server is None:
             raise RuntimeError("the server is not started")
@@ -148,12 +144,6 @@ class FakeWeChat(FakeWeChatBase):
 
     def stats(self, code: str | None = None) -> dict[str, Any]:
         return self.state.stats(code)
-
-    def exchange_calls(self, code: str) -> int:
-        return self.state.exchange_calls(code)
-
-    def calls(self, endpoint: str) -> int:
-        return self.state.calls(endpoint)
 
     def _add_fault(self, fields: dict[str, Any]) -> None:
         self.state.add_fault(Fault(**fields))

@@ -13,7 +13,7 @@ import time
 from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 DEFAULT_APP_ID = "wxfake000000000001"
@@ -24,7 +24,7 @@ DEFAULT_OPENID = "oFakeUser000000000000default"
 ACCESS_TOKEN_TTL = 7200
 REFRESH_TOKEN_TTL = 30 * 86400
 
-#: Endpoints counted by :meth:`FakeState.calls`; the last four are the API (``/sns/...``).
+#: Endpoints counted in :meth:`FakeState.stats`; the last four are the API (``/sns/...``).
 ENDPOINTS = ("authorize", "qrconnect", "access_token", "refresh_token", "userinfo", "auth")
 API_ENDPOINTS = ENDPOINTS[2:]
 
@@ -191,9 +191,6 @@ class Fault:
     def matches(self, endpoint: str, code: str | None) -> bool:
         return endpoint == self.endpoint and (self.code is None or self.code == code)
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
 
 def _refuse_first(*checks: tuple[bool, int]) -> None:
     """Raise WeChat's error for the first check that failed, given as ``(failed, errcode)``."""
@@ -306,17 +303,6 @@ class FakeState(CodeIssuer):
             if code:
                 self._exchange_calls[code] += 1
 
-    def calls(self, endpoint: str) -> int:
-        if endpoint not in ENDPOINTS:
-            raise ValueError(f"endpoint must be one of {', '.join(ENDPOINTS)}")
-        with self._lock:
-            return self._calls[endpoint]
-
-    def exchange_calls(self, code: str) -> int:
-        """access_token requests received for ``code``, whatever their answer."""
-        with self._lock:
-            return self._exchange_calls[code]
-
     def stats(self, code: str | None = None) -> dict[str, Any]:
         """Counters as JSON-ready data (``exchange_calls`` limited to ``code`` if given)."""
         with self._lock:
@@ -326,7 +312,6 @@ class FakeState(CodeIssuer):
             return {
                 "calls": {endpoint: self._calls[endpoint] for endpoint in ENDPOINTS},
                 "exchange_calls": per_code,
-                "total_exchange_calls": self._calls["access_token"],
             }
 
     # Codes.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -69,7 +69,6 @@ class Response:
     body: bytes = b""
     content_type: str = "text/plain; charset=utf-8"
     location: str | None = None
-    extra_headers: list[tuple[str, str]] = field(default_factory=list)
 
     @classmethod
     def json(cls, payload: Any, status: int = 200, content_type: str = WECHAT_JSON) -> Response:
@@ -104,7 +103,7 @@ class Response:
         ]
         if self.location is not None:
             headers.append(("Location", self.location))
-        return headers + self.extra_headers
+        return headers
 
 
 def wechat_error(errcode: int, errmsg: str) -> dict[str, Any]:
@@ -121,5 +120,4 @@ def add_query(url: str, params: list[tuple[str, str]] | str) -> str:
     """``url`` with ``params`` appended to its query string (its own query is kept as is)."""
     parts = urlsplit(url)
     extra = params if isinstance(params, str) else urlencode(params)
-    query = f"{parts.query}&{extra}" if parts.query else extra
-    return urlunsplit(parts._replace(query=query))
+    return urlunsplit(parts._replace(query="&".join(filter(None, [parts.query, extra]))))
