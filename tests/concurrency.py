@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import multiprocessing
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,41 +21,47 @@ def outcome_of(fn: Callable[[], Any]) -> tuple[str, Any]:
         return ("error", exc)
 
 
-def start_thread(fn: Callable[[], Any]) -> tuple[threading.Thread, list[tuple[str, Any]]]:
-    """Start ``fn`` in a thread with its own database connection; its outcome lands in the list."""
-    outcomes: list[tuple[str, Any]] = []
+def _started_thread(body: Callable[[], None]) -> threading.Thread:
+    """A started thread running ``body``; it closes the database connections it opened."""
 
     def worker() -> None:
         try:
-            outcomes.append(outcome_of(fn))
+            body()
         finally:
             connections.close_all()
 
     thread = threading.Thread(target=worker)
     thread.start()
-    return thread, outcomes
+    return thread
 
 
-def run_in_threads(count: int, fn: Callable[[], Any], timeout: float = 60) -> list[tuple[str, Any]]:
-    """Call ``fn`` in ``count`` threads released together by a barrier."""
-    barrier = threading.Barrier(count)
-    results: list[tuple[str, Any] | None] = [None] * count
+def start_thread(fn: Callable[[], Any]) -> tuple[threading.Thread, list[tuple[str, Any]]]:
+    """Start ``fn`` in a thread with its own database connection; its outcome lands in the list."""
+    outcomes: list[tuple[str, Any]] = []
+    return _started_thread(lambda: outcomes.append(outcome_of(fn))), outcomes
 
-    def worker(index: int) -> None:
-        try:
-            barrier.wait()
-            results[index] = outcome_of(fn)
-        finally:
-            connections.close_all()
 
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(count)]
-    for thread in threads:
-        thread.start()
+def run_together(calls: Sequence[Callable[[], Any]], timeout: float = 60) -> list[tuple[str, Any]]:
+    """Call each of ``calls`` in a thread of its own, all released together by a barrier; their
+    outcomes, in order."""
+    barrier = threading.Barrier(len(calls))
+    results: list[tuple[str, Any] | None] = [None] * len(calls)
+
+    def body(index: int) -> None:
+        barrier.wait()
+        results[index] = outcome_of(calls[index])
+
+    threads = [_started_thread(functools.partial(body, index)) for index in range(len(calls))]
     for thread in threads:
         thread.join(timeout)
         assert not thread.is_alive(), "a thread did not finish: a caller hung"
     assert all(result is not None for result in results)
     return results  # type: ignore[return-value]
+
+
+def run_in_threads(count: int, fn: Callable[[], Any], timeout: float = 60) -> list[tuple[str, Any]]:
+    """Call ``fn`` in ``count`` threads released together by a barrier."""
+    return run_together([fn] * count, timeout)
 
 
 @dataclass
@@ -73,10 +80,9 @@ class ProcessGroup:
     def pids(self) -> list[int]:
         return [process.pid for process in self.processes]
 
-    def collect(self, expected: int | None = None, timeout: float = 60) -> list[Any]:
-        """The next ``expected`` reports (default: one per process), then join them."""
-        count = len(self.processes) if expected is None else expected
-        results = [self.queue.get(timeout=timeout) for _ in range(count)]
+    def collect(self, timeout: float = 60) -> list[Any]:
+        """One report per process, then join them."""
+        results = [self.queue.get(timeout=timeout) for _ in self.processes]
         for process in self.processes:
             process.join(timeout)
         return results

@@ -5,9 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING
@@ -44,35 +41,19 @@ class DemoServer:
                 cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                 start_new_session=True,  # its own process group: stop() ends all of it
             )
-        self._wait_until_answering()
-
-    def _wait_until_answering(self) -> None:
-        deadline = time.monotonic() + self.startup_timeout
-        while True:
-            assert self._process is not None
-            if self._process.poll() is not None:
-                raise RuntimeError(f"the demo exited with {self._process.returncode}:\n{self.log()}")
-            try:
-                with urllib.request.urlopen(self.url + "/", timeout=2) as response:
-                    if response.status == 200:
-                        return
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                pass
-            if time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"the demo did not answer within {self.startup_timeout:g} s:\n"
-                                   f"{self.log()}")
-            time.sleep(0.1)
+        try:
+            services.wait_until_answering(self._process, self.url + "/", name="the demo",
+                                          log_path=self.log_path, timeout=self.startup_timeout)
+        except RuntimeError:
+            self.stop()
+            raise
 
     def stop(self) -> None:
         process, self._process = self._process, None
         stop_process(process, group=True, grace=10)
 
     def log(self) -> str:
-        try:
-            return self.log_path.read_text("utf-8", "replace")
-        except FileNotFoundError:
-            return ""
+        return services.read_log(self.log_path)
 
     def __enter__(self) -> Self:
         self.start()

@@ -18,28 +18,25 @@ import os
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urldefrag, urlencode, urlsplit, urlunsplit
 
 import requests
 
-from tests import services
-from tests.concurrency import outcome_of
+from tests import concurrency, services
+from tests.services import CONFIG_VARIABLE
 from wechat_oauth.flow import OAUTH_PARAMETERS
-from wechat_oauth.redact import install_url_log_redaction
 from wechat_oauth.testing.process import stop_process
+from wechat_oauth.testing.web import add_query
 from wechat_oauth.testing.wechat_client import send_and_abort  # noqa: F401  (re-exported)
 
 ROOT = Path(__file__).resolve().parent.parent
 #: The re-send parameters of the origin article (oauth-40029-origin.md).
 RESEND_QUERY = "uin=MTMyMjE0NDU%3D&key=63e987ba88ddfb44&pass_ticket=SISrTjV8ln27168AZM%2FsFXkc2yp5i2lm"
 TIMEOUT = 20
-#: The environment variable tests/server_settings.py reads its configuration from (JSON).
-CONFIG_VARIABLE = "WECHAT_OAUTH_E2E_SERVER"
 
 
 # -- servers -------------------------------------------------------------------------------------
@@ -61,7 +58,7 @@ class LiveServer:
         return f"http://{self.netloc}"
 
     def log_text(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+        return services.read_log(self.log_path)
 
     def start(self, config: dict[str, Any]) -> None:
         env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.server_settings",
@@ -73,21 +70,9 @@ class LiveServer:
                 cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
 
     def wait_ready(self, timeout: float = TIMEOUT) -> None:
-        deadline = time.monotonic() + timeout
-        while True:
-            assert self.process is not None
-            if self.process.poll() is not None:
-                raise RuntimeError(f"server {self.name} exited ({self.process.returncode}):\n"
-                                   f"{self.log_text()}")
-            try:
-                if requests.get(f"{self.url}/whoami/", timeout=1).status_code == 200:
-                    return
-            except requests.ConnectionError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"server {self.name} not ready after {timeout} s:\n"
-                                   f"{self.log_text()}")
-            time.sleep(0.05)
+        assert self.process is not None
+        services.wait_until_answering(self.process, f"{self.url}/whoami/", name=f"server {self.name}",
+                                      log_path=self.log_path, timeout=timeout)
 
     def stop(self) -> None:
         process, self.process = self.process, None
@@ -122,9 +107,7 @@ def on_server(url: str, server: LiveServer) -> str:
 
 def with_query(url: str, extra: str) -> str:
     """``url`` (fragment dropped) with ``extra`` (an encoded query) appended."""
-    parts = urlsplit(url)
-    query = f"{parts.query}&{extra}" if parts.query else extra
-    return urlunsplit(parts._replace(query=query, fragment=""))
+    return add_query(urldefrag(url).url, extra)
 
 
 def query_of(url: str) -> dict[str, str]:
@@ -133,8 +116,8 @@ def query_of(url: str) -> dict[str, str]:
 
 def oauth_parameters_in(url: str) -> list[str]:
     """Which of WeChat's callback parameters ``url`` still carries."""
-    names = {name for name, _ in parse_qsl(urlsplit(url).query, keep_blank_values=True)}
-    return [name for name in OAUTH_PARAMETERS if name in names]
+    query = query_of(url)
+    return [name for name in OAUTH_PARAMETERS if name in query]
 
 
 # -- the browser ---------------------------------------------------------------------------------
@@ -145,7 +128,6 @@ class Browser:
 
     def __init__(self, tally: Tally, cookies: requests.cookies.RequestsCookieJar | None = None
                  ) -> None:
-        install_url_log_redaction()  # urllib3 logs request URLs, codes included, at DEBUG
         self.tally = tally
         self.session = requests.Session()
         if cookies is not None:
@@ -190,20 +172,7 @@ class Browser:
 
 def run_together(calls: list[Callable[[], Any]], timeout: float = TIMEOUT) -> list[Any]:
     """Run ``calls`` in threads released at one instant; their results (or exceptions)."""
-    barrier = threading.Barrier(len(calls))
-    results: list[Any] = [None] * len(calls)
-
-    def worker(index: int) -> None:
-        barrier.wait()
-        results[index] = outcome_of(calls[index])[1]
-
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(len(calls))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout)
-        assert not thread.is_alive(), "a request hung"
-    return results
+    return [value for _, value in concurrency.run_together(calls, timeout)]
 
 
 # -- what the users saw --------------------------------------------------------------------------

@@ -10,10 +10,9 @@ state issued by one verifies on another and database sessions are shared.
 import json
 import os
 
+from tests.services import CONFIG_VARIABLE
 from tests.settings import *  # noqa: F403
 from tests.settings import LOCMEM
-
-CONFIG_VARIABLE = "WECHAT_OAUTH_E2E_SERVER"  # as tests.live_servers.CONFIG_VARIABLE
 
 _config = json.loads(os.environ[CONFIG_VARIABLE])
 

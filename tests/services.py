@@ -1,15 +1,22 @@
-"""Which real services this test run can reach, probed once per process.
+"""Which real services this test run can reach, probed once per process; servers it starts.
 
 PostgreSQL and Redis tests use these to skip with a clear reason on a machine without the
 service, and to fail instead when ``WECHAT_OAUTH_REQUIRE_SERVICES=1`` (as in ``.ci/run``).
+The rest serves the tests that run sites as child processes (free ports, readiness, logs).
+Importing this module has no side effects: settings modules import it.
 """
 
 from __future__ import annotations
 
 import functools
 import os
-import shutil
 import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
 
 PG = {
     "HOST": os.environ.get("WECHAT_OAUTH_TEST_PG_HOST", "127.0.0.1"),
@@ -20,6 +27,10 @@ PG = {
 REDIS_URL = os.environ.get("WECHAT_OAUTH_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 
 REQUIRED = os.environ.get("WECHAT_OAUTH_REQUIRE_SERVICES") == "1"
+
+#: The environment variable tests/server_settings.py reads its configuration from (JSON), set by
+#: tests/live_servers.py for the servers it starts.
+CONFIG_VARIABLE = "WECHAT_OAUTH_E2E_SERVER"
 
 
 @functools.cache
@@ -70,5 +81,28 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def which(name: str) -> str | None:
-    return shutil.which(name)
+def read_log(path: Path) -> str:
+    """A child server's log so far ("" before it exists), to show when a test fails."""
+    try:
+        return path.read_text("utf-8", "replace")
+    except FileNotFoundError:
+        return ""
+
+
+def wait_until_answering(process: subprocess.Popen[Any], url: str, *, name: str, log_path: Path,
+                         timeout: float) -> None:
+    """Return once ``url`` answers 200; RuntimeError with the log if ``process`` exits first, or
+    after ``timeout`` s (the caller stops the process)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(f"{name} exited with {process.returncode}:\n{read_log(log_path)}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            pass  # not listening yet, or not ready to answer 200
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{name} did not answer within {timeout:g} s:\n{read_log(log_path)}")
+        time.sleep(0.05)

@@ -6,6 +6,7 @@ database row keeps every code to one upstream exchange.
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import time
 from functools import partial
@@ -146,7 +147,7 @@ class DisposableRedis:
         self.process = None
 
     def start(self):
-        binary = services.which("redis-server")
+        binary = shutil.which("redis-server")
         assert binary, "redis-server is not installed"
         self.process = subprocess.Popen(
             [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
