@@ -29,13 +29,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from bench.storm.patterns import PATTERNS
+
 RESULTS = Path(__file__).resolve().parents[1] / "results"
 SITES = ("naive", "guarded")
 SECTIONS = ("patterns", "probe", "throughput", "faults")
 DJANGO_DEFAULT = " (Django's default)"
-PATTERN_WEIGHTS = {"plain": 2, "abort_resend": 1, "parallel_2": 1, "parallel_5": 1,
-                   "parallel_20": 1, "parallel_50": 1, "two_codes": 1, "refresh": 1,
-                   "spread_abort_resend": 1, "spread_parallel_4": 1}
+PATTERN_WEIGHTS = {name: 2 if name == "plain" else 1 for name in PATTERNS}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -112,22 +112,6 @@ def log_findings(text: str) -> dict[str, int]:
             "tracebacks": sum(line.startswith("Traceback") for line in lines)}
 
 
-def redis_wait_probe(port: int) -> dict[str, Any]:
-    """bench/storm/redis_wait_probe.py against the private Redis (a subprocess: it configures
-    Django for itself)."""
-    import subprocess
-
-    from bench.storm.services import ROOT
-
-    try:
-        done = subprocess.run([sys.executable, "-m", "bench.storm.redis_wait_probe", "--port",
-                               str(port), "--rounds", "3"], cwd=ROOT, capture_output=True,
-                              text=True, timeout=60, check=True)
-        return dict(json.loads(done.stdout))
-    except Exception as exc:  # a finding, never a reason to stop
-        return {"error": f"{type(exc).__name__}: {exc}"}
-
-
 class Storm:
     def __init__(self, args: argparse.Namespace, stack: Any, progress: Any) -> None:
         from bench.storm.services import DATABASES
@@ -137,6 +121,8 @@ class Storm:
         self.databases = DATABASES
         self.counts = split_logins(args.logins)
         self.runs: dict[str, dict[str, list[Any]]] = {}
+        self.redis_keys: int | None = None
+        self.logs_after_patterns: dict[str, dict[str, int]] | None = None
 
     def run(self, site: str, pattern: str, count: int, *, concurrency: int, count_sql: bool,
             first_index: int) -> Any:
@@ -159,7 +145,7 @@ class Storm:
         done = dict.fromkeys(SITES, 0)
         cycle = 0
         while min(done.values()) < count:
-            for site in ("naive", "guarded") if cycle % 2 == 0 else ("guarded", "naive"):
+            for site in SITES if cycle % 2 == 0 else SITES[::-1]:
                 n = min(block, count - done[site])
                 if n > 0:
                     runs[site].append(self.run(site, pattern, n, concurrency=concurrency,
@@ -171,7 +157,6 @@ class Storm:
 
     def patterns(self) -> dict[str, Any]:
         from bench.storm import faults, report
-        from bench.storm.patterns import PATTERNS
 
         for index, (name, count) in enumerate(self.counts.items()):
             if name == "plain":
@@ -232,7 +217,6 @@ class Storm:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    os.environ.setdefault("MPLBACKEND", "Agg")
     started = time.perf_counter()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
@@ -269,7 +253,6 @@ def main(argv: list[str] | None = None) -> int:
                 else:
                     results[section] = getattr(storm, section)()
 
-        out["redis_wait_probe"] = redis_wait_probe(stack.redis.port)
         out["machine"] = {"cpus": os.cpu_count(), **versions(stack),
                           "loadavg_at_start": [round(v, 2) for v in load_start],
                           "loadavg_at_end": [round(v, 2) for v in os.getloadavg()]}
@@ -291,7 +274,7 @@ def main(argv: list[str] | None = None) -> int:
             "logins_per_site": sum(storm.counts.values()) if "patterns" in results else 0,
             "logins_per_pattern": storm.counts if "patterns" in results else {},
             "databases": "kept for inspection" if args.keep_databases else "dropped at the end",
-            "redis_keys_after_patterns": getattr(storm, "redis_keys", None),
+            "redis_keys_after_patterns": storm.redis_keys,
             "server_logs": "bench/results/storm-logs/",
             "postgresql_connections": sampler.figures(),
         }
@@ -308,7 +291,7 @@ def main(argv: list[str] | None = None) -> int:
         out["throughput_0ms"] = results.get("throughput", {})
         out["faults"] = results.get("faults", {})
         out["server_log_findings"] = {
-            "after_patterns": getattr(storm, "logs_after_patterns", None),
+            "after_patterns": storm.logs_after_patterns,
             "whole_run": {site: log_findings(stack.logs(site)) for site in SITES}}
         out["definitions"] = report.DEFINITIONS
         if "patterns" in results:
@@ -321,8 +304,7 @@ def main(argv: list[str] | None = None) -> int:
             out["chart"] = "bench/results/storm.png"
     out["runtime_s"] = round(time.perf_counter() - started, 1)
     first = ("when", "command", "runtime_s", "chart", "machine", "setup", "targets",
-             "all_targets_met", "summary", "latency_probe_80ms", "throughput_0ms", "faults",
-             "redis_wait_probe")
+             "all_targets_met", "summary", "latency_probe_80ms", "throughput_0ms", "faults")
     out = {**{key: out[key] for key in first if key in out}, **out}
     text = json.dumps(out, indent=2, ensure_ascii=False)
     (RESULTS / "storm.json").write_text(text + "\n")

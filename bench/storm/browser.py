@@ -3,8 +3,9 @@
 Every request is sent without following redirects and timed in this process (from just before
 it is sent to its last byte read); the SQL count comes back in ``X-Storm-SQL`` when asked for;
 of a 4xx/5xx answer, the start of its text as a reader sees it.
-:func:`send_and_abort` is WeChat's aborted first callback: the request goes out over a raw
-socket, which is closed ~5 ms later without reading the answer (the server still handles it).
+WeChat's aborted first callback is :func:`wechat_oauth.testing.wechat_client.send_and_abort`:
+the request goes out over a raw socket, which is closed ~5 ms later without reading the answer
+(the server still handles it).
 """
 
 from __future__ import annotations
@@ -20,9 +21,8 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import requests
 
+from bench.storm.serverside import COUNT_HEADER, CPU_HEADER, SQL_HEADER, SQL_TIME_HEADER, TIME_HEADER
 from wechat_oauth.testing.wechat_client import WECHAT_USER_AGENT as USER_AGENT
-from wechat_oauth.testing.wechat_client import resend_params as resend_query  # noqa: F401
-from wechat_oauth.testing.wechat_client import send_and_abort  # noqa: F401
 
 TIMEOUT = 60.0
 
@@ -74,7 +74,7 @@ class Browser:
         self.session = requests.Session()
         self.session.headers["User-Agent"] = USER_AGENT
         if count_sql:
-            self.session.headers["X-Storm-Count-SQL"] = "1"
+            self.session.headers[COUNT_HEADER] = "1"
         if cookies is not None:
             self.session.cookies.update(cookies)
 
@@ -94,8 +94,8 @@ class Browser:
                        error=type(exc).__name__)
         elapsed = time.perf_counter() - started
         headers = response.headers
-        sql, server, cpu, sql_ms = (headers.get(f"X-Storm-{name}")
-                                    for name in ("SQL", "Time-Ms", "CPU-Ms", "SQL-Ms"))
+        sql, server, cpu, sql_ms = (headers.get(name)
+                                    for name in (SQL_HEADER, TIME_HEADER, CPU_HEADER, SQL_TIME_HEADER))
         body = "" if response.status_code < 400 else page_text(response.text)[:160]
         return Hit(role, url, started, elapsed, response.status_code, headers.get("Location", ""),
                    int(sql) if sql else None, float(server) if server else None,

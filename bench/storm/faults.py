@@ -30,11 +30,8 @@ transaction cut: then a second exchange, answered "code been used", is counted a
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import hmac
 import os
 import signal
-import socket
 import threading
 import time
 from collections import Counter
@@ -42,16 +39,15 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Any, NamedTuple
-from urllib.parse import urlsplit
 
-from bench.storm.browser import Browser, Hit, resend_query, run_together, with_query
+from bench.storm.browser import Browser, Hit, run_together, with_query
 from bench.storm.patterns import (
     RESEND_DELAY,
     Context,
     Login,
-    LoginFailed,
     SiteHandle,
     _last_started,
+    conclude,
     new_openid,
     run_login,
 )
@@ -59,26 +55,22 @@ from bench.storm.services import (
     DATABASES,
     Instance,
     PrivatePostgres,
+    finish_migration,
     migrate,
     pg_connect,
     recreate_database,
-    site_environment,
 )
 from bench.storm.stats import ms_summary
+from wechat_oauth.hashing import code_hash
+from wechat_oauth.testing.wechat_client import resend_params, send_unread
 
 READ_TIMEOUT = 5.0  # the guarded app's default TIMEOUT read part; the naive site uses the same
-
-
-def code_hash(code: str, secret_key: str) -> str:
-    """The app's keyed hash of a code (wechat_oauth.hashing.code_hash, with HASH_KEY unset)."""
-    key = hashlib.sha256(b"wechat_oauth.code" + secret_key.encode()).digest()
-    return hmac.new(key, code.encode(), hashlib.sha256).hexdigest()
 
 
 def code_rows(codes: list[str], secret_key: str, server: dict[str, str] | None = None
               ) -> dict[str, dict[str, Any]]:
     """OAuthCodeUse facts of ``codes`` in the guarded database (on ``server``: a private cluster)."""
-    hashes = {code_hash(code, secret_key): code for code in codes}
+    hashes = {code_hash(code, secret=secret_key): code for code in codes}
     if not hashes:
         return {}
     with pg_connect(DATABASES["guarded"], server) as conn:
@@ -93,6 +85,26 @@ def code_rows(codes: list[str], secret_key: str, server: dict[str, str] | None =
 def duplicates_by_code(codes: list[str], secret_key: str) -> dict[str, int]:
     """OAuthCodeUse.duplicates (duplicates its database path answered) of each code."""
     return {code: row["duplicates_counted_in_db"] for code, row in code_rows(codes, secret_key).items()}
+
+
+def _code_fate(fake: Any, code: str, secret_key: str, server: dict[str, str] | None = None
+               ) -> dict[str, Any]:
+    """What became of one code: its exchanges (the fake's count) and its stored outcome."""
+    row = code_rows([code], secret_key, server).get(code, {})
+    exchanges = fake.exchange_calls(code)
+    return {"exchanges_of_code": exchanges,
+            "second_exchange_after_holder_died_ended_spent":
+                int(exchanges == 2 and row.get("error") == "spent"),
+            "stored_outcome": f"{row.get('status')}:{row.get('error')}"}
+
+
+def _rows_by_status(server: dict[str, str] | None = None) -> dict[str, int]:
+    """OAuthCodeUse rows of the guarded database (on ``server``: a private cluster) by status.
+    A row is committed only with its outcome, so once the faults are over none may be
+    ``in_flight``."""
+    with pg_connect(DATABASES["guarded"], server) as conn:
+        return dict(conn.execute("SELECT status, count(*) FROM wechat_oauth_oauthcodeuse"
+                                 " GROUP BY status").fetchall())
 
 
 def _seen(logins: list[Login]) -> dict[str, Any]:
@@ -121,15 +133,6 @@ def _exchanges(fake: Any, logins: list[Login]) -> dict[str, Any]:
             "codes_never_exchanged": sum(count == 0 for count in counts)}
 
 
-def _judge(login: Login, ctx: Context, browser: Browser, hit: Hit) -> None:
-    try:
-        ctx.settle(browser, hit)
-    except LoginFailed as exc:
-        login.outcome, login.reason = "failed", str(exc)
-    else:
-        login.outcome = "restarted" if login.restarts else "ok"
-
-
 # -- upstream faults --------------------------------------------------------------------------------
 
 def _faulted_login(site: SiteHandle, fake: Any, index: int, fault: dict[str, Any], name: str) -> Login:
@@ -142,9 +145,9 @@ def _faulted_login(site: SiteHandle, fake: Any, index: int, fault: dict[str, Any
         fake.add_fault("access_token", code=login.codes[-1], times=None, **fault)
         ctx.abort(browser, ctx.at(callback, ctx.home))
         time.sleep(RESEND_DELAY)
-        hit = ctx.callback(browser, with_query(ctx.at(callback, ctx.other), resend_query()),
+        hit = ctx.callback(browser, with_query(ctx.at(callback, ctx.other), resend_params()),
                            "re-sent callback")
-        _judge(login, ctx, browser, hit)
+        conclude(login, partial(ctx.settle, browser, hit))
     except Exception as exc:
         login.outcome, login.reason = "failed", f"{type(exc).__name__}: {exc}"
     return login
@@ -178,26 +181,16 @@ def upstream_fault(sites: dict[str, SiteHandle], fake: Any, name: str, logins: i
 def _holder_pid(database: str, timeout: float = 3.0) -> int | None:
     """The gunicorn worker whose backend sits in an open transaction (the claim) on ``database``."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with pg_connect() as conn:
+    with pg_connect() as conn:
+        while time.monotonic() < deadline:
             rows = conn.execute(
                 "SELECT application_name FROM pg_stat_activity WHERE datname = %s"
                 " AND state = 'idle in transaction' AND application_name LIKE 'storm-guarded-%%'",
                 [database]).fetchall()
-        if len(rows) == 1:
-            return int(rows[0][0].rsplit("-", 1)[1])
-        time.sleep(0.01)
+            if len(rows) == 1:
+                return int(rows[0][0].rsplit("-", 1)[1])
+            time.sleep(0.01)
     return None
-
-
-def _open_raw(url: str) -> socket.socket:
-    """Send GET ``url`` and leave the connection open, unread (WeChat's first, abandoned try)."""
-    parts = urlsplit(url)
-    sock = socket.create_connection((parts.hostname, parts.port), timeout=30)
-    target = parts.path + (f"?{parts.query}" if parts.query else "")
-    sock.sendall(f"GET {target} HTTP/1.1\r\nHost: {parts.netloc}\r\nConnection: close\r\n\r\n"
-                 .encode("ascii"))
-    return sock
 
 
 def worker_kill_round(stack: Any, index: int, *, label: str) -> dict[str, Any]:
@@ -210,7 +203,8 @@ def worker_kill_round(stack: Any, index: int, *, label: str) -> dict[str, Any]:
     code = login.codes[-1]
     fake.add_fault("access_token", code=code, delay=2.0, times=1)
     instances = stack.instances["guarded"]
-    holder_socket = _open_raw(ctx.at(callback, instances[0].url))
+    # The holder: WeChat's first, abandoned try, sent and left open unread (no User-Agent header).
+    holder_socket = send_unread(ctx.at(callback, instances[0].url), user_agent="", timeout=30)
     try:
         pid = _holder_pid(DATABASES["guarded"])
         workers = {p: i.name for i in instances for p in i.worker_pids()}
@@ -220,11 +214,10 @@ def worker_kill_round(stack: Any, index: int, *, label: str) -> dict[str, Any]:
         # The duplicates go to instance B: a connection the killed worker had accepted would
         # die with it, which says nothing about the app.
         tabs = [browser.copy() for _ in range(3)]
-        targets = [instances[1].url] * 3
         results: list[Any] = []
         runner = threading.Thread(target=lambda: results.extend(run_together(
-            [partial(ctx.callback, tab, ctx.at(callback, url), "duplicate")
-             for tab, url in zip(tabs, targets, strict=True)])))
+            [partial(ctx.callback, tab, ctx.at(callback, instances[1].url), "duplicate")
+             for tab in tabs])))
         runner.start()
         time.sleep(0.3)  # the duplicates are waiting for the holder
         killed_at = time.perf_counter()
@@ -233,16 +226,11 @@ def worker_kill_round(stack: Any, index: int, *, label: str) -> dict[str, Any]:
         answered_after_kill = max((hit.started + hit.elapsed for hit in results if isinstance(hit, Hit)),
                                   default=killed_at) - killed_at
         tab, hit = _last_started(tabs, results)
-        _judge(login, ctx, tab, hit)
-        row = code_rows([code], stack.envs["guarded"]["STORM_SECRET_KEY"]).get(code, {})
-        exchanges = int(fake.stats(code)["exchange_calls"].get(code, 0))
+        conclude(login, partial(ctx.settle, tab, hit))
         record.update({
             "killed_worker": f"instance {workers[pid]}",
             "duplicates_answered_s_after_kill": round(answered_after_kill, 3),
-            "exchanges_of_code": exchanges,
-            "second_exchange_after_holder_died_ended_spent":
-                int(exchanges == 2 and row.get("error") == "spent"),
-            "stored_outcome": f"{row.get('status')}:{row.get('error')}",
+            **_code_fate(fake, code, stack.envs["guarded"]["STORM_SECRET_KEY"]),
             **_seen([login]),
         })
         return record
@@ -341,14 +329,13 @@ def _keep_logging_in(site: SiteHandle, first: int, step: int, stop: threading.Ev
     return done
 
 
-def _claims(server: PrivatePostgres) -> dict[str, int]:
+def _claims(conn: Any) -> dict[str, int]:
     """Backends of the guarded database holding a claim (idle in its transaction while WeChat
-    answers) and waiting on one (a twin's INSERT on the row lock)."""
-    with pg_connect(server=server.server) as conn:
-        holding, waiting = conn.execute(
-            "SELECT count(*) FILTER (WHERE state = 'idle in transaction'),"
-            " count(*) FILTER (WHERE state = 'active' AND wait_event_type = 'Lock')"
-            " FROM pg_stat_activity WHERE datname = %s", [DATABASES["guarded"]]).fetchone()
+    answers) and waiting on one (a twin's INSERT on the row lock), seen through ``conn``."""
+    holding, waiting = conn.execute(
+        "SELECT count(*) FILTER (WHERE state = 'idle in transaction'),"
+        " count(*) FILTER (WHERE state = 'active' AND wait_event_type = 'Lock')"
+        " FROM pg_stat_activity WHERE datname = %s", [DATABASES["guarded"]]).fetchone()
     return {"holding_a_claim": holding, "waiting_on_a_claim": waiting}
 
 
@@ -394,29 +381,27 @@ class CutExchange:
         """Claims once the twin waits on the holder's row lock (it waits on Redis first, up to
         1 s), or at the latest 0.5 s before WeChat answers the holder."""
         deadline = self.sent_at + self.delay - 0.5
-        while True:
-            claims = _claims(server)
-            both = claims["waiting_on_a_claim"] and claims["holding_a_claim"]
-            if both or time.perf_counter() > deadline:
-                return claims
-            time.sleep(0.02)
+        with pg_connect(server=server.server) as conn:
+            while True:
+                claims = _claims(conn)
+                both = claims["waiting_on_a_claim"] and claims["holding_a_claim"]
+                if both or time.perf_counter() > deadline:
+                    return claims
+                time.sleep(0.02)
 
     def resend(self) -> None:
         """The callback once more, as WeChat re-sends it, now that PostgreSQL is back."""
         for thread in self.threads:
             thread.join(30)
         try:
-            hit = self.ctx.callback(self.browser, with_query(self.callback, resend_query()),
+            hit = self.ctx.callback(self.browser, with_query(self.callback, resend_params()),
                                     "re-sent after the restart")
-            _judge(self.login, self.ctx, self.browser, hit)
+            conclude(self.login, partial(self.ctx.settle, self.browser, hit))
         except Exception as exc:
             self.login.outcome, self.login.reason = "failed", f"{type(exc).__name__}: {exc}"
 
     def figures(self, server: PrivatePostgres, secret_key: str, events: dict[str, Any]
                 ) -> dict[str, Any]:
-        code = self.login.codes[0]
-        exchanges = int(self.fake.stats(code)["exchange_calls"].get(code, 0))
-        row = code_rows([code], secret_key, server.server).get(code, {})
         holder = self.hits.get("holder")
         return {
             "delay_fault_s": self.delay,
@@ -425,10 +410,7 @@ class CutExchange:
             "twin": _page(self.hits.get("twin"), events["stop"]),
             "holder_answered_while_down": holder is not None
             and events["stop"] < holder.started + holder.elapsed < events["up"],
-            "exchanges_of_code": exchanges,
-            "second_exchange_after_holder_died_ended_spent":
-                int(exchanges == 2 and row.get("error") == "spent"),
-            "stored_outcome": f"{row.get('status')}:{row.get('error')}",
+            **_code_fate(self.fake, self.login.codes[0], secret_key, server.server),
             "after_restart": {**_seen([self.login]), "outcome": self.login.outcome},
         }
 
@@ -471,9 +453,7 @@ def _phase_figures(logins: list[Login], fake: Any) -> dict[str, Any]:
 def _consistency(server: PrivatePostgres, fake: Any, logins: list[Login], secret_key: str
                  ) -> dict[str, Any]:
     """Rows of the private database and exchanges per code, after the storm."""
-    with pg_connect(DATABASES["guarded"], server.server) as conn:
-        by_status = dict(conn.execute("SELECT status, count(*) FROM wechat_oauth_oauthcodeuse"
-                                      " GROUP BY status").fetchall())
+    by_status = _rows_by_status(server.server)
     codes = [code for login in logins for code in login.codes]
     calls = {code: int(n) for code, n in fake.stats()["exchange_calls"].items()}
     rows = code_rows(codes, secret_key, server.server)
@@ -503,14 +483,8 @@ def _guarded_on(stack: Any, server: PrivatePostgres) -> dict[str, str]:
     """The environment of a guarded site on ``server`` (its database created and migrated),
     with the stack's fake WeChat and Redis."""
     recreate_database(DATABASES["guarded"], server.server)
-    env = site_environment("guarded", fake_url=stack.fake.base_url, app_secret=stack.fake.app_secret,
-                           redis_url=stack.redis.url, redis_socket_timeout=stack.redis_socket_timeout,
-                           conn_max_age=stack.conn_max_age,
-                           server=server.server)
-    process = migrate(env)
-    output, _ = process.communicate(timeout=120)
-    if process.returncode:
-        raise RuntimeError(f"migrate failed: {output.decode(errors='replace')[-2000:]}")
+    env = stack.environment("guarded", server.server)
+    finish_migration(migrate(env))
     return env
 
 
@@ -622,11 +596,3 @@ def run_faults(stack: Any, *, quick: bool) -> dict[str, Any]:
             out[name]["scenario_s"] = round(time.perf_counter() - started, 2)
     out["guarded_rows_after_faults"] = _rows_by_status()
     return out
-
-
-def _rows_by_status() -> dict[str, int]:
-    """OAuthCodeUse rows of the guarded database by status, once every fault is over: a row is
-    committed only with its outcome, so none may be ``in_flight``."""
-    with pg_connect(DATABASES["guarded"]) as conn:
-        return dict(conn.execute("SELECT status, count(*) FROM wechat_oauth_oauthcodeuse"
-                                 " GROUP BY status").fetchall())

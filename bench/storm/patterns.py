@@ -29,16 +29,8 @@ from functools import partial
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from bench.storm.browser import (
-    Browser,
-    Hit,
-    authorize_url_for,
-    on_netloc,
-    resend_query,
-    run_together,
-    send_and_abort,
-    with_query,
-)
+from bench.storm.browser import Browser, Hit, authorize_url_for, on_netloc, run_together, with_query
+from wechat_oauth.testing.wechat_client import resend_params, send_and_abort
 
 NEXT = "/whoami/"
 RESEND_DELAY = 0.020
@@ -51,10 +43,6 @@ class SiteHandle:
     name: str
     urls: list[str]
     fake_url: str
-
-    @property
-    def netlocs(self) -> list[str]:
-        return [urlsplit(url).netloc for url in self.urls]
 
 
 @dataclass
@@ -169,7 +157,7 @@ def abort_resend(ctx: Context, *, spread: bool = False) -> None:
     callback = ctx.authorize(browser, ctx.start(browser))
     ctx.abort(browser, ctx.at(callback, ctx.home))
     time.sleep(RESEND_DELAY)
-    resent = with_query(ctx.at(callback, ctx.other if spread else ctx.home), resend_query())
+    resent = with_query(ctx.at(callback, ctx.other if spread else ctx.home), resend_params())
     ctx.settle(browser, ctx.callback(browser, resent, "re-sent callback"))
 
 
@@ -238,17 +226,25 @@ def new_openid(site: str, pattern: str, index: int) -> str:
     return f"o_{site[0]}_{pattern}_{index}_{secrets.token_hex(3)}"
 
 
+def conclude(login: Login, steps: Callable[[], None]) -> None:
+    """Run ``steps`` (the rest of ``login``, ending in the judgement of what the user sees) and
+    set its outcome: failed on :class:`LoginFailed`, else restarted or ok. Other exceptions
+    propagate."""
+    try:
+        steps()
+    except LoginFailed as exc:
+        login.outcome, login.reason = "failed", str(exc)
+    else:
+        login.outcome = "restarted" if login.restarts else "ok"
+
+
 def run_login(site: SiteHandle, name: str, index: int, *, count_sql: bool,
               pattern: str | None = None) -> Login:
     """One login under ``pattern`` (default: ``name``), labelled ``name``."""
     login = Login(site.name, name, index, new_openid(site.name, name, index))
     function, _ = PATTERNS[pattern or name]
     try:
-        function(Context(site, count_sql, login))
-    except LoginFailed as exc:
-        login.outcome, login.reason = "failed", str(exc)
+        conclude(login, partial(function, Context(site, count_sql, login)))
     except Exception as exc:  # a run never crashes on one login
         login.outcome, login.reason = "failed", f"load generator: {type(exc).__name__}: {exc}"
-    else:
-        login.outcome = "restarted" if login.restarts else "ok"
     return login

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import resource
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -55,7 +54,6 @@ class Run:
     wall: float = 0.0
     bench_cpu: float = 0.0
     machine_busy: float = 0.0
-    loadavg: tuple[float, float, float] = (0.0, 0.0, 0.0)
     pg: dict[str, int] = field(default_factory=dict)
 
 
@@ -79,7 +77,6 @@ def run_pattern(site: SiteHandle, database: str, pattern: str, count: int, *, co
     run.bench_cpu = own_cpu() - cpu0
     busy1, total1 = cpu_times()
     run.machine_busy = (busy1 - busy0) / max(1, total1 - total0)
-    run.loadavg = os.getloadavg()
     if count_sql:  # the instrumented passes also read PostgreSQL's own counters
         time.sleep(0.3)  # backends of closed connections flush their statistics as they exit
         pg_after = pg_counters(database)
@@ -88,14 +85,13 @@ def run_pattern(site: SiteHandle, database: str, pattern: str, count: int, *, co
 
 
 def summary(run_list: list[Run]) -> dict[str, Any]:
-    """Wall time, logins, CPU and PostgreSQL deltas of several runs of one pattern and site."""
-    logins = sum(len(run.logins) for run in run_list)
+    """Wall time, CPU and PostgreSQL deltas of several runs of one pattern and site."""
     wall = sum(run.wall for run in run_list)
     pg: dict[str, int] = {}
     for run in run_list:
         for key, value in run.pg.items():
             pg[key] = pg.get(key, 0) + value
-    return {"logins": logins, "wall": wall, "pg": pg,
+    return {"wall": wall, "pg": pg,
             "bench_cpu": sum(run.bench_cpu for run in run_list),
             "machine_busy": (sum(run.machine_busy * run.wall for run in run_list) / wall
                              if wall else 0.0),

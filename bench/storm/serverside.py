@@ -8,8 +8,9 @@ from collections.abc import Callable
 from django.db import connections
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
-#: Request header (as sent by the load generator) that asks for the SQL count.
-COUNT_HEADER = "HTTP_X_STORM_COUNT_SQL"
+#: Request header (as sent by the load generator) that asks for the SQL count, and its META key.
+COUNT_HEADER = "X-Storm-Count-SQL"
+COUNT_META = "HTTP_" + COUNT_HEADER.upper().replace("-", "_")
 #: Response headers: SQL statements, wall time and CPU time of this request inside Django.
 SQL_HEADER = "X-Storm-SQL"
 TIME_HEADER = "X-Storm-Time-Ms"
@@ -40,7 +41,7 @@ class SQLCountMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        if COUNT_HEADER not in request.META:
+        if COUNT_META not in request.META:
             return self.get_response(request)
         connection = connections["default"]
         previous = connection.force_debug_cursor

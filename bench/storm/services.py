@@ -51,13 +51,13 @@ def pg_connect(dbname: str = "postgres", server: dict[str, str] | None = None
 
 
 def recreate_database(name: str, server: dict[str, str] | None = None) -> None:
+    drop_database(name, server)
     with pg_connect(server=server) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.execute(f'CREATE DATABASE "{name}"')
 
 
-def drop_database(name: str) -> None:
-    with pg_connect() as admin:
+def drop_database(name: str, server: dict[str, str] | None = None) -> None:
+    with pg_connect(server=server) as admin:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
@@ -335,3 +335,10 @@ def migrate(env: dict[str, str]) -> subprocess.Popen[bytes]:
     return subprocess.Popen([sys.executable, "-m", "django", "migrate", "--verbosity", "0"],
                             cwd=ROOT, env=env, stdin=subprocess.DEVNULL,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+
+def finish_migration(process: subprocess.Popen[bytes]) -> None:
+    """Wait for a :func:`migrate` process; RuntimeError with the end of its output if it failed."""
+    output, _ = process.communicate(timeout=120)
+    if process.returncode:
+        raise RuntimeError(f"migrate failed: {output.decode(errors='replace')[-2000:]}")

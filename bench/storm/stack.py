@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import secrets
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ from bench.storm.services import (
     Instance,
     PrivateRedis,
     drop_database,
+    finish_migration,
     migrate,
     recreate_database,
     site_environment,
@@ -37,16 +37,23 @@ class Stack:
     redis: PrivateRedis | None = None
     instances: dict[str, list[Instance]] = field(default_factory=dict)
     envs: dict[str, dict[str, str]] = field(default_factory=dict)
-    started_at: float = 0.0
 
     def handle(self, site: str) -> SiteHandle:
         return SiteHandle(site, [instance.url for instance in self.instances[site]],
                           self.fake.base_url)
 
+    def environment(self, site: str, server: dict[str, str] | None = None) -> dict[str, str]:
+        """The site's environment, with this stack's fake WeChat and Redis; its database on
+        ``server`` (default: the shared cluster)."""
+        assert self.redis is not None
+        return site_environment(site, fake_url=self.fake.base_url, app_secret=self.fake.app_secret,
+                                redis_url=self.redis.url,
+                                redis_socket_timeout=self.redis_socket_timeout,
+                                conn_max_age=self.conn_max_age, server=server)
+
     def start(self) -> None:
         from wechat_oauth.testing import FakeWeChatProcess
 
-        self.started_at = time.monotonic()
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.fake = FakeWeChatProcess(app_id=APP_ID, app_secret=secrets.token_hex(16),
                                       latency=self.latency)
@@ -55,16 +62,10 @@ class Stack:
         self.redis.start()
         for site in SITES:
             recreate_database(DATABASES[site])
-            self.envs[site] = site_environment(site, fake_url=self.fake.base_url,
-                                               app_secret=self.fake.app_secret,
-                                               redis_url=self.redis.url,
-                                               redis_socket_timeout=self.redis_socket_timeout,
-                                               conn_max_age=self.conn_max_age)
+            self.envs[site] = self.environment(site)
         migrations = [migrate(self.envs[site]) for site in SITES]
         for process in migrations:
-            output, _ = process.communicate(timeout=120)
-            if process.returncode:
-                raise RuntimeError(f"migrate failed: {output.decode(errors='replace')[-2000:]}")
+            finish_migration(process)
         for site in SITES:
             self.instances[site] = [
                 Instance(site, name, self.envs[site], self.log_dir / f"{site}-{name}.log",

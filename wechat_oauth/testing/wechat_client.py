@@ -2,7 +2,8 @@
 
 WeChat's client sends the callback, aborts it ~20 ms later, and sends it again with extra
 ``uin``, ``key`` and ``pass_ticket`` parameters (see the README's first section):
-:func:`send_and_abort` is the aborted request, :func:`resend_params` the re-send's additions.
+:func:`send_and_abort` is the aborted request (:func:`send_unread` sends it and leaves it open),
+:func:`resend_params` the re-send's additions.
 """
 
 from __future__ import annotations
@@ -34,24 +35,41 @@ def resend_params() -> str:
     return f"uin={uin}&key={key}&pass_ticket={pass_ticket}"
 
 
-def send_and_abort(url: str, cookies: Iterable[Any] = (), *, abort_after: float = 0.005,
-                   user_agent: str = WECHAT_USER_AGENT, timeout: float = 20.0) -> None:
-    """GET ``url`` over a raw socket and hang up ``abort_after`` seconds later, unread.
+def send_unread(url: str, cookies: Iterable[Any] = (), *, user_agent: str = WECHAT_USER_AGENT,
+                timeout: float = 20.0) -> socket.socket:
+    """GET ``url`` over a raw socket and return the socket, the answer unread (the caller closes it).
 
-    The server still handles the request (it learns of the hang-up only when it answers),
-    just as with WeChat's aborted first callback. ``cookies`` are objects with ``name`` and
-    ``value`` (a requests cookie jar).
+    ``cookies`` are objects with ``name`` and ``value`` (a requests cookie jar); an empty
+    ``user_agent`` sends no User-Agent header.
     """
     parts = urlsplit(url)
     target = parts.path + (f"?{parts.query}" if parts.query else "")
-    head = [f"GET {target} HTTP/1.1", f"Host: {parts.netloc}", f"User-Agent: {user_agent}",
-            "Connection: close"]
+    head = [f"GET {target} HTTP/1.1", f"Host: {parts.netloc}"]
+    if user_agent:
+        head.append(f"User-Agent: {user_agent}")
+    head.append("Connection: close")
     cookie = "; ".join(f"{c.name}={c.value}" for c in cookies)
     if cookie:
         head.append(f"Cookie: {cookie}")
     sock = socket.create_connection((parts.hostname, parts.port or 80), timeout=timeout)
     try:
         sock.sendall(("\r\n".join(head) + "\r\n\r\n").encode("ascii"))
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def send_and_abort(url: str, cookies: Iterable[Any] = (), *, abort_after: float = 0.005,
+                   user_agent: str = WECHAT_USER_AGENT, timeout: float = 20.0) -> None:
+    """GET ``url`` over a raw socket and hang up ``abort_after`` seconds later, unread.
+
+    The server still handles the request (it learns of the hang-up only when it answers),
+    just as with WeChat's aborted first callback. ``cookies`` and ``user_agent`` as for
+    :func:`send_unread`.
+    """
+    sock = send_unread(url, cookies, user_agent=user_agent, timeout=timeout)
+    try:
         time.sleep(abort_after)
     finally:
         sock.close()
