@@ -6,11 +6,20 @@ import functools
 import multiprocessing
 import os
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from django.db import connections
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float = 10.0) -> None:
+    """Return once ``predicate()`` is true; fail the test after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        time.sleep(0.01)
 
 
 def outcome_of(fn: Callable[[], Any]) -> tuple[str, Any]:

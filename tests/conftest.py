@@ -48,6 +48,12 @@ def sqlite_alias() -> str:
     return _alias_of("django.db.backends.sqlite3")
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def alias(request: pytest.FixtureRequest) -> str:
+    """Each database of the run in turn: a SQLite file, then PostgreSQL."""
+    return request.getfixturevalue("sqlite_alias" if request.param == "sqlite" else "pg_alias")
+
+
 @pytest.fixture
 def redis_alias() -> str:
     """The cache alias that is Redis in this run (tests using it are marked redis)."""

@@ -16,7 +16,7 @@ from django.core.cache import caches
 from django.db import connections
 
 from tests import services
-from tests.concurrency import run_in_threads, start_thread
+from tests.concurrency import run_in_threads, start_thread, wait_until
 from wechat_oauth import signals
 from wechat_oauth.guard import exchange_once
 from wechat_oauth.guard.cache import cache_front, fold_counters
@@ -258,14 +258,6 @@ def test_redis_down_from_the_start_costs_no_error(disposable_redis, fake_wechat)
 
     assert (first.duplicate, second.duplicate) == (False, True)
     assert fake_wechat.exchange_calls(code) == 1
-
-
-def wait_until(predicate, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(0.005)
-    connections.close_all()
 
 
 # -- several servers -------------------------------------------------------------------------

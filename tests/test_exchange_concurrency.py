@@ -17,7 +17,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from tests import workers
-from tests.concurrency import run_in_threads, start_processes, start_thread
+from tests.concurrency import run_in_threads, start_processes, start_thread, wait_until
 from wechat_oauth.client import get_client
 from wechat_oauth.exceptions import CodeSpent, ExchangeWaitTimeout, UpstreamTimeout
 from wechat_oauth.guard import exchange_once
@@ -38,11 +38,6 @@ def assert_one_exchange_shared(results, fake, code):
     assert len(tokens) == 1
     assert sum(not value.duplicate for _, value in results) == 1
 
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def alias(request):
-    """A SQLite file database, and PostgreSQL."""
-    return request.getfixturevalue("sqlite_alias" if request.param == "sqlite" else "pg_alias")
 
 
 def test_sixteen_threads_on_one_code_make_one_upstream_call(fake_wechat, alias):
@@ -86,12 +81,6 @@ def test_four_processes_on_one_sqlite_file_make_one_upstream_call(fake_wechat, s
 
     assert_one_exchange_shared(results, fake_wechat, code)
 
-
-def wait_until(predicate, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(0.01)
 
 
 @pytest.mark.postgres

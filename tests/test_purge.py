@@ -13,7 +13,6 @@ import os
 import re
 import subprocess
 import sys
-import time
 from datetime import datetime, timedelta
 from datetime import timezone as dt_timezone
 from functools import partial
@@ -28,7 +27,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from tests import services
-from tests.concurrency import start_thread
+from tests.concurrency import start_thread, wait_until
 from wechat_oauth import purge as purging
 from wechat_oauth.guard import exchange_once
 from wechat_oauth.management.commands.purge_oauth_codes import summary
@@ -469,16 +468,6 @@ def test_duration_round_trip(text, expected):
 # -- beside live traffic ------------------------------------------------------------------
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def alias(request):
-    return request.getfixturevalue("sqlite_alias" if request.param == "sqlite" else "pg_alias")
-
-
-def _wait_until(predicate, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(0.01)
 
 
 @pytest.mark.django_db(transaction=True, databases="__all__")
@@ -492,7 +481,7 @@ def test_purge_beside_an_exchange_in_flight(fake_wechat, alias):
     fake_wechat.set_latency(0.5)
     code = fake_wechat.issue_code("o_in_flight")
     thread, outcomes = start_thread(partial(exchange_once, code, using=alias))
-    _wait_until(lambda: fake_wechat.exchange_calls(code) == 1)
+    wait_until(lambda: fake_wechat.exchange_calls(code) == 1)
 
     report = purge_json("--database", alias, "--batch-size", "6")
     purge_finished = timezone.now()
