@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import threading
 import time
 from functools import partial
 
@@ -18,8 +19,11 @@ from django.db import connections
 from tests import services
 from tests.concurrency import run_in_threads, start_thread, wait_until
 from wechat_oauth import signals
+from wechat_oauth.client import WeChatClient
+from wechat_oauth.exceptions import UpstreamUnavailable
 from wechat_oauth.guard import exchange_once
-from wechat_oauth.guard.cache import cache_front, fold_counters
+from wechat_oauth.guard.cache import CacheFront, cache_front, fold_counters
+from wechat_oauth.hashing import code_hash
 from wechat_oauth.models import OAuthCodeUse
 
 pytestmark = [pytest.mark.redis, pytest.mark.django_db(transaction=True)]
@@ -130,6 +134,133 @@ def test_in_flight_duplicates_wait_on_redis_and_share_one_exchange(front, fake_w
     assert fake_wechat.exchange_calls(code) == 1
     assert len(sources) == 11
     assert ("cache", True) in sources  # woken through Redis, not only by the database
+
+
+# -- the holder's order of work, seen from Redis ----------------------------------------------
+
+
+def gated_client(gate: threading.Event, *, refuse: bool = False) -> WeChatClient:
+    """A client for the fake that asks it only once ``gate`` is set; with ``refuse``, it fails
+    then as a refused connection does (before the request left the host)."""
+    client = WeChatClient()  # its own: get_client() is shared by the whole process
+    exchange = client.exchange_code
+
+    def exchange_code(code):
+        assert gate.wait(10), "the test never opened the gate"
+        if refuse:
+            raise UpstreamUnavailable("Could not connect to WeChat", request_sent=False)
+        return exchange(code)
+
+    client.exchange_code = exchange_code
+    return client
+
+
+def blocked_on_redis(front) -> int:
+    """How many clients of the Redis server sit in a blocking pop right now."""
+    return front.redis.info("clients")["blocked_clients"]
+
+
+def record_blocking_pops(front, monkeypatch) -> list:
+    """What each of the front's blocking pops returned: a wake token, or None (it timed out)."""
+    popped = []
+    blpop = front.waiting.blpop
+
+    def recording_blpop(*args, **kwargs):
+        result = blpop(*args, **kwargs)
+        popped.append(result)
+        return result
+
+    monkeypatch.setattr(front.waiting, "blpop", recording_blpop)
+    return popped
+
+
+def holding_claim(front, code: str, client: WeChatClient):
+    """Start ``exchange_once`` with ``client`` in a thread; return once it holds the marker."""
+    keys = front.keys(client.app_id, code_hash(code))
+    thread, outcomes = start_thread(partial(exchange_once, code, client=client))
+    wait_until(lambda: front.redis.exists(keys.flight))
+    return thread, outcomes, keys
+
+
+def test_outcome_reaches_redis_only_after_its_row_is_committed(front, fake_wechat, monkeypatch):
+    """Published before the commit, a duplicate could be answered with an outcome whose row
+    then rolls back. At the moment of publishing, another connection must see the row done."""
+    code = fake_wechat.issue_code("o_ordered")
+    committed_when_published = []
+    publish = CacheFront.publish
+
+    def observing_publish(self, keys, outcome):
+        look, seen = start_thread(lambda: OAuthCodeUse.objects.filter(
+            code_hash=code_hash(code), status=OAuthCodeUse.Status.EXCHANGED).exists())
+        look.join(10)
+        committed_when_published.append(seen[0])
+        return publish(self, keys, outcome)
+
+    monkeypatch.setattr(CacheFront, "publish", observing_publish)
+    exchange_once(code)
+
+    assert committed_when_published == [("ok", True)]
+
+
+def test_released_claim_leaves_no_in_flight_marker(front, fake_wechat, monkeypatch):
+    """The exchange failed before WeChat saw the code: the next request must claim the code at
+    once, not wait on Redis for a holder that is gone."""
+    code = fake_wechat.issue_code("o_released")
+    opened = threading.Event()
+    opened.set()
+    with pytest.raises(UpstreamUnavailable):
+        exchange_once(code, client=gated_client(opened, refuse=True))
+    popped = record_blocking_pops(front, monkeypatch)
+
+    retry = exchange_once(code)
+
+    assert not front.redis.exists(front.keys(WeChatClient().app_id, code_hash(code)).flight)
+    assert (retry.duplicate, retry.token.openid) == (False, "o_released")
+    assert popped == [], "the retry waited on Redis for a released claim"
+    assert fake_wechat.exchange_calls(code) == 1
+
+
+def test_released_claim_wakes_the_duplicate_waiting_on_redis(front, fake_wechat, monkeypatch):
+    code = fake_wechat.issue_code("o_woken")
+    gate = threading.Event()
+    popped = record_blocking_pops(front, monkeypatch)
+    holder, holder_outcome, _ = holding_claim(front, code, gated_client(gate, refuse=True))
+    waiter, waiter_outcome = start_thread(partial(exchange_once, code))
+    wait_until(lambda: blocked_on_redis(front) >= 1)
+
+    gate.set()
+    holder.join(10)
+    waiter.join(10)
+
+    assert holder_outcome[0][0] == "error" and isinstance(holder_outcome[0][1], UpstreamUnavailable)
+    assert waiter_outcome[0][0] == "ok" and waiter_outcome[0][1].token.openid == "o_woken"
+    assert len(popped) == 1 and popped[0] is not None, "the waiter was not woken, it timed out"
+    assert fake_wechat.exchange_calls(code) == 1
+
+
+def test_every_duplicate_waiting_on_redis_is_woken_by_one_publication(front, fake_wechat,
+                                                                     monkeypatch):
+    """The holder pushes one wake token; each woken waiter passes it on to the next."""
+    code = fake_wechat.issue_code("o_all_woken")
+    gate = threading.Event()
+    popped = record_blocking_pops(front, monkeypatch)
+    sources = []
+    signals.duplicate_absorbed.connect(record := lambda sender, **kw: sources.append(kw["source"]))
+    try:
+        holder, holder_outcome, _ = holding_claim(front, code, gated_client(gate))
+        waiters = [start_thread(partial(exchange_once, code)) for _ in range(4)]
+        wait_until(lambda: blocked_on_redis(front) >= 4)
+        gate.set()
+        for thread, _ in [(holder, None), *waiters]:
+            thread.join(10)
+    finally:
+        signals.duplicate_absorbed.disconnect(record)
+
+    assert holder_outcome[0][0] == "ok"
+    assert [outcomes[0][0] for _, outcomes in waiters] == ["ok"] * 4
+    assert sources == ["cache"] * 4, "a waiter fell through to the database"
+    assert len(popped) == 4 and None not in popped
+    assert fake_wechat.exchange_calls(code) == 1
 
 
 def test_front_off_without_the_setting(settings, fake_wechat):
