@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 
 import pytest
@@ -65,6 +66,17 @@ def test_profile_is_part_of_the_outcome_every_duplicate_replays(fake_wechat):
     assert first.token.profile is not None and first.token.profile.nickname == "Pat"
     assert duplicate.token.profile == first.token.profile
     assert fake_wechat.calls("userinfo") == 1
+
+
+def test_snsapi_base_exchange_asks_wechat_for_the_token_only(fake_wechat, caplog):
+    """userinfo under snsapi_base is refused by WeChat (48001): one call wasted per login."""
+    code = fake_wechat.issue_code("o_silent", scope="snsapi_base")
+
+    outcome = exchange_once(code)
+
+    assert outcome.token.scope == "snsapi_base" and outcome.token.profile is None
+    assert fake_wechat.calls("userinfo") == 0
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
 
 
 def test_failing_userinfo_does_not_fail_the_exchange(fake_wechat):

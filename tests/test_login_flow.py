@@ -9,7 +9,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 from django.contrib.auth import get_user_model
-from django.db import OperationalError
+from django.db import OperationalError, connections
 from django.test import Client
 from django.utils import timezone
 
@@ -302,6 +302,23 @@ def test_upstream_failures_get_a_friendly_page(client, fake_wechat, fault, statu
     assert b"Log in again" in response.content
 
 
+def test_wechat_answering_too_slowly_is_final_for_the_resent_duplicate(client, fake_wechat,
+                                                                      settings):
+    """WeChat may have spent the code on the request that timed out: the duplicate the user
+    sees gets the same page, and the code is not sent a second time."""
+    settings.WECHAT_OAUTH = {**settings.WECHAT_OAUTH, "TIMEOUT": (1.0, 0.3)}
+    callback = _valid_callback(client)
+    code = parse_qs(urlsplit(callback).query)["code"][0]
+    fake_wechat.add_fault("access_token", delay=1.0)
+
+    first = client.get(callback)
+    resent = client.get(callback + RESENT)
+
+    assert (first.status_code, resent.status_code) == (502, 502)
+    assert b"Log in again" in resent.content
+    assert fake_wechat.exchange_calls(code) == 1
+
+
 def test_database_down_gets_a_503_page(client, fake_wechat, monkeypatch):
     callback = _valid_callback(client)
 
@@ -389,6 +406,31 @@ def test_error_page_template_can_be_overridden(client, fake_wechat, settings, tm
 
 
 # -- the middleware ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def atomic_requests(monkeypatch):
+    """The site sets ATOMIC_REQUESTS = True on its database: every view runs in a transaction."""
+    monkeypatch.setitem(connections["default"].settings_dict, "ATOMIC_REQUESTS", True)
+
+
+@pytest.mark.parametrize("start, lands_on", [
+    ("/wechat/login/?next=/whoami/", "/whoami/"),  # the callback view
+    ("/page/login/", "/page/?x=1"),                # the middleware, on a page of the site
+], ids=["callback view", "middleware"])
+def test_atomic_requests_site_logs_in_with_one_exchange_per_code(client, fake_wechat,
+                                                                 atomic_requests, start, lands_on):
+    """The exchange must commit on its own: the callback view opts out of the request's
+    transaction, and the middleware runs before any view's transaction begins."""
+    callback = authorize(client, "o_atomic", start=start)
+    code = parse_qs(urlsplit(callback).query)["code"][0]
+
+    assert_clean_redirect(client.get(callback), to=lands_on)
+    assert_clean_redirect(client.get(callback + RESENT), to=lands_on)
+
+    assert whoami(client)["openid"] == "o_atomic"
+    assert fake_wechat.exchange_calls(code) == 1
+    assert OAuthCodeUse.objects.get().duplicates == 1
 
 
 def test_any_page_can_be_the_redirect_uri(client, fake_wechat):

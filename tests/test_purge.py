@@ -432,6 +432,24 @@ def test_purge_api_reports_each_batch():
     assert report.as_dict()["older_than_seconds"] == 604800
 
 
+@pytest.mark.django_db(databases="__all__")
+def test_purge_api_keeps_in_flight_rows_inside_every_batch(alias):
+    """In-flight rows interleaved with expired ones, batches of 2: each DELETE and each scrub
+    must spell out the in-flight rule, not only the command's first statement."""
+    in_flight, expired = [], []
+    for _ in range(3):
+        expired += add_rows(2, 9 * DAY, using=alias)
+        in_flight += add_rows(1, 9 * DAY, tokens=True, status="in_flight", using=alias)
+    in_flight += add_rows(1, timedelta(hours=1), tokens=True, status="in_flight", using=alias)
+
+    report = purging.purge(using=alias, batch_size=2)
+    scrubbed = purging.scrub_tokens(timedelta(minutes=10), using=alias)
+
+    assert (report.deleted, scrubbed) == (len(expired), 0)
+    assert remaining(alias) == set(in_flight)
+    assert all(holds_tokens(pk, using=alias) for pk in in_flight)
+
+
 def test_purge_api_rejects_bad_arguments():
     with pytest.raises(ValueError, match="DEDUPE_WINDOW"):
         purging.purge(timedelta(seconds=30))
