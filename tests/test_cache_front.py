@@ -156,7 +156,8 @@ def gated_client(gate: threading.Event, *, refuse: bool = False) -> WeChatClient
 
 
 def blocked_on_redis(front) -> int:
-    """How many clients of the Redis server sit in a blocking pop right now."""
+    """How many clients of the Redis server sit in a blocking pop right now (server-wide: the
+    tests compare it with its value before their waiters start)."""
     return front.redis.info("clients")["blocked_clients"]
 
 
@@ -225,8 +226,9 @@ def test_released_claim_wakes_the_duplicate_waiting_on_redis(front, fake_wechat,
     gate = threading.Event()
     popped = record_blocking_pops(front, monkeypatch)
     holder, holder_outcome, _ = holding_claim(front, code, gated_client(gate, refuse=True))
+    already_blocked = blocked_on_redis(front)
     waiter, waiter_outcome = start_thread(partial(exchange_once, code))
-    wait_until(lambda: blocked_on_redis(front) >= 1)
+    wait_until(lambda: blocked_on_redis(front) >= already_blocked + 1)
 
     gate.set()
     holder.join(10)
@@ -248,8 +250,9 @@ def test_every_duplicate_waiting_on_redis_is_woken_by_one_publication(front, fak
     signals.duplicate_absorbed.connect(record := lambda sender, **kw: sources.append(kw["source"]))
     try:
         holder, holder_outcome, _ = holding_claim(front, code, gated_client(gate))
+        already_blocked = blocked_on_redis(front)
         waiters = [start_thread(partial(exchange_once, code)) for _ in range(4)]
-        wait_until(lambda: blocked_on_redis(front) >= 4)
+        wait_until(lambda: blocked_on_redis(front) >= already_blocked + 4)
         gate.set()
         for thread, _ in [(holder, None), *waiters]:
             thread.join(10)
