@@ -66,6 +66,15 @@ def unused_port() -> int:
     return services.free_port()
 
 
+@pytest.fixture(autouse=True)
+def fresh_code_budgets() -> None:
+    """Each test starts with the budgets of new codes unspent (they live in the cache, which
+    outlives a test): one test's flood of made-up codes must not refuse the next test's logins."""
+    from wechat_oauth.budget import forget_budgets
+
+    forget_budgets()
+
+
 class _RecordingHandler(logging.Handler):
     def __init__(self) -> None:
         super().__init__(logging.DEBUG)

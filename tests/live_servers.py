@@ -31,7 +31,10 @@ from tests.services import CONFIG_VARIABLE
 from wechat_oauth.flow import OAUTH_PARAMETERS
 from wechat_oauth.testing.process import stop_process
 from wechat_oauth.testing.web import add_query
-from wechat_oauth.testing.wechat_client import send_and_abort  # noqa: F401  (re-exported)
+from wechat_oauth.testing.wechat_client import (  # noqa: F401  (send_and_abort re-exported)
+    WECHAT_USER_AGENT,
+    send_and_abort,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 #: The re-send parameters of the origin article (oauth-40029-origin.md).
@@ -124,12 +127,14 @@ def oauth_parameters_in(url: str) -> list[str]:
 
 
 class Browser:
-    """One browser: a cookie jar. Every response it receives is recorded in ``tally``."""
+    """One WeChat in-app browser: a cookie jar and WeChat's User-Agent (which its aborted and
+    re-sent callbacks share). Every response it receives is recorded in ``tally``."""
 
     def __init__(self, tally: Tally, cookies: requests.cookies.RequestsCookieJar | None = None
                  ) -> None:
         self.tally = tally
         self.session = requests.Session()
+        self.session.headers["User-Agent"] = WECHAT_USER_AGENT
         if cookies is not None:
             self.session.cookies.update(cookies)
 

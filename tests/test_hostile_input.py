@@ -28,6 +28,7 @@ from hypothesis import strategies as st
 
 from tests.test_login_flow import RESENT, authorize
 from tests.test_state import OPEN_REDIRECT_CORPUS, SAFE_NEXT_URLS
+from wechat_oauth.budget import forget_budgets
 from wechat_oauth.exceptions import InvalidState
 from wechat_oauth.flow import OAUTH_PARAMETERS, login_here, without_oauth_parameters
 from wechat_oauth.guard import MAX_CODE_LENGTH
@@ -55,6 +56,7 @@ def browser(**kwargs: object) -> Client:
 
 
 def clean_slate() -> None:
+    forget_budgets()
     WeChatAccount.objects.all().delete()
     OAuthCodeUse.objects.all().delete()
     get_user_model().objects.all().delete()
@@ -243,11 +245,15 @@ page_params = st.lists(
 )
 
 
-def page_callback(params: list[tuple[str, str]], openid: str) -> tuple[str, str]:
-    """What WeChat sends back for a login started by login_here() on /page/?<params>: the
-    callback path, and the target the state was issued for."""
+def page_callback(params: list[tuple[str, str]], openid: str, client: Client
+                  ) -> tuple[str, str]:
+    """What WeChat sends back for a login started by login_here() on /page/?<params> in
+    ``client`` (which gets the binding cookie): the callback path, and the target the state
+    was issued for."""
     start = rf.get("/page/?" + urlencode(params))
-    url = login_here(start)["Location"].split("#", 1)[0]
+    started = login_here(start)
+    client.cookies.update(started.cookies)
+    url = started["Location"].split("#", 1)[0]
     approved = requests.get(url + f"&fake_openid={openid}", allow_redirects=False, timeout=5)
     assert approved.status_code == 302, approved.text
     # The target is the page's query re-encoded by QueryDict: grouped by name, so
@@ -263,8 +269,8 @@ def test_a_state_issued_for_a_page_completes_there_and_nowhere_else(fake_wechat,
     the login there (one exchange), and the same code+state with extra page parameters (another
     page, as far as the state goes) is left to the page: 200, nothing stored, no call."""
     clean_slate()
-    callback, target = page_callback(params, "o_page")
     client = browser()
+    callback, target = page_callback(params, "o_page", client)
 
     with no_upstream_call(fake_wechat):
         spliced = client.get(callback + "&" + urlencode(junk))
@@ -284,9 +290,9 @@ def test_a_state_issued_for_a_page_completes_there_and_nowhere_else(fake_wechat,
 
 
 def test_a_page_with_its_own_repeated_next_parameter_completes_the_login(fake_wechat):
-    callback, target = page_callback([("next", "a"), ("next", "b")], "o_page_next")
-    assert callback.startswith("/page/?next=a&next=b&code=")
     client = browser()
+    callback, target = page_callback([("next", "a"), ("next", "b")], "o_page_next", client)
+    assert callback.startswith("/page/?next=a&next=b&code=")
 
     response = client.get(callback)
 
@@ -464,7 +470,9 @@ def test_genuine_state_with_a_code_wechat_never_issued_logs_nobody_in(fake_wecha
 @given(replays=st.lists(st.tuples(st.booleans(), st.booleans()), min_size=1, max_size=5))
 def test_replayed_callback_completes_once_and_then_goes_to_next(fake_wechat, replays):
     """The same genuine callback N times (2..6), each replay from the same browser or another
-    one, with or without WeChat's re-send parameters: all end at next, one exchange."""
+    one, with or without WeChat's re-send parameters: the browser that started the login
+    ends at next every time; another browser (no binding cookie, not WeChat's) is refused
+    before anything is looked up, and logged in as nobody. One exchange."""
     clean_slate()
     client = browser()
     callback = authorize(client, "o_twice")
@@ -475,12 +483,15 @@ def test_replayed_callback_completes_once_and_then_goes_to_next(fake_wechat, rep
     for same_browser, resent in replays:
         replayer = client if same_browser else browser()
         response = replayer.get(callback + (RESENT if resent else ""))
-        assert (response.status_code, response["Location"]) == (302, "/whoami/")
+        if same_browser:
+            assert (response.status_code, response["Location"]) == (302, "/whoami/")
+        else:
+            assert response.status_code == 400 and not signed_in(replayer)
 
     assert fake_wechat.total_exchange_calls() == before + 1
     assert WeChatAccount.objects.count() == 1
     row = OAuthCodeUse.objects.get()
-    assert row.duplicates == len(replays)
+    assert row.duplicates == sum(same for same, _ in replays)
 
 
 # -- 5. malformed codes with a genuine state ---------------------------------------------------

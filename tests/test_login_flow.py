@@ -15,7 +15,9 @@ from django.utils import timezone
 
 from tests.concurrency import run_in_threads
 from wechat_oauth import signals
+from wechat_oauth.binding import fingerprint_of
 from wechat_oauth.models import OAuthCodeUse, WeChatAccount
+from wechat_oauth.testing.wechat_client import WECHAT_USER_AGENT
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -32,6 +34,13 @@ def authorize(client: Client, openid: str, *, start: str = "/wechat/login/?next=
     approved = requests.get(url + extra, allow_redirects=False, timeout=5)
     assert approved.status_code == 302, approved.text
     return approved.headers["Location"].replace("http://testserver", "")
+
+
+def copy_of(browser: Client) -> Client:
+    """Another request of the same browser: its own Client, the same cookies."""
+    tab = Client()
+    tab.cookies = browser.cookies.__class__(browser.cookies)
+    return tab
 
 
 def whoami(client: Client) -> dict:
@@ -113,7 +122,10 @@ def test_duplicate_that_links_first_still_gets_the_profile(client, fake_wechat, 
 
     settings.WECHAT_OAUTH = {**settings.WECHAT_OAUTH, "SCOPE": "snsapi_userinfo"}
     callback = authorize(client, "o_dora2", nickname="Dora")
-    exchange_once(parse_qs(urlsplit(callback).query)["code"][0])  # the first request, not linked yet
+    query = parse_qs(urlsplit(callback).query)
+    # The first request (from this browser, same login attempt) exchanged, but has not linked yet.
+    exchange_once(query["code"][0], state=query["state"][0],
+                  fingerprint=fingerprint_of(client.cookies["wechat_oauth_binding"].value, ""))
 
     assert_clean_redirect(client.get(callback + RESENT))
 
@@ -134,7 +146,8 @@ def test_unionid_links_a_second_app_to_the_same_user(client, fake_wechat, settin
     other = WeChatAccount.objects.get()
     WeChatAccount.objects.filter(pk=other.pk).update(app_id="wxotherapp", openid="o_app0")
 
-    client.get(authorize(Client(), "o_app1", unionid="u_frank"))
+    second_browser = Client()
+    second_browser.get(authorize(second_browser, "o_app1", unionid="u_frank"))
 
     assert get_user_model().objects.count() == 1
     assert WeChatAccount.objects.count() == 2
@@ -149,7 +162,7 @@ def test_wechat_login_signal_says_whether_the_account_is_new(client, fake_wechat
     signals.wechat_login.connect(receiver)
     try:
         client.get(authorize(client, "o_gus"))
-        client.get(authorize(Client(), "o_gus"))
+        client.get(authorize(client, "o_gus"))  # a second login of the same person
     finally:
         signals.wechat_login.disconnect(receiver)
 
@@ -167,7 +180,7 @@ def test_two_codes_with_one_state_end_in_one_user(fake_wechat):
                  for _ in range(2)]
     assert callbacks[0] != callbacks[1]
 
-    results = run_in_threads(2, lambda: Client().get(callbacks.pop()))
+    results = run_in_threads(2, lambda: copy_of(browser).get(callbacks.pop()))
 
     assert [value.status_code for _, value in results] == [302, 302]
     assert get_user_model().objects.count() == 1
@@ -176,9 +189,11 @@ def test_two_codes_with_one_state_end_in_one_user(fake_wechat):
 
 def test_first_logins_of_one_new_openid_racing_create_one_user(fake_wechat):
     fake_wechat.set_latency(0.05)
-    callbacks = [authorize(Client(), "o_ivan") for _ in range(6)]
+    browsers = [Client() for _ in range(6)]  # one person, six devices, logging in at once
+    callbacks = [(browser, authorize(browser, "o_ivan")) for browser in browsers]
 
-    results = run_in_threads(6, lambda: Client().get(callbacks.pop()))
+    results = run_in_threads(6, lambda: (lambda browser, callback: browser.get(callback))(
+        *callbacks.pop()))
 
     assert all(kind == "ok" and value.status_code == 302 for kind, value in results), results
     assert get_user_model().objects.count() == 1
@@ -191,11 +206,9 @@ def test_concurrent_duplicates_from_one_cookie_all_end_logged_in(fake_wechat):
     browser.get("/whoami/")
     browser.session.save()  # the browser already has a session cookie, as a real one would
     callback = authorize(browser, "o_jill")
-    cookies = browser.cookies
 
     def duplicate():
-        tab = Client()
-        tab.cookies = cookies.__class__(cookies)  # the same cookie jar, as sent by WeChat
+        tab = copy_of(browser)  # the same cookie jar, as sent by WeChat
         response = tab.get(callback)
         return response.status_code, whoami(tab)["user"]
 
@@ -215,10 +228,12 @@ def test_refresh_after_login_goes_to_next_without_an_error(client, fake_wechat):
 
 
 def test_refresh_by_another_browser_after_the_window_restarts_login_once(fake_wechat):
-    callback = authorize(Client(), "o_lee")
-    Client().get(callback)
+    """The other browser is WeChat's, without cookies: unbound, so allowed to try."""
+    browser = Client()
+    callback = authorize(browser, "o_lee")
+    browser.get(callback)
     OAuthCodeUse.objects.update(first_seen_at=timezone.now() - timedelta(hours=1))
-    stranger = Client()
+    stranger = Client(HTTP_USER_AGENT=WECHAT_USER_AGENT)
 
     restart = stranger.get(callback)
 
@@ -231,7 +246,7 @@ def test_refresh_by_another_browser_after_the_window_restarts_login_once(fake_we
     again = again.replace("http://testserver", "")
     stranger.get(again)
     OAuthCodeUse.objects.update(first_seen_at=timezone.now() - timedelta(hours=1))
-    final = Client().get(again)
+    final = Client(HTTP_USER_AGENT=WECHAT_USER_AGENT).get(again)
     assert final.status_code == 400
     assert b"already used" in final.content
 
@@ -251,7 +266,7 @@ def _valid_callback(client) -> str:
     (lambda cb: cb.replace("&code=", "&code=x" + "a" * 600), b"not valid"),    # oversized code
     (lambda cb: cb.replace("&code=", "&code=%E4%BD%A0"), b"not valid"),        # non-ASCII code
     (lambda cb: cb.split("&code=")[0] + "&code=&state=" + cb.split("&state=")[1], b"not valid"),
-    (lambda cb: cb.replace("&state=1", "&state=2"), b"not valid"),              # forged state
+    (lambda cb: cb.replace("&state=2", "&state=3"), b"not valid"),              # forged state
     (lambda cb: cb.replace("next=%2Fwhoami%2F", "next=%2Fpage%2F"), b"not valid"),  # other next
 ])
 def test_bad_callback_gets_a_400_page_and_nothing_is_stored(client, fake_wechat, mangle, text):
@@ -363,7 +378,7 @@ def test_missing_backend_is_a_configuration_error_not_a_disabled_account(client,
 
 
 def test_refused_consent_with_a_forged_state_is_an_invalid_link(client, fake_wechat):
-    callback = _valid_callback(client).replace("&code=", "&nocode=").replace("&state=1", "&state=2")
+    callback = _valid_callback(client).replace("&code=", "&nocode=").replace("&state=2", "&state=3")
 
     response = client.get(callback)
 
@@ -380,7 +395,7 @@ def test_inactive_user_gets_a_403_page(client, fake_wechat):
     client.get(authorize(client, "o_gone"))
     get_user_model().objects.update(is_active=False)
 
-    response = Client().get(authorize(Client(), "o_gone"))
+    response = client.get(authorize(client, "o_gone"))
 
     assert response.status_code == 403
 

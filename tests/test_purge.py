@@ -130,9 +130,9 @@ def test_older_than_accepts_each_unit(text, seconds):
     assert remaining() == set(kept)
 
 
-@pytest.mark.parametrize("text", ["", "abc", "5x", "-5m", "0", "0s", "1.5h", "7 days", "d7", "30s"])
+@pytest.mark.parametrize("text", ["", "abc", "5x", "-5m", "0", "0s", "1.5h", "7 days", "d7", "20s"])
 def test_bad_older_than_is_a_usage_error(text):
-    """30s is a valid duration but shorter than DEDUPE_WINDOW (60 s): refused as well."""
+    """20s is a valid duration but shorter than DEDUPE_WINDOW (30 s): refused as well."""
     add_rows(1, 8 * DAY)
 
     with pytest.raises(CommandError) as raised:
@@ -156,7 +156,7 @@ def test_bad_option_values_are_usage_errors(option, value):
 
 
 def test_retention_setting_shorter_than_the_dedupe_window_is_refused(settings):
-    settings.WECHAT_OAUTH = {**settings.WECHAT_OAUTH, "RETENTION": 30}
+    settings.WECHAT_OAUTH = {**settings.WECHAT_OAUTH, "RETENTION": 20}
     add_rows(1, timedelta(minutes=5))
 
     with pytest.raises(CommandError) as raised:
@@ -208,8 +208,8 @@ def test_rows_at_the_cutoff_are_kept_and_older_ones_deleted(frozen_now):
 
 
 def test_tokens_are_scrubbed_past_the_window_and_kept_within_it(frozen_now):
-    window_end = frozen_now - timedelta(seconds=60)
-    within = add_rows(2, timedelta(seconds=30), tokens=True, now=frozen_now)
+    window_end = frozen_now - timedelta(seconds=30)  # DEDUPE_WINDOW
+    within = add_rows(2, timedelta(seconds=15), tokens=True, now=frozen_now)
     at_window_end = add_rows(1, timedelta(0), tokens=True, now=window_end)
     past = add_rows(3, timedelta(microseconds=1), tokens=True, now=window_end)
     days_old = add_rows(2, 3 * DAY, tokens=True, now=frozen_now)
@@ -452,7 +452,7 @@ def test_purge_api_keeps_in_flight_rows_inside_every_batch(alias):
 
 def test_purge_api_rejects_bad_arguments():
     with pytest.raises(ValueError, match="DEDUPE_WINDOW"):
-        purging.purge(timedelta(seconds=30))
+        purging.purge(timedelta(seconds=20))
     with pytest.raises(ValueError, match="batch_size"):
         purging.purge(batch_size=0)
     with pytest.raises(ValueError, match="sleep"):

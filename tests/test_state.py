@@ -30,7 +30,7 @@ NOW = datetime(2025, 3, 1, 12, 0, 0, tzinfo=UTC)
 TARGET = "/orders/?id=3"
 STATE_RE = re.compile(r"[A-Za-z0-9]{1,128}")
 ALNUM = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-# Fields of a version-1 state: version(1) issued(6) attempt(1) nonce(22) mac(22).
+# Fields of a version-2 state: version(1) issued(6) attempt(1) nonce(22) binding(22) mac(22).
 ATTEMPT_POS = 7
 NONCE = slice(8, 30)
 
@@ -77,7 +77,7 @@ def test_state_length_is_stable() -> None:
         for target in ("", "/", "/" + "x" * 2000, "/订单/?q=红茶")
     ]
     assert {len(value) for value in values} == {STATE_LENGTH}
-    assert 40 <= STATE_LENGTH <= 64
+    assert STATE_LENGTH == 74  # well within WeChat's 128
 
 
 def test_issued_state_reports_its_fields() -> None:
@@ -189,13 +189,18 @@ def test_state_longer_than_128_is_invalid() -> None:
     assert_invalid(issue().value * 3)
 
 
-def test_unknown_version_is_invalid() -> None:
-    body = issue().value[:30]
-    assert_invalid(resign("2" + body[1:]))
+BODY = slice(0, STATE_LENGTH - 22)
+
+
+@pytest.mark.parametrize("version", ["1", "3"])
+def test_unknown_version_is_invalid(version: str) -> None:
+    """Version 1 (before the browser binding) included: its states bind no browser."""
+    body = issue().value[BODY]
+    assert_invalid(resign(version + body[1:]))
 
 
 def test_non_digit_attempt_is_invalid_even_when_signed() -> None:
-    body = issue().value[:30]
+    body = issue().value[BODY]
     assert_invalid(resign(body[:ATTEMPT_POS] + "a" + body[ATTEMPT_POS + 1:]))
 
 

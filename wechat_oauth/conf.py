@@ -34,11 +34,13 @@ DEFAULTS: dict[str, Any] = {
     "FORCE_POPUP": False,
     # Language asked of sns/userinfo.
     "USERINFO_LANG": "zh_CN",
-    # How long (seconds) a duplicate callback may replay the first exchange's outcome. WeChat's
-    # duplicates come within milliseconds to seconds; a signed-in browser's Back or refresh is
-    # handled without the window. Kept short because, within it, the callback URL logs in
-    # whoever holds it. Tokens stay in OAuthCodeUse only this long (purge_oauth_codes scrubs).
-    "DEDUPE_WINDOW": 60,
+    # How long (seconds) a duplicate callback may replay the first exchange's outcome (only to
+    # the same browser and login attempt, see binding.py). WeChat's duplicates come within
+    # milliseconds to a few seconds of the first request, and one may wait up to WAIT_TIMEOUT
+    # (18.1 s by default) for the exchange in flight: 30 s covers both. A signed-in browser's
+    # Back or refresh is handled without the window. Tokens stay in OAuthCodeUse only this
+    # long (purge_oauth_codes scrubs).
+    "DEDUPE_WINDOW": 30,
     # Longest time (seconds) a duplicate waits for an exchange in flight. None: the holder's
     # limit (two client timeouts plus EXCHANGE_MARGIN) plus one more second, so a waiter
     # always outlives a holder that the database gives up on.
@@ -65,6 +67,24 @@ DEFAULTS: dict[str, Any] = {
     # Alias (in CACHES) of a django-redis cache shared by every server: duplicates are then
     # answered from Redis (no SQL) and in-flight ones woken through it. None: database only.
     "CACHE_ALIAS": None,
+    # Name of the browser-binding cookie the login start sets (HttpOnly, SameSite=Lax, lives
+    # STATE_MAX_AGE); the state commits to it (see binding.py).
+    "BINDING_COOKIE_NAME": "wechat_oauth_binding",
+    # User-Agent substrings of browsers known to drop cookies between the authorisation and the
+    # callback (WeChat's and WeCom's in-app browsers): only their callbacks may arrive without
+    # the binding cookie. Empty: every callback must carry it.
+    "UNBOUND_USER_AGENTS": ["MicroMessenger", "wxwork"],
+    # Most distinct codes one login attempt (one state) may bring: WeChat sends at most two.
+    "MAX_CODES_PER_LOGIN": 3,
+    # Codes WeChat rejected as invalid/spent that one client (CLIENT_KEY) may bring within
+    # GARBAGE_PERIOD seconds; past it, that client's new codes get a 429 page until the period
+    # ends. Only rejected codes count: logins that succeed never use up the budget.
+    "GARBAGE_BUDGET": 50,
+    "GARBAGE_PERIOD": 600,
+    # Import path of ``client_key(request) -> str``, the client the budget is kept for.
+    "CLIENT_KEY": "wechat_oauth.budget.remote_addr",
+    # Alias (in CACHES) where the budgets are counted; share it between servers.
+    "BUDGET_CACHE_ALIAS": "default",
     # Key of the HMACs of stored codes and of login states. None: SECRET_KEY (and its
     # SECRET_KEY_FALLBACKS for states). Changing it forgets dedupe records and invalidates
     # logins in progress (states live STATE_MAX_AGE).
@@ -72,7 +92,7 @@ DEFAULTS: dict[str, Any] = {
 }
 
 # Settings whose value is an import string, imported on access.
-IMPORT_STRINGS: frozenset[str] = frozenset({"CREATE_USER"})
+IMPORT_STRINGS: frozenset[str] = frozenset({"CREATE_USER", "CLIENT_KEY"})
 
 
 #: A requests timeout: one number for both, or (connect, read) seconds.

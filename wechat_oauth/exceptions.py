@@ -222,6 +222,38 @@ class InactiveUser(WeChatOAuthError):
     key = "inactive_user"
     default_message = "The linked user account is disabled"
 
+
+class ReplayRefused(CodeSpent):
+    """A duplicate of a spent code from another browser or another login attempt (another
+    state): it is not given the first request's outcome, and is treated like a spent code."""
+
+    key = "replay_refused"
+    default_message = "The authorisation code was used by another browser or login attempt"
+
+
+class BindingMismatch(WeChatOAuthError):
+    """The callback's browser holds another binding cookie than the one the state commits to:
+    the login was started in another browser (a login-CSRF link, a stolen callback URL)."""
+
+    key = "binding_mismatch"
+    default_message = "The login was started in another browser"
+
+
+class BindingMissing(BindingMismatch):
+    """The callback's browser holds no binding cookie and is not one known to drop cookies
+    (UNBOUND_USER_AGENTS): nothing shows that it started this login."""
+
+    key = "binding_missing"
+    default_message = "The login was not started in this browser"
+
+
+class TooManyCodes(WeChatOAuthError):
+    """More new codes than a login attempt or a client may spend (MAX_CODES_PER_LOGIN,
+    GARBAGE_BUDGET): refused before anything is stored or sent to WeChat."""
+
+    key = "too_many_codes"
+    default_message = "Too many login codes from this client"
+
 ERRCODE_CLASSES: dict[int, type[UpstreamError]] = {
     -1: UpstreamBusy,
     40001: InvalidCredentials,

@@ -7,6 +7,11 @@
 Every duplicate callback walks the same path and gets the first one's exchange; a callback
 whose code is spent (Back, refresh) sends a logged-in browser on to ``next`` and otherwise
 restarts the login once (the state carries the attempt number: the loop guard).
+
+A login belongs to the browser that started it (see :mod:`.binding`): the login start sets the
+binding cookie the state commits to; a callback from another browser is refused, and one
+without the cookie (WeChat's browser drops cookies) never silently replaces a different
+logged-in user (see :mod:`.confirm`).
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from typing import Any
 from urllib.parse import urlencode
 
 from django.conf import settings
@@ -21,7 +27,10 @@ from django.contrib.auth import authenticate, login
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, QueryDict
 from django.urls import reverse
 
+from . import confirm
 from .backends import BACKEND_PATH
+from .binding import Binding, binding_token, check_binding, commitment, fingerprint, set_binding_cookie
+from .budget import CodeBudget
 from .client import TokenResult, get_client
 from .conf import app_settings
 from .exceptions import (
@@ -36,6 +45,7 @@ from .exceptions import (
 )
 from .guard import exchange_once, validate_code
 from .identity import link_account
+from .models import WeChatAccount
 from .signals import wechat_login
 from .state import issue_state, safe_next_url, verify_state
 
@@ -102,13 +112,16 @@ def authorize_redirect(request: HttpRequest, *, target: str, redirect_uri: str,
                        attempt: int = 0) -> HttpResponseRedirect:
     """Send the browser to WeChat to log in, coming back to ``redirect_uri`` for ``target``."""
     scope = app_settings.SCOPE
-    state = issue_state(target=target, scope=scope, attempt=attempt)
+    token = binding_token(request)
+    state = issue_state(target=target, scope=scope, attempt=attempt, binding=commitment(token))
     client = get_client()
     if scope == "snsapi_login":
         url = client.qrconnect_url(redirect_uri, state.value)
     else:
         url = client.authorize_url(redirect_uri, state.value, scope)
-    return HttpResponseRedirect(url)
+    response = HttpResponseRedirect(url)
+    set_binding_cookie(response, request, token)
+    return response
 
 
 def login_here(request: HttpRequest, target: str | None = None) -> HttpResponseRedirect:
@@ -133,12 +146,16 @@ def complete_login(request: HttpRequest, callback: Callback, *, target: str,
         raise
     if callback.code is None:
         raise ConsentRefused()
+    binding = check_binding(request, state)  # before the code is spent: a refusal costs nothing
     # Read the session before waiting for the exchange: once the first request for the code
     # commits it logs in, which moves the session data to a new key and deletes the old one;
     # a duplicate reading the session after that would log in with the data gone.
     request.session.keys()
     try:
-        exchange = exchange_once(callback.code, state=callback.state, resent=callback.resent)
+        exchange = exchange_once(
+            callback.code, state=callback.state, resent=callback.resent,
+            fingerprint=fingerprint(request),
+            budget=CodeBudget.for_request(request, attempt=f"{app_settings.APP_ID}:{state.nonce}"))
     except CodeSpent:
         if _signed_in(request):  # Back or refresh after the login
             return _continue(request, target)
@@ -150,14 +167,42 @@ def complete_login(request: HttpRequest, callback: Callback, *, target: str,
     token = exchange.token
     if token.is_snapshot_user:
         raise SnapshotUser()
-    if app_settings.LINK_USERS:
-        _log_in(request, token, refresh_account=not exchange.duplicate)
-    else:
-        request.session.cycle_key()  # a new identity in this session: no fixation
     identity = WeChatIdentity(app_id=app_settings.APP_ID, openid=token.openid,
                               unionid=token.unionid, scope=token.scope)
-    request.session[SESSION_KEY] = asdict(identity)
+    if not app_settings.LINK_USERS:
+        if binding is Binding.UNBOUND and _other_identity_signed_in(request, identity):
+            return confirm.ask(request, identity=identity, target=target)
+        switch_identity(request, identity)
+        return _continue(request, target)
+    account, created = _link(token, refresh_account=not exchange.duplicate)
+    user = authenticated(request, account)
+    if binding is Binding.UNBOUND and _other_user_signed_in(request, user):
+        return confirm.ask(request, identity=identity, target=target, account=account,
+                           created=created)
+    log_in(request, user, account, created=created, identity=identity)
     return _continue(request, target)
+
+
+def switch_identity(request: HttpRequest, identity: WeChatIdentity) -> None:
+    """Keep ``identity`` in the session (LINK_USERS = False). As ``login()`` does for users: a
+    different identity gets an empty session, the same (or a first) one a new session key."""
+    current = identity_of(request)
+    if current is not None and (current.app_id, current.openid) != (identity.app_id, identity.openid):
+        request.session.flush()
+    else:
+        request.session.cycle_key()  # no session fixation
+    request.session[SESSION_KEY] = asdict(identity)
+
+
+def log_in(request: HttpRequest, user: Any, account: WeChatAccount, *, created: bool,
+           identity: WeChatIdentity) -> None:
+    """Log ``user`` in through ``account`` and keep ``identity`` in the session."""
+    login(request, user, backend=BACKEND_PATH)
+    request.session[SESSION_KEY] = asdict(identity)
+    logger.info("openid %s logged in as user %s%s", identity.openid, user.pk,
+                " (new)" if created else "")
+    wechat_login.send(sender=type(account), request=request, user=user, account=account,
+                      created=created)
 
 
 def identity_of(request: HttpRequest) -> WeChatIdentity | None:
@@ -171,23 +216,38 @@ def identity_of(request: HttpRequest) -> WeChatIdentity | None:
         return None
 
 
-def _log_in(request: HttpRequest, token: TokenResult, *, refresh_account: bool) -> None:
+def _link(token: TokenResult, *, refresh_account: bool) -> tuple[WeChatAccount, bool]:
     # Before linking: a site that cannot keep the login must not create users for nothing.
     if BACKEND_PATH not in settings.AUTHENTICATION_BACKENDS:
         raise ConfigurationError(f"{BACKEND_PATH} is not in AUTHENTICATION_BACKENDS (check E004)")
-    account, created = link_account(token, refresh=refresh_account)
+    return link_account(token, refresh=refresh_account)
+
+
+def authenticated(request: HttpRequest, account: WeChatAccount) -> Any:
     user = authenticate(request, wechat_account=account)
     if user is None:
         raise InactiveUser()
-    login(request, user, backend=BACKEND_PATH)
-    logger.info("openid %s logged in as user %s%s", token.openid, user.pk,
-                " (new)" if created else "")
-    wechat_login.send(sender=type(account), request=request, user=user, account=account,
-                      created=created)
+    return user
+
+
+def _other_user_signed_in(request: HttpRequest, user: Any) -> bool:
+    current = getattr(request, "user", None)
+    return bool(current is not None and current.is_authenticated and current.pk != user.pk)
+
+
+def _other_identity_signed_in(request: HttpRequest, identity: WeChatIdentity) -> bool:
+    current = identity_of(request)
+    return current is not None and (current.app_id, current.openid) != (identity.app_id,
+                                                                        identity.openid)
+
+
+def safe_target(request: HttpRequest, target: str) -> str:
+    """Where a completed login goes: ``target`` if it is safe, else LOGIN_REDIRECT_URL."""
+    return safe_next_url(target, request=request) or default_redirect()
 
 
 def _continue(request: HttpRequest, target: str) -> HttpResponseRedirect:
-    return HttpResponseRedirect(safe_next_url(target, request=request) or default_redirect())
+    return HttpResponseRedirect(safe_target(request, target))
 
 
 def _signed_in(request: HttpRequest) -> bool:

@@ -28,8 +28,9 @@ from django.utils.functional import SimpleLazyObject
 from . import flow
 from .conf import app_settings
 from .exceptions import InvalidState, WeChatOAuthError
-from .responses import database_error_response, error_response
+from .responses import DATABASE_KEY, error_url, log_database_error, log_error
 from .state import verify_state
+from .views import protect_callback_response
 
 
 class WeChatOAuthMiddleware:
@@ -53,12 +54,16 @@ class WeChatOAuthMiddleware:
             return None  # not a state issued for this page: not ours to handle
         try:
             received = flow.read_callback(request.GET)
-            return flow.complete_login(request, received, target=target,
-                                       redirect_uri=request.build_absolute_uri)
+            response = flow.complete_login(request, received, target=target,
+                                           redirect_uri=request.build_absolute_uri)
         except WeChatOAuthError as error:
-            return error_response(request, error, target=target)
+            # The page is shown on a URL without the code (this one may be shared or logged).
+            log_error(error)
+            response = HttpResponseRedirect(error_url(error.key, target=target))
         except DatabaseError as error:
-            return database_error_response(request, error, target=target)
+            log_database_error(error)
+            response = HttpResponseRedirect(error_url(DATABASE_KEY, target=target))
+        return protect_callback_response(response)
 
     def _auto_login(self, request: HttpRequest) -> HttpResponse | None:
         patterns = _compiled(tuple(app_settings.AUTO_LOGIN_PATHS))

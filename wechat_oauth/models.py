@@ -29,6 +29,10 @@ class OAuthCodeUse(models.Model):
     app_id = models.CharField(_("app id"), max_length=64)
     code_hash = models.CharField(_("code hash"), max_length=64, help_text=_("HMAC-SHA256 of the code."))
     state_hash = models.CharField(_("state hash"), max_length=64, blank=True)
+    fingerprint = models.CharField(
+        _("browser fingerprint"), max_length=64, blank=True, editable=False,
+        help_text=_("Keyed hash of the first request's binding cookie and User-Agent: only "
+                    "duplicates from that browser are given its outcome."))
     status = models.CharField(_("status"), max_length=16, choices=Status.choices, default=Status.IN_FLIGHT)
 
     # The outcome a duplicate replays.

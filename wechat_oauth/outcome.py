@@ -28,6 +28,10 @@ class StoredOutcome:
     code_use_id: int
     first_seen_at: datetime
     status: str
+    #: The first request's login attempt and browser: a duplicate must match both (see
+    #: :func:`wechat_oauth.guard.duplicates.same_login`).
+    state_hash: str = ""
+    fingerprint: str = ""
     openid: str = ""
     unionid: str = ""
     scope: str = ""

@@ -8,6 +8,7 @@ error of the flow ever becomes a 500.
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse
@@ -19,6 +20,8 @@ from django.utils.translation import gettext_lazy as _
 
 from .exceptions import (
     BadCallback,
+    BindingMismatch,
+    BindingMissing,
     CodeSpent,
     ConfigurationError,
     ConsentRefused,
@@ -28,9 +31,11 @@ from .exceptions import (
     InvalidCode,
     InvalidState,
     SnapshotUser,
+    TooManyCodes,
     UpstreamError,
     UpstreamUnavailable,
     WeChatOAuthError,
+    error_class_for_key,
 )
 from .throttled_log import ThrottledLog
 
@@ -45,7 +50,12 @@ PAGES = (
      _("This login link was already used. Please log in again.")),
     ((InvalidState, InvalidCode, BadCallback), 400, _("Invalid login link"),
      _("This login link is not valid. Please log in again.")),
+    ((BindingMismatch, BindingMissing), 400, _("Login started elsewhere"),
+     _("This login was started in another browser. Please log in again here.")),
     (InactiveUser, 403, _("Account disabled"), _("This account is disabled.")),
+    (TooManyCodes, 429, _("Too many login attempts"),
+     _("There were too many login attempts from here. Please wait a few minutes, then log in "
+       "again.")),
     (ExchangeWaitTimeout, 503, _("Still logging you in"),
      _("Your login is still being completed. Please try again in a moment.")),
     (ConfigurationError, 503, _("WeChat login unavailable"),
@@ -72,30 +82,64 @@ def retry_url(target: str) -> str:
     return f"{reverse('wechat_oauth:login')}?{urlencode({'next': target})}"
 
 
-def error_response(request: HttpRequest, error: WeChatOAuthError, *, target: str) -> HttpResponse:
-    if isinstance(error, SnapshotUser):
-        return _page(request, "wechat_oauth/snapshot.html", 200, {})
-    status, title, message = next((status, title, message) for classes, status, title, message
-                                  in PAGES if isinstance(error, classes))
+#: Seconds a 429 page asks the browser to wait.
+TOO_MANY_RETRY_AFTER = 60
+#: The error key of the database page (not an exception class's).
+DATABASE_KEY = "database"
+
+
+def _page_of(error_class: type[WeChatOAuthError]) -> tuple[int, Any, Any]:
+    return next((status, title, message) for classes, status, title, message in PAGES
+                if issubclass(error_class, classes))
+
+
+def log_error(error: WeChatOAuthError) -> None:
+    """The app's one (redacted) log record of an error page."""
+    status, _title, _message = _page_of(type(error))
     logger.log(_log_level(error), "login page %s (%s): %s", status, error.key, error)
-    return _page(request, "wechat_oauth/error.html", status,
-                 {"title": title, "message": message, "retry_url": retry_url(target),
-                  "error_key": error.key})
+
+
+def error_response(request: HttpRequest, error: WeChatOAuthError, *, target: str) -> HttpResponse:
+    log_error(error)
+    return error_page(request, error.key, target=target)
+
+
+def error_page(request: HttpRequest, key: str, *, target: str) -> HttpResponse:
+    """The page of the error whose ``key`` is given (unknown keys: the generic 502 page)."""
+    if key == DATABASE_KEY:
+        status, title, message = DATABASE_PAGE
+    else:
+        error_class = error_class_for_key(key)
+        if issubclass(error_class, SnapshotUser):
+            return _page(request, "wechat_oauth/snapshot.html", 200, {})
+        status, title, message = _page_of(error_class)
+    response = _page(request, "wechat_oauth/error.html", status,
+                     {"title": title, "message": message, "retry_url": retry_url(target),
+                      "error_key": key})
+    if status == 503 and key == DATABASE_KEY:
+        response["Retry-After"] = "5"
+    elif status == 429:
+        response["Retry-After"] = str(TOO_MANY_RETRY_AFTER)
+    return response
+
+
+def error_url(key: str, *, target: str) -> str:
+    """Where the error page of ``key`` is shown on a URL that carries no code."""
+    return f"{reverse('wechat_oauth:error')}?{urlencode({'reason': key, 'next': target})}"
 
 
 #: An outage fails every login at once: its traceback once a minute, a line per login.
 _database_down = ThrottledLog(logger)
 
 
-def database_error_response(request: HttpRequest, error: DatabaseError, *, target: str) -> HttpResponse:
+def log_database_error(error: DatabaseError) -> None:
     if not _database_down.log(logging.ERROR, "login failed: database unavailable", exc_info=error):
         logger.error("login failed: database unavailable: %s: %s", type(error).__name__, error)
-    status, title, message = DATABASE_PAGE
-    response = _page(request, "wechat_oauth/error.html", status,
-                     {"title": title, "message": message, "retry_url": retry_url(target),
-                      "error_key": "database"})
-    response["Retry-After"] = "5"
-    return response
+
+
+def database_error_response(request: HttpRequest, error: DatabaseError, *, target: str) -> HttpResponse:
+    log_database_error(error)
+    return error_page(request, DATABASE_KEY, target=target)
 
 
 def _page(request: HttpRequest, template: str, status: int, context: dict[str, object]) -> HttpResponse:

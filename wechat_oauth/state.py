@@ -17,10 +17,14 @@ Why the state is built this way:
 * The nonce names the login attempt: two callbacks with different codes and one state are the
   same attempt. ``attempt`` (0: started by the user, 1: the automatic restart after a spent code)
   is signed so that a loop guard can trust it.
+* ``binding`` commits the state to the browser that started the login (see :mod:`.binding`): a
+  keyed hash of that browser's binding cookie, so the state can be checked against the cookie
+  when the callback has it, and still verified (as unbound) when WeChat's browser dropped it.
+  It is a one-way commitment: a leaked state does not reveal the cookie.
 
-Layout: ``version(1) issued(6, unix seconds) attempt(1 digit) nonce(22, 128 random bits)
-mac(22, HMAC-SHA256 truncated to 128 bits)``; the MAC covers the first 30 characters, the app id,
-the scope and the target.
+Layout (version 2): ``version(1) issued(6, unix seconds) attempt(1 digit) nonce(22, 128 random
+bits) binding(22) mac(22, HMAC-SHA256 truncated to 128 bits)``; the MAC covers the first 52
+characters, the app id, the scope and the target.
 """
 
 from __future__ import annotations
@@ -103,14 +107,20 @@ def b62encode_bytes(data: bytes) -> str:
 
 # -- State -------------------------------------------------------------------------------------
 
-VERSION = "1"
+VERSION = "2"
 _ISSUED_CHARS = 6  # 62**6 seconds: until the year 3769
 _NONCE_BYTES = 16
 _MAC_BYTES = 16
+#: Bytes of the binding commitment (see :func:`wechat_oauth.binding.commitment`).
+BINDING_BYTES = 16
 _NONCE_CHARS = b62_width(_NONCE_BYTES)  # 22
 _MAC_CHARS = b62_width(_MAC_BYTES)  # 22
-_BODY_CHARS = len(VERSION) + _ISSUED_CHARS + 1 + _NONCE_CHARS
-#: Length of every state this version issues (52).
+#: Characters of the binding commitment (22).
+BINDING_CHARS = b62_width(BINDING_BYTES)
+#: The binding of a state issued for no browser in particular (``issue_state`` without one).
+NO_BINDING = "0" * BINDING_CHARS
+_BODY_CHARS = len(VERSION) + _ISSUED_CHARS + 1 + _NONCE_CHARS + BINDING_CHARS
+#: Length of every state this version issues (74).
 STATE_LENGTH = _BODY_CHARS + _MAC_CHARS
 #: What WeChat accepts.
 WECHAT_MAX_STATE = 128
@@ -121,7 +131,8 @@ _MAC_SALT = "wechat_oauth.state.mac"
 
 _ISSUED = slice(len(VERSION), len(VERSION) + _ISSUED_CHARS)
 _ATTEMPT = _ISSUED.stop
-_NONCE = slice(_ATTEMPT + 1, _BODY_CHARS)
+_NONCE = slice(_ATTEMPT + 1, _ATTEMPT + 1 + _NONCE_CHARS)
+_BINDING = slice(_NONCE.stop, _BODY_CHARS)
 
 
 @dataclass(frozen=True)
@@ -132,6 +143,8 @@ class LoginState:
     nonce: str  # identifies the login attempt
     issued_at: datetime  # aware, UTC, whole seconds
     attempt: int  # 0: started by the user; 1: the automatic restart (loop guard)
+    #: Commitment to the starting browser's binding cookie; NO_BINDING when issued for none.
+    binding: str = NO_BINDING
 
 
 def issue_state(
@@ -140,11 +153,13 @@ def issue_state(
     scope: str | None = None,
     attempt: int = 0,
     app_id: str | None = None,
+    binding: str = NO_BINDING,
     now: datetime | None = None,
 ) -> LoginState:
     """A new state bound to ``target`` (the path and query the user returns to), scope and app.
 
-    ``scope`` and ``app_id`` default to the SCOPE and APP_ID settings.
+    ``scope`` and ``app_id`` default to the SCOPE and APP_ID settings. ``binding`` is the
+    commitment to the browser's binding cookie (:func:`wechat_oauth.binding.commitment`).
     """
     if not isinstance(target, str):
         raise TypeError("target must be a str")
@@ -153,11 +168,14 @@ def issue_state(
     issued = int(aware_utc(now).timestamp())
     if issued < 0:
         raise ValueError("now is before 1970")
+    if len(binding) != BINDING_CHARS or not _ALNUM.fullmatch(binding):
+        raise ValueError(f"binding must be {BINDING_CHARS} base62 characters")
     body = (
         VERSION
         + b62encode_int(issued, _ISSUED_CHARS)
         + str(attempt)
         + b62encode_bytes(secrets.token_bytes(_NONCE_BYTES))
+        + binding
     )
     mac = _mac(signing_keys()[0], body, *_context(target, scope, app_id))
     return LoginState(
@@ -165,6 +183,7 @@ def issue_state(
         nonce=body[_NONCE],
         issued_at=datetime.fromtimestamp(issued, UTC),
         attempt=attempt,
+        binding=binding,
     )
 
 
@@ -211,6 +230,7 @@ def verify_state(
         nonce=value[_NONCE],
         issued_at=datetime.fromtimestamp(issued, UTC),
         attempt=int(value[_ATTEMPT]),
+        binding=value[_BINDING],
     )
 
 

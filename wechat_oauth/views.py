@@ -1,4 +1,6 @@
-"""``login`` sends the browser to WeChat; ``callback`` is where WeChat sends it back.
+"""``login`` sends the browser to WeChat; ``callback`` is where WeChat sends it back;
+``confirm`` answers the "switch account?" page (see :mod:`.confirm`); ``error`` shows an error
+page of the middleware's logins on a URL without the code.
 
 Thin on purpose: the flow lives in :mod:`.flow`, the error pages in :mod:`.responses`.
 """
@@ -7,13 +9,20 @@ from __future__ import annotations
 
 from django.db import DatabaseError, transaction
 from django.http import HttpRequest, HttpResponse
+from django.utils.cache import add_never_cache_headers
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET
+from django.views.decorators.csrf import csrf_protect
+from django.views.decorators.http import require_GET, require_POST
 
+from . import confirm as confirmation
 from . import flow
 from .exceptions import BadCallback, WeChatOAuthError
-from .responses import database_error_response, error_response
+from .responses import database_error_response, error_page, error_response
 from .state import safe_next_url
+
+#: Headers of every response to a request that carried a code (the callback view's and the
+#: middleware's): the URL must not leave in a Referer, and no cache may keep the answer.
+NO_REFERRER = {"Referrer-Policy": "no-referrer"}
 
 
 def _next_of(request: HttpRequest) -> str:
@@ -45,6 +54,25 @@ def callback(request: HttpRequest) -> HttpResponse:
         response = error_response(request, error, target=_next_of(request))
     except DatabaseError as error:
         response = database_error_response(request, error, target=_next_of(request))
-    # The callback URL carries the code: never let it leave in a Referer header.
-    response["Referrer-Policy"] = "no-referrer"
+    return protect_callback_response(response)
+
+
+def protect_callback_response(response: HttpResponse) -> HttpResponse:
+    """The headers every answer to a URL carrying a code gets (view and middleware alike)."""
+    for name, value in NO_REFERRER.items():
+        response[name] = value
+    add_never_cache_headers(response)
     return response
+
+
+@require_POST
+@csrf_protect
+@never_cache
+def confirm(request: HttpRequest) -> HttpResponse:
+    return confirmation.complete(request)
+
+
+@require_GET
+@never_cache
+def error(request: HttpRequest) -> HttpResponse:
+    return error_page(request, str(request.GET.get("reason", "")), target=_next_of(request))

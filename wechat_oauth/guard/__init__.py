@@ -12,6 +12,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import replace
 from functools import partial
+from typing import TYPE_CHECKING
 
 from django.utils import timezone
 
@@ -21,8 +22,11 @@ from ..exceptions import InvalidCode, WeChatOAuthError
 from ..hashing import code_hash, state_hash
 from ..outcome import StoredOutcome
 from .cache import CLAIMED, IN_FLIGHT, REPLAY, WAIT_MARGIN, CacheFront, cache_front
-from .database import Claim, DatabaseGuard
-from .duplicates import Exchange, answer_duplicate
+from .database import DatabaseGuard
+from .duplicates import Claim, Exchange, answer_duplicate
+
+if TYPE_CHECKING:
+    from ..budget import CodeBudget
 
 logger = logging.getLogger("wechat_oauth.exchange")
 
@@ -67,6 +71,8 @@ def exchange_once(
     *,
     state: str = "",
     resent: bool = False,
+    fingerprint: str = "",
+    budget: CodeBudget | None = None,
     client: WeChatClient | None = None,
     using: str | None = None,
 ) -> Exchange:
@@ -78,14 +84,17 @@ def exchange_once(
     :class:`~wechat_oauth.exceptions.InvalidCode` for input that cannot be a code.
 
     ``resent`` marks a request that carried WeChat's ``uin``/``key``/``pass_ticket`` re-send
-    parameters (recorded for the admin). ``using`` picks a database alias (default: the
-    router's choice for OAuthCodeUse).
+    parameters (recorded for the admin). A duplicate is given the stored outcome only when its
+    ``state`` and ``fingerprint`` (the browser, see :func:`wechat_oauth.binding.fingerprint`)
+    equal the first request's; otherwise it gets :class:`~wechat_oauth.exceptions.ReplayRefused`.
+    ``budget`` (see :mod:`wechat_oauth.budget`) is charged when this request holds a new code.
+    ``using`` picks a database alias (default: the router's choice for OAuthCodeUse).
     """
     code = validate_code(code)
     client = client or get_client()
     call: Callable[[], TokenResult] = partial(_exchange_with_profile, client, code)
-    claim = Claim(app_id=client.app_id, code_hash=code_hash(code),
-                  state_hash=state_hash(state), resent=resent, arrival=timezone.now())
+    claim = Claim(app_id=client.app_id, code_hash=code_hash(code), state_hash=state_hash(state),
+                  resent=resent, arrival=timezone.now(), fingerprint=fingerprint, budget=budget)
     front = cache_front()
     if front is None:
         return DatabaseGuard(using).exchange(call, claim)
@@ -97,15 +106,13 @@ def _exchange_through_front(front: CacheFront, call: Callable[[], TokenResult], 
     """Redis answers what it can; whatever it cannot goes to the database guard unchanged."""
     keys = front.keys(claim.app_id, claim.code_hash)
     entry = front.enter(keys, arrival=claim.arrival, resent=claim.resent)
-    if entry.kind == REPLAY:
-        return answer_duplicate(entry.outcome, code_hash=claim.code_hash, arrival=claim.arrival,
-                                waited=False, source="cache")
+    if entry.kind == REPLAY and entry.outcome is not None:
+        return answer_duplicate(entry.outcome, claim, waited=False, source="cache")
     if entry.kind == IN_FLIGHT:
         up_to = min(app_settings.wait_timeout, entry.flight_ttl_ms / 1000 + WAIT_MARGIN)
         outcome = front.wait(keys, arrival=claim.arrival, resent=claim.resent, up_to=up_to)
         if outcome is not None:
-            return answer_duplicate(outcome, code_hash=claim.code_hash, arrival=claim.arrival,
-                                    waited=True, source="cache")
+            return answer_duplicate(outcome, claim, waited=True, source="cache")
     published: list[StoredOutcome] = []
 
     def publish(outcome: StoredOutcome) -> None:

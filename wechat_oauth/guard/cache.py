@@ -32,8 +32,10 @@ from django.core.signals import setting_changed
 from django.db.models import F
 from django.dispatch import receiver
 from django.utils import timezone
+from django.utils.crypto import constant_time_compare
 
 from ..conf import app_settings
+from ..hashing import keyed_hash, signing_keys
 from ..models import OAuthCodeUse
 from ..outcome import StoredOutcome
 from ..throttled_log import ThrottledLog
@@ -139,7 +141,8 @@ class CacheFront:
         with self._degrade():
             kind, value = self._enter(**self._script_arguments(keys, arrival, resent))
             if kind == REPLAY:
-                return Entry(REPLAY, outcome=StoredOutcome.from_json(value))
+                outcome = open_outcome(value)
+                return Entry(REPLAY, outcome=outcome) if outcome is not None else Entry(BYPASS)
             return Entry(kind, flight_ttl_ms=int(value or 0))
         return Entry(BYPASS)
 
@@ -157,13 +160,13 @@ class CacheFront:
             if popped is None:
                 return None
             result = self._woken(**self._script_arguments(keys, arrival, resent))
-            return StoredOutcome.from_json(result) if result is not None else None
+            return open_outcome(result) if result is not None else None
         return None
 
     def publish(self, keys: CodeKeys, outcome: StoredOutcome) -> None:
         """Store a committed outcome until the window closes, and wake the waiters."""
         ttl_ms = round((outcome.window_closes_at - timezone.now()).total_seconds() * 1000)
-        self._finish(keys, outcome.to_json() if ttl_ms > 0 else "", ttl_ms)
+        self._finish(keys, seal_outcome(outcome) if ttl_ms > 0 else "", ttl_ms)
 
     def release(self, keys: CodeKeys) -> None:
         """No outcome to publish (the claim was rolled back): send waiters to the database."""
@@ -183,6 +186,31 @@ class CacheFront:
             yield
         except RedisError as error:
             _warn_unavailable(self.alias, error)
+
+
+#: Hex characters of the MAC in front of each outcome the front stores.
+_MAC_CHARS = 64
+
+
+def seal_outcome(outcome: StoredOutcome) -> str:
+    """The outcome's JSON behind its HMAC: Redis is not trusted to mint logins."""
+    text = outcome.to_json()
+    return keyed_hash("cache.outcome", text) + text
+
+
+def open_outcome(value: str | bytes) -> StoredOutcome | None:
+    """The outcome a sealed value holds, or None (logged) when its MAC does not verify under
+    any signing key: whoever can write to the Redis server must not be able to log anyone in
+    as any openid. The request then goes to the database, which decides."""
+    text = value.decode() if isinstance(value, bytes) else value
+    mac, body = text[:_MAC_CHARS], text[_MAC_CHARS:]
+    if any(constant_time_compare(mac, keyed_hash("cache.outcome", body, secret=key))
+           for key in signing_keys()):
+        return StoredOutcome.from_json(body)
+    _forged.log(logging.ERROR, "cache front: an outcome in Redis failed its MAC check and was "
+                "ignored (someone else writes to this Redis, or HASH_KEY/SECRET_KEY differ "
+                "between servers)")
+    return None
 
 
 def _blocking_client(client: Any) -> Any:
@@ -237,6 +265,7 @@ def _fold_one(app_id: str, code_hash: str, counters: dict[bytes, bytes]) -> int:
 
 
 _unavailable = ThrottledLog(logger)
+_forged = ThrottledLog(logger)
 
 
 def _warn_unavailable(alias: str, error: Exception) -> None:

@@ -52,8 +52,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import datetime
 from functools import partial
 from typing import TYPE_CHECKING
 
@@ -73,13 +71,14 @@ from ..conf import app_settings
 from ..exceptions import (
     ConfigurationError,
     ExchangeWaitTimeout,
+    TooManyCodes,
     UpstreamUnavailable,
     WeChatOAuthError,
 )
 from ..models import OAuthCodeUse
 from ..outcome import StoredOutcome
 from ..signals import code_exchanged, exchange_failed
-from .duplicates import Exchange, answer_duplicate, gap_ms
+from .duplicates import Claim, Exchange, answer_duplicate, gap_ms
 
 if TYPE_CHECKING:
     from ..client import TokenResult
@@ -88,17 +87,6 @@ logger = logging.getLogger("wechat_oauth.exchange")
 
 #: SQLSTATE of PostgreSQL's "lock_not_available" (lock_timeout expired).
 LOCK_NOT_AVAILABLE = "55P03"
-
-
-@dataclass(frozen=True)
-class Claim:
-    """One request's claim on a code: what the row records about its arrival."""
-
-    app_id: str
-    code_hash: str
-    state_hash: str
-    resent: bool
-    arrival: datetime
 
 
 class _LostRace(Exception):
@@ -129,7 +117,7 @@ class DatabaseGuard:
         except _LostRace:
             row = OAuthCodeUse.objects.using(self.using).get(app_id=claim.app_id,
                                                              code_hash=claim.code_hash)
-        return self._absorb_duplicate(row, arrival=claim.arrival, resent=claim.resent)
+        return self._absorb_duplicate(row, claim)
 
     # -- the holder ------------------------------------------------------------------------
 
@@ -141,11 +129,12 @@ class DatabaseGuard:
                 try:
                     row = OAuthCodeUse.objects.using(self.using).create(
                         app_id=claim.app_id, code_hash=code_hash, state_hash=claim.state_hash,
-                        resent_variant_seen=claim.resent, first_seen_at=claim.arrival,
-                        last_seen_at=claim.arrival)
+                        fingerprint=claim.fingerprint, resent_variant_seen=claim.resent,
+                        first_seen_at=claim.arrival, last_seen_at=claim.arrival)
                 except IntegrityError:
                     raise _LostRace from None
                 # This transaction now holds the code: twins wait until it ends.
+                self._admit(claim)
                 token, error = self._call_upstream(call, row)
                 row.save(using=self.using, update_fields=OAuthCodeUse.OUTCOME_FIELDS)
                 if self.on_outcome is not None:
@@ -164,6 +153,8 @@ class DatabaseGuard:
             raise
 
         if error is not None:
+            if claim.budget is not None:
+                claim.budget.charge(error)
             level = logging.ERROR if isinstance(error, ConfigurationError) else logging.WARNING
             logger.log(level, "exchange of code %s failed: %s", code_hash[:12], error)
             exchange_failed.send(sender=OAuthCodeUse, code_use=row, error=error)
@@ -173,6 +164,16 @@ class DatabaseGuard:
                     row.exchange_ms)
         code_exchanged.send(sender=OAuthCodeUse, code_use=row, token=token)
         return Exchange(token=token, duplicate=False, code_use_id=row.pk)
+
+    @staticmethod
+    def _admit(claim: Claim) -> None:
+        """A new code: within its login attempt's and its client's budget, or released."""
+        if claim.budget is None:
+            return
+        try:
+            claim.budget.admit()
+        except TooManyCodes as refused:
+            raise _ReleaseClaim(refused) from None
 
     def _call_upstream(self, call: Callable[[], TokenResult], row: OAuthCodeUse
                        ) -> tuple[TokenResult | None, WeChatOAuthError | None]:
@@ -214,8 +215,8 @@ class DatabaseGuard:
 
     # -- duplicates ------------------------------------------------------------------------
 
-    def _absorb_duplicate(self, row: OAuthCodeUse, *, arrival: datetime, resent: bool) -> Exchange:
-        outcome = row.outcome
+    def _absorb_duplicate(self, row: OAuthCodeUse, claim: Claim) -> Exchange:
+        outcome, arrival, resent = row.outcome, claim.arrival, claim.resent
         changes = {
             "duplicates": F("duplicates") + 1,
             "last_seen_at": Greatest(F("last_seen_at"), arrival),
@@ -231,5 +232,4 @@ class DatabaseGuard:
         if self.on_outcome is not None:
             self.on_outcome(outcome)
         waited = row.completed_at is not None and arrival < row.completed_at
-        return answer_duplicate(outcome, code_hash=row.code_hash, arrival=arrival,
-                                waited=waited, source="database", code_use=row)
+        return answer_duplicate(outcome, claim, waited=waited, source="database", code_use=row)
