@@ -192,6 +192,37 @@ def test_no_add_no_delete_no_change(admin_client):
     assert [name for name, _label in actions if name] == ["purge_expired"]
 
 
+# -- no filtering by token ------------------------------------------------------------------
+
+
+TOKEN_LOOKUPS = [
+    "access_token=ACCESS-a1", "access_token__startswith=A", "access_token__gte=ACCESS-m",
+    "access_token__regex=^ACCESS-a", "access_token__isnull=False",
+    "refresh_token__gte=m", "refresh_token__lt=m", "refresh_token__contains=refresh-a",
+    "refresh_token__in=refresh-a1,refresh-x", "refresh_token__iexact=REFRESH-A1",
+    "profile__nickname=Alice", "profile__nickname__startswith=A", "profile__has_key=nickname",
+    "profile__isnull=True", "profile=null",
+]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("who", ["superuser", "viewer"])
+@pytest.mark.parametrize("lookup", TOKEN_LOOKUPS)
+def test_changelist_cannot_be_filtered_by_a_token_or_the_profile(admin_client, client, who, lookup):
+    """A filter on a stored token would let anyone who can see the list guess it by bisection."""
+    code_use(access_token="ACCESS-a1", refresh_token="refresh-a1", profile={"nickname": "Alice"})
+    code_use(access_token="ACCESS-z9", refresh_token="refresh-z9", profile={"nickname": "Zed"})
+    code_use()  # tokens already scrubbed
+    if who == "viewer":
+        client.force_login(staff_member("view_oauthcodeuse", username="viewer"))
+    browser = admin_client if who == "superuser" else client
+
+    response = browser.get(f"{CHANGELIST}?{lookup}")
+
+    assert response.status_code == 400, listed(response) if response.status_code == 200 else response
+    assert b"ACCESS-" not in response.content and b"refresh-" not in response.content
+
+
 # -- the summary -----------------------------------------------------------------------------
 
 

@@ -29,6 +29,7 @@ from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.db import connections
 from django.db.models import Count, Max, Min, Model, Q, QuerySet, Sum
+from django.db.models.constants import LOOKUP_SEP
 from django.http import HttpRequest, HttpResponse
 from django.urls import NoReverseMatch, reverse
 from django.utils import formats, timezone
@@ -280,6 +281,18 @@ class OAuthCodeUseAdmin(admin.ModelAdmin):
     def get_queryset(self, request: HttpRequest) -> QuerySet[OAuthCodeUse]:
         # The tokens and the profile stay in the database: they never reach a template.
         return super().get_queryset(request).defer(*OAuthCodeUse.TOKEN_FIELDS)
+
+    def lookup_allowed(self, lookup: str, value: str, request: HttpRequest | None = None) -> bool:
+        """No filter on a token or the profile, for anyone, superusers included.
+
+        Django allows a change list lookup on any local field from the query string
+        (``?refresh_token__gte=m``): which rows a page lists would tell whoever may view it
+        whether each stored token sorts above a guess, and a token falls to bisection. Django
+        answers such a request with a 400 (DisallowedModelAdminLookup).
+        """
+        if lookup.split(LOOKUP_SEP, 1)[0] in OAuthCodeUse.TOKEN_FIELDS:
+            return False
+        return super().lookup_allowed(lookup, value, request)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
