@@ -27,6 +27,11 @@ def user_named(username: str) -> Any:
     return get_user_model().objects.create_user(username)
 
 
+def create_user_named_taken(token: TokenResult, profile: Any) -> Any:
+    """A site's CREATE_USER hook whose username is not unique per identity."""
+    return get_user_model().objects.create_user("taken")
+
+
 # -- the default hook picks a free username ----------------------------------------------------
 
 
@@ -86,3 +91,26 @@ def test_a_fresh_username_fits_the_username_field(openid_length):
     assert second.get_username() != first.get_username()
     assert len(second.get_username()) <= max_length
     assert second.get_username().startswith(f"wx_{openid}"[:max_length - 7])
+
+
+# -- a site's hook that fails ------------------------------------------------------------------
+
+
+@pytest.fixture
+def failing_hook(settings: Any) -> None:
+    settings.WECHAT_OAUTH = {**settings.WECHAT_OAUTH,
+                             "CREATE_USER": "tests.test_identity.create_user_named_taken"}
+    user_named("taken")
+
+
+@pytest.mark.usefixtures("failing_hook")
+def test_a_create_user_hook_that_hits_a_unique_constraint_shows_a_readable_page(client, fake_wechat):
+    response = log_in(client, "o_z")
+
+    assert response.status_code == 503
+    html = response.content.decode()
+    assert "Could not link your WeChat account" in html
+    assert "could not link it to an account on this site" in html
+    assert whoami(client)["user"] is None
+    assert not WeChatAccount.objects.exists()
+    assert get_user_model().objects.count() == 1

@@ -222,6 +222,14 @@ class InactiveUser(WeChatOAuthError):
     key = "inactive_user"
     default_message = "The linked user account is disabled"
 
+
+class AccountLinkFailed(WeChatOAuthError):
+    """A new WeChat identity could not be linked: creating its user (the CREATE_USER hook)
+    hit a unique constraint, and no concurrent login had linked the identity either."""
+
+    key = "link_failed"
+    default_message = "The WeChat identity could not be linked to a user"
+
 ERRCODE_CLASSES: dict[int, type[UpstreamError]] = {
     -1: UpstreamBusy,
     40001: InvalidCredentials,

@@ -18,6 +18,7 @@ from django.utils.http import urlencode
 from django.utils.translation import gettext_lazy as _
 
 from .exceptions import (
+    AccountLinkFailed,
     BadCallback,
     CodeSpent,
     ConfigurationError,
@@ -46,6 +47,9 @@ PAGES = (
     ((InvalidState, InvalidCode, BadCallback), 400, _("Invalid login link"),
      _("This login link is not valid. Please log in again.")),
     (InactiveUser, 403, _("Account disabled"), _("This account is disabled.")),
+    (AccountLinkFailed, 503, _("Could not link your WeChat account"),
+     _("WeChat confirmed who you are, but we could not link it to an account on this site. "
+       "Please try again later.")),
     (ExchangeWaitTimeout, 503, _("Still logging you in"),
      _("Your login is still being completed. Please try again in a moment.")),
     (ConfigurationError, 503, _("WeChat login unavailable"),
