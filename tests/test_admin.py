@@ -436,6 +436,17 @@ def test_staff_cannot_link_a_wechat_account_to_a_superuser_or_staff_member(accou
 
 
 @pytest.mark.django_db
+def test_the_refusal_to_link_a_superuser_in_chinese(account_editor):
+    account = account_of(get_user_model().objects.create_user("wx_o_mallory"))
+    root = get_user_model().objects.create_superuser("root", password="x")
+
+    response = account_editor.post(account_change_url(account), {"user": root.pk, "_save": "Save"},
+                                   HTTP_ACCEPT_LANGUAGE="zh-hans")
+
+    assert "只有超级用户才能将微信账号关联到工作人员或超级用户。" in response.content.decode()
+
+
+@pytest.mark.django_db
 @pytest.mark.parametrize("owner", ["superuser", "staff"])
 def test_staff_cannot_relink_the_account_of_a_superuser_or_staff_member(account_editor, owner):
     users = get_user_model().objects

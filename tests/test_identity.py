@@ -114,3 +114,13 @@ def test_a_create_user_hook_that_hits_a_unique_constraint_shows_a_readable_page(
     assert whoami(client)["user"] is None
     assert not WeChatAccount.objects.exists()
     assert get_user_model().objects.count() == 1
+
+
+@pytest.mark.usefixtures("failing_hook")
+def test_the_page_of_a_failing_hook_in_chinese(fake_wechat):
+    browser = Client(headers={"accept-language": "zh-hans"})
+
+    response = log_in(browser, "o_z")
+
+    assert response.status_code == 503
+    assert "无法关联您的微信账号" in response.content.decode()
