@@ -192,6 +192,37 @@ def test_no_add_no_delete_no_change(admin_client):
     assert [name for name, _label in actions if name] == ["purge_expired"]
 
 
+# -- no filtering by token ------------------------------------------------------------------
+
+
+TOKEN_LOOKUPS = [
+    "access_token=ACCESS-a1", "access_token__startswith=A", "access_token__gte=ACCESS-m",
+    "access_token__regex=^ACCESS-a", "access_token__isnull=False",
+    "refresh_token__gte=m", "refresh_token__lt=m", "refresh_token__contains=refresh-a",
+    "refresh_token__in=refresh-a1,refresh-x", "refresh_token__iexact=REFRESH-A1",
+    "profile__nickname=Alice", "profile__nickname__startswith=A", "profile__has_key=nickname",
+    "profile__isnull=True", "profile=null",
+]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("who", ["superuser", "viewer"])
+@pytest.mark.parametrize("lookup", TOKEN_LOOKUPS)
+def test_changelist_cannot_be_filtered_by_a_token_or_the_profile(admin_client, client, who, lookup):
+    """A filter on a stored token would let anyone who can see the list guess it by bisection."""
+    code_use(access_token="ACCESS-a1", refresh_token="refresh-a1", profile={"nickname": "Alice"})
+    code_use(access_token="ACCESS-z9", refresh_token="refresh-z9", profile={"nickname": "Zed"})
+    code_use()  # tokens already scrubbed
+    if who == "viewer":
+        client.force_login(staff_member("view_oauthcodeuse", username="viewer"))
+    browser = admin_client if who == "superuser" else client
+
+    response = browser.get(f"{CHANGELIST}?{lookup}")
+
+    assert response.status_code == 400, listed(response) if response.status_code == 200 else response
+    assert b"ACCESS-" not in response.content and b"refresh-" not in response.content
+
+
 # -- the summary -----------------------------------------------------------------------------
 
 
@@ -355,6 +386,117 @@ def test_accounts_list_search_and_read_only_identity(admin_client):
     account.refresh_from_db()
     assert (account.user, account.openid, account.app_id) == (other, "o_alice", "wxapp")
     assert admin_client.get(reverse("admin:wechat_oauth_wechataccount_add")).status_code == 403
+
+
+def staff_member(*permissions: str, username: str = "mallory") -> Any:
+    """A staff user (not a superuser) holding ``permissions`` (codenames) of this app."""
+    staff = get_user_model().objects.create_user(username, password="x", is_staff=True)
+    staff.user_permissions.add(*Permission.objects.filter(content_type__app_label="wechat_oauth",
+                                                          codename__in=permissions))
+    return staff
+
+
+def account_of(user: Any, openid: str = "o_mallory") -> WeChatAccount:
+    return WeChatAccount.objects.create(user=user, app_id="wxapp", openid=openid)
+
+
+def account_change_url(account: WeChatAccount) -> str:
+    return reverse("admin:wechat_oauth_wechataccount_change", args=[account.pk])
+
+
+def relink(client: Any, account: WeChatAccount, user: Any) -> Any:
+    """Save the account's change page with ``user`` as its user."""
+    return client.post(account_change_url(account), {"user": user.pk, "_save": "Save"})
+
+
+@pytest.fixture
+def account_editor(client: Any) -> Any:
+    """A client logged in as a staff member who may view and change WeChat accounts."""
+    client.force_login(staff_member("view_wechataccount", "change_wechataccount"))
+    return client
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("target", ["superuser", "staff"])
+def test_staff_cannot_link_a_wechat_account_to_a_superuser_or_staff_member(account_editor, target):
+    users = get_user_model().objects
+    privileged = (users.create_superuser("root", password="x") if target == "superuser"
+                  else users.create_user("colleague", is_staff=True))
+    ordinary = users.create_user("wx_o_mallory")
+    account = account_of(ordinary)  # the staff member's own WeChat, linked to an ordinary user
+
+    response = relink(account_editor, account, privileged)
+
+    assert response.status_code == 200  # the form again, with the error
+    assert response.context["adminform"].form.errors["user"] == [
+        "Only a superuser can link a WeChat account to a staff member or a superuser."]
+    assert "Only a superuser can link a WeChat account to a staff member" in response.content.decode()
+    account.refresh_from_db()
+    assert account.user == ordinary
+
+
+@pytest.mark.django_db
+def test_the_refusal_to_link_a_superuser_in_chinese(account_editor):
+    account = account_of(get_user_model().objects.create_user("wx_o_mallory"))
+    root = get_user_model().objects.create_superuser("root", password="x")
+
+    response = account_editor.post(account_change_url(account), {"user": root.pk, "_save": "Save"},
+                                   HTTP_ACCEPT_LANGUAGE="zh-hans")
+
+    assert "只有超级用户才能将微信账号关联到工作人员或超级用户。" in response.content.decode()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("owner", ["superuser", "staff"])
+def test_staff_cannot_relink_the_account_of_a_superuser_or_staff_member(account_editor, owner):
+    users = get_user_model().objects
+    privileged = (users.create_superuser("root", password="x") if owner == "superuser"
+                  else users.create_user("colleague", is_staff=True))
+    account = account_of(privileged, openid="o_root")
+    ordinary = users.create_user("wx_o_mallory")
+
+    page = account_editor.get(account_change_url(account))
+    response = relink(account_editor, account, ordinary)
+
+    assert page.status_code == 200
+    assert "user" not in page.context["adminform"].form.fields  # shown, read-only
+    assert privileged.get_username() in page.content.decode()
+    assert response.status_code == 302
+    account.refresh_from_db()
+    assert account.user == privileged
+
+
+@pytest.mark.django_db
+def test_superuser_can_link_accounts_to_and_from_superusers(admin_client, admin_user):
+    users = get_user_model().objects
+    ordinary = users.create_user("wx_o_someone")
+    colleague = users.create_user("colleague", is_staff=True)
+    account = account_of(ordinary)
+
+    assert relink(admin_client, account, admin_user).status_code == 302
+    account.refresh_from_db()
+    assert account.user == admin_user
+    assert relink(admin_client, account, colleague).status_code == 302
+    account.refresh_from_db()
+    assert account.user == colleague
+    assert relink(admin_client, account, ordinary).status_code == 302
+    account.refresh_from_db()
+    assert account.user == ordinary
+
+
+@pytest.mark.django_db
+def test_staff_can_relink_an_account_between_ordinary_users(account_editor):
+    users = get_user_model().objects
+    before, after = users.create_user("wx_o_before"), users.create_user("after")
+    account = account_of(before)
+
+    page = account_editor.get(account_change_url(account))
+    response = relink(account_editor, account, after)
+
+    assert "user" in page.context["adminform"].form.fields
+    assert response.status_code == 302
+    account.refresh_from_db()
+    assert account.user == after
 
 
 # -- no secret on any page -------------------------------------------------------------------

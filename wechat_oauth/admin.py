@@ -7,7 +7,9 @@ no facet counts, and queries that stay few and fixed per page. Tokens and profil
 keeps during the dedupe window are neither shown nor loaded.
 
 ``WeChatAccount`` lists the WeChat identities linked to users; the identity itself is read-only
-(only the linked user can be changed).
+(only the linked user can be changed). Whoever controls a WeChat identity logs in as its user,
+so re-linking is guarded: only a superuser may link an account to, or away from, a staff member
+or a superuser.
 """
 
 from __future__ import annotations
@@ -18,13 +20,16 @@ from datetime import date, datetime, timedelta
 from functools import cached_property
 from typing import Any
 
+from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.views.main import ChangeList
 from django.contrib.auth import get_permission_codename, get_user_model
 from django.core.cache import cache
+from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.db import connections
 from django.db.models import Count, Max, Min, Model, Q, QuerySet, Sum
+from django.db.models.constants import LOOKUP_SEP
 from django.http import HttpRequest, HttpResponse
 from django.urls import NoReverseMatch, reverse
 from django.utils import formats, timezone
@@ -277,6 +282,18 @@ class OAuthCodeUseAdmin(admin.ModelAdmin):
         # The tokens and the profile stay in the database: they never reach a template.
         return super().get_queryset(request).defer(*OAuthCodeUse.TOKEN_FIELDS)
 
+    def lookup_allowed(self, lookup: str, value: str, request: HttpRequest | None = None) -> bool:
+        """No filter on a token or the profile, for anyone, superusers included.
+
+        Django allows a change list lookup on any local field from the query string
+        (``?refresh_token__gte=m``): which rows a page lists would tell whoever may view it
+        whether each stored token sorts above a guess, and a token falls to bisection. Django
+        answers such a request with a 400 (DisallowedModelAdminLookup).
+        """
+        if lookup.split(LOOKUP_SEP, 1)[0] in OAuthCodeUse.TOKEN_FIELDS:
+            return False
+        return super().lookup_allowed(lookup, value, request)
+
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
@@ -357,11 +374,39 @@ class OAuthCodeUseAdmin(admin.ModelAdmin):
 User = get_user_model()
 
 
+def is_privileged(user: Any) -> bool:
+    """Whether ``user`` may use the admin (staff) or holds every permission (superuser)."""
+    return bool(getattr(user, "is_staff", False) or getattr(user, "is_superuser", False))
+
+
+class WeChatAccountForm(forms.ModelForm):
+    """The account's change form: refuses a staff member or superuser as the new user unless
+    :attr:`may_link_privileged` (set per request by :meth:`WeChatAccountAdmin.get_form`)."""
+
+    may_link_privileged: bool = False
+
+    def clean_user(self) -> Any:
+        user = self.cleaned_data["user"]
+        if is_privileged(user) and not self.may_link_privileged:
+            raise ValidationError(
+                _("Only a superuser can link a WeChat account to a staff member or a superuser."),
+                code="privileged_user")
+        return user
+
+
 @admin.register(WeChatAccount)
 class WeChatAccountAdmin(admin.ModelAdmin):
     """WeChat identities and their users. Accounts are created by logging in; the identity
     (app id, openid, unionid) and the profile WeChat sent are read-only; the user can be
-    re-linked, and deleting an account unlinks that identity."""
+    re-linked, and deleting an account unlinks that identity.
+
+    Re-linking hands a WeChat identity the login of a user: a staff member who may change
+    accounts could otherwise link their own WeChat to a superuser and log in as them. Unless
+    the admin user is a superuser, the user field is read-only on an account linked to a staff
+    member or a superuser, and the form refuses one as the new user.
+    """
+
+    form = WeChatAccountForm
 
     list_display = ("openid", "user_link", "app_id", "unionid", "nickname", "last_login_at", "created_at")
     # The user column links to the user's own admin page; the account's page opens from openid.
@@ -385,6 +430,24 @@ class WeChatAccountAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
+
+    def may_link_privileged(self, request: HttpRequest) -> bool:
+        """Whether the admin user may link accounts to and from staff members and superusers."""
+        return bool(getattr(request.user, "is_superuser", False))
+
+    def get_readonly_fields(self, request: HttpRequest, obj: WeChatAccount | None = None
+                            ) -> tuple[str, ...]:
+        readonly = tuple(super().get_readonly_fields(request, obj))
+        if obj is not None and is_privileged(obj.user) and not self.may_link_privileged(request):
+            return ("user", *readonly)
+        return readonly
+
+    def get_form(self, request: HttpRequest, obj: WeChatAccount | None = None, change: bool = False,
+                 **kwargs: Any) -> type[forms.ModelForm]:
+        form = super().get_form(request, obj, change, **kwargs)
+        # A class of its own per call (modelform_factory), so the flag is this request's only.
+        form.may_link_privileged = self.may_link_privileged(request)
+        return form
 
     @admin.display(description=_("user"), ordering=f"user__{User.USERNAME_FIELD}")
     def user_link(self, obj: WeChatAccount) -> str:

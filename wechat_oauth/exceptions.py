@@ -254,6 +254,14 @@ class TooManyCodes(WeChatOAuthError):
     key = "too_many_codes"
     default_message = "Too many login codes from this client"
 
+
+class AccountLinkFailed(WeChatOAuthError):
+    """A new WeChat identity could not be linked: creating its user (the CREATE_USER hook)
+    hit a unique constraint, and no concurrent login had linked the identity either."""
+
+    key = "link_failed"
+    default_message = "The WeChat identity could not be linked to a user"
+
 ERRCODE_CLASSES: dict[int, type[UpstreamError]] = {
     -1: UpstreamBusy,
     40001: InvalidCredentials,

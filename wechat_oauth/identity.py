@@ -6,9 +6,11 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from django.db import IntegrityError, transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from .conf import app_settings
+from .exceptions import AccountLinkFailed
 from .models import WeChatAccount
 
 if TYPE_CHECKING:
@@ -27,7 +29,9 @@ def link_account(token: TokenResult, *, app_id: str | None = None,
     Race-safe: two requests linking one new openid at once (WeChat's duplicate callbacks, or
     two codes for one login) both create a user and an account inside a transaction; the
     account's unique (app_id, openid) constraint lets one commit, the other rolls back, user
-    included, and returns the winner's account. Exactly one user per identity.
+    included, and returns the winner's account. Exactly one user per identity. An
+    IntegrityError with no winner's account behind it (a CREATE_USER hook whose user collides
+    with an existing one) raises :class:`~wechat_oauth.exceptions.AccountLinkFailed`.
 
     ``refresh=False`` leaves an existing account as it is: a duplicate callback of a login
     has nothing new to write (the first request for its code updated the same row).
@@ -41,12 +45,27 @@ def link_account(token: TokenResult, *, app_id: str | None = None,
             with transaction.atomic():
                 account = _create(token, app_id)
                 created = True
-        except IntegrityError:
-            account = accounts.get(app_id=app_id, openid=token.openid)
-            logger.info("openid %s was linked by a concurrent login", token.openid)
+        except IntegrityError as error:
+            account = _linked_concurrently(accounts, app_id, token.openid, error)
     if not created and refresh:
         _refresh(account, token)
     return account, created
+
+
+def _linked_concurrently(accounts: QuerySet[WeChatAccount], app_id: str, openid: str,
+                         error: IntegrityError) -> WeChatAccount:
+    """The account a concurrent first login of ``openid`` committed, whose user or account
+    INSERT made ours fail; :class:`AccountLinkFailed` if there is none, since the
+    IntegrityError then came from something else (a CREATE_USER hook whose user collides with
+    an existing one), which no retry of this login would change."""
+    account = accounts.filter(app_id=app_id, openid=openid).first()
+    if account is None:
+        logger.error("openid %s could not be linked: creating its user or account failed "
+                     "and no concurrent login linked it (check CREATE_USER)", openid,
+                     exc_info=error)
+        raise AccountLinkFailed() from error
+    logger.info("openid %s was linked by a concurrent login", openid)
+    return account
 
 
 def _create(token: TokenResult, app_id: str) -> WeChatAccount:

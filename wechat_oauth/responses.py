@@ -19,6 +19,7 @@ from django.utils.http import urlencode
 from django.utils.translation import gettext_lazy as _
 
 from .exceptions import (
+    AccountLinkFailed,
     BadCallback,
     BindingMismatch,
     BindingMissing,
@@ -56,6 +57,9 @@ PAGES = (
     (TooManyCodes, 429, _("Too many login attempts"),
      _("There were too many login attempts from here. Please wait a few minutes, then log in "
        "again.")),
+    (AccountLinkFailed, 503, _("Could not link your WeChat account"),
+     _("WeChat confirmed who you are, but we could not link it to an account on this site. "
+       "Please try again later.")),
     (ExchangeWaitTimeout, 503, _("Still logging you in"),
      _("Your login is still being completed. Please try again in a moment.")),
     (ConfigurationError, 503, _("WeChat login unavailable"),

@@ -5,24 +5,52 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from django.contrib.auth import get_user_model
+from django.utils.crypto import get_random_string
 
 if TYPE_CHECKING:
     from .client import TokenResult, UserInfo
 
+#: Characters of the suffix that tells apart a username whose ``wx_<openid>`` was taken.
+SUFFIX_LENGTH = 6
+SUFFIX_CHARS = "abcdefghijklmnopqrstuvwxyz0123456789"
+#: Suffixes tried before giving up (the hook's IntegrityError then ends in a readable page).
+SUFFIX_ATTEMPTS = 5
+
 
 def create_user(token: TokenResult, profile: UserInfo | None) -> Any:
-    """A user named ``wx_<openid>`` with no usable password and the nickname as first name.
+    """A user named after the openid, with no usable password and the nickname as first name.
 
-    The username is derived from the openid, so two racing first logins of one identity try
-    to create the same user and the database keeps one (see :func:`identity.link_account`).
+    The username is ``wx_<openid>``, so two racing first logins of one identity try to create
+    the same user and the database keeps one (see :func:`identity.link_account`). If a user of
+    that name exists already (made by someone else, or left behind when an admin deleted the
+    identity's WeChatAccount, which unlinks it), the new user is
+    ``wx_<openid>_<random suffix>``: the identity never takes over a user it is not linked to.
     Replace this with ``WECHAT_OAUTH["CREATE_USER"] = "myapp.users.create"`` to decide
     otherwise; the hook runs inside the transaction that creates the account link.
     """
     model = get_user_model()
-    fields: dict[str, Any] = {model.USERNAME_FIELD: f"wx_{token.openid}"[:150]}
+    fields: dict[str, Any] = {model.USERNAME_FIELD: free_username(f"wx_{token.openid}")}
     if profile is not None and profile.nickname and hasattr(model, "first_name"):
         fields["first_name"] = profile.nickname[:150]
     user = model(**fields)
     user.set_unusable_password()
     user.save()
     return user
+
+
+def free_username(wanted: str) -> str:
+    """``wanted`` if no user has it, else ``wanted`` with a random suffix that no user has,
+    both cut to the username field's max_length.
+
+    Checked, not locked: a user created in between (a racing first login of the same openid)
+    makes the save fail with IntegrityError, which :func:`identity.link_account` handles.
+    """
+    model = get_user_model()
+    max_length = model._meta.get_field(model.USERNAME_FIELD).max_length or 150
+    candidate = wanted[:max_length]
+    base = wanted[:max_length - SUFFIX_LENGTH - 1]
+    for _attempt in range(SUFFIX_ATTEMPTS):
+        if not model._default_manager.filter(**{model.USERNAME_FIELD: candidate}).exists():
+            break
+        candidate = f"{base}_{get_random_string(SUFFIX_LENGTH, SUFFIX_CHARS)}"
+    return candidate

@@ -1,0 +1,126 @@
+"""Linking a WeChat identity to a user when its username is taken or the site's hook fails."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.test import Client
+from django.urls import reverse
+
+from tests.concurrency import run_in_threads
+from tests.test_login_flow import authorize, whoami
+from wechat_oauth.client import TokenResult
+from wechat_oauth.models import WeChatAccount
+from wechat_oauth.users import create_user
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def log_in(client: Client, openid: str) -> Any:
+    """The callback's response of a login of ``openid`` that the fake WeChat approved."""
+    return client.get(authorize(client, openid))
+
+
+def user_named(username: str) -> Any:
+    return get_user_model().objects.create_user(username)
+
+
+def create_user_named_taken(token: TokenResult, profile: Any) -> Any:
+    """A site's CREATE_USER hook whose username is not unique per identity."""
+    return get_user_model().objects.create_user("taken")
+
+
+# -- the default hook picks a free username ----------------------------------------------------
+
+
+def test_login_of_an_openid_whose_username_is_taken_logs_in_as_a_new_user(client, fake_wechat):
+    someone_else = user_named("wx_o_x")
+
+    response = log_in(client, "o_x")
+
+    assert response.status_code == 302 and response["Location"] == "/whoami/"
+    username = whoami(client)["user"]
+    assert username.startswith("wx_o_x_") and len(username) > len("wx_o_x_")
+    account = WeChatAccount.objects.get()
+    assert account.user.get_username() == username
+    assert not someone_else.wechat_accounts.exists()
+
+
+def test_login_after_the_account_was_deleted_in_the_admin_logs_in_as_a_new_user(
+        client, admin_client, fake_wechat):
+    assert log_in(client, "o_y").status_code == 302
+    unlinked = WeChatAccount.objects.get()
+    delete = reverse("admin:wechat_oauth_wechataccount_delete", args=[unlinked.pk])
+    assert admin_client.post(delete, {"post": "yes"}).status_code == 302
+    assert not WeChatAccount.objects.exists()
+
+    browser = Client()
+    response = log_in(browser, "o_y")
+
+    assert response.status_code == 302 and response["Location"] == "/whoami/"
+    account = WeChatAccount.objects.get()
+    assert account.user != unlinked.user
+    assert whoami(browser)["user"] == account.user.get_username() != "wx_o_y"
+
+
+def test_racing_first_logins_of_an_openid_whose_username_is_taken_create_one_user(fake_wechat):
+    user_named("wx_o_ivy")
+    fake_wechat.set_latency(0.05)
+    callbacks = [authorize(Client(), "o_ivy") for _ in range(6)]
+
+    results = run_in_threads(6, lambda: Client().get(callbacks.pop()))
+
+    assert all(kind == "ok" and value.status_code == 302 for kind, value in results), results
+    assert get_user_model().objects.count() == 2
+    assert WeChatAccount.objects.get().user.get_username().startswith("wx_o_ivy_")
+
+
+@pytest.mark.parametrize("openid_length", [140, 147, 200])
+def test_a_fresh_username_fits_the_username_field(openid_length):
+    model = get_user_model()
+    max_length = model._meta.get_field(model.USERNAME_FIELD).max_length
+    openid = "o" * openid_length
+    token = TokenResult.from_payload({"access_token": "a", "refresh_token": "r", "openid": openid,
+                                      "scope": "snsapi_base"})
+
+    first, second = create_user(token, None), create_user(token, None)
+
+    assert first.get_username() == f"wx_{openid}"[:max_length]
+    assert second.get_username() != first.get_username()
+    assert len(second.get_username()) <= max_length
+    assert second.get_username().startswith(f"wx_{openid}"[:max_length - 7])
+
+
+# -- a site's hook that fails ------------------------------------------------------------------
+
+
+@pytest.fixture
+def failing_hook(settings: Any) -> None:
+    settings.WECHAT_OAUTH = {**settings.WECHAT_OAUTH,
+                             "CREATE_USER": "tests.test_identity.create_user_named_taken"}
+    user_named("taken")
+
+
+@pytest.mark.usefixtures("failing_hook")
+def test_a_create_user_hook_that_hits_a_unique_constraint_shows_a_readable_page(client, fake_wechat):
+    response = log_in(client, "o_z")
+
+    assert response.status_code == 503
+    html = response.content.decode()
+    assert "Could not link your WeChat account" in html
+    assert "could not link it to an account on this site" in html
+    assert whoami(client)["user"] is None
+    assert not WeChatAccount.objects.exists()
+    assert get_user_model().objects.count() == 1
+
+
+@pytest.mark.usefixtures("failing_hook")
+def test_the_page_of_a_failing_hook_in_chinese(fake_wechat):
+    browser = Client(headers={"accept-language": "zh-hans"})
+
+    response = log_in(browser, "o_z")
+
+    assert response.status_code == 503
+    assert "无法关联您的微信账号" in response.content.decode()
