@@ -6,6 +6,7 @@ the test beside an exchange in flight runs on both.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import itertools
 import json
@@ -38,17 +39,18 @@ pytestmark = pytest.mark.django_db(transaction=True)
 DAY = timedelta(days=1)
 WEEK = timedelta(days=7)
 REPO = Path(__file__).resolve().parent.parent
-JSON_KEYS = {"deleted", "scrubbed", "folded", "seconds", "rows_per_second", "dry_run",
-             "older_than_seconds", "batches"}
+JSON_KEYS = {"deleted", "garbage_deleted", "scrubbed", "folded", "seconds", "rows_per_second",
+             "dry_run", "older_than_seconds", "garbage_older_than_seconds", "batches"}
 _numbers = itertools.count()
 
 
-def add_rows(count, age, *, tokens=False, status="exchanged", now=None, using="default"):
+def add_rows(count, age, *, tokens=False, status="exchanged", error="", duplicates=0, now=None,
+             using="default"):
     """``count`` rows first seen ``age`` before ``now``; their ids, in insertion order."""
     moment = (now or timezone.now()) - age
     rows = [OAuthCodeUse(
         app_id="wxtestappid0000001", code_hash=f"{next(_numbers):064x}", status=status,
-        first_seen_at=moment, last_seen_at=moment,
+        error=error, duplicates=duplicates, first_seen_at=moment, last_seen_at=moment,
         access_token="access-token" if tokens else "", refresh_token="refresh-token" if tokens else "",
         profile={"nickname": "Pat"} if tokens else None) for _ in range(count)]
     OAuthCodeUse.objects.using(using).bulk_create(rows)
@@ -71,6 +73,10 @@ def holds_tokens(pk, using="default"):
     held = (row.access_token, row.refresh_token, row.profile)
     assert held in (("access-token", "refresh-token", {"nickname": "Pat"}), ("", "", None)), held
     return row.access_token != ""
+
+
+#: A made-up code sent to the callback: WeChat answered 40029 (invalid code), nobody came again.
+rejected = partial(add_rows, status="failed", error="spent")
 
 
 def remaining(using="default"):
@@ -267,6 +273,158 @@ def test_rows_older_but_above_the_id_range_wait_for_a_later_run(frozen_now):
     assert remaining() == set()
 
 
+# -- rejected codes (garbage) -------------------------------------------------------------
+#
+# Anyone can send the callback made-up codes; each becomes a failed row ("spent": WeChat said
+# invalid or used). Such a row with no duplicate only has to outlive the dedupe window, so it
+# goes after GARBAGE_RETENTION (default 1 h) instead of RETENTION.
+
+
+def test_rejected_codes_are_deleted_after_an_hour_and_everything_else_kept(frozen_now):
+    cutoff = frozen_now - timedelta(hours=1)
+    garbage = rejected(3, timedelta(hours=2), now=frozen_now)
+    just_older = rejected(1, timedelta(microseconds=1), now=cutoff)
+    at_cutoff = rejected(1, timedelta(0), now=cutoff)
+    young = rejected(2, timedelta(minutes=30), now=frozen_now)
+    with_duplicates = rejected(1, timedelta(hours=2), duplicates=1, now=frozen_now)
+    other_errors = [pk for key in ("expired", "upstream", "unavailable", "credentials")
+                    for pk in add_rows(1, timedelta(hours=2), status="failed", error=key,
+                                       now=frozen_now)]
+    exchanged = add_rows(2, timedelta(hours=2), now=frozen_now)
+
+    report = purge_json()
+
+    assert (report["garbage_deleted"], report["deleted"]) == (4, 0)
+    assert report["garbage_older_than_seconds"] == 3600
+    assert not remaining() & set(garbage + just_older)
+    assert remaining() == set(at_cutoff + young + with_duplicates + other_errors + exchanged)
+    assert purge_json()["garbage_deleted"] == 0
+
+
+def test_rejected_codes_past_the_retention_count_as_deleted_once():
+    rejected(2, 8 * DAY)
+    rejected(3, timedelta(hours=3))
+
+    dry = purge_json("--dry-run")
+    report = purge_json()
+
+    assert (dry["deleted"], dry["garbage_deleted"]) == (2, 3)
+    assert (report["deleted"], report["garbage_deleted"]) == (2, 3)
+    assert remaining() == set()
+
+
+def test_garbage_retention_comes_from_the_setting(settings):
+    settings.WECHAT_OAUTH = {**settings.WECHAT_OAUTH, "GARBAGE_RETENTION": 600}
+    rejected(2, timedelta(minutes=15))
+    kept = rejected(1, timedelta(minutes=5))
+
+    report = purge_json()
+
+    assert (report["garbage_deleted"], report["garbage_older_than_seconds"]) == (2, 600)
+    assert remaining() == set(kept)
+
+
+@pytest.mark.parametrize("value", [30, "30s", 0])
+def test_garbage_retention_shorter_than_the_dedupe_window_is_refused(settings, value):
+    """A duplicate arriving within the window must still find the failed row."""
+    settings.WECHAT_OAUTH = {**settings.WECHAT_OAUTH, "GARBAGE_RETENTION": value}
+    rejected(1, timedelta(minutes=5))
+
+    with pytest.raises(CommandError) as raised:
+        purge_command()
+    with pytest.raises(ValueError, match="GARBAGE_RETENTION"):
+        purging.purge()
+
+    assert raised.value.returncode == 2
+    assert "GARBAGE_RETENTION" in str(raised.value)
+    assert OAuthCodeUse.objects.count() == 1
+
+
+def test_garbage_retention_shorter_than_the_dedupe_window_fails_the_system_check(settings):
+    from django.core import checks
+
+    settings.WECHAT_OAUTH = {**settings.WECHAT_OAUTH, "GARBAGE_RETENTION": 30}
+
+    ids = {m.id for m in checks.run_checks() if m.id.startswith("wechat_oauth.")}
+
+    assert ids == {"wechat_oauth.E010"}
+
+
+def test_dry_run_counts_rejected_codes_and_deletes_nothing():
+    rejected(3, timedelta(hours=2))
+    rejected(1, timedelta(minutes=10))
+    before = remaining()
+
+    text = purge_command("--dry-run")
+    report = purge_json("--dry-run", "--batch-size", "1")
+
+    assert text == ("dry run: would purge 0 codes older than 7d and 3 rejected codes older than "
+                    "1h, and scrub tokens of 0 codes (nothing changed)\n")
+    assert (report["garbage_deleted"], report["deleted"], report["batches"]) == (3, 0, 0)
+    assert remaining() == before
+
+
+def test_summary_line_names_the_rejected_codes():
+    add_rows(2, 8 * DAY)
+    rejected(1, timedelta(hours=2))
+
+    out = purge_command()
+
+    assert re.fullmatch(r"purged 2 codes older than 7d and 1 rejected code older than 1h, "
+                        r"scrubbed tokens of 0 codes in \d+\.\d s \([\d,]+ rows/s\)\n", out), out
+
+
+def test_rejected_codes_go_in_batches_with_queries_per_batch_not_per_row():
+    """Rejected rows among rows that stay: only windows holding garbage cost a DELETE, and
+    twice the rows in twice as large batches take the same queries."""
+    def run(count, batch_size):
+        OAuthCodeUse.objects.all().delete()
+        for _ in range(count):
+            add_rows(1, timedelta(hours=3))
+            rejected(1, timedelta(hours=2))
+        add_rows(count, timedelta(minutes=90))
+        with CaptureQueriesContext(connection) as queries:
+            report = purge_json("--batch-size", str(batch_size))
+        assert OAuthCodeUse.objects.filter(error="spent").count() == 0
+        assert OAuthCodeUse.objects.count() == 2 * count
+        return report, [query["sql"] for query in queries]
+
+    report_25, queries_25 = run(25, 10)
+    report_50, queries_50 = run(50, 20)
+
+    # 25 garbage rows between 25 kept ones: ids span 50, windows of 10 ids: 5 DELETEs.
+    assert (report_25["garbage_deleted"], report_25["batches"]) == (25, 6)  # + the scrub
+    assert (report_50["garbage_deleted"], report_50["batches"]) == (50, 6)
+    assert len(queries_25) == len(queries_50) <= 2 * 5 + 5
+    assert sum(sql.lstrip().upper().startswith("DELETE") for sql in queries_25) == 5
+    quote = connection.ops.quote_name
+    for sql in queries_25:
+        if sql.lstrip().upper().startswith("SELECT"):
+            assert re.match(rf"SELECT (MIN|MAX|COUNT)\((\*|{re.escape(quote('id'))})\) FROM", sql), sql
+
+
+@pytest.mark.django_db(databases="__all__")
+def test_rejected_codes_go_batch_by_batch_and_in_flight_rows_stay(alias):
+    """Batches of 2 ids over rejected rows interleaved with rows that stay, on each database:
+    every DELETE spells out the rule (failed, spent, no duplicate, not in flight)."""
+    garbage, kept = [], []
+    for _ in range(3):
+        garbage += rejected(2, timedelta(hours=2), using=alias)
+        kept += add_rows(1, timedelta(hours=2), status="in_flight", error="spent", using=alias)
+        kept += rejected(1, timedelta(hours=2), duplicates=2, using=alias)
+        kept += add_rows(1, timedelta(hours=2), status="failed", error="upstream", using=alias)
+        kept += rejected(1, timedelta(minutes=20), using=alias)
+    seen = []
+
+    dry = purging.purge(using=alias, batch_size=2, dry_run=True)
+    report = purging.purge(using=alias, batch_size=2, on_batch=lambda r: seen.append(r.garbage_deleted))
+
+    assert (dry.garbage_deleted, report.garbage_deleted, report.deleted) == (6, 6, 0)
+    assert seen == [0, 2, 4, 6]  # the scrub, then one DELETE per window holding garbage
+    assert remaining(alias) == set(kept)
+    assert OAuthCodeUse.objects.using(alias).filter(status="in_flight").count() == 3
+
+
 # -- batches ------------------------------------------------------------------------------
 
 
@@ -342,8 +500,8 @@ def test_dry_run_counts_and_changes_nothing():
     text = purge_command("--dry-run")
     report = purge_json("--dry-run", "--batch-size", "2")
 
-    assert text == ("dry run: would purge 4 codes older than 7d and scrub tokens of 3 codes "
-                    "(nothing changed)\n")
+    assert text == ("dry run: would purge 4 codes older than 7d and 0 rejected codes older than "
+                    "1h, and scrub tokens of 3 codes (nothing changed)\n")
     assert report["dry_run"] is True
     assert (report["deleted"], report["scrubbed"], report["folded"], report["batches"]) == (4, 3, 0, 0)
     assert remaining() == before
@@ -362,6 +520,7 @@ def test_json_output_is_one_object_matching_what_was_done():
     assert set(report) == JSON_KEYS
     assert (report["deleted"], report["scrubbed"], report["folded"]) == (3, 2, 0)
     assert (report["dry_run"], report["older_than_seconds"], report["batches"]) == (False, 604800, 2)
+    assert (report["garbage_deleted"], report["garbage_older_than_seconds"]) == (0, 3600)
     assert isinstance(report["seconds"], float) and report["seconds"] >= 0
     assert isinstance(report["rows_per_second"], int) and report["rows_per_second"] > 0
     assert OAuthCodeUse.objects.count() == 3
@@ -373,8 +532,8 @@ def test_summary_line():
 
     out = purge_command()
 
-    assert re.fullmatch(r"purged 3 codes older than 7d, scrubbed tokens of 1 code "
-                        r"in \d+\.\d s \([\d,]+ rows/s\)\n", out), out
+    assert re.fullmatch(r"purged 3 codes older than 7d and 0 rejected codes older than 1h, "
+                        r"scrubbed tokens of 1 code in \d+\.\d s \([\d,]+ rows/s\)\n", out), out
 
 
 def test_summary_line_format_with_cache_counters():
@@ -386,10 +545,18 @@ def test_summary_line_format_with_cache_counters():
     nothing = purging.PurgeReport(older_than=timedelta(hours=36))
     assert summary(nothing) == ("purged 0 codes older than 36h, scrubbed tokens of 0 codes "
                                 "in 0.0 s (0 rows/s)")
+    garbage = purging.PurgeReport(older_than=WEEK, garbage_older_than=timedelta(hours=2),
+                                  deleted=5, garbage_deleted=1, seconds=2.0)
+    assert summary(garbage) == ("purged 5 codes older than 7d and 1 rejected code older than 2h, "
+                                "scrubbed tokens of 0 codes in 2.0 s (3 rows/s)")
+    assert summary(dataclasses.replace(garbage, dry_run=True)) == (
+        "dry run: would purge 5 codes older than 7d and 1 rejected code older than 2h, and "
+        "scrub tokens of 0 codes (nothing changed)")
 
 
 def test_nothing_to_do_is_success():
-    assert purge_command().startswith("purged 0 codes older than 7d, scrubbed tokens of 0 codes")
+    assert purge_command().startswith("purged 0 codes older than 7d and 0 rejected codes older "
+                                      "than 1h, scrubbed tokens of 0 codes")
     assert purge_json()["batches"] == 1  # the one scrub UPDATE that found nothing
 
 

@@ -327,6 +327,50 @@ def test_redact_stops_at_fragment_whitespace_and_quotes() -> None:
         "a?code=***#frag code=*** 'code=***' \"code=***\"")
 
 
+# A callback URL nested in another URL's query (``next=``, a referrer, a proxy's log line)
+# keeps its code behind an encoded ``=``; encoded twice when that URL is nested again.
+ENCODED_SEPARATORS = ["%3D", "%3d", "%253D", "%253d"]
+
+
+@pytest.mark.parametrize("equals", ENCODED_SEPARATORS)
+@pytest.mark.parametrize("name", ["secret", "appsecret", "code", "access_token", "refresh_token"])
+def test_redact_masks_parameters_behind_an_encoded_equals_sign(name: str, equals: str) -> None:
+    assert redact.redact(f"next=%2Fcb%3F{name}{equals}v4lue") == f"next=%2Fcb%3F{name}{equals}***"
+
+
+def test_redact_masks_the_code_of_a_callback_url_nested_in_next() -> None:
+    line = ("GET /wechat/login/?next=%2Fwechat%2Fcallback%2F%3Fnext%3D%252Fwhoami%252F"
+            f"%26code%3D{CODE}%26state%3D1xYpAb0state HTTP/1.1")
+
+    assert redact.redact(line) == (
+        "GET /wechat/login/?next=%2Fwechat%2Fcallback%2F%3Fnext%3D%252Fwhoami%252F"
+        "%26code%3D***%26state%3D1xYpAb0state HTTP/1.1")
+
+
+def test_redact_masks_the_code_of_a_doubly_nested_callback_url() -> None:
+    line = (f"/a/?next=%2Fb%2F%3Fnext%3D%252Fcb%252F%253Fcode%253D{CODE}%2526state%253DS1"
+            f"%26x%3D1")
+
+    assert redact.redact(line) == (
+        "/a/?next=%2Fb%2F%3Fnext%3D%252Fcb%252F%253Fcode%253D***%2526state%253DS1%26x%3D1")
+
+
+@pytest.mark.parametrize("end", ["%26", "%2526", "&", "#", " ", "'", '"'])
+def test_redact_ends_an_encoded_value_at_an_encoded_or_plain_separator(end: str) -> None:
+    assert redact.redact(f"x%3Fcode%3D{CODE}{end}state%3DS1") == f"x%3Fcode%3D***{end}state%3DS1"
+
+
+def test_redact_ends_a_plain_value_at_an_encoded_ampersand() -> None:
+    assert redact.redact(f"?code={CODE}%26state=S1") == "?code=***%26state=S1"
+
+
+def test_redact_masks_an_encoded_code_but_not_names_that_only_end_in_one() -> None:
+    text = "next=%2Fx%3Fqrcode%3Dabc%26code%3Dc1%26auth_code%3Ddef%26mysecret%253Dghi%26openid%3Do1"
+
+    assert redact.redact(text) == (
+        "next=%2Fx%3Fqrcode%3Dabc%26code%3D***%26auth_code%3Ddef%26mysecret%253Dghi%26openid%3Do1")
+
+
 def test_redact_leaves_text_without_parameters_alone() -> None:
     line = "GET /sns/auth -> HTTP 200 in 12 ms"
 

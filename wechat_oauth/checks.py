@@ -12,6 +12,7 @@ wechat_oauth.E006         an AUTO_LOGIN_PATHS entry is not a valid regular expre
 wechat_oauth.E007         CREATE_USER cannot be imported
 wechat_oauth.E008         wechat_oauth.urls is not included (the login view has no URL)
 wechat_oauth.E009         RETENTION shorter than DEDUPE_WINDOW
+wechat_oauth.E010         GARBAGE_RETENTION not a duration, or shorter than DEDUPE_WINDOW
 wechat_oauth.W003         WeChat URLs are not https while DEBUG is off
 wechat_oauth.W004         SQLite without transaction_mode IMMEDIATE
 wechat_oauth.W005         WAIT_TIMEOUT shorter than the holder's limit
@@ -36,6 +37,7 @@ from .client import SCOPES
 from .conf import app_settings
 from .guard.cache import is_django_redis
 from .models import WeChatAccount
+from .purge import garbage_retention
 
 MIDDLEWARE_PATH = "wechat_oauth.middleware.WeChatOAuthMiddleware"
 MUST_COME_BEFORE = (
@@ -61,6 +63,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
                  "let a late duplicate spend its code a second time.",
             id="wechat_oauth.E009",
         ))
+    messages += _check_garbage_retention()
     if app_settings.SCOPE not in SCOPES:
         messages.append(Error(
             f"WECHAT_OAUTH['SCOPE'] is {app_settings.SCOPE!r}.",
@@ -68,6 +71,19 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
             id="wechat_oauth.E002",
         ))
     return messages
+
+
+def _check_garbage_retention() -> list[CheckMessage]:
+    try:
+        garbage_retention()
+    except ValueError as error:
+        return [Error(
+            f"WECHAT_OAUTH {error}.",
+            hint="purge_oauth_codes refuses to run: a duplicate of a rejected code within the "
+                 "window must still find its row and replay the failure.",
+            id="wechat_oauth.E010",
+        )]
+    return []
 
 
 @register()

@@ -56,6 +56,11 @@ DEFAULTS: dict[str, Any] = {
     # How long (seconds) OAuthCodeUse rows are kept for the admin's history before
     # purge_oauth_codes deletes them. Tokens are scrubbed much earlier (DEDUPE_WINDOW).
     "RETENTION": 7 * 24 * 3600,
+    # How long (seconds) a code WeChat rejected (failed, error "spent": invalid or already used)
+    # that nobody sent again (no duplicate) is kept. Anyone can send the callback made-up codes,
+    # each leaves such a row: purge_oauth_codes deletes them after this, not after RETENTION.
+    # At least DEDUPE_WINDOW: a duplicate within the window must still find the row.
+    "GARBAGE_RETENTION": 3600,
     # Link each WeChat identity to a Django user and log that user in. False: only keep the
     # identity in the session (request.wechat), with no Django user at all.
     "LINK_USERS": True,

@@ -1,14 +1,18 @@
-"""Retention of ``OAuthCodeUse`` rows: delete old ones, blank tokens past the dedupe window.
+"""Retention of ``OAuthCodeUse`` rows: delete old ones and rejected codes, blank tokens past
+the dedupe window.
 
 The ``purge_oauth_codes`` management command and the admin call this module. Its API:
 
 :func:`purge`
     One full pass: fold the cache front's duplicate counters into the rows (when CACHE_ALIAS
     names a django-redis cache), scrub the tokens of rows past DEDUPE_WINDOW but within the
-    retention, then delete the rows older than the retention. Returns a :class:`PurgeReport`.
+    retention, delete the rows older than the retention, then the rejected codes older than
+    GARBAGE_RETENTION. Returns a :class:`PurgeReport`.
 :func:`scrub_tokens`
     The scrub alone: blank ``access_token``, ``refresh_token`` and ``profile`` of rows first
     seen more than ``older_than`` ago (default DEDUPE_WINDOW). Returns how many rows.
+:func:`garbage_retention`
+    The GARBAGE_RETENTION setting as a timedelta; ValueError when shorter than DEDUPE_WINDOW.
 :func:`parse_duration` / :func:`format_duration`
     ``"90s"``, ``"10m"``, ``"12h"``, ``"7d"``, ``"2w"`` or plain seconds, to and from
     :class:`~datetime.timedelta`.
@@ -33,6 +37,16 @@ behind) is left for a later run: it is deleted once a row with a higher id has e
 Rows within the id range that are not yet expired (a server clock ahead) are kept by the
 ``first_seen_at`` condition of every DELETE.
 
+Rejected codes: anyone can send the callback made-up codes, and each leaves a row (status
+``failed``, error ``spent``: WeChat said invalid or already used). Such a row with no duplicate
+only has to outlive DEDUPE_WINDOW, so rows first seen between the retention's cutoff and
+GARBAGE_RETENTION ago go early. The same walk of id windows up to the newest row older than
+GARBAGE_RETENTION (again two index lookups), except that each window starts at the next
+rejected row (``SELECT MIN(id) WHERE id >= next AND <the rule>``: a read on the primary key,
+no row loaded or locked), so a window without garbage costs no DELETE; each ``DELETE WHERE id
+>= lo AND id < lo + batch_size`` repeats the whole rule (failed, spent, no duplicate, not in
+flight, first seen in the range). Older rejected rows are the retention's.
+
 Scrubbing: ``UPDATE ... WHERE id IN (SELECT id ... LIMIT batch_size)`` on the rows that still
 hold an access token (the partial index ``wechat_oauth_code_has_tokens`` covers exactly
 those), repeated until a batch comes back short.
@@ -55,16 +69,18 @@ from django.db import connections, router
 from django.utils import timezone
 
 from .conf import app_settings
+from .exceptions import CodeSpent
 from .models import OAuthCodeUse
 
-__all__ = ["DEFAULT_BATCH_SIZE", "PurgeReport", "format_duration", "parse_duration", "purge",
-           "scrub_tokens"]
+__all__ = ["DEFAULT_BATCH_SIZE", "PurgeReport", "format_duration", "garbage_retention",
+           "parse_duration", "purge", "scrub_tokens"]
 
 DEFAULT_BATCH_SIZE = 10_000
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 _DURATION = re.compile(r"\s*(\d+)\s*([smhdw]?)\s*", re.IGNORECASE)
 _IN_FLIGHT = OAuthCodeUse.Status.IN_FLIGHT.value
+_FAILED = OAuthCodeUse.Status.FAILED.value
 
 
 def parse_duration(value: str | float | timedelta) -> timedelta:
@@ -99,8 +115,12 @@ class PurgeReport:
 
     older_than: timedelta
     dry_run: bool = False
+    #: GARBAGE_RETENTION: rejected codes first seen longer ago go early. None: no such pass.
+    garbage_older_than: timedelta | None = None
     #: Rows deleted (dry run: rows that would be).
     deleted: int = 0
+    #: Rejected codes deleted before the retention (dry run: would be); not in ``deleted``.
+    garbage_deleted: int = 0
     #: Rows whose tokens were blanked (dry run: would be).
     scrubbed: int = 0
     #: Rows that received duplicate counts from the cache front.
@@ -111,19 +131,23 @@ class PurgeReport:
 
     @property
     def rows_per_second(self) -> float:
-        """Deleted rows per second of the whole pass."""
-        return self.deleted / self.seconds if self.seconds > 0 else 0.0
+        """Deleted rows (rejected codes included) per second of the whole pass."""
+        return (self.deleted + self.garbage_deleted) / self.seconds if self.seconds > 0 else 0.0
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-able: what ``purge_oauth_codes --json`` prints."""
+        garbage_age = self.garbage_older_than
         return {
             "deleted": self.deleted,
+            "garbage_deleted": self.garbage_deleted,
             "scrubbed": self.scrubbed,
             "folded": self.folded,
             "seconds": round(self.seconds, 3),
             "rows_per_second": round(self.rows_per_second),
             "dry_run": self.dry_run,
             "older_than_seconds": round(self.older_than.total_seconds()),
+            "garbage_older_than_seconds": (None if garbage_age is None
+                                           else round(garbage_age.total_seconds())),
             "batches": self.batches,
         }
 
@@ -141,27 +165,30 @@ def purge(
     using: str | None = None,
 ) -> PurgeReport:
     """Fold cache counters, scrub tokens past DEDUPE_WINDOW, delete rows older than
-    ``older_than`` (default: the RETENTION setting), in batches of ``batch_size`` rows.
+    ``older_than`` (default: the RETENTION setting) and rejected codes older than
+    GARBAGE_RETENTION, in batches of ``batch_size`` rows.
 
     ``sleep``: seconds between two batches. ``dry_run``: only count (COUNT queries), change
     nothing, fold nothing. ``on_batch(report)`` is called after every batch. ``using``: the
     database alias (default: the router's choice for writing OAuthCodeUse); the counters are
     folded through the default routing, as the cache front writes them.
 
-    Raises ValueError for a bad argument, including an ``older_than`` shorter than
-    DEDUPE_WINDOW (rows must outlive the window in which duplicates replay them), and
+    Raises ValueError for a bad argument, including an ``older_than`` or a GARBAGE_RETENTION
+    shorter than DEDUPE_WINDOW (rows must outlive the window in which duplicates replay them), and
     django.db.DatabaseError when the database fails (batches done so far stay done).
     """
     older_than = parse_duration(app_settings.RETENTION if older_than is None else older_than)
     window = _dedupe_window(at_most=older_than)
-    report = PurgeReport(older_than=older_than, dry_run=dry_run)
+    garbage_age = garbage_retention()
+    report = PurgeReport(older_than=older_than, garbage_older_than=garbage_age, dry_run=dry_run)
     run = _Run(report, using, batch_size, sleep, on_batch)
     if not dry_run:
-        report.folded = _fold_counters()
+        report.folded = _fold_counters()  # first: a rejected code's duplicates may be in Redis
         run.tick()
     now = timezone.now()
     run.scrub(before=now - window, not_before=now - older_than)
     run.delete(before=now - older_than)
+    run.delete_garbage(before=now - garbage_age, not_before=now - older_than)
     run.tick()
     return report
 
@@ -194,6 +221,21 @@ def _dedupe_window(*, at_most: timedelta | None) -> timedelta:
     return window
 
 
+def garbage_retention() -> timedelta:
+    """GARBAGE_RETENTION, after checking that it is not shorter than DEDUPE_WINDOW: a duplicate
+    of a rejected code within the window must still find its row (and replay the failure).
+    Raises ValueError (the check wechat_oauth.E010 reports the same)."""
+    window = timedelta(seconds=app_settings.DEDUPE_WINDOW)
+    try:
+        age = parse_duration(app_settings.GARBAGE_RETENTION)
+    except ValueError as error:
+        raise ValueError(f"GARBAGE_RETENTION: {error}") from None
+    if age < window:
+        raise ValueError(f"GARBAGE_RETENTION ({format_duration(age)}) is shorter than "
+                         f"DEDUPE_WINDOW ({format_duration(window)})")
+    return age
+
+
 def _fold_counters() -> int:
     from .guard.cache import fold_counters  # looked up at call time (tests watch the order)
 
@@ -216,9 +258,9 @@ class _Run:
         self.connection = connections[using or router.db_for_write(OAuthCodeUse)]
         quote, meta = self.connection.ops.quote_name, OAuthCodeUse._meta
         self.table = quote(meta.db_table)
-        self.id, self.seen, self.status, self.access = (
+        self.id, self.seen, self.status, self.access, self.error, self.duplicates = (
             quote(meta.get_field(name).column)
-            for name in ("id", "first_seen_at", "status", "access_token"))
+            for name in ("id", "first_seen_at", "status", "access_token", "error", "duplicates"))
         # Blank every token field: NULL where the column allows it, else the empty string.
         self.blank_tokens = ", ".join(
             f"{quote(field.column)} = {'NULL' if field.null else SQL_EMPTY_STRING}"
@@ -230,8 +272,7 @@ class _Run:
 
     def delete(self, *, before: datetime) -> None:
         t, id_, seen = self.table, self.id, self.seen
-        hi = self._value(f"SELECT MAX({id_}) FROM {t} WHERE {seen} ="
-                         f" (SELECT MAX({seen}) FROM {t} WHERE {seen} < %s)", [self._when(before)])
+        hi = self._newest_before(before)
         if hi is None:
             return
         if self.report.dry_run:
@@ -251,6 +292,39 @@ class _Run:
                 break
             lo = self._value(f"SELECT MIN({id_}) FROM {t} WHERE {id_} >= %s AND {id_} <= %s",
                              [end, hi])
+
+    def delete_garbage(self, *, before: datetime, not_before: datetime) -> None:
+        """Delete the rejected codes first seen in [``not_before``, ``before``)."""
+        if before <= not_before:  # GARBAGE_RETENTION >= the retention: nothing of its own
+            return
+        hi = self._newest_before(before)
+        if hi is None:
+            return
+        t, id_ = self.table, self.id
+        rule = (f"{self.seen} < %s AND {self.seen} >= %s AND {self.status} = %s"
+                f" AND {self.error} = %s AND {self.duplicates} = 0 AND {self.status} <> %s")
+        params = [self._when(before), self._when(not_before), _FAILED, CodeSpent.key, _IN_FLIGHT]
+        if self.report.dry_run:
+            self.report.garbage_deleted = self._value(
+                f"SELECT COUNT(*) FROM {t} WHERE {id_} <= %s AND {rule}", [hi, *params])
+            return
+        delete = f"DELETE FROM {t} WHERE {id_} >= %s AND {id_} < %s AND {rule}"
+        lo = self._value(f"SELECT MIN({id_}) FROM {t} WHERE {id_} <= %s AND {rule}", [hi, *params])
+        while lo is not None:
+            self._pause()
+            end = min(lo + self.batch_size, hi + 1)
+            self.report.garbage_deleted += self._rowcount(delete, [lo, end, *params])
+            self._batch_done()
+            if end > hi:
+                break
+            lo = self._value(f"SELECT MIN({id_}) FROM {t} WHERE {id_} >= %s AND {id_} <= %s"
+                             f" AND {rule}", [end, hi, *params])
+
+    def _newest_before(self, before: datetime) -> Any:
+        """The id of the most recent row first seen before ``before``: two index lookups."""
+        t, id_, seen = self.table, self.id, self.seen
+        return self._value(f"SELECT MAX({id_}) FROM {t} WHERE {seen} ="
+                           f" (SELECT MAX({seen}) FROM {t} WHERE {seen} < %s)", [self._when(before)])
 
     # -- scrubbing -----------------------------------------------------------------------
 

@@ -12,16 +12,26 @@ import re
 
 SENSITIVE_PARAMETERS = ("secret", "appsecret", "code", "access_token", "refresh_token")
 
+# A URL nested in another URL's query (a callback URL in ``next=``) has its ``=`` and ``&``
+# percent-encoded once (``%3D``, ``%26``), twice when nested again (``%253D``, ``%2526``).
+# A name starts after a character that cannot be part of one, or after a percent-escape
+# (``%3F``/``%26``, ``%253F``/``%2526``: the encoded ``?`` and ``&``); ``qrcode`` is not ``code``.
+_NAME_START = r"(?:(?<![A-Za-z0-9_])|(?<=%[0-9A-F]{2})|(?<=%25[0-9A-F]{2}))"
+_EQUALS = r"(?:=|%3D|%253D)"
+# The value ends at ``&``, an encoded ``&``, whitespace, a quote or ``#``.
+_VALUE = r"(?:(?!%26|%2526)[^&\s\"'#])+"
 _SENSITIVE_QUERY = re.compile(
-    r"(?P<name>(?<![A-Za-z0-9_])(?:" + "|".join(SENSITIVE_PARAMETERS) + r"))=(?P<value>[^&\s\"'#]+)",
+    rf"(?P<name>{_NAME_START}(?:{'|'.join(SENSITIVE_PARAMETERS)}))(?P<equals>{_EQUALS})"
+    rf"(?P<value>{_VALUE})",
     re.IGNORECASE,
 )
 MASK = "***"
 
 
 def redact(text: str) -> str:
-    """``text`` with the value of every sensitive query parameter replaced by ``***``."""
-    return _SENSITIVE_QUERY.sub(lambda m: f"{m.group('name')}={MASK}", text)
+    """``text`` with the value of every sensitive query parameter replaced by ``***``, also
+    in a URL nested (percent-encoded, once or twice) in another URL's query."""
+    return _SENSITIVE_QUERY.sub(lambda m: f"{m.group('name')}{m.group('equals')}{MASK}", text)
 
 
 class RedactingFilter(logging.Filter):

@@ -2,7 +2,8 @@
 
 Bad input (malformed, forged, replayed) is a 400; WeChat failing is a 502; this site not able
 to finish (misconfiguration, database down, a duplicate that waited too long) is a 503. No
-error of the flow ever becomes a 500.
+error of the flow ever becomes a 500. Each page is logged here, redacted, and marked so that
+Django does not log it again to ``django.request`` with the callback URL (code and state).
 """
 
 from __future__ import annotations
@@ -149,4 +150,17 @@ def database_error_response(request: HttpRequest, error: DatabaseError, *, targe
 def _page(request: HttpRequest, template: str, status: int, context: dict[str, object]) -> HttpResponse:
     response = render(request, template, context, status=status)
     add_never_cache_headers(response)
+    _mark_as_logged(response)
     return response
+
+
+def _mark_as_logged(response: HttpResponse) -> None:
+    """Keep Django from logging the page a second time, with the raw request.
+
+    Django logs every response of status 400 or more to ``django.request`` with the request
+    attached (``django.utils.log.log_response``), and AdminEmailHandler and error trackers
+    print that request's full URL: the callback's code and state, and a code is still unused
+    when its claim was released (WeChat busy). Each page here was logged above, redacted;
+    ``log_response`` skips a response whose ``_has_been_logged`` is set.
+    """
+    response._has_been_logged = True  # type: ignore[attr-defined]

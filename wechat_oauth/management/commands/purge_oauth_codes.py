@@ -29,10 +29,11 @@ class _HelpFormatter(DjangoHelpFormatter, RawDescriptionHelpFormatter):
 class Command(BaseCommand):
     help = """\
 Delete OAuthCodeUse rows first seen longer ago than the retention (WECHAT_OAUTH["RETENTION"],
-default 7 days) and blank the tokens and profile of rows past DEDUPE_WINDOW. Rows of an
-exchange in flight are never touched. Works in batches of short transactions, without loading
-rows, so it can run every few minutes beside live traffic. With CACHE_ALIAS set, the duplicate
-counters kept in Redis are folded into the rows first.
+default 7 days), codes WeChat rejected (invalid or used, never sent again) first seen longer
+ago than GARBAGE_RETENTION (default 1 hour), and blank the tokens and profile of rows past
+DEDUPE_WINDOW. Rows of an exchange in flight are never touched. Works in batches of short
+transactions, without loading rows, so it can run every few minutes beside live traffic. With
+CACHE_ALIAS set, the duplicate counters kept in Redis are folded into the rows first.
 
 Durations: 90s, 10m, 12h, 7d, 2w or plain seconds.
 Exit status: 0 done (also when nothing was to do), 2 bad arguments, 1 database error.
@@ -86,11 +87,13 @@ Celery beat:
             help="Pause between two batches, e.g. 0.05 (default 0).")
         parser.add_argument(
             "--dry-run", action="store_true",
-            help="Only count what would be deleted and scrubbed; change nothing.")
+            help="Only count what would be deleted (rejected codes too) and scrubbed; change "
+                 "nothing.")
         parser.add_argument(
             "--json", action="store_true",
-            help="Print only a JSON object (deleted, scrubbed, folded, seconds, rows_per_second, "
-                 "dry_run, older_than_seconds, batches).")
+            help="Print only a JSON object (deleted, garbage_deleted, scrubbed, folded, seconds, "
+                 "rows_per_second, dry_run, older_than_seconds, garbage_older_than_seconds, "
+                 "batches).")
         parser.add_argument(
             "--no-progress", action="store_true",
             help="No live counter (it is shown only when stdout is a terminal anyway).")
@@ -110,7 +113,7 @@ Celery beat:
             if progress:
                 progress.clear()
             raise CommandError(f"database error: {_one_line(error)}", returncode=1) from None
-        except ValueError as error:  # a RETENTION setting shorter than DEDUPE_WINDOW
+        except ValueError as error:  # RETENTION or GARBAGE_RETENTION shorter than DEDUPE_WINDOW
             raise CommandError(f"WECHAT_OAUTH settings: {error}", returncode=2) from None
         if progress:
             progress.clear()
@@ -150,14 +153,17 @@ Celery beat:
 
 def summary(report: purging.PurgeReport, *, cache: bool = False) -> str:
     """The one-line summary printed at the end of a run."""
-    age = purging.format_duration(report.older_than)
+    purged = f"{_codes(report.deleted)} older than {purging.format_duration(report.older_than)}"
+    if report.garbage_older_than is not None:
+        purged += (f" and {_codes(report.garbage_deleted, 'rejected code')} older than "
+                   f"{purging.format_duration(report.garbage_older_than)}")
     if report.dry_run:
-        return (f"dry run: would purge {_codes(report.deleted)} older than {age} and scrub "
-                f"tokens of {_codes(report.scrubbed)} (nothing changed)")
+        comma = "," if report.garbage_older_than is not None else ""
+        return (f"dry run: would purge {purged}{comma} and scrub tokens of "
+                f"{_codes(report.scrubbed)} (nothing changed)")
     folded = f", folded {report.folded:,} cache counters" if cache or report.folded else ""
-    return (f"purged {_codes(report.deleted)} older than {age}, scrubbed tokens of "
-            f"{_codes(report.scrubbed)}{folded} in {report.seconds:.1f} s "
-            f"({report.rows_per_second:,.0f} rows/s)")
+    return (f"purged {purged}, scrubbed tokens of {_codes(report.scrubbed)}{folded} in "
+            f"{report.seconds:.1f} s ({report.rows_per_second:,.0f} rows/s)")
 
 
 def _positive_int(value: Any) -> int | None:
@@ -169,8 +175,8 @@ def _positive_int(value: Any) -> int | None:
     return None
 
 
-def _codes(count: int) -> str:
-    return f"{count:,} code" if count == 1 else f"{count:,} codes"
+def _codes(count: int, noun: str = "code") -> str:
+    return f"{count:,} {noun}" if count == 1 else f"{count:,} {noun}s"
 
 
 def _one_line(error: Exception) -> str:
@@ -188,7 +194,8 @@ class _Progress:
         if now - self.last < PROGRESS_PERIOD and self.width:
             return
         self.last = now
-        text = (f"deleted {report.deleted:,} codes ({report.rows_per_second:,.0f} rows/s), "
+        deleted = report.deleted + report.garbage_deleted
+        text = (f"deleted {deleted:,} codes ({report.rows_per_second:,.0f} rows/s), "
                 f"scrubbed {report.scrubbed:,}")
         self.out.write("\r" + text.ljust(self.width), ending="")
         self.out.flush()
