@@ -68,9 +68,11 @@ def test_login_after_the_account_was_deleted_in_the_admin_logs_in_as_a_new_user(
 def test_racing_first_logins_of_an_openid_whose_username_is_taken_create_one_user(fake_wechat):
     user_named("wx_o_ivy")
     fake_wechat.set_latency(0.05)
-    callbacks = [authorize(Client(), "o_ivy") for _ in range(6)]
+    browsers = [Client() for _ in range(6)]  # one person, six devices, logging in at once
+    callbacks = [(browser, authorize(browser, "o_ivy")) for browser in browsers]
 
-    results = run_in_threads(6, lambda: Client().get(callbacks.pop()))
+    results = run_in_threads(6, lambda: (lambda browser, callback: browser.get(callback))(
+        *callbacks.pop()))
 
     assert all(kind == "ok" and value.status_code == 302 for kind, value in results), results
     assert get_user_model().objects.count() == 2

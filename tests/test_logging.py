@@ -131,7 +131,7 @@ FLOW_ERRORS = {
 }
 #: Bad callbacks (400 pages); the middleware leaves a forged state to the page (not its own).
 MANGLED = {
-    "forged-state-400": (lambda cb: cb.replace("&state=1", "&state=2"), "callback-view"),
+    "forged-state-400": (lambda cb: cb.replace("&state=2", "&state=3"), "callback-view"),
     "consent-refused-400": (lambda cb: cb.replace("&code=", "&nocode="), "callback-view"),
     "repeated-code-400-view": (lambda cb: cb + "&code=again", "callback-view"),
     "repeated-code-400-middleware": (lambda cb: cb + "&code=again", "middleware"),
@@ -159,7 +159,7 @@ def test_error_pages_of_the_flow_reach_no_error_report(client, fake_wechat, monk
     callback = authorize(client, "o_reported", start=start)
     fault(fake_wechat, monkeypatch, settings)
 
-    response = client.get(callback)
+    response = client.get(callback, follow=True)  # the middleware's page is one redirect away
 
     assert response.status_code == status
     _assert_not_reported(django_request_log, _callback_parameters(callback))
@@ -170,7 +170,7 @@ def test_invalid_login_links_reach_no_error_report(client, fake_wechat, django_r
     mangle, start = case
     callback = mangle(authorize(client, "o_reported", start=STARTS[start]))
 
-    response = client.get(callback)
+    response = client.get(callback, follow=True)
 
     assert response.status_code == 400
     _assert_not_reported(django_request_log, _callback_parameters(callback))
