@@ -79,6 +79,11 @@ DEFAULTS: dict[str, Any] = {
     # callback (WeChat's and WeCom's in-app browsers): only their callbacks may arrive without
     # the binding cookie. Empty: every callback must carry it.
     "UNBOUND_USER_AGENTS": ["MicroMessenger", "wxwork"],
+    # Ask before completing *every* callback that arrives without the binding cookie, not only
+    # one that would replace a different logged-in user. Closes login CSRF against anonymous
+    # visitors inside WeChat too, at the price of one tap for each login whose cookie WeChat
+    # dropped.
+    "CONFIRM_UNBOUND": False,
     # Most distinct codes one login attempt (one state) may bring: WeChat sends at most two.
     "MAX_CODES_PER_LOGIN": 3,
     # Codes WeChat rejected as invalid/spent that one client (CLIENT_KEY) may bring within

@@ -169,14 +169,15 @@ def complete_login(request: HttpRequest, callback: Callback, *, target: str,
         raise SnapshotUser()
     identity = WeChatIdentity(app_id=app_settings.APP_ID, openid=token.openid,
                               unionid=token.unionid, scope=token.scope)
+    unbound = binding is Binding.UNBOUND
     if not app_settings.LINK_USERS:
-        if binding is Binding.UNBOUND and _other_identity_signed_in(request, identity):
+        if unbound and (app_settings.CONFIRM_UNBOUND or _other_identity_signed_in(request, identity)):
             return confirm.ask(request, identity=identity, target=target)
         switch_identity(request, identity)
         return _continue(request, target)
     account, created = _link(token, refresh_account=not exchange.duplicate)
     user = authenticated(request, account)
-    if binding is Binding.UNBOUND and _other_user_signed_in(request, user):
+    if unbound and (app_settings.CONFIRM_UNBOUND or _other_user_signed_in(request, user)):
         return confirm.ask(request, identity=identity, target=target, account=account,
                            created=created)
     log_in(request, user, account, created=created, identity=identity)

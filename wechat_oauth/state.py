@@ -37,7 +37,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 from django.core.exceptions import DisallowedHost
 from django.utils.crypto import constant_time_compare, salted_hmac
@@ -311,7 +311,38 @@ def safe_next_url(
             return None
     if not url_has_allowed_host_and_scheme(candidate, hosts, require_https=require_https):
         return None
+    if _leads_into_a_callback(candidate):
+        return None
     return candidate
+
+
+#: Query parameters of a callback: a ``next`` that carries them would replay someone's login.
+CALLBACK_PARAMETERS = frozenset({"code", "state"})
+
+
+def _leads_into_a_callback(candidate: str) -> bool:
+    """Whether ``candidate``, in any of its percent-decodings, points at the callback view or
+    carries ``code``/``state``: such a ``next`` would complete a login after this one, and a
+    login-CSRF link disguised as an ordinary login link of the site is exactly that."""
+    callback = _callback_path().rstrip("/")
+    for form in _decodings(candidate) or [candidate]:
+        try:
+            parts = urlsplit(form)
+        except ValueError:
+            return True
+        names = {name for name, _ in parse_qsl(parts.query, keep_blank_values=True)}
+        if names & CALLBACK_PARAMETERS or (callback and parts.path.rstrip("/") == callback):
+            return True
+    return False
+
+
+def _callback_path() -> str:
+    from django.urls import NoReverseMatch, reverse
+
+    try:
+        return reverse("wechat_oauth:callback")
+    except NoReverseMatch:  # the app's URLs are not installed on this site
+        return ""
 
 
 def _is_forbidden(char: str) -> bool:
