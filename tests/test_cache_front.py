@@ -15,16 +15,18 @@ from functools import partial
 import pytest
 from django.core.cache import caches
 from django.db import connections
+from django.utils import timezone
 
 from tests import services
 from tests.concurrency import run_in_threads, start_thread, wait_until
 from wechat_oauth import signals
 from wechat_oauth.client import WeChatClient
-from wechat_oauth.exceptions import UpstreamUnavailable
+from wechat_oauth.exceptions import ReplayRefused, UpstreamUnavailable
 from wechat_oauth.guard import exchange_once
 from wechat_oauth.guard.cache import CacheFront, cache_front, fold_counters
 from wechat_oauth.hashing import code_hash
 from wechat_oauth.models import OAuthCodeUse
+from wechat_oauth.outcome import StoredOutcome
 
 pytestmark = [pytest.mark.redis, pytest.mark.django_db(transaction=True)]
 
@@ -263,6 +265,38 @@ def test_every_duplicate_waiting_on_redis_is_woken_by_one_publication(front, fak
     assert [outcomes[0][0] for _, outcomes in waiters] == ["ok"] * 4
     assert sources == ["cache"] * 4, "a waiter fell through to the database"
     assert len(popped) == 4 and None not in popped
+    assert fake_wechat.exchange_calls(code) == 1
+
+
+def test_an_outcome_written_into_redis_by_someone_else_is_not_believed(front, fake_wechat,
+                                                                      caplog):
+    """Whoever can write to the Redis server must not be able to mint a login for any openid:
+    a stored outcome without a valid MAC is ignored, and the database decides."""
+    code = fake_wechat.issue_code("o_genuine")
+    keys = front.keys(WeChatClient().app_id, code_hash(code))
+    forged = StoredOutcome(code_use_id=1, first_seen_at=timezone.now(), status="exchanged",
+                           openid="o_admin", access_token="x", refresh_token="y",
+                           access_token_expires_at=timezone.now(),
+                           refresh_token_expires_at=timezone.now())
+    for sealed in (forged.to_json(), "0" * 64 + forged.to_json()):
+        front.redis.set(keys.result, sealed)
+
+        outcome = exchange_once(code)
+
+        assert outcome.token.openid == "o_genuine"
+    assert fake_wechat.exchange_calls(code) == 1
+    assert any("failed its MAC check" in r.getMessage() for r in caplog.records)
+
+
+def test_a_duplicate_from_another_browser_is_refused_on_the_redis_path(front, fake_wechat):
+    code = fake_wechat.issue_code("o_owner")
+    exchange_once(code, state="s1", fingerprint="browser-a")
+
+    with pytest.raises(ReplayRefused):
+        exchange_once(code, state="s1", fingerprint="browser-b")
+    with pytest.raises(ReplayRefused):
+        exchange_once(code, state="s2", fingerprint="browser-a")
+    assert exchange_once(code, state="s1", fingerprint="browser-a").duplicate is True
     assert fake_wechat.exchange_calls(code) == 1
 
 

@@ -14,6 +14,7 @@ from wechat_oauth.client import WeChatClient
 from wechat_oauth.exceptions import (
     CodeSpent,
     InvalidCode,
+    ReplayRefused,
     UpstreamBusy,
     UpstreamTimeout,
     UpstreamUnavailable,
@@ -86,6 +87,20 @@ def test_failing_userinfo_does_not_fail_the_exchange(fake_wechat):
     outcome = exchange_once(code)
 
     assert outcome.token.openid == "o_private" and outcome.token.profile is None
+
+
+def test_duplicate_of_another_login_attempt_or_browser_is_refused_not_replayed(fake_wechat):
+    """A leaked callback URL (another browser) or the code on a fresh state (another attempt)."""
+    code = fake_wechat.issue_code("o_owner")
+    exchange_once(code, state="s1", fingerprint="browser-a")
+
+    with pytest.raises(ReplayRefused):
+        exchange_once(code, state="s1", fingerprint="browser-b")
+    with pytest.raises(ReplayRefused):
+        exchange_once(code, state="s2", fingerprint="browser-a")
+    assert exchange_once(code, state="s1", fingerprint="browser-a").duplicate is True
+    assert fake_wechat.exchange_calls(code) == 1
+    assert OAuthCodeUse.objects.get().duplicates == 3
 
 
 def test_many_late_duplicates_are_counted_and_never_call_wechat(fake_wechat):
