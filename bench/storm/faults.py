@@ -203,8 +203,10 @@ def worker_kill_round(stack: Any, index: int, *, label: str) -> dict[str, Any]:
     code = login.codes[-1]
     fake.add_fault("access_token", code=code, delay=2.0, times=1)
     instances = stack.instances["guarded"]
-    # The holder: WeChat's first, abandoned try, sent and left open unread (no User-Agent header).
-    holder_socket = send_unread(ctx.at(callback, instances[0].url), user_agent="", timeout=30)
+    # The holder: WeChat's first, abandoned try, sent and left open unread, from the same
+    # browser as its duplicates (its cookies and User-Agent: the replay is only theirs).
+    holder_socket = send_unread(ctx.at(callback, instances[0].url), browser.session.cookies,
+                                timeout=30)
     try:
         pid = _holder_pid(DATABASES["guarded"])
         workers = {p: i.name for i in instances for p in i.worker_pids()}
