@@ -127,3 +127,26 @@ def test_default_login_redirect_that_leads_nowhere(settings):
 def test_retention_shorter_than_the_dedupe_window(settings):
     settings.WECHAT_OAUTH = {**settings.WECHAT_OAUTH, "RETENTION": 30, "DEDUPE_WINDOW": 60}
     assert ids() == {"wechat_oauth.E009"}
+
+
+def test_client_key_that_cannot_be_imported(settings):
+    settings.WECHAT_OAUTH = {**settings.WECHAT_OAUTH, "CLIENT_KEY": "nowhere.client_key"}
+    assert ids() == {"wechat_oauth.E011"}
+
+
+def test_budget_cache_alias_that_names_no_cache(settings):
+    settings.WECHAT_OAUTH = {**settings.WECHAT_OAUTH, "BUDGET_CACHE_ALIAS": "budgets"}
+    assert ids() == {"wechat_oauth.E012"}
+
+
+def test_budget_cache_that_counts_nothing(settings):
+    settings.CACHES = {**settings.CACHES,
+                       "budgets": {"BACKEND": "django.core.cache.backends.dummy.DummyCache"}}
+    settings.WECHAT_OAUTH = {**settings.WECHAT_OAUTH, "BUDGET_CACHE_ALIAS": "budgets"}
+    assert ids() == {"wechat_oauth.W010"}
+
+
+def test_dedupe_window_shorter_than_a_duplicates_wait(settings):
+    settings.WECHAT_OAUTH = {**settings.WECHAT_OAUTH, "DEDUPE_WINDOW": 10, "RETENTION": 3600,
+                             "GARBAGE_RETENTION": 3600}
+    assert ids() == {"wechat_oauth.W009"}

@@ -19,6 +19,10 @@ wechat_oauth.W005         WAIT_TIMEOUT shorter than the holder's limit
 wechat_oauth.W006         SESSION_COOKIE_SAMESITE = "Strict"
 wechat_oauth.W007         AUTO_LOGIN_PATHS set but WeChatOAuthMiddleware not installed
 wechat_oauth.W008         LOGIN_REDIRECT_URL is Django's default and leads nowhere
+wechat_oauth.E011         CLIENT_KEY cannot be imported
+wechat_oauth.E012         BUDGET_CACHE_ALIAS names no cache in CACHES
+wechat_oauth.W009         DEDUPE_WINDOW shorter than WAIT_TIMEOUT
+wechat_oauth.W010         BUDGET_CACHE_ALIAS is a dummy cache (the budgets count nothing)
 ========================= =================================================================
 """
 
@@ -143,6 +147,43 @@ def check_cache_front(app_configs: Any = None, **kwargs: Any) -> list[CheckMessa
             id="wechat_oauth.W002",
         )]
     return []
+
+
+@register(Tags.security)
+def check_budgets_and_replay(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """The budgets of new codes (budget.py) and the replay window (binding.py)."""
+    messages: list[CheckMessage] = []
+    try:
+        _ = app_settings.CLIENT_KEY  # imported on access (conf.IMPORT_STRINGS)
+    except ImportError as error:
+        messages.append(Error(
+            f"WECHAT_OAUTH['CLIENT_KEY'] cannot be imported: {error}.",
+            hint="Give the dotted path of a function client_key(request) -> str.",
+            id="wechat_oauth.E011",
+        ))
+    alias = app_settings.BUDGET_CACHE_ALIAS
+    if alias not in settings.CACHES:
+        messages.append(Error(
+            f"BUDGET_CACHE_ALIAS {alias!r} is not in CACHES.",
+            hint="Name a cache shared by your servers (or the default one).",
+            id="wechat_oauth.E012",
+        ))
+    elif settings.CACHES[alias].get("BACKEND", "").endswith(".DummyCache"):
+        messages.append(Warning(
+            f"BUDGET_CACHE_ALIAS {alias!r} is a DummyCache: the budgets of new codes count "
+            "nothing, so a flood of made-up codes costs a row and a call to WeChat each.",
+            hint="Point BUDGET_CACHE_ALIAS at a real cache, shared by your servers.",
+            id="wechat_oauth.W010",
+        ))
+    if float(app_settings.DEDUPE_WINDOW) < app_settings.wait_timeout:
+        messages.append(Warning(
+            f"DEDUPE_WINDOW ({app_settings.DEDUPE_WINDOW:g} s) is shorter than WAIT_TIMEOUT "
+            f"({app_settings.wait_timeout:g} s).",
+            hint="A duplicate that waited for a slow exchange finds the window closed and must "
+                 "log in again. Leave DEDUPE_WINDOW at its default or above WAIT_TIMEOUT.",
+            id="wechat_oauth.W009",
+        ))
+    return messages
 
 
 @register()
