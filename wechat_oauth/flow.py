@@ -43,7 +43,7 @@ from .exceptions import (
     InvalidState,
     SnapshotUser,
 )
-from .guard import exchange_once, validate_code
+from .guard import Exchange, exchange_once, validate_code
 from .identity import link_account
 from .models import WeChatAccount
 from .signals import wechat_login
@@ -75,6 +75,10 @@ class WeChatIdentity:
     openid: str
     unionid: str
     scope: str
+
+    def is_same_as(self, other: WeChatIdentity) -> bool:
+        """The same person of the same app (the scope may differ between logins)."""
+        return (self.app_id, self.openid) == (other.app_id, other.openid)
 
 
 def read_callback(query: QueryDict) -> Callback:
@@ -164,12 +168,17 @@ def complete_login(request: HttpRequest, callback: Callback, *, target: str,
             return authorize_redirect(request, target=target, redirect_uri=redirect_uri(target),
                                       attempt=1)
         raise
+    return _finish_login(request, exchange, unbound=binding is Binding.UNBOUND, target=target)
+
+
+def _finish_login(request: HttpRequest, exchange: Exchange, *, unbound: bool, target: str
+                  ) -> HttpResponse:
+    """Link and log in (or keep the identity), unless an unbound callback must ask first."""
     token = exchange.token
     if token.is_snapshot_user:
         raise SnapshotUser()
     identity = WeChatIdentity(app_id=app_settings.APP_ID, openid=token.openid,
                               unionid=token.unionid, scope=token.scope)
-    unbound = binding is Binding.UNBOUND
     if not app_settings.LINK_USERS:
         if unbound and (app_settings.CONFIRM_UNBOUND or _other_identity_signed_in(request, identity)):
             return confirm.ask(request, identity=identity, target=target)
@@ -187,8 +196,7 @@ def complete_login(request: HttpRequest, callback: Callback, *, target: str,
 def switch_identity(request: HttpRequest, identity: WeChatIdentity) -> None:
     """Keep ``identity`` in the session (LINK_USERS = False). As ``login()`` does for users: a
     different identity gets an empty session, the same (or a first) one a new session key."""
-    current = identity_of(request)
-    if current is not None and (current.app_id, current.openid) != (identity.app_id, identity.openid):
+    if _other_identity_signed_in(request, identity):
         request.session.flush()
     else:
         request.session.cycle_key()  # no session fixation
@@ -238,8 +246,7 @@ def _other_user_signed_in(request: HttpRequest, user: Any) -> bool:
 
 def _other_identity_signed_in(request: HttpRequest, identity: WeChatIdentity) -> bool:
     current = identity_of(request)
-    return current is not None and (current.app_id, current.openid) != (identity.app_id,
-                                                                        identity.openid)
+    return current is not None and not identity.is_same_as(current)
 
 
 def safe_target(request: HttpRequest, target: str) -> str:
