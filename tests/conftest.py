@@ -12,6 +12,7 @@ from tests import services
 
 SERVICE_MARKERS = {
     "postgres": services.postgres_unavailable,
+    "mariadb": services.mariadb_unavailable,
     "redis": services.redis_unavailable,
     "browser": services.browser_unavailable,
 }
@@ -43,15 +44,33 @@ def pg_alias() -> str:
 
 
 @pytest.fixture
+def mariadb_alias() -> str:
+    """The database alias that is MariaDB in this run (tests using it are marked mariadb)."""
+    return _alias_of("django.db.backends.mysql")
+
+
+@pytest.fixture
 def sqlite_alias() -> str:
     """The database alias that is a SQLite file in this run."""
     return _alias_of("django.db.backends.sqlite3")
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+DATABASE_FIXTURES = {"sqlite": "sqlite_alias", "postgres": "pg_alias", "mariadb": "mariadb_alias"}
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres),
+                        pytest.param("mariadb", marks=pytest.mark.mariadb)])
 def alias(request: pytest.FixtureRequest) -> str:
-    """Each database of the run in turn: a SQLite file, then PostgreSQL."""
-    return request.getfixturevalue("sqlite_alias" if request.param == "sqlite" else "pg_alias")
+    """Each database of the run in turn: a SQLite file, PostgreSQL, MariaDB."""
+    return request.getfixturevalue(DATABASE_FIXTURES[request.param])
+
+
+@pytest.fixture(params=[pytest.param("postgres", marks=pytest.mark.postgres),
+                        pytest.param("mariadb", marks=pytest.mark.mariadb)])
+def server_alias(request: pytest.FixtureRequest) -> str:
+    """Each database server of the run in turn (PostgreSQL, MariaDB): what SQLite has no
+    equivalent of (lock timeouts, a server that cuts a holder off)."""
+    return request.getfixturevalue(DATABASE_FIXTURES[request.param])
 
 
 @pytest.fixture

@@ -24,6 +24,13 @@ PG = {
     "USER": os.environ.get("WECHAT_OAUTH_TEST_PG_USER", "postgres"),
     "NAME": os.environ.get("WECHAT_OAUTH_TEST_PG_NAME", "test"),
 }
+MARIADB = {
+    "HOST": os.environ.get("WECHAT_OAUTH_TEST_MARIADB_HOST", "127.0.0.1"),
+    "PORT": os.environ.get("WECHAT_OAUTH_TEST_MARIADB_PORT", "3306"),
+    "USER": os.environ.get("WECHAT_OAUTH_TEST_MARIADB_USER", "root"),
+    "PASSWORD": os.environ.get("WECHAT_OAUTH_TEST_MARIADB_PASSWORD", ""),
+    "NAME": os.environ.get("WECHAT_OAUTH_TEST_MARIADB_NAME", "test"),
+}
 REDIS_URL = os.environ.get("WECHAT_OAUTH_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 
 REQUIRED = os.environ.get("WECHAT_OAUTH_REQUIRE_SERVICES") == "1"
@@ -45,6 +52,22 @@ def postgres_unavailable() -> str | None:
                         connect_timeout=2).close()
     except Exception as exc:  # any failure to connect means: not usable here
         return f"PostgreSQL at {PG['HOST']}:{PG['PORT']} is not reachable ({type(exc).__name__})"
+    return None
+
+
+@functools.cache
+def mariadb_unavailable() -> str | None:
+    """None when MariaDB (or MySQL) answers, else why not."""
+    try:
+        import MySQLdb
+    except ImportError:
+        return "mysqlclient is not installed (pip install -e '.[test]'; needs libmariadb-dev)"
+    try:
+        MySQLdb.connect(host=MARIADB["HOST"], port=int(MARIADB["PORT"]), user=MARIADB["USER"],
+                        password=MARIADB["PASSWORD"], database=MARIADB["NAME"],
+                        connect_timeout=2).close()
+    except Exception as exc:  # any failure to connect means: not usable here
+        return f"MariaDB at {MARIADB['HOST']}:{MARIADB['PORT']} is not reachable ({type(exc).__name__})"
     return None
 
 

@@ -1,11 +1,15 @@
 """Settings of the test suite.
 
 SQLite and the local-memory cache by default, so ``pytest`` works on a machine with only
-Python. ``WECHAT_OAUTH_TEST_DB=postgres`` and ``WECHAT_OAUTH_TEST_CACHE=redis`` make PostgreSQL
-and Redis the default database and cache. Whatever the defaults, a reachable PostgreSQL and
-Redis are also offered as the extra aliases ``postgres`` and ``redis`` for the tests that need
-them (marked ``postgres`` / ``redis``), and SQLite stays available as ``sqlite`` when PostgreSQL
-is the default: every run covers both databases.
+Python. ``WECHAT_OAUTH_TEST_DB=postgres`` (or ``mariadb``) and ``WECHAT_OAUTH_TEST_CACHE=redis``
+make PostgreSQL (MariaDB) and Redis the default database and cache. Whatever the defaults, a
+reachable PostgreSQL, MariaDB and Redis are also offered as the extra aliases ``postgres``,
+``mariadb`` and ``redis`` for the tests that need them (marked ``postgres`` / ``mariadb`` /
+``redis``), and SQLite stays available as ``sqlite``: every run covers every database.
+
+SQLite is configured as Django's ``startproject`` does (no ``transaction_mode``, the default
+``timeout``): the app must not depend on anything more. Only the file is ours, so that threads
+and processes share it.
 """
 
 import os
@@ -70,20 +74,29 @@ SQLITE = {
     "NAME": _sqlite_file,
     # A file, not Django's in-memory default: threads and processes must share it.
     "TEST": {"NAME": _sqlite_file},
-    "OPTIONS": {"transaction_mode": "IMMEDIATE", "timeout": 20},
 }
 POSTGRES = {
     "ENGINE": "django.db.backends.postgresql",
     **services.PG,
     "TEST": {"NAME": f"test_wechat_oauth_{os.getpid()}"},
 }
+MARIADB = {
+    "ENGINE": "django.db.backends.mysql",
+    **services.MARIADB,
+    "OPTIONS": {"charset": "utf8mb4"},
+    "TEST": {"NAME": f"test_wechat_oauth_{os.getpid()}", "CHARSET": "utf8mb4",
+             "COLLATION": "utf8mb4_bin"},
+}
 
-if os.environ.get("WECHAT_OAUTH_TEST_DB") == "postgres":
-    DATABASES = {"default": POSTGRES, "sqlite": SQLITE}
-else:
-    DATABASES = {"default": SQLITE}
-    if services.postgres_unavailable() is None:
-        DATABASES["postgres"] = POSTGRES
+_SERVERS = {"postgres": (POSTGRES, services.postgres_unavailable),
+            "mariadb": (MARIADB, services.mariadb_unavailable)}
+_default = os.environ.get("WECHAT_OAUTH_TEST_DB", "sqlite")
+DATABASES = {"default": _SERVERS[_default][0] if _default in _SERVERS else SQLITE}
+if _default in _SERVERS:
+    DATABASES["sqlite"] = SQLITE
+for _alias, (_conf, _unavailable) in _SERVERS.items():
+    if _alias != _default and _unavailable() is None:
+        DATABASES[_alias] = _conf
 
 LOCMEM = {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
 REDIS = {

@@ -27,9 +27,6 @@ from wechat_oauth.models import OAuthCodeUse
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 
-WAIT_BOUNDS = ("lock_timeout", "idle_in_transaction_session_timeout")
-
-
 def test_no_row_is_committed_while_wechat_is_being_asked(fake_wechat, alias):
     fake_wechat.set_latency(0.5)
     code = fake_wechat.issue_code("o_uncommitted")
@@ -58,31 +55,39 @@ def test_exchange_inside_a_callers_transaction_is_refused_before_the_code_is_spe
     assert exchange_once(code, using=alias).token.openid == "o_nested"  # the code is still good
 
 
-def wait_bounds(alias: str) -> dict[str, str]:
-    with connections[alias].cursor() as cursor:
-        cursor.execute("SELECT " + ", ".join(f"current_setting('{name}')" for name in WAIT_BOUNDS))
-        return dict(zip(WAIT_BOUNDS, cursor.fetchone(), strict=True))
+#: The claim's two bounds, as each database server names them (session-wide on MariaDB).
+WAIT_BOUNDS = {
+    "postgresql": ("current_setting('lock_timeout')",
+                   "current_setting('idle_in_transaction_session_timeout')"),
+    "mysql": ("@@SESSION.innodb_lock_wait_timeout", "@@SESSION.wait_timeout"),
+}
 
 
-@pytest.mark.postgres
+def wait_bounds(alias: str) -> tuple[str, ...]:
+    connection = connections[alias]
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT " + ", ".join(WAIT_BOUNDS[connection.vendor]))
+        return tuple(str(value) for value in cursor.fetchone())
+
+
 @pytest.mark.parametrize("fault", [None, {"errcode": 40163, "errmsg": "code been used"}],
                          ids=["exchanged", "failed"])
-def test_wait_bounds_end_with_the_claim(fake_wechat, pg_alias, settings, fault):
-    """The bounds are set with set_config(..., is_local => true): they must not outlive the
-    claim's transaction on the worker's connection (nor, behind PgBouncer's transaction
-    pooling, leak into another client's transactions)."""
+def test_wait_bounds_end_with_the_claim(fake_wechat, server_alias, settings, fault):
+    """PostgreSQL sets them with set_config(..., is_local => true), MariaDB for the session and
+    puts the old values back: they must not outlive the claim's transaction on the worker's
+    connection (nor, behind PgBouncer's transaction pooling, leak into another client's)."""
     settings.WECHAT_OAUTH = {**settings.WECHAT_OAUTH, "WAIT_TIMEOUT": 3.25}
     code = fake_wechat.issue_code("o_bounded")
     if fault:
         fake_wechat.add_fault("access_token", **fault)
-    before = wait_bounds(pg_alias)
-    assert before["lock_timeout"] != "3250ms"
+    before = wait_bounds(server_alias)
+    assert "3250ms" not in before and "4" not in before
 
     try:
-        exchange_once(code, using=pg_alias)
+        exchange_once(code, using=server_alias)
     except CodeSpent:
         assert fault
-    after = wait_bounds(pg_alias)
+    after = wait_bounds(server_alias)
 
     assert after == before
-    assert OAuthCodeUse.objects.using(pg_alias).get().status == ("failed" if fault else "exchanged")
+    assert OAuthCodeUse.objects.using(server_alias).get().status == ("failed" if fault else "exchanged")

@@ -43,15 +43,27 @@ Bounds
 On PostgreSQL the claim transaction sets ``lock_timeout`` (how long a twin waits: WAIT_TIMEOUT)
 and ``idle_in_transaction_session_timeout`` (how long the holder may sit in the transaction
 while WeChat answers: the client timeout plus EXCHANGE_MARGIN), both local to the transaction.
-On SQLite the wait is bounded by the database's ``timeout`` option. A twin that waits too long
-gets :class:`~wechat_oauth.exceptions.ExchangeWaitTimeout`.
+On MariaDB/MySQL the same two bounds are ``innodb_lock_wait_timeout`` and ``wait_timeout``
+(whole seconds, rounded up), which exist only per session: the claim sets them and puts the
+connection's own values back when its transaction has ended. On SQLite the wait is bounded by
+the database's ``timeout`` option. A twin that waits too long gets
+:class:`~wechat_oauth.exceptions.ExchangeWaitTimeout`.
+
+InnoDB and deadlocks
+--------------------
+With two or more twins waiting on a holder whose transaction rolls back, InnoDB lets one
+INSERT through and ends the others' transactions with a deadlock (1213: a duplicate-key error
+takes a shared lock). Such a twin claims again (at most :data:`DEADLOCK_RETRIES` times): it
+then waits for the new holder, or finds its row committed, and replays the outcome.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import partial
 from typing import TYPE_CHECKING
 
@@ -81,16 +93,28 @@ from ..signals import code_exchanged, exchange_failed
 from .duplicates import Claim, Exchange, answer_duplicate, gap_ms
 
 if TYPE_CHECKING:
+    from django.db.backends.base.base import BaseDatabaseWrapper
+
     from ..client import TokenResult
 
 logger = logging.getLogger("wechat_oauth.exchange")
 
 #: SQLSTATE of PostgreSQL's "lock_not_available" (lock_timeout expired).
 LOCK_NOT_AVAILABLE = "55P03"
+#: SQLSTATE of PostgreSQL's "deadlock_detected".
+PG_DEADLOCK = "40P01"
+#: MariaDB/MySQL error numbers: lock wait timeout exceeded; deadlock found.
+MYSQL_LOCK_WAIT_TIMEOUT, MYSQL_DEADLOCK = 1205, 1213
+#: How many times a twin whose claim ended in a deadlock claims again.
+DEADLOCK_RETRIES = 3
 
 
 class _LostRace(Exception):
     """Another request committed this code's row first."""
+
+
+class _Deadlocked(Exception):
+    """The database ended this twin's claim to break a deadlock: claim again."""
 
 
 class _ReleaseClaim(Exception):
@@ -103,6 +127,37 @@ class _ReleaseClaim(Exception):
 OutcomeListener = Callable[[StoredOutcome], None]
 
 
+def _mysql_errno(exc: DatabaseError) -> int | None:
+    code = exc.args[0] if exc.args else None
+    return code if isinstance(code, int) else None
+
+
+@contextmanager
+def _session_bounds(connection: BaseDatabaseWrapper) -> Iterator[None]:
+    """MariaDB/MySQL: the claim's wait bounds, set on the session for the claim's transaction
+    and put back afterwards (the next, unrelated transaction on this connection must run with
+    the connection's own values). Other databases: nothing (PostgreSQL sets them inside the
+    transaction, locally)."""
+    if connection.vendor != "mysql":
+        yield
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SET @wechat_oauth_lock_wait = @@SESSION.innodb_lock_wait_timeout,"
+            " @wechat_oauth_idle = @@SESSION.wait_timeout,"
+            " SESSION innodb_lock_wait_timeout = %s, SESSION wait_timeout = %s",
+            [math.ceil(app_settings.wait_timeout), math.ceil(app_settings.hold_timeout)])
+    try:
+        yield
+    finally:
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SET SESSION innodb_lock_wait_timeout = @wechat_oauth_lock_wait,"
+                               " SESSION wait_timeout = @wechat_oauth_idle")
+        except DatabaseError:  # the connection is gone (cut off as a stuck holder): no session
+            logger.debug("wait bounds not restored: the connection is gone")
+
+
 class DatabaseGuard:
     """``on_outcome`` is told every committed outcome this guard sees (the cache front
     publishes them): the holder's from ``transaction.on_commit``, a duplicate's at once."""
@@ -112,11 +167,18 @@ class DatabaseGuard:
         self.on_outcome = on_outcome
 
     def exchange(self, call: Callable[[], TokenResult], claim: Claim) -> Exchange:
-        try:
-            return self._claim_and_exchange(call, claim)
-        except _LostRace:
-            row = OAuthCodeUse.objects.using(self.using).get(app_id=claim.app_id,
-                                                             code_hash=claim.code_hash)
+        for attempt in range(DEADLOCK_RETRIES + 1):
+            try:
+                return self._claim_and_exchange(call, claim)
+            except _LostRace:
+                break
+            except _Deadlocked:
+                logger.info("claim of code %s ended in a deadlock (attempt %d): claiming again",
+                            claim.code_hash[:12], attempt + 1)
+        else:
+            raise ExchangeWaitTimeout("The claim kept ending in deadlocks") from None
+        row = OAuthCodeUse.objects.using(self.using).get(app_id=claim.app_id,
+                                                         code_hash=claim.code_hash)
         return self._absorb_duplicate(row, claim)
 
     # -- the holder ------------------------------------------------------------------------
@@ -124,7 +186,8 @@ class DatabaseGuard:
     def _claim_and_exchange(self, call: Callable[[], TokenResult], claim: Claim) -> Exchange:
         code_hash = claim.code_hash
         try:
-            with transaction.atomic(using=self.using, durable=True):
+            with _session_bounds(connections[self.using]), \
+                    transaction.atomic(using=self.using, durable=True):
                 self._bound_waits()
                 try:
                     row = OAuthCodeUse.objects.using(self.using).create(
@@ -133,6 +196,10 @@ class DatabaseGuard:
                         first_seen_at=claim.arrival, last_seen_at=claim.arrival)
                 except IntegrityError:
                     raise _LostRace from None
+                except OperationalError as exc:
+                    if self._is_deadlock(exc):
+                        raise _Deadlocked from None
+                    raise
                 # This transaction now holds the code: twins wait until it ends.
                 self._admit(claim)
                 token, error = self._call_upstream(call, row)
@@ -211,7 +278,15 @@ class DatabaseGuard:
         cause = exc.__cause__
         if getattr(cause, "sqlstate", None) == LOCK_NOT_AVAILABLE:
             return True
-        return connections[self.using].vendor == "sqlite" and "locked" in str(exc)
+        vendor = connections[self.using].vendor
+        if vendor == "mysql":
+            return _mysql_errno(exc) == MYSQL_LOCK_WAIT_TIMEOUT
+        return vendor == "sqlite" and "locked" in str(exc)
+
+    def _is_deadlock(self, exc: OperationalError) -> bool:
+        if getattr(exc.__cause__, "sqlstate", None) == PG_DEADLOCK:
+            return True
+        return _mysql_errno(exc) == MYSQL_DEADLOCK
 
     # -- duplicates ------------------------------------------------------------------------
 
