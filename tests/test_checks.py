@@ -9,7 +9,14 @@ from wechat_oauth.checks import MIDDLEWARE_PATH
 
 
 def ids() -> set[str]:
-    return {message.id for message in checks.run_checks() if message.id.startswith("wechat_oauth.")}
+    """The app's warnings and errors (advice, level INFO, is asserted where it is tested)."""
+    return {message.id for message in checks.run_checks()
+            if message.id.startswith("wechat_oauth.") and message.level > checks.INFO}
+
+
+def advice() -> set[str]:
+    return {message.id for message in checks.run_checks()
+            if message.id.startswith("wechat_oauth.") and message.level == checks.INFO}
 
 
 def test_the_test_settings_pass_every_check():
@@ -111,12 +118,12 @@ def test_strict_session_cookie(settings):
 
 
 @pytest.mark.filterwarnings("ignore:Overriding setting DATABASES")  # only the check reads it
-def test_sqlite_without_immediate_transactions(settings):
+def test_sqlite_without_immediate_transactions_is_advice_only(settings):
     sqlite = next(conf for conf in settings.DATABASES.values()
                   if conf["ENGINE"] == "django.db.backends.sqlite3")
     # A new dict: the settings fixture restores attributes, not nested objects changed in place.
     settings.DATABASES = {**settings.DATABASES, "default": {**sqlite, "OPTIONS": {"timeout": 20}}}
-    assert ids() == {"wechat_oauth.W004"}
+    assert advice() == {"wechat_oauth.I004"} and ids() == set()
 
 
 def test_default_login_redirect_that_leads_nowhere(settings):
@@ -150,3 +157,48 @@ def test_dedupe_window_shorter_than_a_duplicates_wait(settings):
     settings.WECHAT_OAUTH = {**settings.WECHAT_OAUTH, "DEDUPE_WINDOW": 10, "RETENTION": 3600,
                              "GARBAGE_RETENTION": 3600}
     assert ids() == {"wechat_oauth.W009"}
+
+
+class _Everything:
+    def __init__(self, alias):
+        self.alias = alias
+
+    def db_for_read(self, model, **hints):
+        return self.alias
+
+    db_for_write = db_for_read
+
+
+def mysql_ids(alias):
+    return {m.id for m in checks.run_checks(tags=[checks.Tags.database], databases=[alias])
+            if m.id.startswith("wechat_oauth.")}
+
+
+@pytest.mark.mariadb
+@pytest.mark.django_db(databases="__all__")
+@pytest.mark.parametrize(("level", "expected"), [
+    ("read committed", set()), ("repeatable read", set()),
+    ("read uncommitted", {"wechat_oauth.E014"}), ("serializable", {"wechat_oauth.W011"}),
+])
+def test_mariadb_isolation_level(settings, mariadb_alias, monkeypatch, level, expected):
+    from django.db import connections
+
+    settings.DATABASE_ROUTERS = [_Everything(mariadb_alias)]
+    monkeypatch.setattr(connections[mariadb_alias], "isolation_level", level)
+    assert mysql_ids(mariadb_alias) == expected
+
+
+@pytest.mark.mariadb
+@pytest.mark.django_db(transaction=True, databases="__all__")
+def test_mariadb_table_without_transactions(settings, mariadb_alias):
+    from django.db import connections
+
+    settings.DATABASE_ROUTERS = [_Everything(mariadb_alias)]
+    with connections[mariadb_alias].cursor() as cursor:
+        cursor.execute("ALTER TABLE wechat_oauth_oauthcodeuse ENGINE=MyISAM")
+    try:
+        assert mysql_ids(mariadb_alias) == {"wechat_oauth.E015"}
+    finally:
+        with connections[mariadb_alias].cursor() as cursor:
+            cursor.execute("ALTER TABLE wechat_oauth_oauthcodeuse ENGINE=InnoDB")
+    assert mysql_ids(mariadb_alias) == set()

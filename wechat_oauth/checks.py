@@ -14,7 +14,7 @@ wechat_oauth.E008         wechat_oauth.urls is not included (the login view has 
 wechat_oauth.E009         RETENTION shorter than DEDUPE_WINDOW
 wechat_oauth.E010         GARBAGE_RETENTION not a duration, or shorter than DEDUPE_WINDOW
 wechat_oauth.W003         WeChat URLs are not https while DEBUG is off
-wechat_oauth.W004         SQLite without transaction_mode IMMEDIATE
+wechat_oauth.I004         SQLite without transaction_mode IMMEDIATE (advice; was W004)
 wechat_oauth.W005         WAIT_TIMEOUT shorter than the holder's limit
 wechat_oauth.W006         SESSION_COOKIE_SAMESITE = "Strict"
 wechat_oauth.W007         AUTO_LOGIN_PATHS set but WeChatOAuthMiddleware not installed
@@ -23,6 +23,9 @@ wechat_oauth.E011         CLIENT_KEY cannot be imported
 wechat_oauth.E012         BUDGET_CACHE_ALIAS names no cache in CACHES
 wechat_oauth.W009         DEDUPE_WINDOW shorter than WAIT_TIMEOUT
 wechat_oauth.W010         BUDGET_CACHE_ALIAS is a dummy cache (the budgets count nothing)
+wechat_oauth.E014         MariaDB/MySQL at READ UNCOMMITTED (a twin could read a claim in flight)
+wechat_oauth.W011         MariaDB/MySQL at SERIALIZABLE (every read of the code's row locks it)
+wechat_oauth.E015         OAuthCodeUse's table is not InnoDB (no transactions: no fence)
 ========================= =================================================================
 """
 
@@ -32,15 +35,15 @@ import re
 from typing import Any
 
 from django.conf import settings
-from django.core.checks import CheckMessage, Error, Tags, Warning, register
-from django.db import router
+from django.core.checks import CheckMessage, Error, Info, Tags, Warning, register
+from django.db import connections, router
 from django.urls import NoReverseMatch, Resolver404, resolve, reverse
 
 from .backends import BACKEND_PATH
 from .client import SCOPES
 from .conf import app_settings
 from .guard.cache import is_django_redis
-from .models import WeChatAccount
+from .models import OAuthCodeUse, WeChatAccount
 from .purge import garbage_retention
 
 MIDDLEWARE_PATH = "wechat_oauth.middleware.WeChatOAuthMiddleware"
@@ -277,11 +280,52 @@ def check_sqlite_transaction_mode(app_configs: Any = None, databases: Any = None
         return []
     if database.get("OPTIONS", {}).get("transaction_mode") == "IMMEDIATE":
         return []
-    return [Warning(
+    return [Info(
         f"Database {alias!r} is SQLite without transaction_mode IMMEDIATE.",
-        hint='Add "OPTIONS": {"transaction_mode": "IMMEDIATE"}. The exchange itself is safe '
-             "without it (its transactions start with a write), but two first logins of one "
-             "user racing, or other read-then-write transactions, fail at once with "
-             '"database is locked" instead of waiting their turn.',
-        id="wechat_oauth.W004",
+        hint='Advice for your own code: add "OPTIONS": {"transaction_mode": "IMMEDIATE"} so '
+             "that *your* read-then-write transactions wait their turn instead of failing with "
+             '"database is locked" while another request commits. This app does not need it: '
+             "its own transactions take the write lock first.",
+        id="wechat_oauth.I004",
     )]
+
+
+@register(Tags.database)
+def check_mysql(app_configs: Any = None, databases: Any = None, **kwargs: Any
+                ) -> list[CheckMessage]:
+    """MariaDB/MySQL: what the fence needs (run by ``manage.py check --database ...`` and by
+    ``migrate``). Strict ``sql_mode`` is Django's own check, ``mysql.W002``."""
+    alias = router.db_for_write(OAuthCodeUse)
+    if not databases or alias not in databases or connections[alias].vendor != "mysql":
+        return []
+    connection = connections[alias]
+    messages: list[CheckMessage] = []
+    level = (connection.isolation_level or "repeatable read").lower()
+    if level == "read uncommitted":
+        messages.append(Error(
+            f"Database {alias!r} runs at READ UNCOMMITTED.",
+            hint="A duplicate could read the first request's claim before it commits. Remove "
+                 "OPTIONS['isolation_level'] (Django's default is READ COMMITTED).",
+            id="wechat_oauth.E014",
+        ))
+    elif level == "serializable":
+        messages.append(Warning(
+            f"Database {alias!r} runs at SERIALIZABLE.",
+            hint="Every read of a code's row then takes a lock; logins still work but wait "
+                 "for each other. READ COMMITTED (Django's default) is what the app is tested on.",
+            id="wechat_oauth.W011",
+        ))
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT ENGINE FROM information_schema.TABLES"
+                       " WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = %s",
+                       [OAuthCodeUse._meta.db_table])
+        row = cursor.fetchone()
+    if row is not None and str(row[0]).lower() != "innodb":
+        messages.append(Error(
+            f"Table {OAuthCodeUse._meta.db_table} is {row[0]}, not InnoDB.",
+            hint="Without transactions the first request's claim is visible at once and its "
+                 f"twins fail instead of waiting: ALTER TABLE {OAuthCodeUse._meta.db_table} "
+                 "ENGINE=InnoDB (and make InnoDB the default_storage_engine).",
+            id="wechat_oauth.E015",
+        ))
+    return messages

@@ -5,13 +5,14 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError
 from django.db.models import QuerySet
 from django.utils import timezone
 
 from .conf import app_settings
 from .exceptions import AccountLinkFailed
 from .models import WeChatAccount
+from .transactions import write_transaction
 
 if TYPE_CHECKING:
     from .client import TokenResult, UserInfo
@@ -42,7 +43,7 @@ def link_account(token: TokenResult, *, app_id: str | None = None,
     created = False
     if account is None:
         try:
-            with transaction.atomic():
+            with write_transaction(WeChatAccount):
                 account = _create(token, app_id)
                 created = True
         except IntegrityError as error:
