@@ -80,6 +80,10 @@ POSTGRES = {
     **services.PG,
     "TEST": {"NAME": f"test_wechat_oauth_{os.getpid()}"},
 }
+if os.environ.get("WECHAT_OAUTH_TEST_MYSQL_DRIVER") == "pymysql":  # instead of mysqlclient
+    import pymysql
+
+    pymysql.install_as_MySQLdb()
 MARIADB = {
     "ENGINE": "django.db.backends.mysql",
     **services.MARIADB,
