@@ -174,7 +174,9 @@ class EstimatedCountPaginator(Paginator):
 
     @staticmethod
     def _planner_estimate(queryset: QuerySet[Any]) -> int | None:
-        sql, params = queryset.order_by().values("pk").query.sql_with_params()
+        # Compiled for the queryset's own database (query.sql_with_params() would use the
+        # default alias's SQL dialect: found when MariaDB was the default and PostgreSQL not).
+        sql, params = queryset.order_by().values("pk").query.get_compiler(using=queryset.db).as_sql()
         with connections[queryset.db].cursor() as cursor:
             cursor.execute(f"EXPLAIN (FORMAT JSON) {sql}", params)
             plan = cursor.fetchone()[0]

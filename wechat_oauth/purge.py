@@ -47,7 +47,8 @@ no row loaded or locked), so a window without garbage costs no DELETE; each ``DE
 >= lo AND id < lo + batch_size`` repeats the whole rule (failed, spent, no duplicate, not in
 flight, first seen in the range). Older rejected rows are the retention's.
 
-Scrubbing: ``UPDATE ... WHERE id IN (SELECT id ... LIMIT batch_size)`` on the rows that still
+Scrubbing: ``UPDATE ... WHERE id IN (SELECT id ... LIMIT batch_size)`` (MariaDB/MySQL, which
+refuse that: ``UPDATE ... WHERE ... ORDER BY id LIMIT batch_size``) on the rows that still
 hold an access token (the partial index ``wechat_oauth_code_has_tokens`` covers exactly
 those), repeated until a batch comes back short.
 
@@ -339,8 +340,7 @@ class _Run:
             self.report.scrubbed = self._value(f"SELECT COUNT(*) FROM {self.table} WHERE {where}",
                                                params)
             return
-        update = (f"UPDATE {self.table} SET {self.blank_tokens} WHERE {self.id} IN"
-                  f" (SELECT {self.id} FROM {self.table} WHERE {where} LIMIT %s)")
+        update = self._batched_update(where)
         while True:
             self._pause()
             count = self._rowcount(update, [*params, self.batch_size])
@@ -348,6 +348,16 @@ class _Run:
             self._batch_done()
             if count < self.batch_size:
                 break
+
+    def _batched_update(self, where: str) -> str:
+        """One batch of the scrub: at most ``batch_size`` rows matching ``where``."""
+        if self.connection.vendor == "mysql":
+            # MariaDB/MySQL refuse LIMIT inside an IN subquery (1235) and a subquery on the
+            # table being updated (1093); a single-table UPDATE takes LIMIT itself.
+            return (f"UPDATE {self.table} SET {self.blank_tokens} WHERE {where}"
+                    f" ORDER BY {self.id} LIMIT %s")
+        return (f"UPDATE {self.table} SET {self.blank_tokens} WHERE {self.id} IN"
+                f" (SELECT {self.id} FROM {self.table} WHERE {where} LIMIT %s)")
 
     # -- helpers -------------------------------------------------------------------------
 
