@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from django.conf import settings
@@ -77,6 +78,19 @@ def server_alias(request: pytest.FixtureRequest) -> str:
 def redis_alias() -> str:
     """The cache alias that is Redis in this run (tests using it are marked redis)."""
     return "redis"
+
+
+@pytest.fixture
+def front(settings: Any, fake_wechat: Any, redis_alias: str) -> Iterator[Any]:
+    """WECHAT_OAUTH uses the suite's Redis as its front; its keys are removed afterwards."""
+    from django.core.cache import caches
+
+    from wechat_oauth.guard.cache import cache_front
+
+    settings.WECHAT_OAUTH = {**settings.WECHAT_OAUTH, "CACHE_ALIAS": redis_alias}
+    caches[redis_alias].delete_pattern("wechat_oauth:*")
+    yield cache_front()
+    caches[redis_alias].delete_pattern("wechat_oauth:*")
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ from tests import services
 from tests.concurrency import run_in_threads, start_thread, wait_until
 from wechat_oauth import signals
 from wechat_oauth.client import WeChatClient
-from wechat_oauth.exceptions import ReplayRefused, UpstreamUnavailable
+from wechat_oauth.exceptions import UpstreamUnavailable
 from wechat_oauth.guard import exchange_once
 from wechat_oauth.guard.cache import CacheFront, cache_front, fold_counters
 from wechat_oauth.hashing import code_hash
@@ -29,15 +29,6 @@ from wechat_oauth.models import OAuthCodeUse
 from wechat_oauth.outcome import StoredOutcome
 
 pytestmark = [pytest.mark.redis, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture
-def front(settings, fake_wechat, redis_alias):
-    """WECHAT_OAUTH uses the suite's Redis as its front; its keys are removed afterwards."""
-    settings.WECHAT_OAUTH = {**settings.WECHAT_OAUTH, "CACHE_ALIAS": redis_alias}
-    caches[redis_alias].delete_pattern("wechat_oauth:*")
-    yield cache_front()
-    caches[redis_alias].delete_pattern("wechat_oauth:*")
 
 
 class RedisCommands:
@@ -286,18 +277,6 @@ def test_an_outcome_written_into_redis_by_someone_else_is_not_believed(front, fa
         assert outcome.token.openid == "o_genuine"
     assert fake_wechat.exchange_calls(code) == 1
     assert any("failed its MAC check" in r.getMessage() for r in caplog.records)
-
-
-def test_a_duplicate_from_another_browser_is_refused_on_the_redis_path(front, fake_wechat):
-    code = fake_wechat.issue_code("o_owner")
-    exchange_once(code, state="s1", fingerprint="browser-a")
-
-    with pytest.raises(ReplayRefused):
-        exchange_once(code, state="s1", fingerprint="browser-b")
-    with pytest.raises(ReplayRefused):
-        exchange_once(code, state="s2", fingerprint="browser-a")
-    assert exchange_once(code, state="s1", fingerprint="browser-a").duplicate is True
-    assert fake_wechat.exchange_calls(code) == 1
 
 
 def test_front_off_without_the_setting(settings, fake_wechat):

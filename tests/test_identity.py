@@ -9,8 +9,7 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 from django.urls import reverse
 
-from tests.concurrency import run_in_threads
-from tests.test_login_flow import authorize, whoami
+from tests.test_login_flow import authorize, first_logins_at_once, whoami
 from wechat_oauth.client import TokenResult
 from wechat_oauth.models import WeChatAccount
 from wechat_oauth.users import create_user
@@ -68,11 +67,7 @@ def test_login_after_the_account_was_deleted_in_the_admin_logs_in_as_a_new_user(
 def test_racing_first_logins_of_an_openid_whose_username_is_taken_create_one_user(fake_wechat):
     user_named("wx_o_ivy")
     fake_wechat.set_latency(0.05)
-    browsers = [Client() for _ in range(6)]  # one person, six devices, logging in at once
-    callbacks = [(browser, authorize(browser, "o_ivy")) for browser in browsers]
-
-    results = run_in_threads(6, lambda: (lambda browser, callback: browser.get(callback))(
-        *callbacks.pop()))
+    results = first_logins_at_once("o_ivy")
 
     assert all(kind == "ok" and value.status_code == 302 for kind, value in results), results
     assert get_user_model().objects.count() == 2

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from datetime import timedelta
+from functools import partial
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -13,7 +14,7 @@ from django.db import OperationalError, connections
 from django.test import Client
 from django.utils import timezone
 
-from tests.concurrency import run_in_threads
+from tests.concurrency import run_in_threads, run_together
 from wechat_oauth import signals
 from wechat_oauth.binding import fingerprint_of
 from wechat_oauth.models import OAuthCodeUse, WeChatAccount
@@ -187,13 +188,18 @@ def test_two_codes_with_one_state_end_in_one_user(fake_wechat):
     assert WeChatAccount.objects.count() == 1
 
 
+def first_logins_at_once(openid: str, devices: int = 6) -> list:
+    """One person logging in on ``devices`` browsers at once: each starts its own login, then
+    all callbacks are released together; their outcomes."""
+    callbacks = [(browser, authorize(browser, openid)) for browser in
+                 (Client() for _ in range(devices))]
+    return run_together([partial(browser.get, callback) for browser, callback in callbacks])
+
+
 def test_first_logins_of_one_new_openid_racing_create_one_user(fake_wechat):
     fake_wechat.set_latency(0.05)
-    browsers = [Client() for _ in range(6)]  # one person, six devices, logging in at once
-    callbacks = [(browser, authorize(browser, "o_ivan")) for browser in browsers]
 
-    results = run_in_threads(6, lambda: (lambda browser, callback: browser.get(callback))(
-        *callbacks.pop()))
+    results = first_logins_at_once("o_ivan")
 
     assert all(kind == "ok" and value.status_code == 302 for kind, value in results), results
     assert get_user_model().objects.count() == 1

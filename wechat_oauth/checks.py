@@ -155,15 +155,7 @@ def check_cache_front(app_configs: Any = None, **kwargs: Any) -> list[CheckMessa
 @register(Tags.security)
 def check_budgets_and_replay(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     """The budgets of new codes (budget.py) and the replay window (binding.py)."""
-    messages: list[CheckMessage] = []
-    try:
-        _ = app_settings.CLIENT_KEY  # imported on access (conf.IMPORT_STRINGS)
-    except ImportError as error:
-        messages.append(Error(
-            f"WECHAT_OAUTH['CLIENT_KEY'] cannot be imported: {error}.",
-            hint="Give the dotted path of a function client_key(request) -> str.",
-            id="wechat_oauth.E011",
-        ))
+    messages = _import_errors("CLIENT_KEY", "client_key(request) -> str", "wechat_oauth.E011")
     alias = app_settings.BUDGET_CACHE_ALIAS
     if alias not in settings.CACHES:
         messages.append(Error(
@@ -194,14 +186,8 @@ def check_site_integration(app_configs: Any = None, **kwargs: Any) -> list[Check
     """What went wrong while the demo was built, and what a new site gets wrong."""
     messages: list[CheckMessage] = []
     messages += _check_auto_login_paths()
-    try:
-        _ = app_settings.CREATE_USER  # imported on access (conf.IMPORT_STRINGS)
-    except ImportError as error:
-        messages.append(Error(
-            f"WECHAT_OAUTH['CREATE_USER'] cannot be imported: {error}.",
-            hint="Give the dotted path of a function create_user(token, profile) -> user.",
-            id="wechat_oauth.E007",
-        ))
+    messages += _import_errors("CREATE_USER", "create_user(token, profile) -> user",
+                               "wechat_oauth.E007")
     try:
         reverse("wechat_oauth:login")
     except NoReverseMatch:
@@ -247,6 +233,16 @@ def check_site_integration(app_configs: Any = None, **kwargs: Any) -> list[Check
                 id="wechat_oauth.W008",
             ))
     return messages
+
+
+def _import_errors(name: str, signature: str, check_id: str) -> list[CheckMessage]:
+    """An import-string setting (conf.IMPORT_STRINGS, imported on access) that does not import."""
+    try:
+        getattr(app_settings, name)
+    except ImportError as error:
+        return [Error(f"WECHAT_OAUTH[{name!r}] cannot be imported: {error}.",
+                      hint=f"Give the dotted path of a function {signature}.", id=check_id)]
+    return []
 
 
 def _check_auto_login_paths() -> list[CheckMessage]:
