@@ -409,6 +409,14 @@ def relink(client: Any, account: WeChatAccount, user: Any) -> Any:
     return client.post(account_change_url(account), {"user": user.pk, "_save": "Save"})
 
 
+def privileged_user(kind: str) -> Any:
+    """A superuser ("superuser") or a staff member ("staff")."""
+    users = get_user_model().objects
+    if kind == "superuser":
+        return users.create_superuser("root", password="x")
+    return users.create_user("colleague", is_staff=True)
+
+
 @pytest.fixture
 def account_editor(client: Any) -> Any:
     """A client logged in as a staff member who may view and change WeChat accounts."""
@@ -419,10 +427,8 @@ def account_editor(client: Any) -> Any:
 @pytest.mark.django_db
 @pytest.mark.parametrize("target", ["superuser", "staff"])
 def test_staff_cannot_link_a_wechat_account_to_a_superuser_or_staff_member(account_editor, target):
-    users = get_user_model().objects
-    privileged = (users.create_superuser("root", password="x") if target == "superuser"
-                  else users.create_user("colleague", is_staff=True))
-    ordinary = users.create_user("wx_o_mallory")
+    privileged = privileged_user(target)
+    ordinary = get_user_model().objects.create_user("wx_o_mallory")
     account = account_of(ordinary)  # the staff member's own WeChat, linked to an ordinary user
 
     response = relink(account_editor, account, privileged)
@@ -449,11 +455,9 @@ def test_the_refusal_to_link_a_superuser_in_chinese(account_editor):
 @pytest.mark.django_db
 @pytest.mark.parametrize("owner", ["superuser", "staff"])
 def test_staff_cannot_relink_the_account_of_a_superuser_or_staff_member(account_editor, owner):
-    users = get_user_model().objects
-    privileged = (users.create_superuser("root", password="x") if owner == "superuser"
-                  else users.create_user("colleague", is_staff=True))
+    privileged = privileged_user(owner)
     account = account_of(privileged, openid="o_root")
-    ordinary = users.create_user("wx_o_mallory")
+    ordinary = get_user_model().objects.create_user("wx_o_mallory")
 
     page = account_editor.get(account_change_url(account))
     response = relink(account_editor, account, ordinary)
