@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from urllib.parse import parse_qs, urlsplit
 
+import django
 import pytest
 from django.contrib.auth import get_user_model
 from django.core import mail
@@ -83,7 +84,8 @@ def test_a_configuration_failure_is_an_error(fake_wechat, caplog):
 @pytest.fixture
 def django_request_log(settings):
     """Every ``django.request`` record, and the admin e-mails AdminEmailHandler would send."""
-    settings.ADMINS = [("Ops", "ops@example.com")]
+    # Django 6 takes plain addresses and deprecates the (name, address) pairs 5.2 requires.
+    settings.ADMINS = ["ops@example.com"] if django.VERSION >= (6, 0) else [("Ops", "ops@example.com")]
     captured = []
     handler = logging.Handler(logging.DEBUG)
     handler.emit = captured.append
