@@ -61,7 +61,7 @@ def mariadb_unavailable() -> str | None:
     try:
         import MySQLdb
     except ImportError:
-        return "mysqlclient is not installed (pip install -e '.[test]'; needs libmariadb-dev)"
+        return "mysqlclient is not installed (pip install -e '.[mysql]'; needs libmariadb-dev)"
     try:
         MySQLdb.connect(host=MARIADB["HOST"], port=int(MARIADB["PORT"]), user=MARIADB["USER"],
                         password=MARIADB["PASSWORD"], database=MARIADB["NAME"],
