@@ -1,17 +1,29 @@
 """``python -m bench.storm``: the login storm, guarded vs naive (see bench/storm/__init__.py).
 
     python -m bench.storm                 # default run: 500 logins per site, faults included
-    python -m bench.storm --quick         # smoke run (~1 min)
+    python -m bench.storm --quick         # smoke run (~1 min per database)
+    python -m bench.storm --db postgres,mariadb,sqlite      # every database, side by side
     python -m bench.storm --only patterns --only faults --logins 1000 --concurrency 8
 
-Prints the JSON report and writes it to bench/results/storm.json, the chart to
-bench/results/storm.png and the servers' logs to bench/results/storm-logs/. Needs PostgreSQL
-(127.0.0.1:5432, user postgres; STORM_PG_HOST/PORT/USER to change), redis-server on the PATH
-(a private one is started on a free port), gunicorn and matplotlib; the postgres_restart fault
-starts a disposable cluster of its own (initdb, pg_ctl; run as the postgres OS user when this
-runs as root) and is skipped, saying why, where it cannot. The databases
-wechat_oauth_storm and wechat_oauth_storm_naive are created afresh and dropped at the end
-(--keep-databases leaves them for inspection). Exit status 0 when every target is met.
+``--db`` (repeatable, or a comma list; default postgres) runs the whole storm once per
+database, one after the other, each with a fresh fake WeChat, Redis and both sites on that
+database (the naive site too), and reports each database in its own section beside a short
+table over all of them. Prints the JSON report and writes it to bench/results/storm.json, a
+chart per database to bench/results/storm-<db>.png (the first database's also to
+bench/results/storm.png) and the servers' logs to bench/results/storm-logs/<db>/.
+
+Databases (bench/storm/databases.py): PostgreSQL (127.0.0.1:5432, user postgres;
+STORM_PG_HOST/PORT/USER to change), MariaDB (127.0.0.1:3306, user root, no password;
+STORM_MARIADB_HOST/PORT/USER/PASSWORD; mysqlclient), SQLite (Django's default settings, a
+file per site in a temporary directory). The databases wechat_oauth_storm and
+wechat_oauth_storm_naive (SQLite: files of those names) are created afresh and dropped at the
+end (--keep-databases leaves them for inspection). A database that cannot be reached is
+reported as skipped. Also needs redis-server on the PATH (a private one is started on a free
+port), gunicorn and matplotlib. The database_restart fault starts a disposable server of its
+own (PostgreSQL: initdb, pg_ctl, run as the postgres OS user when this runs as root; MariaDB:
+mariadb-install-db, mariadbd as the mysql OS user) and is skipped, saying why, where it cannot
+(always on SQLite, which has no server). Exit status 0 when every target is met on every
+database.
 """
 
 from __future__ import annotations
@@ -21,6 +33,7 @@ import json
 import math
 import os
 import platform
+import shutil
 import signal
 import sys
 import time
@@ -29,6 +42,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from bench.storm.databases import KINDS, LABELS, Database
 from bench.storm.patterns import PATTERNS
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
@@ -54,8 +68,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="SOCKET_TIMEOUT of the guarded site's django-redis cache (0.05, the "
                              "README's recommendation)")
     parser.add_argument("--conn-max-age", type=int, default=0,
-                        help="CONN_MAX_AGE of both sites (default 0, Django's: a PostgreSQL "
+                        help="CONN_MAX_AGE of both sites (default 0, Django's: a database "
                              "connection per request; e.g. 60 for persistent connections)")
+    parser.add_argument("--db", action="append", metavar="DB[,DB...]",
+                        help=f"database(s) to run the storm on, one after the other: "
+                             f"{', '.join(KINDS)} (repeatable or a comma list; default postgres)")
     parser.add_argument("--only", choices=SECTIONS, action="append",
                         help="run only this section (repeatable); default: all")
     parser.add_argument("--quick", action="store_true", help="smoke run: few logins, short faults")
@@ -63,6 +80,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--keep-databases", action="store_true",
                         help="leave both databases for inspection")
     args = parser.parse_args(argv)
+    args.databases = []
+    for kind in (part.strip() for value in (args.db or ["postgres"]) for part in value.split(",")):
+        if kind not in KINDS:
+            parser.error(f"--db: unknown database {kind!r} (choose from {', '.join(KINDS)})")
+        if kind not in args.databases:
+            args.databases.append(kind)
     args.logins = args.logins or (66 if args.quick else 500)
     args.throughput_logins = args.throughput_logins or (60 if args.quick else 400)
     args.sections = [s for s in SECTIONS if s in (args.only or SECTIONS)
@@ -75,34 +98,33 @@ def split_logins(total: int) -> dict[str, int]:
     return {name: max(2, unit * weight) for name, weight in PATTERN_WEIGHTS.items()}
 
 
-def db_users(site: str) -> tuple[Counter[str], Counter[str] | None]:
-    from bench.storm.services import DATABASES, pg_connect
-
-    with pg_connect(DATABASES[site]) as conn:
-        users = Counter(row[0] for row in conn.execute(
-            "SELECT username FROM auth_user WHERE username LIKE 'wx\\_%%'").fetchall())
+def db_users(db: Database, site: str) -> tuple[Counter[str], Counter[str] | None]:
+    """Users (by username: the sites name them wx_<openid>) and, guarded, WeChat accounts (by
+    openid) in the site's database."""
+    with db.connect(site) as conn:
+        users = Counter(row[0] for row in db.query(conn, "SELECT username FROM auth_user"))
         accounts = None
         if site == "guarded":
-            accounts = Counter(row[0] for row in conn.execute(
-                "SELECT openid FROM wechat_oauth_wechataccount").fetchall())
+            accounts = Counter(row[0] for row in db.query(
+                conn, "SELECT openid FROM wechat_oauth_wechataccount"))
     return users, accounts
 
 
-def versions(stack: Any) -> dict[str, Any]:
+def versions() -> dict[str, Any]:
     import django
     import gunicorn
+
+    return {"python": platform.python_version(), "django": django.get_version(),
+            "gunicorn": gunicorn.__version__}
+
+
+def redis_version(stack: Any) -> str:
     import redis
 
-    from bench.storm.services import pg_connect
-
-    with pg_connect() as conn:
-        pg_version = conn.execute("SHOW server_version").fetchone()[0]
     try:
-        redis_version = str(redis.Redis(port=stack.redis.port).info("server")["redis_version"])
+        return str(redis.Redis(port=stack.redis.port).info("server")["redis_version"])
     except Exception:
-        redis_version = "?"
-    return {"python": platform.python_version(), "django": django.get_version(),
-            "gunicorn": gunicorn.__version__, "postgresql": pg_version, "redis": redis_version}
+        return "?"
 
 
 def log_findings(text: str) -> dict[str, int]:
@@ -114,11 +136,9 @@ def log_findings(text: str) -> dict[str, int]:
 
 class Storm:
     def __init__(self, args: argparse.Namespace, stack: Any, progress: Any) -> None:
-        from bench.storm.services import DATABASES
-
         self.args, self.stack, self.progress = args, stack, progress
+        self.db: Database = stack.db
         self.handles = {site: stack.handle(site) for site in SITES}
-        self.databases = DATABASES
         self.counts = split_logins(args.logins)
         self.runs: dict[str, dict[str, list[Any]]] = {}
         self.redis_keys: int | None = None
@@ -128,7 +148,7 @@ class Storm:
             first_index: int) -> Any:
         from bench.storm.runner import run_pattern
 
-        return run_pattern(self.handles[site], self.databases[site], pattern, count,
+        return run_pattern(self.handles[site], self.db, pattern, count,
                            concurrency=concurrency, count_sql=count_sql, first_index=first_index)
 
     def warm_up(self) -> None:
@@ -171,10 +191,10 @@ class Storm:
             self.progress(name, {site: sum(login.failed for r in self.runs[name][site]
                                            for login in r.logins) for site in SITES}, "failed")
         calls = {code: int(n) for code, n in self.stack.fake.stats()["exchange_calls"].items()}
-        users = {site: db_users(site) for site in SITES}
+        users = {site: db_users(self.db, site) for site in SITES}
         guarded_codes = [code for name in PATTERNS for run in self.runs[name]["guarded"]
                          for login in run.logins for code in login.codes]
-        db_duplicates = faults.duplicates_by_code(guarded_codes,
+        db_duplicates = faults.duplicates_by_code(self.db, guarded_codes,
                                                   self.stack.envs["guarded"]["STORM_SECRET_KEY"])
         self.redis_keys = self.stack.redis.dbsize()
         self.logs_after_patterns = {site: log_findings(self.stack.logs(site)) for site in SITES}
@@ -215,68 +235,70 @@ class Storm:
         return out
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    started = time.perf_counter()
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+def setup(args: argparse.Namespace) -> dict[str, Any]:
+    """What every database's run shares."""
+    return {
+        "upstream": f"fake WeChat in its own process (wechat_oauth.testing), "
+                    f"{args.latency * 1000:.0f} ms per API call; a fresh one per database",
+        "servers": (f"each site: 2 gunicorn instances x 2 workers, worker class gthread, "
+                    f"{args.threads} threads per worker, loopback, all on this host; both sites "
+                    f"on the same database, CONN_MAX_AGE {args.conn_max_age}"
+                    f"{DJANGO_DEFAULT if args.conn_max_age == 0 else ''}; database sessions"),
+        "guarded": ("wechat_oauth views + middleware + backend, settings at their defaults, "
+                    "django-redis front on a private redis-server (SOCKET_TIMEOUT "
+                    f"{args.redis_socket_timeout} s; a fresh one per database), database "
+                    "wechat_oauth_storm"),
+        "naive": ("bench/storm/naive: state in the session popped by the callback, "
+                  "requests.get exchange, get_or_create user; database wechat_oauth_storm_naive"),
+        "load_generator": (f"this process: threads, one requests.Session per browser; "
+                           f"{args.concurrency} concurrent browsers per site (fewer for "
+                           f"patterns with many duplicates: at most 64 callbacks in flight)"),
+        "databases_run": args.databases,
+        "databases": "kept for inspection" if args.keep_databases else "dropped at the end",
+        "server_logs": "bench/results/storm-logs/<db>/",
+    }
 
+
+def run_database(args: argparse.Namespace, kind: str, facts: dict[str, Any],
+                 progress: Any) -> dict[str, Any]:
+    """The whole storm on one database: its section of the report."""
     from bench.storm import chart, faults, report
+    from bench.storm.databases import database
     from bench.storm.runner import ConnectionSampler
     from bench.storm.stack import Stack
 
-    RESULTS.mkdir(exist_ok=True)
-    log_dir = RESULTS / "storm-logs"
-    for old in log_dir.glob("*.log"):
-        old.unlink()
-    load_start = os.getloadavg()
-
-    def progress(*parts: Any) -> None:
-        print(f"[storm {time.perf_counter() - started:6.1f}s]", *parts, file=sys.stderr, flush=True)
-
-    out: dict[str, Any] = {
-        "when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "command": "python -m bench.storm " + " ".join(argv if argv is not None else sys.argv[1:]),
-    }
+    db = database(kind)
+    reason = db.unavailable()
+    if reason is not None:
+        progress(kind, "skipped:", reason)
+        return {"skipped": reason}
+    version = db.version()
     results: dict[str, Any] = {}
-    with Stack(log_dir, latency=args.latency, threads=args.threads,
+    load_start = os.getloadavg()
+    with Stack(db, RESULTS / "storm-logs" / kind, latency=args.latency, threads=args.threads,
                keep_databases=args.keep_databases,
                redis_socket_timeout=args.redis_socket_timeout,
                conn_max_age=args.conn_max_age) as stack:
-        progress("stack up:", {site: [i.url for i in insts] for site, insts in stack.instances.items()})
+        progress(kind, "stack up:",
+                 {site: [i.url for i in insts] for site, insts in stack.instances.items()})
+        facts.setdefault("redis", redis_version(stack))
         storm = Storm(args, stack, progress)
-        with ConnectionSampler(list(storm.databases.values())) as sampler:
+        with ConnectionSampler(db) as sampler:
             storm.warm_up()
             for section in args.sections:
-                progress(section)
+                progress(kind, section)
                 if section == "faults":
                     results[section] = faults.run_faults(stack, quick=args.quick)
                 else:
                     results[section] = getattr(storm, section)()
-
-        out["machine"] = {"cpus": os.cpu_count(), **versions(stack),
-                          "loadavg_at_start": [round(v, 2) for v in load_start],
-                          "loadavg_at_end": [round(v, 2) for v in os.getloadavg()]}
-        out["setup"] = {
-            "upstream": f"fake WeChat in its own process (wechat_oauth.testing), "
-                        f"{args.latency * 1000:.0f} ms per API call",
-            "servers": (f"each site: 2 gunicorn instances x 2 workers, worker class gthread, "
-                        f"{args.threads} threads per worker, loopback; PostgreSQL with "
-                        f"CONN_MAX_AGE {args.conn_max_age}"
-                        f"{DJANGO_DEFAULT if args.conn_max_age == 0 else ''}; database sessions"),
-            "guarded": ("wechat_oauth views + middleware + backend, settings at their defaults, "
-                        "django-redis front on a private redis-server (SOCKET_TIMEOUT "
-                        f"{args.redis_socket_timeout} s), database wechat_oauth_storm"),
-            "naive": ("bench/storm/naive: state in the session popped by the callback, "
-                      "requests.get exchange, get_or_create user; database wechat_oauth_storm_naive"),
-            "load_generator": (f"this process: threads, one requests.Session per browser; "
-                               f"{args.concurrency} concurrent browsers per site (fewer for "
-                               f"patterns with many duplicates: at most 64 callbacks in flight)"),
+        out: dict[str, Any] = {
+            "database": {"kind": kind, "version": version, "where": db.describe(),
+                         "connections": sampler.figures()},
+            "loadavg_at_start": [round(v, 2) for v in load_start],
+            "loadavg_at_end": [round(v, 2) for v in os.getloadavg()],
             "logins_per_site": sum(storm.counts.values()) if "patterns" in results else 0,
             "logins_per_pattern": storm.counts if "patterns" in results else {},
-            "databases": "kept for inspection" if args.keep_databases else "dropped at the end",
             "redis_keys_after_patterns": storm.redis_keys,
-            "server_logs": "bench/results/storm-logs/",
-            "postgresql_connections": sampler.figures(),
         }
         if {"patterns", "probe", "throughput"} <= set(results):
             out["targets"] = report.targets(results["probe"], results["patterns"],
@@ -293,18 +315,61 @@ def main(argv: list[str] | None = None) -> int:
         out["server_log_findings"] = {
             "after_patterns": storm.logs_after_patterns,
             "whole_run": {site: log_findings(stack.logs(site)) for site in SITES}}
-        out["definitions"] = report.DEFINITIONS
         if "patterns" in results:
-            progress("chart")
-            chart.draw(RESULTS / "storm.png", storm.runs, results["patterns"],
+            progress(kind, "chart")
+            chart.draw(RESULTS / f"storm-{kind}.png", storm.runs, results["patterns"],
                        results.get("throughput", {}),
-                       f"Login storm at {args.latency * 1000:.0f} ms upstream, "
+                       f"Login storm on {LABELS[kind]} at {args.latency * 1000:.0f} ms upstream, "
                        f"{sum(storm.counts.values())} logins per site, {args.concurrency} "
                        f"browsers; load avg at start {load_start[0]:.2f}")
-            out["chart"] = "bench/results/storm.png"
+            out["chart"] = f"bench/results/storm-{kind}.png"
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    from bench.storm import report
+
+    args = parse_args(argv)
+    started = time.perf_counter()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+
+    RESULTS.mkdir(exist_ok=True)
+    log_dir = RESULTS / "storm-logs"
+    for old in log_dir.rglob("*.log"):
+        old.unlink()
+
+    def progress(*parts: Any) -> None:
+        print(f"[storm {time.perf_counter() - started:6.1f}s]", *parts, file=sys.stderr, flush=True)
+
+    out: dict[str, Any] = {
+        "when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "command": "python -m bench.storm " + " ".join(argv if argv is not None else sys.argv[1:]),
+    }
+    facts: dict[str, Any] = {}
+    sections: dict[str, dict[str, Any]] = {}
+    for kind in args.databases:
+        try:
+            sections[kind] = run_database(args, kind, facts, progress)
+        except Exception as exc:  # one database's failure never hides the others' figures
+            progress(kind, "failed:", f"{type(exc).__name__}: {exc}")
+            sections[kind] = {"error": f"{type(exc).__name__}: {exc}"[:3000]}
+    out["machine"] = {"cpus": os.cpu_count(), **versions(), **facts,
+                      "databases": {kind: section["database"]["version"]
+                                    for kind, section in sections.items() if "database" in section}}
+    out["setup"] = setup(args)
+    if any("targets" in section for section in sections.values()):
+        out["all_targets_met"] = all(section.get("all_targets_met") is True
+                                     for section in sections.values())
+    out["summary"] = report.across_databases(sections)
+    charts = [section["chart"] for section in sections.values() if "chart" in section]
+    if charts:
+        shutil.copyfile(RESULTS.parent.parent / charts[0], RESULTS / "storm.png")
+        out["charts"] = charts
+    out["databases"] = sections
+    out["definitions"] = report.DEFINITIONS
     out["runtime_s"] = round(time.perf_counter() - started, 1)
-    first = ("when", "command", "runtime_s", "chart", "machine", "setup", "targets",
-             "all_targets_met", "summary", "latency_probe_80ms", "throughput_0ms", "faults")
+    first = ("when", "command", "runtime_s", "charts", "machine", "setup", "all_targets_met",
+             "summary")
     out = {**{key: out[key] for key in first if key in out}, **out}
     text = json.dumps(out, indent=2, ensure_ascii=False)
     (RESULTS / "storm.json").write_text(text + "\n")

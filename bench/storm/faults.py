@@ -6,8 +6,9 @@ code from the fake's counters (exactly 1 unless the holder of an exchange was ki
 transaction cut: then a second exchange, answered "code been used", is counted apart as
 ``second_exchange_after_holder_died_ended_spent``).
 
-* ``worker_sigkill``: the holder of an exchange (found in pg_stat_activity: the one backend
-  idle in its claim transaction, whose application_name names its gunicorn worker) is
+* ``worker_sigkill``: the holder of an exchange (found through the database, see
+  :data:`HOLDER_LOOKUP`: PostgreSQL's pg_stat_activity, MariaDB's open InnoDB transactions and
+  the worker owning the connection's client port, SQLite's write lock in /proc/locks) is
   SIGKILLed while WeChat is answering (a 2 s delay fault on that code), with three duplicates
   of the callback waiting on instance B; once with the Redis front up, once with Redis
   stopped (database path only).
@@ -15,16 +16,18 @@ transaction cut: then a second exchange, answered "code been used", is counted a
 * ``upstream_errcode_-1``, ``upstream_http_503``, ``upstream_timeout``: per-code faults of the
   fake (errcode -1; an HTML 503; an answer 1 s later than the client's 5 s read timeout),
   under abort-and-resend, on both sites.
-* ``postgres_restart``: PostgreSQL stopped mid-storm (``pg_ctl stop -m fast``: every session
-  ended, open transactions rolled back) for 2 s and started again, under plain and
-  abort-and-resend logins. The machine's cluster is shared with other work, so this runs on a
-  private one (:class:`~bench.storm.services.PrivatePostgres`: initdb into a temporary
+* ``database_restart``: the database server stopped mid-storm for 2 s and started again
+  (PostgreSQL: ``pg_ctl stop -m fast``; MariaDB: SIGTERM, its normal shutdown; both end every
+  session and roll open transactions back), under plain and abort-and-resend logins. The
+  machine's servers are shared with other work, so this runs on a private one
+  (:class:`~bench.storm.services.PrivatePostgres`: initdb, or
+  :class:`~bench.storm.services.PrivateMariaDB`: mariadb-install-db, into a temporary
   directory) with one extra guarded instance on it (2 workers; the stack's fake WeChat and
   Redis, which stays up). One login's exchange is held in flight across the stop (a 2.5 s
   delay fault on its code, a twin of its callback waiting behind it) and its callback re-sent
-  once PostgreSQL is back. Figures per phase (before / down / after), whether the 503s were
+  once the database is back. Figures per phase (before / down / after), whether the 503s were
   the app's database page, the time to the first login after the restart, and the rows of the
-  private database (none left ``in_flight``).
+  private database (none left ``in_flight``). SQLite has no server: skipped, saying so.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from functools import partial
 from typing import Any, NamedTuple
 
 from bench.storm.browser import Browser, Hit, run_together, with_query
+from bench.storm.databases import Database
 from bench.storm.patterns import (
     RESEND_DELAY,
     Context,
@@ -52,13 +56,11 @@ from bench.storm.patterns import (
     run_login,
 )
 from bench.storm.services import (
-    DATABASES,
     Instance,
+    PrivateMariaDB,
     PrivatePostgres,
     finish_migration,
     migrate,
-    pg_connect,
-    recreate_database,
 )
 from bench.storm.stats import ms_summary
 from wechat_oauth.hashing import code_hash
@@ -67,30 +69,32 @@ from wechat_oauth.testing.wechat_client import resend_params, send_unread
 READ_TIMEOUT = 5.0  # the guarded app's default TIMEOUT read part; the naive site uses the same
 
 
-def code_rows(codes: list[str], secret_key: str, server: dict[str, str] | None = None
-              ) -> dict[str, dict[str, Any]]:
-    """OAuthCodeUse facts of ``codes`` in the guarded database (on ``server``: a private cluster)."""
+def code_rows(db: Database, codes: list[str], secret_key: str) -> dict[str, dict[str, Any]]:
+    """OAuthCodeUse facts of ``codes`` in the guarded database of ``db``."""
     hashes = {code_hash(code, secret=secret_key): code for code in codes}
-    if not hashes:
-        return {}
-    with pg_connect(DATABASES["guarded"], server) as conn:
-        rows = conn.execute(
-            "SELECT code_hash, status, error, errcode, duplicates, exchange_ms"
-            " FROM wechat_oauth_oauthcodeuse WHERE code_hash = ANY(%s)", [list(hashes)]).fetchall()
+    rows: list[tuple[Any, ...]] = []
+    batch = 500  # bind parameters per statement (SQLite's limit is 999 on old versions)
+    keys = list(hashes)
+    with db.connect("guarded") as conn:
+        for start in range(0, len(keys), batch):
+            part = keys[start:start + batch]
+            rows += db.query(conn, "SELECT code_hash, status, error, errcode, duplicates, exchange_ms"
+                                   " FROM wechat_oauth_oauthcodeuse WHERE code_hash IN"
+                                   f" ({', '.join(['%s'] * len(part))})", part)
     return {hashes[row[0]]: {"status": row[1], "error": row[2], "errcode": row[3],
                              "duplicates_counted_in_db": row[4], "exchange_ms": row[5]}
             for row in rows}
 
 
-def duplicates_by_code(codes: list[str], secret_key: str) -> dict[str, int]:
+def duplicates_by_code(db: Database, codes: list[str], secret_key: str) -> dict[str, int]:
     """OAuthCodeUse.duplicates (duplicates its database path answered) of each code."""
-    return {code: row["duplicates_counted_in_db"] for code, row in code_rows(codes, secret_key).items()}
+    return {code: row["duplicates_counted_in_db"]
+            for code, row in code_rows(db, codes, secret_key).items()}
 
 
-def _code_fate(fake: Any, code: str, secret_key: str, server: dict[str, str] | None = None
-               ) -> dict[str, Any]:
+def _code_fate(db: Database, fake: Any, code: str, secret_key: str) -> dict[str, Any]:
     """What became of one code: its exchanges (the fake's count) and its stored outcome."""
-    row = code_rows([code], secret_key, server).get(code, {})
+    row = code_rows(db, [code], secret_key).get(code, {})
     exchanges = fake.exchange_calls(code)
     return {"exchanges_of_code": exchanges,
             "second_exchange_after_holder_died_ended_spent":
@@ -98,13 +102,11 @@ def _code_fate(fake: Any, code: str, secret_key: str, server: dict[str, str] | N
             "stored_outcome": f"{row.get('status')}:{row.get('error')}"}
 
 
-def _rows_by_status(server: dict[str, str] | None = None) -> dict[str, int]:
-    """OAuthCodeUse rows of the guarded database (on ``server``: a private cluster) by status.
-    A row is committed only with its outcome, so once the faults are over none may be
-    ``in_flight``."""
-    with pg_connect(DATABASES["guarded"], server) as conn:
-        return dict(conn.execute("SELECT status, count(*) FROM wechat_oauth_oauthcodeuse"
-                                 " GROUP BY status").fetchall())
+def _rows_by_status(db: Database) -> dict[str, int]:
+    """OAuthCodeUse rows of the guarded database of ``db`` by status. A row is committed only
+    with its outcome, so once the faults are over none may be ``in_flight``."""
+    return {str(status): int(n) for status, n in db.rows(
+        "guarded", "SELECT status, count(*) FROM wechat_oauth_oauthcodeuse GROUP BY status")}
 
 
 def _seen(logins: list[Login]) -> dict[str, Any]:
@@ -160,7 +162,7 @@ UPSTREAM_FAULTS = {
 }
 
 
-def upstream_fault(sites: dict[str, SiteHandle], fake: Any, name: str, logins: int,
+def upstream_fault(db: Database, sites: dict[str, SiteHandle], fake: Any, name: str, logins: int,
                    secret_key: str) -> dict[str, Any]:
     result: dict[str, Any] = {"fault": UPSTREAM_FAULTS[name]}
     for site_name, site in sites.items():
@@ -169,7 +171,7 @@ def upstream_fault(sites: dict[str, SiteHandle], fake: Any, name: str, logins: i
                                  range(logins)))
         figures = {**_seen(done), "exchanges_per_code": _exchanges(fake, done)}
         if site_name == "guarded":
-            rows = code_rows([code for login in done for code in login.codes], secret_key)
+            rows = code_rows(db, [code for login in done for code in login.codes], secret_key)
             figures["stored_outcomes"] = dict(Counter(f"{row['status']}:{row['error']}"
                                                       for row in rows.values()))
         result[site_name] = figures
@@ -178,17 +180,23 @@ def upstream_fault(sites: dict[str, SiteHandle], fake: Any, name: str, logins: i
 
 # -- a worker killed while it holds an exchange ----------------------------------------------------
 
-def _holder_pid(database: str, timeout: float = 3.0) -> int | None:
-    """The gunicorn worker whose backend sits in an open transaction (the claim) on ``database``."""
+#: How each database names the worker that holds a claim.
+HOLDER_LOOKUP = {
+    "postgres": "pg_stat_activity: the one backend idle in a transaction, its application_name",
+    "mariadb": "information_schema.INNODB_TRX + PROCESSLIST: the one connection with a running "
+               "transaction and no statement, its client port owned by the worker (/proc)",
+    "sqlite": "/proc/locks: the one process holding the database file's RESERVED (write) lock",
+}
+
+
+def _holder_pid(db: Database, workers: list[int], timeout: float = 3.0) -> int | None:
+    """The gunicorn worker (among ``workers``) that holds a claim on the guarded database."""
     deadline = time.monotonic() + timeout
-    with pg_connect() as conn:
+    with db.connect("guarded") as conn:
         while time.monotonic() < deadline:
-            rows = conn.execute(
-                "SELECT application_name FROM pg_stat_activity WHERE datname = %s"
-                " AND state = 'idle in transaction' AND application_name LIKE 'storm-guarded-%%'",
-                [database]).fetchall()
-            if len(rows) == 1:
-                return int(rows[0][0].rsplit("-", 1)[1])
+            holders = db.claim_holders(conn, "guarded", workers)
+            if holders is not None and len(holders) == 1:
+                return holders[0]
             time.sleep(0.01)
     return None
 
@@ -208,10 +216,10 @@ def worker_kill_round(stack: Any, index: int, *, label: str) -> dict[str, Any]:
     holder_socket = send_unread(ctx.at(callback, instances[0].url), browser.session.cookies,
                                 timeout=30)
     try:
-        pid = _holder_pid(DATABASES["guarded"])
         workers = {p: i.name for i in instances for p in i.worker_pids()}
-        if pid is None or pid not in workers:
-            record["not_run"] = f"holder not found in pg_stat_activity (pid {pid})"
+        pid = _holder_pid(stack.db, list(workers))
+        if pid is None:
+            record["not_run"] = f"holder not found ({HOLDER_LOOKUP[stack.db.kind]})"
             return record
         # The duplicates go to instance B: a connection the killed worker had accepted would
         # die with it, which says nothing about the app.
@@ -232,7 +240,7 @@ def worker_kill_round(stack: Any, index: int, *, label: str) -> dict[str, Any]:
         record.update({
             "killed_worker": f"instance {workers[pid]}",
             "duplicates_answered_s_after_kill": round(answered_after_kill, 3),
-            **_code_fate(fake, code, stack.envs["guarded"]["STORM_SECRET_KEY"]),
+            **_code_fate(stack.db, fake, code, stack.envs["guarded"]["STORM_SECRET_KEY"]),
             **_seen([login]),
         })
         return record
@@ -244,7 +252,7 @@ def worker_kill_round(stack: Any, index: int, *, label: str) -> dict[str, Any]:
 
 
 def worker_kill(stack: Any, rounds: int) -> dict[str, Any]:
-    out: dict[str, Any] = {}
+    out: dict[str, Any] = {"holder_found_by": HOLDER_LOOKUP[stack.db.kind]}
     for label, redis_up in (("redis_front_up", True), ("redis_stopped_database_path", False)):
         if not redis_up:
             stack.redis.stop()
@@ -302,7 +310,9 @@ def redis_restart(stack: Any, concurrency: int, *, down_for: float = 1.0, after:
                     "to one a minute per worker"}
 
 
-# -- PostgreSQL stopped mid-storm ------------------------------------------------------------------
+# -- the database server stopped mid-storm ---------------------------------------------------------
+
+PrivateServer = PrivatePostgres | PrivateMariaDB
 
 #: The message of the app's page for a database error (DATABASE_PAGE in wechat_oauth/responses.py).
 DATABASE_PAGE_TEXT = "The site cannot complete logins right now."
@@ -323,22 +333,12 @@ def _keep_logging_in(site: SiteHandle, first: int, step: int, stop: threading.Ev
     done, index = [], first
     while not stop.is_set():
         started = time.perf_counter()
-        login = run_login(site, "postgres_restart", index, count_sql=False,
+        login = run_login(site, "database_restart", index, count_sql=False,
                           pattern=RESTART_PATTERNS[(index // step) % 2])
         done.append(Timed(started, time.perf_counter(), login))
         index += step
         stop.wait(THINK_TIME)
     return done
-
-
-def _claims(conn: Any) -> dict[str, int]:
-    """Backends of the guarded database holding a claim (idle in its transaction while WeChat
-    answers) and waiting on one (a twin's INSERT on the row lock), seen through ``conn``."""
-    holding, waiting = conn.execute(
-        "SELECT count(*) FILTER (WHERE state = 'idle in transaction'),"
-        " count(*) FILTER (WHERE state = 'active' AND wait_event_type = 'Lock')"
-        " FROM pg_stat_activity WHERE datname = %s", [DATABASES["guarded"]]).fetchone()
-    return {"holding_a_claim": holding, "waiting_on_a_claim": waiting}
 
 
 def _page(hit: Hit | None, stopped_at: float) -> dict[str, Any]:
@@ -350,13 +350,13 @@ def _page(hit: Hit | None, stopped_at: float) -> dict[str, Any]:
 
 
 class CutExchange:
-    """A login whose exchange is in flight when PostgreSQL stops: the holder sits in its claim
-    transaction while WeChat takes ``delay`` s to answer (the code is spent on receipt), a twin
-    of the callback waits behind it; once PostgreSQL is back the callback is re-sent."""
+    """A login whose exchange is in flight when the database stops: the holder sits in its
+    claim transaction while WeChat takes ``delay`` s to answer (the code is spent on receipt), a
+    twin of the callback waits behind it; once the database is back the callback is re-sent."""
 
     def __init__(self, site: SiteHandle, fake: Any, delay: float = 2.5) -> None:
         self.fake, self.delay = fake, delay
-        self.login = Login(site.name, "postgres_restart_cut", 0, new_openid(site.name, "cut", 0))
+        self.login = Login(site.name, "database_restart_cut", 0, new_openid(site.name, "cut", 0))
         self.ctx = Context(site, False, self.login)
         self.browser = self.ctx.browser()
         self.callback = ""
@@ -379,20 +379,20 @@ class CutExchange:
     def _request(self, role: str, tab: Browser) -> None:
         self.hits[role] = self.ctx.callback(tab, self.callback, role)
 
-    def in_flight(self, server: PrivatePostgres) -> dict[str, int]:
+    def in_flight(self, db: Database) -> dict[str, int]:
         """Claims once the twin waits on the holder's row lock (it waits on Redis first, up to
         1 s), or at the latest 0.5 s before WeChat answers the holder."""
         deadline = self.sent_at + self.delay - 0.5
-        with pg_connect(server=server.server) as conn:
+        with db.connect("guarded") as conn:
             while True:
-                claims = _claims(conn)
+                claims = db.claims(conn, "guarded")
                 both = claims["waiting_on_a_claim"] and claims["holding_a_claim"]
                 if both or time.perf_counter() > deadline:
                     return claims
                 time.sleep(0.02)
 
     def resend(self) -> None:
-        """The callback once more, as WeChat re-sends it, now that PostgreSQL is back."""
+        """The callback once more, as WeChat re-sends it, now that the database is back."""
         for thread in self.threads:
             thread.join(30)
         try:
@@ -402,7 +402,7 @@ class CutExchange:
         except Exception as exc:
             self.login.outcome, self.login.reason = "failed", f"{type(exc).__name__}: {exc}"
 
-    def figures(self, server: PrivatePostgres, secret_key: str, events: dict[str, Any]
+    def figures(self, db: Database, secret_key: str, events: dict[str, Any]
                 ) -> dict[str, Any]:
         holder = self.hits.get("holder")
         return {
@@ -412,18 +412,18 @@ class CutExchange:
             "twin": _page(self.hits.get("twin"), events["stop"]),
             "holder_answered_while_down": holder is not None
             and events["stop"] < holder.started + holder.elapsed < events["up"],
-            **_code_fate(self.fake, self.login.codes[0], secret_key, server.server),
+            **_code_fate(db, self.fake, self.login.codes[0], secret_key),
             "after_restart": {**_seen([self.login]), "outcome": self.login.outcome},
         }
 
 
-def _bounce(server: PrivatePostgres, cut: CutExchange, events: dict[str, Any], *, before: float,
+def _bounce(server: PrivateServer, cut: CutExchange, events: dict[str, Any], *, before: float,
             down_for: float, after: float) -> None:
-    """``before`` s of logins, then the cut login and PostgreSQL stopped, ``down_for`` s later
-    started again, the cut login's callback re-sent, ``after`` s more."""
+    """``before`` s of logins, then the cut login and the database server stopped, ``down_for``
+    s later started again, the cut login's callback re-sent, ``after`` s more."""
     time.sleep(before)
     cut.send()
-    events["claims_at_stop"] = cut.in_flight(server)
+    events["claims_at_stop"] = cut.in_flight(server.database())
     events["stop"] = time.perf_counter()
     server.stop()
     events["stopped"] = time.perf_counter()
@@ -436,8 +436,8 @@ def _bounce(server: PrivatePostgres, cut: CutExchange, events: dict[str, Any], *
 
 
 def _phase(timed: Timed, events: dict[str, Any]) -> str:
-    """before: ended before the stop began; after: started once PostgreSQL accepted connections
-    again; down: overlapped the outage."""
+    """before: ended before the stop began; after: started once the database accepted
+    connections again; down: overlapped the outage."""
     if timed.ended < events["stop"]:
         return "before"
     return "after" if timed.started >= events["up"] else "down"
@@ -452,13 +452,13 @@ def _phase_figures(logins: list[Login], fake: Any) -> dict[str, Any]:
             "exchanges_per_code": _exchanges(fake, logins)}
 
 
-def _consistency(server: PrivatePostgres, fake: Any, logins: list[Login], secret_key: str
+def _consistency(db: Database, fake: Any, logins: list[Login], secret_key: str
                  ) -> dict[str, Any]:
     """Rows of the private database and exchanges per code, after the storm."""
-    by_status = _rows_by_status(server.server)
+    by_status = _rows_by_status(db)
     codes = [code for login in logins for code in login.codes]
     calls = {code: int(n) for code, n in fake.stats()["exchange_calls"].items()}
-    rows = code_rows(codes, secret_key, server.server)
+    rows = code_rows(db, codes, secret_key)
     twice = [code for code in codes if calls.get(code, 0) > 1]
     spent = [code for code in twice if calls[code] == 2 and rows.get(code, {}).get("error") == "spent"]
     return {
@@ -481,18 +481,19 @@ def _server_log(text: str) -> dict[str, int]:
             "tracebacks": sum(line.startswith("Traceback") for line in lines)}
 
 
-def _guarded_on(stack: Any, server: PrivatePostgres) -> dict[str, str]:
-    """The environment of a guarded site on ``server`` (its database created and migrated),
-    with the stack's fake WeChat and Redis."""
-    recreate_database(DATABASES["guarded"], server.server)
-    env = stack.environment("guarded", server.server)
+def _guarded_on(stack: Any, db: Database) -> dict[str, str]:
+    """The environment of a guarded site on ``db`` (its database created and migrated), with
+    the stack's fake WeChat and Redis."""
+    db.create("guarded")
+    env = stack.environment("guarded", db)
     finish_migration(migrate(env))
     return env
 
 
-def _restart_storm(stack: Any, server: PrivatePostgres, instance: Instance, *, browsers: int,
+def _restart_storm(stack: Any, server: PrivateServer, instance: Instance, *, browsers: int,
                    before: float, down_for: float, after: float) -> dict[str, Any]:
     """Browsers log in on ``instance`` throughout while :func:`_bounce` restarts ``server``."""
+    db = server.database()
     site = SiteHandle("guarded", [instance.url] * 2, stack.fake.base_url)
     cut, stop = CutExchange(site, stack.fake), threading.Event()
     events: dict[str, Any] = {}
@@ -513,23 +514,24 @@ def _restart_storm(stack: Any, server: PrivatePostgres, instance: Instance, *, b
     secret = instance.env["STORM_SECRET_KEY"]
     result: dict[str, Any] = {
         "stopped_at_s": round(events["stop"] - started, 3),
-        "pg_ctl_stop_s": round(events["stopped"] - events["stop"], 3),
+        "stopped_how": server.how_stopped,
+        "stop_s": round(events["stopped"] - events["stop"], 3),
         "restarted_at_s": round(events["start"] - started, 3),
-        "pg_ctl_start_s": round(events["up"] - events["start"], 3),
+        "start_s": round(events["up"] - events["start"], 3),
         "down_s": round(events["up"] - events["stop"], 3),
         "recovery_s": round(first_ok - events["start"], 3) if first_ok is not None else None,
         "storm_s": round(time.perf_counter() - started, 3),
         "phases": {name: _phase_figures(done, stack.fake) for name, done in phases.items()},
-        "cut_exchange": cut.figures(server, secret, events),
+        "cut_exchange": cut.figures(db, secret, events),
         "http_500_reached_a_user": sum(hit.status == 500 for login in [*logins, cut.login]
                                        for hit in login.callbacks),
-        "consistency": _consistency(server, stack.fake, [*logins, cut.login], secret),
+        "consistency": _consistency(db, stack.fake, [*logins, cut.login], secret),
         "server_log": _server_log(instance.log_text()),
-        "note": ("private PostgreSQL cluster, one guarded instance (2 workers) on it; browsers "
+        "note": (f"private {db.label} server, one guarded instance (2 workers) on it; browsers "
                  "alternate plain and abort_resend logins. Phases: before = logins that ended "
-                 "before pg_ctl stop began; down = logins overlapping the outage (until pg_ctl "
-                 "start returned); after = logins started later. recovery_s: from pg_ctl start "
-                 "to the end of the first successful login"),
+                 "before the stop began; down = logins overlapping the outage (until the "
+                 "restarted server accepted connections); after = logins started later. "
+                 "recovery_s: from the restart to the end of the first successful login"),
     }
     return {"checks": _checks(result), **result}
 
@@ -550,10 +552,28 @@ def _checks(result: dict[str, Any]) -> dict[str, bool]:
     }
 
 
-def postgres_restart(stack: Any, *, browsers: int, before: float, down_for: float = 2.0,
+#: Why a database has no restart scenario.
+NO_RESTART = {"sqlite": "SQLite has no server to stop: the database is a file each worker opens "
+                        "itself"}
+
+
+def private_server(stack: Any) -> PrivateServer | None:
+    """A disposable server of the stack's kind of database (the shared one serves other work)."""
+    log = stack.log_dir / f"{stack.db.kind}-private.log"
+    if stack.db.kind == "postgres":
+        return PrivatePostgres(log)
+    if stack.db.kind == "mariadb":
+        return PrivateMariaDB(log)
+    return None
+
+
+def database_restart(stack: Any, *, browsers: int, before: float, down_for: float = 2.0,
                      after: float = 2.0) -> dict[str, Any]:
-    """The storm around a PostgreSQL restart, on a private cluster (skipped if none can run)."""
-    server = PrivatePostgres(stack.log_dir / "postgres-private.log")
+    """The storm around a restart of the database server, on a private one (skipped if none
+    can run, or the database has no server)."""
+    server = private_server(stack)
+    if server is None:
+        return {"skipped": NO_RESTART[stack.db.kind]}
     reason = server.unavailable()
     if reason is not None:
         return {"skipped": reason}
@@ -562,9 +582,9 @@ def postgres_restart(stack: Any, *, browsers: int, before: float, down_for: floa
         try:
             server.start()
         except RuntimeError as exc:
-            return {"skipped": f"the private PostgreSQL cluster did not start: {exc}"}
-        instance = Instance("guarded", "pg", _guarded_on(stack, server),
-                            stack.log_dir / "guarded-pg.log", threads=stack.threads)
+            return {"skipped": f"the private {stack.db.label} server did not start: {exc}"}
+        instance = Instance("guarded", "private", _guarded_on(stack, server.database()),
+                            stack.log_dir / "guarded-private.log", threads=stack.threads)
         instance.start()
         instance.wait_ready()
         return _restart_storm(stack, server, instance, browsers=browsers, before=before,
@@ -582,10 +602,11 @@ def run_faults(stack: Any, *, quick: bool) -> dict[str, Any]:
     steps: list[tuple[str, Callable[[], Any]]] = [
         ("worker_sigkill", lambda: worker_kill(stack, 1 if quick else 2)),
         ("redis_restart", lambda: redis_restart(stack, 6, tail=1.0 if quick else 3.0)),
-        ("postgres_restart", lambda: postgres_restart(stack, browsers=3 if quick else 4,
+        ("database_restart", lambda: database_restart(stack, browsers=3 if quick else 4,
                                                       before=1.5 if quick else 3.0,
                                                       after=2.0 if quick else 3.0)),
-        *[(name, partial(upstream_fault, sites, stack.fake, name, 4 if quick else 10, secret))
+        *[(name, partial(upstream_fault, stack.db, sites, stack.fake, name, 4 if quick else 10,
+                         secret))
           for name in UPSTREAM_FAULTS],
     ]
     for name, step in steps:
@@ -596,5 +617,8 @@ def run_faults(stack: Any, *, quick: bool) -> dict[str, Any]:
             out[name] = {"error": f"{type(exc).__name__}: {exc}"}
         if isinstance(out[name], dict):
             out[name]["scenario_s"] = round(time.perf_counter() - started, 2)
-    out["guarded_rows_after_faults"] = _rows_by_status()
+    try:
+        out["guarded_rows_after_faults"] = _rows_by_status(stack.db)
+    except Exception as exc:
+        out["guarded_rows_after_faults"] = {"error": f"{type(exc).__name__}: {exc}"}
     return out

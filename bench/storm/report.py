@@ -38,7 +38,7 @@ DEFINITIONS = {
     "server_ms / server_cpu_ms / server_sql_ms": (
         "per user-visible callback, from X-Storm-Time-Ms / X-Storm-CPU-Ms / X-Storm-SQL-Ms: wall "
         "time inside Django; CPU time of the worker thread that served it (Django, the app, its "
-        "client libraries; not PostgreSQL, Redis or the fake); time in SQL statements as "
+        "client libraries; not the database server, Redis or the fake); time in SQL statements as "
         "Django's debug cursor times them"),
     "callback_ms_by_role": "refresh pattern: the callback and its refresh apart",
     "throughput_logins_per_s": (
@@ -50,7 +50,7 @@ DEFINITIONS = {
         "ROLLBACK; session load and save included; Redis commands not counted). 'visible' over "
         "the user-visible callbacks, 'all' over every answered one, 'histogram' count->requests"),
     "pg_per_login": (
-        "pg_stat_database deltas of the site's database over the pattern's run, per login: "
+        "PostgreSQL only: pg_stat_database deltas of the site's database over the pattern's run, per login: "
         "transactions (commit+rollback; every statement outside a transaction counts as one) and "
         "rows written (inserted+updated+deleted); covers every request of the login"),
     "duplicates": (
@@ -123,11 +123,11 @@ def pattern_figures(runs: list[Run], calls: dict[str, int], users: Counter[str],
             "all": value_summary(sql_all),
             "histogram": dict(sorted(Counter(sql_all).items())),
         },
-        "pg_per_login": {
+        **({"pg_per_login": {
             "transactions": round((pg.get("xact_commit", 0) + pg.get("xact_rollback", 0)) / n, 2),
             "rows_written": round((pg.get("tup_inserted", 0) + pg.get("tup_updated", 0)
                                    + pg.get("tup_deleted", 0)) / n, 2),
-        } if pg else {},
+        }} if pg else {}),
         **({"duplicates": _duplicate_paths(logins, db_duplicates)} if db_duplicates is not None else {}),
         "callback_statuses": dict(sorted(Counter(str(hit.status) for hit in every).items())),
         "failure_reasons": dict(Counter(login.reason[:100] for login in logins if login.reason)
@@ -190,23 +190,25 @@ def fault_target(faults: dict[str, Any]) -> dict[str, Any]:
                and "guarded" in faults[name]]
     kill_rounds = [round_ for rounds in faults.get("worker_sigkill", {}).values()
                    if isinstance(rounds, list) for round_ in rounds]
-    restarts = [faults[name] for name in ("redis_restart", "postgres_restart") if name in faults]
+    restarts = [faults[name] for name in ("redis_restart", "database_restart") if name in faults]
     http_500 = sum(part.get("http_500_reached_a_user", 0) for part in [*guarded, *kill_rounds, *restarts])
     twice = sum(part["exchanges_per_code"].get("codes_exchanged_more_than_once", 0)
                 for part in [*guarded, faults.get("redis_restart", {})] if "exchanges_per_code" in part)
     twice += sum(r["exchanges_of_code"] > 1 and not r["second_exchange_after_holder_died_ended_spent"]
                  for r in kill_rounds)
-    pg = faults.get("postgres_restart", {})
-    twice += pg.get("consistency", {}).get("exchanged_twice_otherwise", 0)
+    restart = faults.get("database_restart", {})
+    twice += restart.get("consistency", {}).get("exchanged_twice_otherwise", 0)
     rows = faults.get("guarded_rows_after_faults", {})
-    left_in_flight = sum(n for status, n in rows.items() if status not in ("exchanged", "failed"))
-    left_in_flight += pg.get("consistency", {}).get("rows_not_exchanged_or_failed", 0)
+    left_in_flight = sum(n for status, n in rows.items()
+                         if status not in ("exchanged", "failed", "error"))
+    left_in_flight += restart.get("consistency", {}).get("rows_not_exchanged_or_failed", 0)
     errors = sorted(name for name, part in faults.items() if isinstance(part, dict) and "error" in part)
     return {"target": "faults: no 500 reached a guarded user, no row left in flight, no second "
                       "exchange while a holder was alive",
             "value": {"http_500": http_500, "rows_left_in_flight": left_in_flight,
                       "second_exchanges_not_after_a_dead_holder": twice,
-                      "scenarios_that_crashed": errors, "postgres_restart_skipped": pg.get("skipped")},
+                      "scenarios_that_crashed": errors,
+                      "database_restart_skipped": restart.get("skipped")},
             "met": http_500 == 0 and left_in_flight == 0 and twice == 0 and not errors}
 
 
@@ -229,3 +231,26 @@ def side_by_side(patterns: dict[str, dict[str, Any]]) -> dict[str, Any]:
         naive, guarded = pick(sites["naive"]), pick(sites["guarded"])
         out[name] = {key: {"naive": naive[key], "guarded": guarded[key]} for key in naive}
     return out
+
+
+def across_databases(sections: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The short table over every database run: per pattern and database, [guarded, naive]
+    of the failure rate, exchanges per code (mean, max) and the callback p50; and whether each
+    database met its targets."""
+    table: dict[str, dict[str, Any]] = {}
+    for kind, section in sections.items():
+        for name, sites in section.get("patterns", {}).items():
+            guarded, naive = sites["guarded"], sites["naive"]
+            table.setdefault(name, {})[kind] = {
+                "failure_rate": [guarded["user_visible_failure_rate"],
+                                 naive["user_visible_failure_rate"]],
+                "exchanges_per_code_mean_max": [
+                    [guarded["exchanges_per_code"].get("mean"), guarded["exchanges_per_code"].get("max")],
+                    [naive["exchanges_per_code"].get("mean"), naive["exchanges_per_code"].get("max")]],
+                "callback_p50_ms": [guarded["callback_ms"].get("p50"), naive["callback_ms"].get("p50")],
+            }
+    return {"columns": "each figure as [guarded, naive], the naive site on the same database",
+            "targets_met": {kind: section.get("all_targets_met") for kind, section in sections.items()},
+            "skipped": {kind: section["skipped"] for kind, section in sections.items()
+                        if "skipped" in section},
+            "patterns": table}

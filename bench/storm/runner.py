@@ -8,8 +8,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from bench.storm.databases import NAMES, Database
 from bench.storm.patterns import PATTERNS, Login, SiteHandle, run_login
-from bench.storm.services import pg_connect
 
 #: Most callback requests a pattern keeps in flight per site: browsers = this / requests per
 #: login, capped at the run's concurrency (a 50-duplicate login runs one browser at a time).
@@ -30,19 +30,12 @@ def own_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-PG_COUNTERS = ("xact_commit", "xact_rollback", "tup_inserted", "tup_updated", "tup_deleted",
-               "tup_fetched")
-
-
-def pg_counters(database: str) -> dict[str, int]:
-    """pg_stat_database counters of ``database`` (a fresh snapshot)."""
+def db_counters(db: Database, site: str) -> dict[str, int]:
+    """The database's own counters of the site's database (a fresh snapshot; {} if none)."""
     try:
-        with pg_connect() as conn:
-            row = conn.execute(f"SELECT {', '.join(PG_COUNTERS)} FROM pg_stat_database"
-                               " WHERE datname = %s", [database]).fetchone()
+        return db.counters(site)
     except Exception:  # a statistic, never a reason to stop
         return {}
-    return dict(zip(PG_COUNTERS, row, strict=True)) if row else {}
 
 
 @dataclass
@@ -62,11 +55,11 @@ def concurrency_for(pattern: str, concurrency: int) -> int:
     return max(1, min(concurrency, IN_FLIGHT_BUDGET // per_login))
 
 
-def run_pattern(site: SiteHandle, database: str, pattern: str, count: int, *, concurrency: int,
+def run_pattern(site: SiteHandle, db: Database, pattern: str, count: int, *, concurrency: int,
                 count_sql: bool, first_index: int = 0) -> Run:
     workers = concurrency_for(pattern, concurrency)
     run = Run(site.name, pattern, workers)
-    pg_before = pg_counters(database) if count_sql else {}
+    pg_before = db_counters(db, site.name) if count_sql else {}
     busy0, total0 = cpu_times()
     cpu0, started = own_cpu(), time.perf_counter()
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"{site.name}-{pattern}") as pool:
@@ -77,9 +70,9 @@ def run_pattern(site: SiteHandle, database: str, pattern: str, count: int, *, co
     run.bench_cpu = own_cpu() - cpu0
     busy1, total1 = cpu_times()
     run.machine_busy = (busy1 - busy0) / max(1, total1 - total0)
-    if count_sql:  # the instrumented passes also read PostgreSQL's own counters
+    if count_sql and pg_before:  # the instrumented passes also read PostgreSQL's own counters
         time.sleep(0.3)  # backends of closed connections flush their statistics as they exit
-        pg_after = pg_counters(database)
+        pg_after = db_counters(db, site.name)
         run.pg = {key: pg_after[key] - pg_before.get(key, 0) for key in pg_after}
     return run
 
@@ -99,29 +92,32 @@ def summary(run_list: list[Run]) -> dict[str, Any]:
 
 
 class ConnectionSampler:
-    """Peak PostgreSQL backends per storm database (pg_stat_activity every 0.1 s), to show the
-    run stays far from max_connections on a cluster shared with other work."""
+    """Peak connections per storm database (every 0.1 s, from the server's own list), to show
+    the run stays far from max_connections on a server shared with other work. SQLite has no
+    server: nothing to sample."""
 
-    def __init__(self, databases: list[str]) -> None:
+    def __init__(self, db: Database) -> None:
         import threading
 
-        self.databases = databases
-        self.peak: dict[str, int] = dict.fromkeys(databases, 0)
+        self.db = db
+        self.peak: dict[str, int] = dict.fromkeys(NAMES.values(), 0)
         self.peak_total = 0
-        self.max_connections = 0
+        self.max_connections: int | None = None
+        self.sampled = self.no_server = False
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, daemon=True, name="pg-sampler")
+        self._thread = threading.Thread(target=self._loop, daemon=True, name="db-sampler")
 
     def _loop(self) -> None:
         try:
-            with pg_connect() as conn:
-                self.max_connections = int(conn.execute("SHOW max_connections").fetchone()[0])
+            with self.db.connect() as conn:
+                self.max_connections = self.db.max_connections(conn)
                 while not self._stop.wait(0.1):
-                    rows = conn.execute("SELECT datname, count(*) FROM pg_stat_activity"
-                                        " WHERE backend_type = 'client backend' GROUP BY datname"
-                                        ).fetchall()
-                    counts = {name: n for name, n in rows}
-                    for name in self.databases:
+                    counts = self.db.connections(conn)
+                    if counts is None:
+                        self.no_server = True
+                        return
+                    self.sampled = True
+                    for name in self.peak:
                         self.peak[name] = max(self.peak[name], counts.get(name, 0))
                     self.peak_total = max(self.peak_total, sum(counts.values()))
         except Exception:  # a statistic only
@@ -136,6 +132,9 @@ class ConnectionSampler:
         self._thread.join(2)
 
     def figures(self) -> dict[str, Any]:
-        return {"peak_backends_per_database": self.peak,
-                "peak_client_backends_whole_cluster": self.peak_total,
+        if not self.sampled:
+            return {"not_sampled": f"{self.db.label} has no server: no connections to count"
+                    if self.no_server else "the sampler could not connect"}
+        return {"peak_connections_per_database": self.peak,
+                "peak_connections_whole_server": self.peak_total,
                 "max_connections": self.max_connections}

@@ -1,5 +1,5 @@
-"""What the storm runs on: databases, a private Redis and PostgreSQL, gunicorn instances, the
-fake WeChat.
+"""What the storm runs on besides its databases (bench/storm/databases.py): a private Redis and
+PostgreSQL, gunicorn instances, the fake WeChat.
 
 Every process started here is started in its own session and stopped by its own id (the
 gunicorn master's process group: the master and its workers; the private PostgreSQL through
@@ -24,16 +24,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import requests
 
+from bench.storm.databases import Database, MariaDB, Postgres
 from wechat_oauth.testing.process import stop_process
 
 ROOT = Path(__file__).resolve().parents[2]
-PG = {"host": os.environ.get("STORM_PG_HOST", "127.0.0.1"),
-      "port": os.environ.get("STORM_PG_PORT", "5432"),
-      "user": os.environ.get("STORM_PG_USER", "postgres")}
-DATABASES = {"guarded": "wechat_oauth_storm", "naive": "wechat_oauth_storm_naive"}
 SETTINGS = {"guarded": "bench.storm.guarded.settings", "naive": "bench.storm.naive.settings"}
 APP_ID = "wxstormbench000001"
 
@@ -42,23 +38,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def pg_connect(dbname: str = "postgres", server: dict[str, str] | None = None
-               ) -> psycopg.Connection[Any]:
-    """A connection to the shared cluster (``PG``), or to ``server`` (a private one)."""
-    return psycopg.connect(dbname=dbname, autocommit=True, connect_timeout=5, **(server or PG))
-
-
-def recreate_database(name: str, server: dict[str, str] | None = None) -> None:
-    drop_database(name, server)
-    with pg_connect(server=server) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-
-
-def drop_database(name: str, server: dict[str, str] | None = None) -> None:
-    with pg_connect(server=server) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @dataclass
@@ -141,11 +120,11 @@ class PrivatePostgres:
     port: int = field(default_factory=free_port)
     bindir: Path | None = field(default_factory=postgres_bindir)
     directory: Path | None = None
+    how_stopped: str = "pg_ctl stop -m fast (every session ended, open transactions rolled back)"
 
-    @property
-    def server(self) -> dict[str, str]:
-        """Connection parameters, as :data:`PG` has them for the shared cluster."""
-        return {"host": "127.0.0.1", "port": str(self.port), "user": "postgres"}
+    def database(self) -> Postgres:
+        """The storm's databases on this cluster."""
+        return Postgres({"host": "127.0.0.1", "port": str(self.port), "user": "postgres"})
 
     @property
     def data(self) -> Path:
@@ -216,6 +195,111 @@ class PrivatePostgres:
                                   capture_output=True, text=True, timeout=90,
                                   start_new_session=True, check=False, **as_postgres)
         except (OSError, subprocess.TimeoutExpired) as exc:  # not executable, or hung
+            raise RuntimeError(f"{' '.join(command)}: {exc}") from None
+        if done.returncode:
+            raise RuntimeError(f"{' '.join(command)} failed (exit {done.returncode}): "
+                               f"{(done.stdout + done.stderr).strip()[-500:]}")
+
+
+@dataclass
+class PrivateMariaDB:
+    """A disposable MariaDB server of our own (mariadb-install-db into a temporary directory,
+    binary log off, no flush at commit), so a scenario may stop and restart it without touching
+    the machine's shared server. As root, mariadbd runs as the ``mysql`` OS user, who owns the
+    directory. :meth:`stop` is SIGTERM and a wait for the process to end: MariaDB's normal
+    shutdown, which ends every session (open transactions roll back), like ``pg_ctl stop -m
+    fast``. :meth:`remove` stops it, keeps its error log, deletes the rest."""
+
+    log_path: Path
+    port: int = field(default_factory=free_port)
+    directory: Path | None = None
+    process: subprocess.Popen[bytes] | None = None
+    how_stopped: str = "SIGTERM to mariadbd (normal shutdown: sessions ended, open transactions rolled back)"
+
+    INSTALL = "mariadb-install-db"
+    SERVER = "mariadbd"
+
+    def database(self) -> MariaDB:
+        """The storm's databases on this server."""
+        return MariaDB({"host": "127.0.0.1", "port": str(self.port), "user": "root", "password": ""})
+
+    def _program(self, name: str) -> str | None:
+        return shutil.which(name) or next((str(p) for p in (Path("/usr/sbin") / name,
+                                                             Path("/usr/bin") / name) if p.exists()), None)
+
+    def unavailable(self) -> str | None:
+        for name in (self.INSTALL, self.SERVER):
+            if self._program(name) is None:
+                return f"no {name} found (PATH, /usr/sbin, /usr/bin)"
+        if os.geteuid() == 0:
+            try:
+                pwd.getpwnam("mysql")
+            except KeyError:
+                return "running as root and no 'mysql' OS user to run mariadbd as"
+        return None
+
+    def _as_user(self) -> list[str]:
+        return ["--user=mysql"] if os.geteuid() == 0 else []
+
+    def start(self, timeout: float = 30) -> None:
+        """Create the server's data on the first call; start it and wait until it answers."""
+        if self.directory is None:
+            self._create()
+        assert self.directory is not None
+        data = self.directory / "data"
+        with (self.directory / "mariadbd.out").open("ab") as out:
+            self.process = subprocess.Popen(
+                [str(self._program(self.SERVER)), "--no-defaults", f"--datadir={data}",
+                 *self._as_user(), f"--port={self.port}", "--bind-address=127.0.0.1",
+                 f"--socket={self.directory / 'mariadbd.sock'}",
+                 f"--pid-file={self.directory / 'mariadbd.pid'}",
+                 f"--log-error={self.directory / 'error.log'}", "--skip-log-bin",
+                 "--innodb-flush-log-at-trx-commit=0", "--innodb-buffer-pool-size=32M",
+                 "--max-connections=80"],
+                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self.database().version()
+                return
+            except Exception:
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"mariadbd did not start: {self._log_tail()}") from None
+                time.sleep(0.05)
+
+    def stop(self) -> None:
+        """SIGTERM, and wait until it has exited (SIGKILL if it takes over a minute)."""
+        stop_process(self.process, grace=60)
+        self.process = None
+
+    def remove(self) -> None:
+        if self.directory is None:
+            return
+        self.stop()
+        with contextlib.suppress(OSError):
+            shutil.copyfile(self.directory / "error.log", self.log_path)
+        shutil.rmtree(self.directory, ignore_errors=True)
+        self.directory = None
+
+    def _log_tail(self) -> str:
+        assert self.directory is not None
+        with contextlib.suppress(OSError):
+            return (self.directory / "error.log").read_text(errors="replace")[-500:]
+        return "(no log)"
+
+    def _create(self) -> None:
+        self.directory = Path(tempfile.mkdtemp(prefix="storm-mariadb-"))
+        if os.geteuid() == 0:
+            owner = pwd.getpwnam("mysql")
+            os.chown(self.directory, owner.pw_uid, owner.pw_gid)
+        command = [str(self._program(self.INSTALL)), "--no-defaults",
+                   f"--datadir={self.directory / 'data'}", *self._as_user(),
+                   "--auth-root-authentication-method=normal", "--skip-test-db"]
+        try:
+            done = subprocess.run(command, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                                  timeout=90, start_new_session=True, check=False)
+        except (OSError, subprocess.TimeoutExpired) as exc:
             raise RuntimeError(f"{' '.join(command)}: {exc}") from None
         if done.returncode:
             raise RuntimeError(f"{' '.join(command)} failed (exit {done.returncode}): "
@@ -306,21 +390,18 @@ def _has_control_socket() -> bool:
         for setting in vars(config).values() if isinstance(setting, type))
 
 
-def site_environment(site: str, *, fake_url: str, app_secret: str, redis_url: str,
-                     redis_socket_timeout: float = 0.05, conn_max_age: int = 0,
-                     server: dict[str, str] | None = None) -> dict[str, str]:
-    """The site's environment; its database on ``server`` (default: the shared cluster)."""
-    pg = server or PG
+def site_environment(site: str, db: Database, *, fake_url: str, app_secret: str, redis_url: str,
+                     redis_socket_timeout: float = 0.05, conn_max_age: int = 0) -> dict[str, str]:
+    """The site's environment, its database in ``db``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("STORM_")}
     env.update({
         "DJANGO_SETTINGS_MODULE": SETTINGS[site],
         "STORM_SITE": site,
-        "STORM_DB_NAME": DATABASES[site],
+        **db.environment(site),
         "STORM_FAKE_URL": fake_url,
         "STORM_APP_ID": APP_ID,
         "STORM_APP_SECRET": app_secret,
         "STORM_SECRET_KEY": f"storm-{secrets.token_hex(16)}",
-        "STORM_PG_HOST": pg["host"], "STORM_PG_PORT": str(pg["port"]), "STORM_PG_USER": pg["user"],
         "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
         "STORM_CONN_MAX_AGE": str(conn_max_age),
         "PYTHONUNBUFFERED": "1",

@@ -1,4 +1,5 @@
-"""Bring the whole storm up and down: fake WeChat, private Redis, databases, 2 x 2 gunicorns."""
+"""Bring the whole storm up and down on one database: fake WeChat, private Redis, the sites'
+databases, 2 x 2 gunicorns."""
 
 from __future__ import annotations
 
@@ -8,16 +9,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench.storm.databases import Database, SQLite
 from bench.storm.patterns import SiteHandle
 from bench.storm.services import (
     APP_ID,
-    DATABASES,
     Instance,
     PrivateRedis,
-    drop_database,
     finish_migration,
     migrate,
-    recreate_database,
     site_environment,
 )
 
@@ -26,6 +25,7 @@ SITES = ("guarded", "naive")
 
 @dataclass
 class Stack:
+    db: Database
     log_dir: Path
     latency: float
     workers: int = 2
@@ -42,14 +42,14 @@ class Stack:
         return SiteHandle(site, [instance.url for instance in self.instances[site]],
                           self.fake.base_url)
 
-    def environment(self, site: str, server: dict[str, str] | None = None) -> dict[str, str]:
-        """The site's environment, with this stack's fake WeChat and Redis; its database on
-        ``server`` (default: the shared cluster)."""
+    def environment(self, site: str, db: Database | None = None) -> dict[str, str]:
+        """The site's environment, with this stack's fake WeChat and Redis; its database in
+        ``db`` (default: the stack's)."""
         assert self.redis is not None
-        return site_environment(site, fake_url=self.fake.base_url, app_secret=self.fake.app_secret,
-                                redis_url=self.redis.url,
+        return site_environment(site, db or self.db, fake_url=self.fake.base_url,
+                                app_secret=self.fake.app_secret, redis_url=self.redis.url,
                                 redis_socket_timeout=self.redis_socket_timeout,
-                                conn_max_age=self.conn_max_age, server=server)
+                                conn_max_age=self.conn_max_age)
 
     def start(self) -> None:
         from wechat_oauth.testing import FakeWeChatProcess
@@ -61,7 +61,7 @@ class Stack:
         self.redis = PrivateRedis(self.log_dir / "redis.log")
         self.redis.start()
         for site in SITES:
-            recreate_database(DATABASES[site])
+            self.db.create(site)
             self.envs[site] = self.environment(site)
         migrations = [migrate(self.envs[site]) for site in SITES]
         for process in migrations:
@@ -89,9 +89,11 @@ class Stack:
             with contextlib.suppress(Exception):
                 self.fake.stop()
         if not self.keep_databases:
-            for name in DATABASES.values():
+            for site in SITES:
                 with contextlib.suppress(Exception):
-                    drop_database(name)
+                    self.db.drop(site)
+            if isinstance(self.db, SQLite):
+                self.db.remove()
 
     def __enter__(self) -> Stack:
         try:

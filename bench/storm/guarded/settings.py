@@ -1,4 +1,5 @@
-"""The guarded site: this app as its README installs it, on PostgreSQL, with the Redis front."""
+"""The guarded site: this app as its README installs it, on the run's database, with the Redis
+front."""
 
 import os
 
