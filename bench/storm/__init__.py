@@ -3,11 +3,15 @@
 Two real sites under gunicorn (2 instances x 2 gthread workers each), both talking to one fake
 WeChat in its own process (80 ms per API call, like a cross-network call):
 
-* ``guarded``: this app (``wechat_oauth`` views, middleware, backend; PostgreSQL database
+* ``guarded``: this app (``wechat_oauth`` views, middleware, backend; database
   ``wechat_oauth_storm``; database sessions; the django-redis front on a private Redis);
 * ``naive``: what tutorials do (``bench/storm/naive``): the state in the session, popped by the
   callback, the code exchanged with ``requests.get``, the user from ``get_or_create``; database
   ``wechat_oauth_storm_naive``.
+
+Both on the same database: PostgreSQL by default, MariaDB or SQLite (Django's default
+settings) with ``--db`` (``bench/storm/databases.py``); ``--db postgres,mariadb,sqlite`` runs
+the storm once per database and reports them side by side.
 
 A load generator in this process (threads, one ``requests.Session`` per browser) drives logins
 with every duplicate-callback pattern of wechat-web-auth.md §3 and reports what users saw,

@@ -318,9 +318,9 @@ class SQLite(Database):
         return {"STORM_DB_ENGINE": self.kind, "STORM_DB_NAME": str(self.path(site))}
 
     def describe(self) -> str:
-        return (f"SQLite {sqlite3.sqlite_version} with Django's default settings (ENGINE and "
-                f"NAME only), one file per site in {self.directory}, shared by all its "
-                "instances and workers")
+        return (f"SQLite {sqlite3.sqlite_version} with Django's default settings (no OPTIONS: "
+                f"no transaction_mode, the default timeout), one file per site in "
+                f"{self.directory}, shared by all its instances and workers")
 
     def claim_holders(self, conn: Any, site: str, workers: list[int]) -> list[int] | None:
         try:
