@@ -300,14 +300,18 @@ def run_database(args: argparse.Namespace, kind: str, facts: dict[str, Any],
             "logins_per_pattern": storm.counts if "patterns" in results else {},
             "redis_keys_after_patterns": storm.redis_keys,
         }
-        if {"patterns", "probe", "throughput"} <= set(results):
-            out["targets"] = report.targets(results["probe"], results["patterns"],
-                                            results["throughput"])
-            if "faults" in results:
-                out["targets"].append(report.fault_target(results["faults"]))
-            out["all_targets_met"] = all(target["met"] for target in out["targets"])
-        if "patterns" in results:
-            out["summary"] = report.side_by_side(results["patterns"])
+        try:  # a figure the report cannot read must not lose the others
+            if {"patterns", "probe", "throughput"} <= set(results):
+                out["targets"] = report.targets(results["probe"], results["patterns"],
+                                                results["throughput"])
+                if "faults" in results:
+                    out["targets"].append(report.fault_target(results["faults"]))
+                out["all_targets_met"] = all(target["met"] for target in out["targets"])
+            if "patterns" in results:
+                out["summary"] = report.side_by_side(results["patterns"])
+        except Exception as exc:
+            out["all_targets_met"] = False
+            out["report_error"] = f"{type(exc).__name__}: {exc}"
         out["patterns"] = results.get("patterns", {})
         out["latency_probe_80ms"] = results.get("probe", {})
         out["throughput_0ms"] = results.get("throughput", {})

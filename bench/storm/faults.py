@@ -189,16 +189,16 @@ HOLDER_LOOKUP = {
 }
 
 
-def _holder_pid(db: Database, workers: list[int], timeout: float = 3.0) -> int | None:
-    """The gunicorn worker (among ``workers``) that holds a claim on the guarded database."""
+def _claim_holders(db: Database, workers: list[int], timeout: float = 3.0) -> list[int]:
+    """The gunicorn workers (among ``workers``) that hold a claim on the guarded database, once
+    there is exactly one (or, after ``timeout`` s, what was seen last)."""
     deadline = time.monotonic() + timeout
     with db.connect("guarded") as conn:
-        while time.monotonic() < deadline:
+        while True:
             holders = db.claim_holders(conn, "guarded", workers)
-            if holders is not None and len(holders) == 1:
-                return holders[0]
-            time.sleep(0.01)
-    return None
+            if len(holders) == 1 or time.monotonic() > deadline:
+                return holders
+            time.sleep(db.poll_interval)
 
 
 def worker_kill_round(stack: Any, index: int, *, label: str) -> dict[str, Any]:
@@ -217,10 +217,12 @@ def worker_kill_round(stack: Any, index: int, *, label: str) -> dict[str, Any]:
                                 timeout=30)
     try:
         workers = {p: i.name for i in instances for p in i.worker_pids()}
-        pid = _holder_pid(stack.db, list(workers))
-        if pid is None:
-            record["not_run"] = f"holder not found ({HOLDER_LOOKUP[stack.db.kind]})"
+        holders = _claim_holders(stack.db, list(workers))
+        if len(holders) != 1:
+            record["not_run"] = (f"not one holder found ({HOLDER_LOOKUP[stack.db.kind]}): "
+                                 f"workers {holders}")
             return record
+        pid = holders[0]
         # The duplicates go to instance B: a connection the killed worker had accepted would
         # die with it, which says nothing about the app.
         tabs = [browser.copy() for _ in range(3)]
@@ -389,7 +391,7 @@ class CutExchange:
                 both = claims["waiting_on_a_claim"] and claims["holding_a_claim"]
                 if both or time.perf_counter() > deadline:
                     return claims
-                time.sleep(0.02)
+                time.sleep(max(0.02, db.poll_interval))
 
     def resend(self) -> None:
         """The callback once more, as WeChat re-sends it, now that the database is back."""
