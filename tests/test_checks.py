@@ -7,6 +7,10 @@ from django.core import checks
 
 from wechat_oauth.checks import MIDDLEWARE_PATH
 
+# Django 6.1 runs the database-tagged checks of every alias in run_checks(), and on MariaDB
+# Django's own (mysql.W002: sql_mode) query the server.
+pytestmark = pytest.mark.django_db(databases="__all__")
+
 
 def ids() -> set[str]:
     """The app's warnings and errors (advice, level INFO, is asserted where it is tested)."""
