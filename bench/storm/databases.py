@@ -65,6 +65,10 @@ class Database:
     def drop(self, site: str) -> None:
         raise NotImplementedError
 
+    def remove(self) -> None:
+        """After both sites' databases are dropped: what else this database left (SQLite: the
+        directory of its files)."""
+
     def environment(self, site: str) -> dict[str, str]:
         """``STORM_DB_*`` for bench/storm/server_settings.py."""
         raise NotImplementedError

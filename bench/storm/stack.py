@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.storm.databases import Database, SQLite
+from bench.storm.databases import Database
 from bench.storm.patterns import SiteHandle
 from bench.storm.services import (
     APP_ID,
@@ -92,8 +92,7 @@ class Stack:
             for site in SITES:
                 with contextlib.suppress(Exception):
                     self.db.drop(site)
-            if isinstance(self.db, SQLite):
-                self.db.remove()
+            self.db.remove()
 
     def __enter__(self) -> Stack:
         try:
