@@ -212,11 +212,14 @@ class DatabaseGuard:
             raise release.error from None
         except OperationalError as exc:
             if self._is_lock_wait_timeout(exc):
+                # Measured, not WAIT_TIMEOUT: SQLite's bound is its own ``timeout`` option, and
+                # MariaDB's is WAIT_TIMEOUT rounded up to whole seconds.
+                waited = (timezone.now() - claim.arrival).total_seconds()
                 logger.warning("duplicate of code %s gave up after waiting %.1f s",
-                               code_hash[:12], app_settings.wait_timeout)
+                               code_hash[:12], waited)
                 raise ExchangeWaitTimeout(
-                    f"An earlier request is still exchanging this code "
-                    f"(waited {app_settings.wait_timeout:.1f} s)") from None
+                    f"An earlier request is still exchanging this code (waited {waited:.1f} s)"
+                ) from None
             raise
 
         if error is not None:
