@@ -28,9 +28,14 @@ from django.utils.functional import SimpleLazyObject
 from . import flow
 from .conf import app_settings
 from .exceptions import InvalidState, WeChatOAuthError
-from .responses import DATABASE_KEY, error_url, log_database_error, log_error
+from .responses import (
+    DATABASE_KEY,
+    error_url,
+    log_database_error,
+    log_error,
+    protect_callback_response,
+)
 from .state import verify_state
-from .views import protect_callback_response
 
 
 class WeChatOAuthMiddleware:

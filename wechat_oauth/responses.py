@@ -128,6 +128,14 @@ def error_page(request: HttpRequest, key: str, *, target: str) -> HttpResponse:
     return response
 
 
+def protect_callback_response(response: HttpResponse) -> HttpResponse:
+    """What every answer to a URL carrying a code gets, from the view and the middleware alike:
+    the URL must not leave in a Referer, and no cache may keep the answer."""
+    response["Referrer-Policy"] = "no-referrer"
+    add_never_cache_headers(response)
+    return response
+
+
 def error_url(key: str, *, target: str) -> str:
     """Where the error page of ``key`` is shown on a URL that carries no code."""
     return f"{reverse('wechat_oauth:error')}?{urlencode({'reason': key, 'next': target})}"

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from django.db import DatabaseError, transaction
 from django.http import HttpRequest, HttpResponse
-from django.utils.cache import add_never_cache_headers
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.http import require_GET, require_POST
@@ -17,12 +16,13 @@ from django.views.decorators.http import require_GET, require_POST
 from . import confirm as confirmation
 from . import flow
 from .exceptions import BadCallback, WeChatOAuthError
-from .responses import database_error_response, error_page, error_response
+from .responses import (
+    database_error_response,
+    error_page,
+    error_response,
+    protect_callback_response,
+)
 from .state import safe_next_url
-
-#: Headers of every response to a request that carried a code (the callback view's and the
-#: middleware's): the URL must not leave in a Referer, and no cache may keep the answer.
-NO_REFERRER = {"Referrer-Policy": "no-referrer"}
 
 
 def _next_of(request: HttpRequest) -> str:
@@ -55,14 +55,6 @@ def callback(request: HttpRequest) -> HttpResponse:
     except DatabaseError as error:
         response = database_error_response(request, error, target=_next_of(request))
     return protect_callback_response(response)
-
-
-def protect_callback_response(response: HttpResponse) -> HttpResponse:
-    """The headers every answer to a URL carrying a code gets (view and middleware alike)."""
-    for name, value in NO_REFERRER.items():
-        response[name] = value
-    add_never_cache_headers(response)
-    return response
 
 
 @require_POST
