@@ -15,6 +15,7 @@ SERVICE_MARKERS = {
     "postgres": services.postgres_unavailable,
     "mariadb": services.mariadb_unavailable,
     "redis": services.redis_unavailable,
+    "redis_cluster": services.redis_cluster_unavailable,
     "browser": services.browser_unavailable,
 }
 
@@ -74,10 +75,25 @@ def server_alias(request: pytest.FixtureRequest) -> str:
     return request.getfixturevalue(DATABASE_FIXTURES[request.param])
 
 
-@pytest.fixture
-def redis_alias() -> str:
-    """The cache alias that is Redis in this run (tests using it are marked redis)."""
-    return "redis"
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[services.LocalRedisCluster]:
+    """A 3-master Redis Cluster on loopback, started once per test session on first use."""
+    cluster = services.LocalRedisCluster(services.redis_cluster_ports(),
+                                         tmp_path_factory.mktemp("redis-cluster"))
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture(params=["redis", pytest.param("redis_cluster", marks=pytest.mark.redis_cluster)])
+def redis_alias(request: pytest.FixtureRequest) -> str:
+    """Each Redis of the run in turn, as a cache alias: one server, then a 3-master Redis
+    Cluster through ClusterConnectionFactory (tests using it are marked redis)."""
+    if request.param == "redis_cluster":
+        request.getfixturevalue("redis_cluster")
+    return request.param
 
 
 @pytest.fixture

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import functools
 import os
+import shutil
 import socket
 import subprocess
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -83,6 +85,138 @@ def redis_unavailable() -> str | None:
     except Exception as exc:
         return f"Redis at {REDIS_URL} is not reachable ({type(exc).__name__})"
     return None
+
+
+@functools.cache
+def redis_cluster_unavailable() -> str | None:
+    """None when this machine can start a local Redis Cluster (LocalRedisCluster)."""
+    missing = [name for name in ("redis-server", "redis-cli") if shutil.which(name) is None]
+    if missing:
+        return f"{' and '.join(missing)} not on PATH (Debian: apt-get install redis-server)"
+    try:
+        import django_redis  # noqa: F401
+        from redis.cluster import RedisCluster  # noqa: F401
+    except ImportError:
+        return "django-redis / redis-py with cluster support is not installed (pip install -e '.[test]')"
+    return None
+
+
+class DisposableRedis:
+    """A redis-server of a test's own on a free port, that the test may kill and restart
+    empty; ``args``: more of its command line (``--replicaof``, ``--sentinel`` ...)."""
+
+    def __init__(self, *args: str) -> None:
+        self.port = free_port()
+        self.args = args
+        self.process: subprocess.Popen[bytes] | None = None
+        self.directory = ""
+
+    def start(self) -> None:
+        import redis
+
+        binary = shutil.which("redis-server")
+        assert binary, "redis-server is not installed"
+        # Its own directory: a master serving a replica writes an RDB file there.
+        self.directory = tempfile.mkdtemp(prefix="wechat-oauth-redis-")
+        self.process = subprocess.Popen(
+            [binary, *self.args, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", self.directory],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                redis.Redis(port=self.port, socket_connect_timeout=0.2).ping()
+                return
+            except redis.exceptions.ConnectionError:
+                assert time.monotonic() < deadline, "redis-server did not start"
+                time.sleep(0.02)
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        if self.directory:
+            shutil.rmtree(self.directory, ignore_errors=True)
+
+    def restart_empty(self) -> None:
+        self.kill()
+        self.start()
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+@functools.cache
+def redis_cluster_ports() -> list[int]:
+    """Three loopback ports for LocalRedisCluster, the same for the whole test process. Each
+    node also listens on its port + 10000 (the cluster bus), so both must be free: searched
+    upwards from a point that depends on the process id (runs side by side do not collide)."""
+    ports: list[int] = []
+    port = 20000 + (os.getpid() % 2000) * 5
+    while len(ports) < 3:
+        if _bindable(port) and _bindable(port + 10000):
+            ports.append(port)
+        port += 1
+    return ports
+
+
+class LocalRedisCluster:
+    """Three masters (no replicas) on loopback, started as `redis-server --cluster-enabled yes`
+    and joined by `redis-cli --cluster create`: slots 0-5460, 5461-10922, 10923-16383."""
+
+    def __init__(self, ports: list[int], directory: Path) -> None:
+        self.ports = ports
+        self.directory = directory
+        self.processes: list[subprocess.Popen[bytes]] = []
+
+    def start(self) -> None:
+        for port in self.ports:
+            node_dir = self.directory / str(port)
+            node_dir.mkdir(parents=True, exist_ok=True)
+            self.processes.append(subprocess.Popen(
+                ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--cluster-enabled",
+                 "yes", "--cluster-config-file", "nodes.conf", "--save", "", "--appendonly", "no",
+                 "--dir", str(node_dir), "--logfile", "redis.log"],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        for port in self.ports:
+            self._wait(lambda port=port: self._cli(port, "ping") == "PONG", f"node {port} to start")
+        subprocess.run(["redis-cli", "--cluster", "create",
+                        *(f"127.0.0.1:{port}" for port in self.ports),
+                        "--cluster-replicas", "0", "--cluster-yes"],
+                       check=True, capture_output=True, timeout=60)
+        for port in self.ports:
+            self._wait(lambda port=port: "cluster_state:ok" in self._cli(port, "cluster", "info"),
+                       f"node {port} to see the cluster ok")
+
+    def stop(self) -> None:
+        for process in self.processes:
+            process.kill()
+            process.wait()
+        self.processes.clear()
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.ports[0]}"
+
+    @staticmethod
+    def _cli(port: int, *command: str) -> str:
+        done = subprocess.run(["redis-cli", "-p", str(port), *command], capture_output=True,
+                              text=True, timeout=5)
+        return done.stdout.strip()
+
+    @staticmethod
+    def _wait(ready: Any, what: str, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while not ready():
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"timed out waiting for Redis Cluster {what}")
+            time.sleep(0.05)
 
 
 @functools.cache

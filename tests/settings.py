@@ -112,6 +112,11 @@ REDIS = {
 CACHES = {"default": REDIS if os.environ.get("WECHAT_OAUTH_TEST_CACHE") == "redis" else LOCMEM}
 if services.redis_unavailable() is None:
     CACHES["redis"] = REDIS
+if services.redis_cluster_unavailable() is None:
+    # The 3-master cluster the tests start on first use (the redis_cluster fixture).
+    CACHES["redis_cluster"] = {**REDIS, "LOCATION": f"redis://127.0.0.1:{services.redis_cluster_ports()[0]}",
+                               "OPTIONS": {**REDIS["OPTIONS"], "CONNECTION_FACTORY":
+                                           "wechat_oauth.contrib.redis_cluster.ClusterConnectionFactory"}}
 
 STATIC_URL = "/static/"
 LOGIN_REDIRECT_URL = "/"

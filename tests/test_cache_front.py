@@ -6,8 +6,6 @@ database row keeps every code to one upstream exchange.
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 import threading
 import time
 from functools import partial
@@ -32,25 +30,25 @@ pytestmark = [pytest.mark.redis, pytest.mark.django_db(transaction=True)]
 
 
 class RedisCommands:
-    """Counts the commands this process sends to Redis (a script call is one command)."""
+    """Counts the round trips this process makes to Redis: a command (a script call is one),
+    or a pipeline; on a plain Redis and on a Redis Cluster alike."""
 
     def __init__(self, monkeypatch):
         import redis
+        from redis.cluster import ClusterPipeline, RedisCluster
 
         self.sent = []
-        original = redis.Redis.execute_command
-        original_pipeline = redis.client.Pipeline.execute
+        for cls, method, name in ((redis.Redis, "execute_command", None),
+                                  (RedisCluster, "execute_command", None),
+                                  (redis.client.Pipeline, "execute", "PIPELINE"),
+                                  (ClusterPipeline, "execute", "PIPELINE")):
+            monkeypatch.setattr(cls, method, self._recording(getattr(cls, method), name))
 
-        def execute_command(client, *args, **options):
-            self.sent.append(args[0])
+    def _recording(self, original, name):
+        def recording(client, *args, **options):
+            self.sent.append(name or args[0])
             return original(client, *args, **options)
-
-        def execute_pipeline(pipe, *args, **options):
-            self.sent.append("PIPELINE")
-            return original_pipeline(pipe, *args, **options)
-
-        monkeypatch.setattr(redis.Redis, "execute_command", execute_command)
-        monkeypatch.setattr(redis.client.Pipeline, "execute", execute_pipeline)
+        return recording
 
 
 def test_late_duplicate_is_answered_from_redis_with_no_sql(front, fake_wechat,
@@ -108,6 +106,41 @@ def test_duplicates_counted_in_redis_are_folded_into_the_row(front, fake_wechat)
     assert fold_counters() == 0  # nothing is folded twice
 
 
+def test_counts_wait_for_a_purge_every_few_minutes_and_a_later_duplicate_is_folded_too(
+        front, fake_wechat):
+    """The counters must outlive the README's 5-minute purge interval (they once expired
+    after two minutes), and a duplicate counted after a fold lists its code again."""
+    from wechat_oauth.guard.cache import COUNTER_RETENTION
+
+    code = fake_wechat.issue_code("o_refolded")
+    exchange_once(code)
+    exchange_once(code)
+    keys = front.keys(WeChatClient().app_id, code_hash(code))
+    assert front.redis.pttl(keys.counters) > (COUNTER_RETENTION - 60) * 1000 > 10 * 60 * 1000
+    assert fold_counters() == 1
+
+    exchange_once(code, resent=True)
+
+    assert fold_counters() == 1
+    row = OAuthCodeUse.objects.get()
+    assert (row.duplicates, row.resent_variant_seen) == (2, True)
+    assert fold_counters() == 0
+
+
+def test_a_codes_keys_share_one_cluster_slot_and_codes_spread_over_many(front):
+    """Redis Cluster runs a script only when all its keys are in one slot."""
+    from redis.crc import key_slot
+
+    slots_of_codes = set()
+    for number in range(200):
+        keys = front.keys("wxapp", code_hash(f"code-{number}"))
+        slots = {key_slot(key.encode()) for key in (keys.result, keys.flight, keys.wake,
+                                                    keys.counters, keys.pending)}
+        assert len(slots) == 1, keys.__dict__
+        slots_of_codes |= slots
+    assert len(slots_of_codes) > 32  # SHARDS tags: many slots, so every master gets codes
+
+
 def test_in_flight_duplicates_wait_on_redis_and_share_one_exchange(front, fake_wechat):
     fake_wechat.set_latency(0.3)
     code = fake_wechat.issue_code("o_waiting")
@@ -148,9 +181,13 @@ def gated_client(gate: threading.Event, *, refuse: bool = False) -> WeChatClient
     return client
 
 
-def blocked_on_redis(front) -> int:
-    """How many clients of the Redis server sit in a blocking pop right now (server-wide: the
-    tests compare it with its value before their waiters start)."""
+def blocked_on_redis(front, keys) -> int:
+    """How many clients of the Redis server holding ``keys`` (on a cluster: its master) sit in
+    a blocking pop right now (server-wide: the tests compare it with its value before their
+    waiters start)."""
+    if hasattr(front.redis, "get_node_from_key"):  # a RedisCluster
+        node = front.redis.get_node_from_key(keys.wake)
+        return front.redis.info("clients", target_nodes=node)["blocked_clients"]
     return front.redis.info("clients")["blocked_clients"]
 
 
@@ -218,10 +255,10 @@ def test_released_claim_wakes_the_duplicate_waiting_on_redis(front, fake_wechat,
     code = fake_wechat.issue_code("o_woken")
     gate = threading.Event()
     popped = record_blocking_pops(front, monkeypatch)
-    holder, holder_outcome, _ = holding_claim(front, code, gated_client(gate, refuse=True))
-    already_blocked = blocked_on_redis(front)
+    holder, holder_outcome, keys = holding_claim(front, code, gated_client(gate, refuse=True))
+    already_blocked = blocked_on_redis(front, keys)
     waiter, waiter_outcome = start_thread(partial(exchange_once, code))
-    wait_until(lambda: blocked_on_redis(front) >= already_blocked + 1)
+    wait_until(lambda: blocked_on_redis(front, keys) >= already_blocked + 1)
 
     gate.set()
     holder.join(10)
@@ -242,10 +279,10 @@ def test_every_duplicate_waiting_on_redis_is_woken_by_one_publication(front, fak
     sources = []
     signals.duplicate_absorbed.connect(record := lambda sender, **kw: sources.append(kw["source"]))
     try:
-        holder, holder_outcome, _ = holding_claim(front, code, gated_client(gate))
-        already_blocked = blocked_on_redis(front)
+        holder, holder_outcome, keys = holding_claim(front, code, gated_client(gate))
+        already_blocked = blocked_on_redis(front, keys)
         waiters = [start_thread(partial(exchange_once, code)) for _ in range(4)]
-        wait_until(lambda: blocked_on_redis(front) >= already_blocked + 4)
+        wait_until(lambda: blocked_on_redis(front, keys) >= already_blocked + 4)
         gate.set()
         for thread, _ in [(holder, None), *waiters]:
             thread.join(10)
@@ -260,9 +297,13 @@ def test_every_duplicate_waiting_on_redis_is_woken_by_one_publication(front, fak
 
 
 def test_an_outcome_written_into_redis_by_someone_else_is_not_believed(front, fake_wechat,
-                                                                      caplog):
+                                                                      caplog, monkeypatch):
     """Whoever can write to the Redis server must not be able to mint a login for any openid:
     a stored outcome without a valid MAC is ignored, and the database decides."""
+    from wechat_oauth.guard import cache
+    from wechat_oauth.throttled_log import ThrottledLog
+
+    monkeypatch.setattr(cache, "_forged", ThrottledLog(cache.logger))  # not throttled by an earlier test
     code = fake_wechat.issue_code("o_genuine")
     keys = front.keys(WeChatClient().app_id, code_hash(code))
     forged = StoredOutcome(code_use_id=1, first_seen_at=timezone.now(), status="exchanged",
@@ -286,42 +327,9 @@ def test_front_off_without_the_setting(settings, fake_wechat):
 # -- Redis failing ---------------------------------------------------------------------------
 
 
-class DisposableRedis:
-    """A redis-server of our own on a free port, that a test may kill and restart empty."""
-
-    def __init__(self):
-        self.port = services.free_port()
-        self.process = None
-
-    def start(self):
-        binary = shutil.which("redis-server")
-        assert binary, "redis-server is not installed"
-        self.process = subprocess.Popen(
-            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
-        import redis
-
-        while True:
-            try:
-                redis.Redis(port=self.port, socket_connect_timeout=0.2).ping()
-                return
-            except redis.exceptions.ConnectionError:
-                assert time.monotonic() < deadline, "redis-server did not start"
-                time.sleep(0.02)
-
-    def kill(self):
-        self.process.kill()
-        self.process.wait()
-
-    def restart_empty(self):
-        self.kill()
-        self.start()
-
-
 @pytest.fixture
 def disposable_redis(settings, fake_wechat):
-    server = DisposableRedis()
+    server = services.DisposableRedis()
     server.start()
     settings.CACHES = {**settings.CACHES, "disposable": {
         "BACKEND": "django_redis.cache.RedisCache",

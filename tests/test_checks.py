@@ -87,6 +87,32 @@ def test_django_redis_alias_passes(settings):
     assert ids() == set()
 
 
+@pytest.mark.parametrize("prefix, expected", [
+    ("shop", set()),
+    ("shop:{eu}", {"wechat_oauth.E013"}),  # every code in one slot: the tag would be "eu"
+    ("shop{", {"wechat_oauth.E013"}),      # the tag would run from the prefix into the key
+    ("shop}", set()),                      # a lone closing brace opens no tag
+])
+def test_key_prefix_with_braces_is_refused(settings, prefix, expected):
+    settings.CACHES = {**settings.CACHES, "front": {"BACKEND": "django_redis.cache.RedisCache",
+                                                    "LOCATION": "redis://127.0.0.1:6379/15",
+                                                    "KEY_PREFIX": prefix}}
+    settings.WECHAT_OAUTH = {**settings.WECHAT_OAUTH, "CACHE_ALIAS": "front"}
+    assert ids() == expected
+
+
+def test_key_function_that_adds_a_hash_tag_is_refused(settings):
+    settings.CACHES = {**settings.CACHES, "front": {
+        "BACKEND": "django_redis.cache.RedisCache", "LOCATION": "redis://127.0.0.1:6379/15",
+        "KEY_FUNCTION": "tests.test_checks.tagged_key"}}
+    settings.WECHAT_OAUTH = {**settings.WECHAT_OAUTH, "CACHE_ALIAS": "front"}
+    assert ids() == {"wechat_oauth.E013"}
+
+
+def tagged_key(key: str, key_prefix: str, version: int) -> str:
+    return f"{{tenant}}:{key}"
+
+
 def test_auto_login_path_that_is_not_a_regex(settings):
     settings.WECHAT_OAUTH = {**settings.WECHAT_OAUTH, "AUTO_LOGIN_PATHS": ["^/shop/(", r"^/ok/"]}
     assert ids() == {"wechat_oauth.E006"}

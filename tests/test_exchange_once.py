@@ -89,13 +89,20 @@ def test_failing_userinfo_does_not_fail_the_exchange(fake_wechat):
     assert outcome.token.openid == "o_private" and outcome.token.profile is None
 
 
-@pytest.mark.parametrize("path", ["database", pytest.param("redis", marks=pytest.mark.redis)])
-def test_duplicate_of_another_login_attempt_or_browser_is_refused_not_replayed(fake_wechat,
-                                                                              request, path):
+def test_duplicate_of_another_login_attempt_or_browser_is_refused_not_replayed(fake_wechat):
     """A leaked callback URL (another browser) or the code on a fresh state (another attempt),
-    answered by the database or by the Redis front."""
-    if path == "redis":
-        request.getfixturevalue("front")
+    answered by the database."""
+    _refuses_replays_of_another_attempt_or_browser(fake_wechat)
+
+
+@pytest.mark.redis
+def test_duplicate_of_another_login_attempt_or_browser_is_refused_by_the_redis_front(
+        front, fake_wechat):
+    """The same, answered by the Redis front (one server, then a cluster)."""
+    _refuses_replays_of_another_attempt_or_browser(fake_wechat)
+
+
+def _refuses_replays_of_another_attempt_or_browser(fake_wechat) -> None:
     code = fake_wechat.issue_code("o_owner")
     exchange_once(code, state="s1", fingerprint="browser-a")
 

@@ -8,6 +8,8 @@ wechat_oauth.E004         LINK_USERS without WeChatBackend in AUTHENTICATION_BAC
 wechat_oauth.E005         CACHE_ALIAS names no cache in CACHES
 wechat_oauth.W001         CACHE_ALIAS is a per-process cache (local memory, dummy)
 wechat_oauth.W002         CACHE_ALIAS is not a django-redis cache (the front stays off)
+wechat_oauth.E013         CACHE_ALIAS's KEY_PREFIX (or KEY_FUNCTION) puts a brace before the
+                          front's hash tag (a code's keys would not share a Redis Cluster slot)
 wechat_oauth.E006         an AUTO_LOGIN_PATHS entry is not a valid regular expression
 wechat_oauth.E007         CREATE_USER cannot be imported
 wechat_oauth.E008         wechat_oauth.urls is not included (the login view has no URL)
@@ -149,7 +151,35 @@ def check_cache_front(app_configs: Any = None, **kwargs: Any) -> list[CheckMessa
             hint="Use django_redis.cache.RedisCache for this alias.",
             id="wechat_oauth.W002",
         )]
-    return []
+    return _hash_tag_errors(alias)
+
+
+def _hash_tag_errors(alias: str) -> list[CheckMessage]:
+    """Redis Cluster hashes only a key's first ``{…}``: the front's keys carry their own tag
+    (``{s<n>}``), which a brace in KEY_PREFIX (or a KEY_FUNCTION) would take the place of."""
+    from django.core.cache import caches
+
+    probe = caches[alias].make_key("wechat_oauth:{probe}:r")
+    if _redis_hash_tag(probe) == "probe":
+        return []
+    prefix = settings.CACHES[alias].get("KEY_PREFIX", "")
+    return [Error(
+        f"CACHE_ALIAS {alias!r} makes keys like {probe!r}: Redis Cluster would hash "
+        f"{_redis_hash_tag(probe) or 'the whole key'!r} instead of the front's own hash tag, "
+        "so the keys of one code would not share a slot (or every code would share one).",
+        hint=f"Remove the braces from this cache's KEY_PREFIX ({prefix!r})"
+             + (" and KEY_FUNCTION" if settings.CACHES[alias].get("KEY_FUNCTION") else "")
+             + "; on a single Redis they are harmless, but a cluster refuses the scripts.",
+        id="wechat_oauth.E013",
+    )]
+
+
+def _redis_hash_tag(key: str) -> str | None:
+    """What Redis Cluster hashes of ``key``: the text between its first ``{`` and the next
+    ``}``, if not empty; else (None) the whole key."""
+    start = key.find("{")
+    end = key.find("}", start + 1) if start >= 0 else -1
+    return key[start + 1:end] if end > start + 1 else None
 
 
 @register(Tags.security)

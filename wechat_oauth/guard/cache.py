@@ -4,24 +4,33 @@ It saves work; it never decides. The ``OAuthCodeUse`` row stays the fence, so a 
 loses a key, restarts empty, expires a marker early or disagrees between servers can at worst
 send a request down the database path, never cause a second exchange.
 
-Per code (app id + code hash) the front keeps, under the cache's KEY_PREFIX:
+Per code (app id + code hash), under the cache's KEY_PREFIX:
 
-``…:r``  the stored outcome (JSON), written after the row commits, for DEDUPE_WINDOW
+``wechat_oauth:{s<n>}:<app id>:<code hash>:r``  the stored outcome (sealed JSON), written
+         after the row commits, for DEDUPE_WINDOW
 ``…:f``  "in flight" marker, set by the first request to arrive, for the hold timeout
 ``…:w``  wake-up list: the holder pushes one token when it publishes; each waiter that pops
          it pushes it back for the next (a blocked BLPOP wakes within a round trip, where
          redis-py's ``Lock`` polls every 100 ms). A waiter blocks at most FRONT_WAIT (1 s),
          then waits in the database, which also notices a holder that died.
-``…:n``  duplicates answered from Redis (count, latest arrival, re-sent variant), folded into
-         the row by :func:`fold_counters` (``purge_oauth_codes`` calls it)
+``…:n``  duplicates answered from Redis (count, latest arrival, re-sent variant), kept for
+         COUNTER_RETENTION and folded into the row by :func:`fold_counters`
+         (``purge_oauth_codes`` calls it)
 
-One Lua script answers a late duplicate (GET + counters) or claims the marker: one round trip.
-Redis Cluster is not supported (the scripts touch a shared pending set).
+and ``wechat_oauth:{s<n>}:pending``, the codes of shard ``n`` whose counters await folding.
+
+``{s<n>}`` is a hash tag: Redis Cluster hashes only that part of a key, so a code's keys and
+its shard's pending set live in one slot (``n``, a hash of the code, spreads codes over
+SHARDS slots), and every script touches that one slot. It works the same on one Redis, on a
+cluster, and on a cloud "cluster edition" behind a proxy. One Lua script answers a late
+duplicate (GET + counters) or claims the marker: one round trip; the holder's publication
+is a second.
 """
 
 from __future__ import annotations
 
 import logging
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -42,7 +51,7 @@ from ..throttled_log import ThrottledLog
 
 logger = logging.getLogger("wechat_oauth.cache")
 
-# Both scripts take KEYS = result, flight, counters, pending, wake and
+# Both scripts take KEYS = result, flight, counters, pending, wake (all of one slot) and
 # ARGV = hold ms, arrival ms, re-sent (0/1), pending member, counters TTL ms.
 COUNT_DUPLICATE = """
 local function count_duplicate()
@@ -52,6 +61,7 @@ local function count_duplicate()
   if ARGV[3] == '1' then redis.call('HSET', KEYS[3], 'resent', '1') end
   redis.call('PEXPIRE', KEYS[3], ARGV[5])
   redis.call('ZADD', KEYS[4], ARGV[2], ARGV[4])
+  redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', tonumber(ARGV[2]) - tonumber(ARGV[5]))
 end
 """
 # A request arrives: replay a finished exchange, or claim the marker, or report it in flight.
@@ -81,6 +91,12 @@ redis.call('DEL', KEYS[2])
 redis.call('LPUSH', KEYS[3], '1')
 redis.call('PEXPIRE', KEYS[3], ARGV[3])
 """
+# Read a code's counters and delete them at once: no count is folded twice. KEYS = counters.
+TAKE_COUNTERS_SCRIPT = """
+local counters = redis.call('HGETALL', KEYS[1])
+redis.call('DEL', KEYS[1])
+return counters
+"""
 REPLAY, CLAIMED, IN_FLIGHT, BYPASS = 1, 2, 3, 0
 #: Extra seconds a waiter gives a holder beyond its marker's time left.
 WAIT_MARGIN = 0.5
@@ -90,6 +106,14 @@ FRONT_WAIT = 1.0
 #: A blocking pop's client must outlast it: Redis checks blocking timeouts only every ~100 ms
 #: (hz 10), so the pop may return that much after its timeout.
 BLOCKING_SOCKET_MARGIN = 0.5
+#: How many hash tags (``{s0}`` … ``{s63}``) the front spreads codes over: on Redis Cluster,
+#: that many slots, spread over the masters; each has its own pending set.
+SHARDS = 64
+#: Seconds the duplicate counters of a code are kept for :func:`fold_counters` after its
+#: latest duplicate: longer than any sensible ``purge_oauth_codes`` interval (the README's
+#: cron runs it every 5 minutes). They are statistics: what is not folded in time is lost,
+#: never a login.
+COUNTER_RETENTION = 3600
 
 
 @dataclass(frozen=True)
@@ -103,11 +127,24 @@ class Entry:
 
 
 class CodeKeys:
+    """The keys of one code, all under its shard's hash tag (one slot on Redis Cluster;
+    system check E013 refuses a KEY_PREFIX that would put another ``{`` first)."""
+
     def __init__(self, make_key: Any, app_id: str, code_hash: str) -> None:
         self.member = f"{app_id}:{code_hash}"
-        base = make_key(f"wechat_oauth:{self.member}")
+        shard = shard_tag(zlib.crc32(self.member.encode()) % SHARDS)
+        base = make_key(f"wechat_oauth:{shard}:{self.member}")
         self.result, self.flight, self.wake, self.counters = (
             f"{base}:r", f"{base}:f", f"{base}:w", f"{base}:n")
+        self.pending = pending_key(make_key, shard)
+
+
+def shard_tag(shard: int) -> str:
+    return f"{{s{shard}}}"
+
+
+def pending_key(make_key: Any, tag: str) -> str:
+    return make_key(f"wechat_oauth:{tag}:pending")
 
 
 class CacheFront:
@@ -118,22 +155,24 @@ class CacheFront:
         self.alias = alias
         self.cache = caches[alias]
         self.redis = get_redis_connection(alias)
-        self.pending = self.cache.make_key("wechat_oauth:pending")
         self._enter = self.redis.register_script(ENTER_SCRIPT)
         self._woken = self.redis.register_script(WAKE_SCRIPT)
         self._publish = self.redis.register_script(PUBLISH_SCRIPT)
-        self.waiting = _blocking_client(self.redis)
+        self._take_counters = self.redis.register_script(TAKE_COUNTERS_SCRIPT)
+        self.waiting = blocking_client(self.redis)
 
     def keys(self, app_id: str, code_hash: str) -> CodeKeys:
         return CodeKeys(self.cache.make_key, app_id, code_hash)
 
+    def pending_sets(self) -> list[str]:
+        return [pending_key(self.cache.make_key, shard_tag(shard)) for shard in range(SHARDS)]
+
     def _script_arguments(self, keys: CodeKeys, arrival: datetime, resent: bool
                           ) -> dict[str, list[Any]]:
-        counters_ttl_ms = round((app_settings.DEDUPE_WINDOW + app_settings.hold_timeout) * 1000)
         return {
-            "keys": [keys.result, keys.flight, keys.counters, self.pending, keys.wake],
+            "keys": [keys.result, keys.flight, keys.counters, keys.pending, keys.wake],
             "args": [round(app_settings.hold_timeout * 1000), _ms(arrival), int(resent),
-                     keys.member, counters_ttl_ms + 60_000],
+                     keys.member, COUNTER_RETENTION * 1000],
         }
 
     def enter(self, keys: CodeKeys, *, arrival: datetime, resent: bool) -> Entry:
@@ -213,14 +252,28 @@ def open_outcome(value: str | bytes) -> StoredOutcome | None:
     return None
 
 
-def _blocking_client(client: Any) -> Any:
-    """A client of the same server for blocking pops, on its own pool, whose socket timeout
-    outlasts FRONT_WAIT: the cache's own short SOCKET_TIMEOUT (right for every other call)
-    would cut a blocking pop off and look like a dead Redis."""
+def blocking_client(client: Any) -> Any:
+    """A client of the same server(s) for blocking pops, on connections of its own, whose
+    socket timeout outlasts FRONT_WAIT: the cache's own short SOCKET_TIMEOUT (right for every
+    other call) would cut a blocking pop off and look like a dead Redis. For a plain Redis, a
+    Sentinel-managed master and a Redis Cluster alike."""
     import redis
+    from redis.cluster import ClusterNode, RedisCluster
+    from redis.sentinel import SentinelConnectionPool
 
+    socket_timeout = FRONT_WAIT + BLOCKING_SOCKET_MARGIN
+    if isinstance(client, RedisCluster):
+        kwargs = {**client.nodes_manager.connection_kwargs, "socket_timeout": socket_timeout}
+        for name in ("host", "port", "connection_pool", "connection_class"):
+            kwargs.pop(name, None)
+        nodes = [ClusterNode(node.host, node.port) for node in client.get_primaries()]
+        return RedisCluster(startup_nodes=nodes, **kwargs)
     pool = client.connection_pool
-    kwargs = {**pool.connection_kwargs, "socket_timeout": FRONT_WAIT + BLOCKING_SOCKET_MARGIN}
+    kwargs = {**pool.connection_kwargs, "socket_timeout": socket_timeout}
+    if isinstance(pool, SentinelConnectionPool):
+        kwargs.pop("connection_pool", None)
+        return redis.Redis(connection_pool=SentinelConnectionPool(
+            pool.service_name, pool.sentinel_manager, is_master=True, **kwargs))
     return redis.Redis(connection_pool=redis.ConnectionPool(
         connection_class=pool.connection_class, **kwargs))
 
@@ -228,23 +281,22 @@ def _blocking_client(client: Any) -> Any:
 def fold_counters(alias: str | None = None, *, batch: int = 500) -> int:
     """Move the duplicate counts the front kept in Redis into the ``OAuthCodeUse`` rows.
 
-    Returns how many rows were updated. Safe to run anywhere, any time: each code's counters
-    are read and deleted atomically, so no count is folded twice.
+    Returns how many rows were updated. Safe to run anywhere, any time, on several servers at
+    once: each code's counters are read and deleted by one script, so no count is folded
+    twice (a duplicate counted after its code was folded lists the code again).
     """
     front = cache_front(alias)
     if front is None:
         return 0
     folded = 0
     with front._degrade():
-        while members := front.redis.zpopmin(front.pending, batch):
-            for member, _score in members:
-                app_id, code_hash = member.decode().split(":", 1)
-                keys = front.keys(app_id, code_hash)
-                pipe = front.redis.pipeline(transaction=True)
-                pipe.hgetall(keys.counters)
-                pipe.delete(keys.counters)
-                counters, _ = pipe.execute()
-                folded += _fold_one(app_id, code_hash, counters)
+        for pending in front.pending_sets():
+            while members := front.redis.zpopmin(pending, batch):
+                for member, _score in members:
+                    app_id, code_hash = member.decode().split(":", 1)
+                    flat = front._take_counters(keys=[front.keys(app_id, code_hash).counters])
+                    folded += _fold_one(app_id, code_hash, dict(zip(flat[::2], flat[1::2],
+                                                                    strict=True)))
     return folded
 
 
