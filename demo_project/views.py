@@ -19,13 +19,14 @@ from django.views.decorators.http import require_GET, require_POST
 from demo_project.fake import upstream_exchanges_by_code_hash
 from demo_project.models import NaiveAttempt
 from wechat_oauth.backends import BACKEND_PATH
-from wechat_oauth.client import PROFILE_SCOPES, get_client
+from wechat_oauth.client import get_client
 from wechat_oauth.conf import app_settings
 from wechat_oauth.exceptions import UpstreamUnavailable, WeChatOAuthError
 from wechat_oauth.flow import RESENT_MARKERS
 from wechat_oauth.hashing import code_hash
 from wechat_oauth.identity import link_account
 from wechat_oauth.models import OAuthCodeUse, WeChatAccount
+from wechat_oauth.results import PROFILE_SCOPES
 
 logger = logging.getLogger("demo_project.naive")
 

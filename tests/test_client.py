@@ -20,13 +20,7 @@ from urllib3.exceptions import MaxRetryError, NameResolutionError, ProtocolError
 from urllib3.util.retry import Retry
 
 from wechat_oauth import client as client_module
-from wechat_oauth.client import (
-    TokenResult,
-    UserInfo,
-    WeChatClient,
-    get_client,
-    reset_client,
-)
+from wechat_oauth.client import WeChatClient, get_client, reset_client
 from wechat_oauth.exceptions import (
     ERRCODE_CLASSES,
     CodeSpent,
@@ -37,6 +31,7 @@ from wechat_oauth.exceptions import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
+from wechat_oauth.results import TokenResult, UserInfo
 
 APP_ID = "wxtestappid0000001"
 SECRET = "tests-app-secret-0123456789abcdef"
@@ -88,7 +83,7 @@ def wechat_client() -> WeChatClient:
 
 @pytest.fixture
 def fixed_now(monkeypatch: pytest.MonkeyPatch) -> datetime:
-    monkeypatch.setattr(client_module, "_now", lambda: NOW)
+    monkeypatch.setattr(client_module, "utc_now", lambda: NOW)
     return NOW
 
 

@@ -10,8 +10,8 @@ from django.test import Client
 from django.urls import reverse
 
 from tests.test_login_flow import authorize, first_logins_at_once, whoami
-from wechat_oauth.client import TokenResult
 from wechat_oauth.models import WeChatAccount
+from wechat_oauth.results import TokenResult
 from wechat_oauth.users import create_user
 
 pytestmark = pytest.mark.django_db(transaction=True)

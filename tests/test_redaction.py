@@ -17,8 +17,9 @@ import responses
 from urllib3.exceptions import MaxRetryError, NewConnectionError, ProtocolError
 
 from wechat_oauth import redact
-from wechat_oauth.client import TokenResult, WeChatClient
+from wechat_oauth.client import WeChatClient
 from wechat_oauth.exceptions import ERRCODE_CLASSES, WeChatOAuthError
+from wechat_oauth.results import TokenResult
 
 SECRET = "tests-app-secret-0123456789abcdef"
 CODE = "081CodeFromWeChat0a1B2c3D"

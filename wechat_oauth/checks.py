@@ -42,11 +42,11 @@ from django.db import connections, router
 from django.urls import NoReverseMatch, Resolver404, resolve, reverse
 
 from .backends import BACKEND_PATH
-from .client import SCOPES
 from .conf import app_settings
 from .guard.cache import is_django_redis
 from .models import OAuthCodeUse, WeChatAccount
 from .purge import garbage_retention
+from .results import SCOPES
 
 MIDDLEWARE_PATH = "wechat_oauth.middleware.WeChatOAuthMiddleware"
 MUST_COME_BEFORE = (

@@ -18,9 +18,7 @@ import re
 import socket
 import threading
 import time
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -41,6 +39,14 @@ from .exceptions import (
     WeChatOAuthError,
     error_for_errcode,
 )
+from .results import (
+    AUTHORIZE_SCOPES,
+    TokenResult,
+    UserInfo,
+    as_int,
+    as_text,
+    utc_now,
+)
 
 logger = logging.getLogger("wechat_oauth.client")
 
@@ -49,14 +55,6 @@ REFRESH_TOKEN_PATH = "/sns/oauth2/refresh_token"
 USERINFO_PATH = "/sns/userinfo"
 AUTH_PATH = "/sns/auth"
 
-#: Scopes of the Official Account authorize page. ``snsapi_login`` is for :meth:`qrconnect_url`.
-AUTHORIZE_SCOPES = ("snsapi_base", "snsapi_userinfo")
-#: Every scope the SCOPE setting may name.
-SCOPES = (*AUTHORIZE_SCOPES, "snsapi_login")
-#: Scopes whose token may call sns/userinfo (under snsapi_base it answers 48001).
-PROFILE_SCOPES = ("snsapi_userinfo", "snsapi_login")
-DEFAULT_EXPIRES_IN = 7200
-REFRESH_TOKEN_LIFETIME = timedelta(days=30)
 MAX_STATE_BYTES = 128
 
 _STATE_RE = re.compile(r"[A-Za-z0-9]*")
@@ -66,107 +64,6 @@ _TOKEN_FIELDS = ("access_token", "openid")
 # Causes of a ConnectionError that prove no byte of the request left this host.
 _NOT_CONNECTED = (NewConnectionError, ConnectionRefusedError, socket.gaierror)
 
-UTC = timezone.utc
-
-
-# -- Results ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class TokenResult:
-    """An answer of ``/sns/oauth2/access_token`` or ``/sns/oauth2/refresh_token``."""
-
-    access_token: str = field(repr=False)
-    refresh_token: str = field(repr=False)
-    openid: str
-    scope: str
-    expires_at: datetime
-    refresh_expires_at: datetime
-    unionid: str = ""
-    #: True for WeChat's "snapshot page" users (virtual openid): never create a user for them.
-    is_snapshot_user: bool = False
-    #: The user's profile, when it was fetched together with the token (see exchange_once).
-    profile: UserInfo | None = None
-    # Not compared: a result rebuilt from stored fields must equal the original.
-    raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
-
-    @classmethod
-    def from_payload(cls, payload: Mapping[str, Any], *,
-                     now: datetime | None = None) -> TokenResult:
-        """Build from WeChat's JSON; ``now`` (aware) is when the token was issued."""
-        issued = aware_utc(now)
-        expires_in = _int(payload.get("expires_in"), DEFAULT_EXPIRES_IN)
-        return cls(
-            access_token=_text(payload.get("access_token")),
-            refresh_token=_text(payload.get("refresh_token")),
-            openid=_text(payload.get("openid")),
-            scope=_text(payload.get("scope")),
-            expires_at=issued + timedelta(seconds=expires_in),
-            refresh_expires_at=issued + REFRESH_TOKEN_LIFETIME,
-            unionid=_text(payload.get("unionid")),
-            is_snapshot_user=_int(payload.get("is_snapshotuser"), 0) == 1,
-            raw=dict(payload),
-        )
-
-
-@dataclass(frozen=True)
-class UserInfo:
-    """An answer of ``/sns/userinfo``."""
-
-    openid: str
-    nickname: str = ""
-    #: 0 unknown, 1 male, 2 female (WeChat sends 0 for everyone since late 2021).
-    sex: int = 0
-    province: str = ""
-    city: str = ""
-    country: str = ""
-    headimgurl: str = ""
-    privilege: tuple[str, ...] = ()
-    unionid: str = ""
-    raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
-
-    @classmethod
-    def from_payload(cls, payload: Mapping[str, Any]) -> UserInfo:
-        privilege = payload.get("privilege")
-        return cls(
-            openid=_text(payload.get("openid")),
-            nickname=_text(payload.get("nickname")),
-            sex=_int(payload.get("sex"), 0),
-            province=_text(payload.get("province")),
-            city=_text(payload.get("city")),
-            country=_text(payload.get("country")),
-            headimgurl=_text(payload.get("headimgurl")),
-            privilege=tuple(_text(p) for p in privilege) if isinstance(privilege, list) else (),
-            unionid=_text(payload.get("unionid")),
-            raw=dict(payload),
-        )
-
-
-def _text(value: Any) -> str:
-    return "" if value is None else str(value)
-
-
-def _int(value: Any, default: int) -> int:
-    """``value`` as an int whether WeChat sent ``1`` or ``"1"``; ``default`` if it cannot be."""
-    if isinstance(value, bool):
-        return default
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return default
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-def aware_utc(now: datetime | None) -> datetime:
-    """``now`` in UTC (the current time when None); a naive datetime is refused."""
-    if now is None:
-        return _now()
-    if now.tzinfo is None or now.utcoffset() is None:
-        raise ValueError("now must be a timezone-aware datetime")
-    return now.astimezone(UTC)
 
 
 # -- Client ----------------------------------------------------------------------------------
@@ -256,7 +153,7 @@ class WeChatClient:
     def exchange_code(self, code: str) -> TokenResult:
         """Exchange the callback's ``code`` for tokens. A code can be exchanged only once."""
         self._require_app_id(secret=True)
-        now = _now()
+        now = utc_now()
         payload = self._call(ACCESS_TOKEN_PATH, [
             ("appid", self.app_id),
             ("secret", self.app_secret),
@@ -268,7 +165,7 @@ class WeChatClient:
     def refresh(self, refresh_token: str) -> TokenResult:
         """A new access token for ``refresh_token`` (valid 30 days; no secret needed)."""
         self._require_app_id()
-        now = _now()
+        now = utc_now()
         payload = self._call(REFRESH_TOKEN_PATH, [
             ("appid", self.app_id),
             ("grant_type", "refresh_token"),
@@ -352,8 +249,8 @@ class WeChatClient:
                 f"WeChat answered {path} with a body that is not a JSON object") from None
         errcode = payload.get("errcode")
         if errcode is not None and errcode != 0 and errcode != "0":
-            number = _int(errcode, 0)
-            errmsg = _text(payload.get("errmsg"))
+            number = as_int(errcode, 0)
+            errmsg = as_text(payload.get("errmsg"))
             if number == 0:
                 raise UpstreamUnavailable(
                     f"WeChat gave an unexpected answer to {path}: bad errcode") from None

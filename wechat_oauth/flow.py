@@ -31,7 +31,7 @@ from . import confirm
 from .backends import BACKEND_PATH
 from .binding import Binding, binding_token, check_binding, commitment, fingerprint, set_binding_cookie
 from .budget import CodeBudget
-from .client import TokenResult, get_client
+from .client import get_client
 from .conf import app_settings
 from .exceptions import (
     BadCallback,
@@ -46,6 +46,7 @@ from .exceptions import (
 from .guard import Exchange, exchange_once, validate_code
 from .identity import link_account
 from .models import WeChatAccount
+from .results import TokenResult
 from .signals import wechat_login
 from .state import issue_state, safe_next_url, verify_state
 

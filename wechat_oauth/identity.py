@@ -15,7 +15,7 @@ from .models import WeChatAccount
 from .transactions import write_transaction
 
 if TYPE_CHECKING:
-    from .client import TokenResult, UserInfo
+    from .results import TokenResult, UserInfo
 
 logger = logging.getLogger("wechat_oauth.identity")
 

@@ -5,10 +5,10 @@ from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
-from .client import TokenResult
 from .conf import app_settings
 from .exceptions import WeChatOAuthError
 from .outcome import StoredOutcome
+from .results import TokenResult
 
 
 class OAuthCodeUse(models.Model):

@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING, Any
 
 from django.utils import timezone
 
-from .client import TokenResult, UserInfo
 from .conf import app_settings
 from .exceptions import CodeSpent, error_class_for_key
+from .results import TokenResult, UserInfo
 
 if TYPE_CHECKING:
     from .models import OAuthCodeUse

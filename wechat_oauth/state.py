@@ -43,10 +43,10 @@ from django.core.exceptions import DisallowedHost
 from django.utils.crypto import constant_time_compare, salted_hmac
 from django.utils.http import url_has_allowed_host_and_scheme
 
-from .client import aware_utc
 from .conf import app_settings
 from .exceptions import ExpiredState, InvalidState
 from .hashing import signing_keys
+from .results import aware_utc
 
 if TYPE_CHECKING:
     from django.http import HttpRequest

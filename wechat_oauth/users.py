@@ -8,7 +8,7 @@ from django.contrib.auth import get_user_model
 from django.utils.crypto import get_random_string
 
 if TYPE_CHECKING:
-    from .client import TokenResult, UserInfo
+    from .results import TokenResult, UserInfo
 
 #: Characters of the suffix that tells apart a username whose ``wx_<openid>`` was taken.
 SUFFIX_LENGTH = 6

@@ -16,11 +16,12 @@ from typing import TYPE_CHECKING
 
 from django.utils import timezone
 
-from ..client import PROFILE_SCOPES, TokenResult, WeChatClient, get_client
+from ..client import WeChatClient, get_client
 from ..conf import app_settings
 from ..exceptions import InvalidCode, WeChatOAuthError
 from ..hashing import code_hash, state_hash
 from ..outcome import StoredOutcome
+from ..results import PROFILE_SCOPES, TokenResult
 from .cache import CLAIMED, IN_FLIGHT, REPLAY, WAIT_MARGIN, CacheFront, cache_front
 from .database import DatabaseGuard
 from .duplicates import Claim, Exchange, answer_duplicate

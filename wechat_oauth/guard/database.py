@@ -95,7 +95,7 @@ from .duplicates import Claim, Exchange, answer_duplicate, gap_ms
 if TYPE_CHECKING:
     from django.db.backends.base.base import BaseDatabaseWrapper
 
-    from ..client import TokenResult
+    from ..results import TokenResult
 
 logger = logging.getLogger("wechat_oauth.exchange")
 

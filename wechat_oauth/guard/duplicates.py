@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING
 
 from django.utils.crypto import constant_time_compare
 
-from ..client import TokenResult
 from ..exceptions import ReplayRefused
+from ..results import TokenResult
 from ..signals import duplicate_absorbed
 
 if TYPE_CHECKING:
