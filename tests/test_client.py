@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import FrozenInstanceError
 from datetime import datetime, timedelta, timezone
+from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
@@ -874,9 +875,9 @@ def test_get_client_builds_one_client_under_concurrent_first_use(
     built: list[WeChatClient] = []
 
     class SlowClient(WeChatClient):
-        def __init__(self) -> None:
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
             time.sleep(0.05)  # widen the window in which a second thread could build one too
-            super().__init__()
+            super().__init__(*args, **kwargs)
             built.append(self)
 
     monkeypatch.setattr(client_module, "WeChatClient", SlowClient)

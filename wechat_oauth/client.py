@@ -39,6 +39,7 @@ from .exceptions import (
     WeChatOAuthError,
     error_for_errcode,
 )
+from .registry import WeChatApp
 from .results import (
     AUTHORIZE_SCOPES,
     TokenResult,
@@ -97,8 +98,25 @@ class WeChatClient:
             session = requests.Session()
             session.headers["User-Agent"] = f"django-wechat-oauth/{__version__}"
         self.session: requests.Session = session
+        #: The configured app this client serves (:meth:`for_app`), whose own FORCE_POPUP,
+        #: CONNECT_REDIRECT, USERINFO_LANG and SCOPE then apply; None: the global settings.
+        self.app: WeChatApp | None = None
         # urllib3 logs every request URL (with secret, code, tokens) at DEBUG.
         redact.install_url_log_redaction()
+
+    @classmethod
+    def for_app(cls, app: WeChatApp, *, session: requests.Session | None = None) -> WeChatClient:
+        """A client of one configured app (see :mod:`.registry`), its overrides applied."""
+        client = cls(app.app_id, app.app_secret, api_base_url=app.setting("API_BASE_URL"),
+                     authorize_url=app.setting("AUTHORIZE_URL"),
+                     qrconnect_url=app.setting("QRCONNECT_URL"), timeout=app.setting("TIMEOUT"),
+                     session=session)
+        client.app = app
+        return client
+
+    def option(self, key: str) -> Any:
+        """A per-app setting (FORCE_POPUP, ...) as this client's app sees it."""
+        return self.app.setting(key) if self.app is not None else getattr(app_settings, key)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} app_id={self.app_id!r} api_base_url={self.api_base_url!r}>"
@@ -118,15 +136,16 @@ class WeChatClient:
         connect_redirect: bool | None = None,
     ) -> str:
         """The Official Account authorize page URL, parameters in the order WeChat requires."""
-        scope = app_settings.SCOPE if scope is None else scope
+        if scope is None:
+            scope = self.app.scope if self.app is not None else app_settings.SCOPE
         if scope not in AUTHORIZE_SCOPES:
             hint = " (use qrconnect_url() for snsapi_login)" if scope == "snsapi_login" else ""
             raise ValueError(
                 f"scope must be one of {', '.join(AUTHORIZE_SCOPES)}, not {scope!r}{hint}")
         url = self._redirect_url(self.authorize_base_url, redirect_uri, state, scope)
-        if app_settings.FORCE_POPUP if force_popup is None else force_popup:
+        if self.option("FORCE_POPUP") if force_popup is None else force_popup:
             url += "&forcePopup=true"
-        if app_settings.CONNECT_REDIRECT if connect_redirect is None else connect_redirect:
+        if self.option("CONNECT_REDIRECT") if connect_redirect is None else connect_redirect:
             url += "&connect_redirect=1"
         return url + "#wechat_redirect"
 
@@ -178,7 +197,7 @@ class WeChatClient:
         payload = self._call(USERINFO_PATH, [
             ("access_token", access_token),
             ("openid", openid),
-            ("lang", app_settings.USERINFO_LANG if lang is None else lang),
+            ("lang", self.option("USERINFO_LANG") if lang is None else lang),
         ], required=("openid",))
         return UserInfo.from_payload(payload)
 
@@ -325,31 +344,31 @@ def _never_connected(exc: requests.ConnectionError) -> bool:
 
 # -- Shared client ---------------------------------------------------------------------------
 
-_client: WeChatClient | None = None
+_clients: dict[str, WeChatClient] = {}
 _client_lock = threading.Lock()
 
 
-def get_client() -> WeChatClient:
-    """The client built from settings, shared by the process; rebuilt when settings change."""
-    client = _client
+def get_client(app: WeChatApp | str | None = None) -> WeChatClient:
+    """The client of ``app`` (a configured app or its name; default: DEFAULT_APP), one per app
+    and process, on the adapter's ``requests.Session``; rebuilt when settings change."""
+    from .adapter import get_adapter
+    from .registry import get_app
+
+    if not isinstance(app, WeChatApp):
+        app = get_app(app)
+    client = _clients.get(app.name)
     if client is not None:
         return client
-    return _create_client()
-
-
-def _create_client() -> WeChatClient:
-    global _client
     with _client_lock:
-        if _client is None:
-            _client = WeChatClient()
-        return _client
+        if app.name not in _clients:
+            _clients[app.name] = WeChatClient.for_app(app, session=get_adapter().http_session(app))
+        return _clients[app.name]
 
 
 def reset_client() -> None:
-    """Forget the shared client; the next :func:`get_client` builds a new one."""
-    global _client
+    """Forget the shared clients; the next :func:`get_client` builds new ones."""
     with _client_lock:
-        _client = None
+        _clients.clear()
 
 
 @receiver(setting_changed)

@@ -17,6 +17,15 @@ from django.utils.module_loading import import_string
 SETTINGS_NAME = "WECHAT_OAUTH"
 
 DEFAULTS: dict[str, Any] = {
+    # Several WeChat apps, by name: {"mp": {"KIND": "mp", "APP_ID": ..., "APP_SECRET": ...,
+    # "SCOPE": ...}, "web": {"KIND": "open", ...}} (see registry.py). None: the one app of
+    # APP_ID / APP_SECRET / SCOPE below, named "default".
+    "APPS": None,
+    # The app of the plain login/ and callback/ URLs. None: the first app of APPS.
+    "DEFAULT_APP": None,
+    # Import path of the site's adapter (adapter.DefaultAdapter's subclass): the veto before a
+    # login, unionid linking, user creation and population, the HTTP session.
+    "ADAPTER": "wechat_oauth.adapter.DefaultAdapter",
     # Credentials of the Official Account (or Open Platform website app for snsapi_login).
     "APP_ID": "",
     "APP_SECRET": "",

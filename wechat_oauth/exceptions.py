@@ -223,6 +223,13 @@ class InactiveUser(WeChatOAuthError):
     default_message = "The linked user account is disabled"
 
 
+class LoginRefused(WeChatOAuthError):
+    """The site's adapter vetoed this identity's login (``may_log_in`` answered False)."""
+
+    key = "login_refused"
+    default_message = "The site does not allow this WeChat account to log in"
+
+
 class ReplayRefused(CodeSpent):
     """A duplicate of a spent code from another browser or another login attempt (another
     state): it is not given the first request's outcome, and is treated like a spent code."""

@@ -28,6 +28,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, QueryDi
 from django.urls import reverse
 
 from . import confirm
+from .adapter import get_adapter
 from .backends import BACKEND_PATH
 from .binding import Binding, binding_token, check_binding, commitment, fingerprint, set_binding_cookie
 from .budget import CodeBudget
@@ -41,14 +42,16 @@ from .exceptions import (
     ExpiredState,
     InactiveUser,
     InvalidState,
+    LoginRefused,
     SnapshotUser,
 )
 from .guard import Exchange, exchange_once, validate_code
 from .identity import link_account
 from .models import WeChatAccount
+from .registry import WeChatApp, default_app_name, get_app
 from .results import TokenResult
 from .signals import wechat_login
-from .state import issue_state, safe_next_url, verify_state
+from .state import LoginState, issue_state, safe_next_url, verify_state
 
 logger = logging.getLogger("wechat_oauth.login")
 
@@ -107,23 +110,42 @@ def default_redirect() -> str:
     return str(settings.LOGIN_REDIRECT_URL)
 
 
-def callback_uri(request: HttpRequest, target: str) -> str:
-    """The redirect_uri of the callback view, carrying ``next`` in its own query string."""
-    callback = request.build_absolute_uri(reverse("wechat_oauth:callback"))
+def app_url(name: str, app: WeChatApp) -> str:
+    """The path of view ``name`` (login, callback) for ``app``: the plain one for the default
+    app, ``<app>/<name>/`` for the others."""
+    if app.name == default_app_name():
+        return reverse(f"wechat_oauth:{name}")
+    return reverse(f"wechat_oauth:{name}", kwargs={"app": app.name})
+
+
+def callback_uri(request: HttpRequest, target: str, app: WeChatApp | None = None) -> str:
+    """The redirect_uri of ``app``'s callback view, carrying ``next`` in its own query string."""
+    callback = request.build_absolute_uri(app_url("callback", app or get_app()))
     return f"{callback}?{urlencode({'next': target})}"
 
 
-def authorize_redirect(request: HttpRequest, *, target: str, redirect_uri: str,
-                       attempt: int = 0) -> HttpResponseRedirect:
-    """Send the browser to WeChat to log in, coming back to ``redirect_uri`` for ``target``."""
-    scope = app_settings.SCOPE
+def login_state(request: HttpRequest, *, target: str, app: WeChatApp, attempt: int = 0
+                ) -> tuple[LoginState, str]:
+    """A new state of ``app`` for ``target`` and the binding token it commits to (the caller
+    sets the binding cookie on its response with :func:`set_binding_cookie`)."""
     token = binding_token(request)
-    state = issue_state(target=target, scope=scope, attempt=attempt, binding=commitment(token))
-    client = get_client()
-    if scope == "snsapi_login":
-        url = client.qrconnect_url(redirect_uri, state.value)
+    state = issue_state(target=target, scope=app.scope, app_id=app.app_id, attempt=attempt,
+                        binding=commitment(token))
+    return state, token
+
+
+def authorize_redirect(request: HttpRequest, *, target: str, redirect_uri: str,
+                       attempt: int = 0, app: WeChatApp | None = None) -> HttpResponseRedirect:
+    """Send the browser to WeChat to log in through ``app`` (default: DEFAULT_APP), coming back
+    to ``redirect_uri`` for ``target``: the authorize page of an Official Account, the
+    qrconnect page of a website app."""
+    app = app or get_app()
+    state, token = login_state(request, target=target, app=app, attempt=attempt)
+    client = get_client(app)
+    if app.is_qr_login:
+        url = client.qrconnect_url(redirect_uri, state.value, scope=app.scope)
     else:
-        url = client.authorize_url(redirect_uri, state.value, scope)
+        url = client.authorize_url(redirect_uri, state.value, app.scope)
     response = HttpResponseRedirect(url)
     set_binding_cookie(response, request, token)
     return response
@@ -137,14 +159,18 @@ def login_here(request: HttpRequest, target: str | None = None) -> HttpResponseR
 
 
 def complete_login(request: HttpRequest, callback: Callback, *, target: str,
-                   redirect_uri: Callable[[str], str]) -> HttpResponse:
+                   redirect_uri: Callable[[str], str], app: WeChatApp | None = None
+                   ) -> HttpResponse:
     """Finish the login the callback belongs to and redirect to ``target``.
 
     ``target`` is what the state was bound to (path and query the user returns to);
-    ``redirect_uri(target)`` rebuilds the callback address for an automatic restart.
+    ``redirect_uri(target)`` rebuilds the callback address for an automatic restart. ``app``
+    (default: DEFAULT_APP) is the app the callback's URL names: a state issued for another
+    app is refused (InvalidState), before its code is spent.
     """
+    app = app or get_app()
     try:
-        state = verify_state(callback.state, target=target)
+        state = verify_state(callback.state, target=target, scope=app.scope, app_id=app.app_id)
     except ExpiredState:
         if _signed_in(request):  # a refresh, long after the login
             return _continue(request, target)
@@ -158,34 +184,37 @@ def complete_login(request: HttpRequest, callback: Callback, *, target: str,
     request.session.keys()
     try:
         exchange = exchange_once(
-            callback.code, state=callback.state, resent=callback.resent,
+            callback.code, client=get_client(app), state=callback.state, resent=callback.resent,
             fingerprint=fingerprint(request),
-            budget=CodeBudget.for_request(request, attempt=f"{app_settings.APP_ID}:{state.nonce}"))
+            budget=CodeBudget.for_request(request, attempt=f"{app.app_id}:{state.nonce}"))
     except CodeSpent:
         if _signed_in(request):  # Back or refresh after the login
             return _continue(request, target)
         if state.attempt == 0:
             logger.info("code already spent: restarting the login once")
             return authorize_redirect(request, target=target, redirect_uri=redirect_uri(target),
-                                      attempt=1)
+                                      attempt=1, app=app)
         raise
-    return _finish_login(request, exchange, unbound=binding is Binding.UNBOUND, target=target)
+    return _finish_login(request, exchange, app, unbound=binding is Binding.UNBOUND,
+                         target=target)
 
 
-def _finish_login(request: HttpRequest, exchange: Exchange, *, unbound: bool, target: str
-                  ) -> HttpResponse:
+def _finish_login(request: HttpRequest, exchange: Exchange, app: WeChatApp, *, unbound: bool,
+                  target: str) -> HttpResponse:
     """Link and log in (or keep the identity), unless an unbound callback must ask first."""
     token = exchange.token
     if token.is_snapshot_user:
         raise SnapshotUser()
-    identity = WeChatIdentity(app_id=app_settings.APP_ID, openid=token.openid,
+    if not get_adapter().may_log_in(request, app, token):
+        raise LoginRefused()
+    identity = WeChatIdentity(app_id=app.app_id, openid=token.openid,
                               unionid=token.unionid, scope=token.scope)
     if not app_settings.LINK_USERS:
         if unbound and (app_settings.CONFIRM_UNBOUND or _other_identity_signed_in(request, identity)):
             return confirm.ask(request, identity=identity, target=target)
         switch_identity(request, identity)
         return _continue(request, target)
-    account, created = _link(token, refresh_account=not exchange.duplicate)
+    account, created = _link(token, app, refresh_account=not exchange.duplicate)
     user = authenticated(request, account)
     if unbound and (app_settings.CONFIRM_UNBOUND or _other_user_signed_in(request, user)):
         return confirm.ask(request, identity=identity, target=target, account=account,
@@ -226,11 +255,12 @@ def identity_of(request: HttpRequest) -> WeChatIdentity | None:
         return None
 
 
-def _link(token: TokenResult, *, refresh_account: bool) -> tuple[WeChatAccount, bool]:
+def _link(token: TokenResult, app: WeChatApp, *, refresh_account: bool
+          ) -> tuple[WeChatAccount, bool]:
     # Before linking: a site that cannot keep the login must not create users for nothing.
     if BACKEND_PATH not in settings.AUTHENTICATION_BACKENDS:
         raise ConfigurationError(f"{BACKEND_PATH} is not in AUTHENTICATION_BACKENDS (check E004)")
-    return link_account(token, refresh=refresh_account)
+    return link_account(token, app=app, refresh=refresh_account)
 
 
 def authenticated(request: HttpRequest, account: WeChatAccount) -> Any:

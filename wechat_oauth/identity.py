@@ -1,18 +1,19 @@
-"""Link a WeChat identity to exactly one Django user, even when first logins race."""
+"""Link a WeChat identity to exactly one Django user, one user per person (unionid) across
+the site's apps, even when first logins race."""
 
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
-from django.db import IntegrityError
-from django.db.models import QuerySet
+from django.db import IntegrityError, OperationalError
 from django.utils import timezone
 
-from .conf import app_settings
+from .adapter import get_adapter
 from .exceptions import AccountLinkFailed
-from .models import WeChatAccount
-from .transactions import write_transaction
+from .models import WeChatAccount, WeChatUnion
+from .registry import WeChatApp, app_with_id, get_app
+from .transactions import is_deadlock, write_transaction
 
 if TYPE_CHECKING:
     from .results import TokenResult, UserInfo
@@ -20,71 +21,100 @@ if TYPE_CHECKING:
 logger = logging.getLogger("wechat_oauth.identity")
 
 
-def link_account(token: TokenResult, *, app_id: str | None = None,
+#: How many times a first login retries its link after losing a race to a concurrent one.
+LINK_ATTEMPTS = 3
+
+
+def link_account(token: TokenResult, *, app: WeChatApp | None = None, app_id: str | None = None,
                  refresh: bool = True) -> tuple[WeChatAccount, bool]:
-    """The account of ``token.openid`` (created with its user if new) and whether it was created.
+    """The account of ``token.openid`` in ``app`` (created with its user if new) and whether
+    it was created.
 
-    The profile fields come from ``token.profile`` (fetched with the token under
-    snsapi_userinfo; None under snsapi_base).
+    One person, one user: a new identity whose unionid is already known (the same person
+    through another app of the organisation) joins that unionid's user, unless the adapter's
+    ``links_by_unionid`` says otherwise; an identity without a unionid (an app not bound to an
+    Open Platform account) is linked by openid alone.
 
-    Race-safe: two requests linking one new openid at once (WeChat's duplicate callbacks, or
-    two codes for one login) both create a user and an account inside a transaction; the
-    account's unique (app_id, openid) constraint lets one commit, the other rolls back, user
-    included, and returns the winner's account. Exactly one user per identity. An
-    IntegrityError with no winner's account behind it (a CREATE_USER hook whose user collides
-    with an existing one) raises :class:`~wechat_oauth.exceptions.AccountLinkFailed`.
+    Race-safe: two requests linking one new identity at once (WeChat's duplicate callbacks, two
+    codes for one login, or one new person's first logins through two apps) each create what
+    is missing inside one transaction; the unique (app_id, openid) of the account and the
+    unique unionid of :class:`WeChatUnion` let one commit, the others roll back, users
+    included, and link to the winner's rows. An IntegrityError with no winner behind it (a
+    CREATE_USER hook whose user collides with an existing one) raises
+    :class:`~wechat_oauth.exceptions.AccountLinkFailed`.
 
     ``refresh=False`` leaves an existing account as it is: a duplicate callback of a login
     has nothing new to write (the first request for its code updated the same row).
     """
-    app_id = app_id or app_settings.APP_ID
+    app = app or (app_with_id(app_id) if app_id else None) or get_app()
     accounts = WeChatAccount.objects.select_related("user")
-    account = accounts.filter(app_id=app_id, openid=token.openid).first()
-    created = False
-    if account is None:
+    for attempt in range(LINK_ATTEMPTS):
+        account = accounts.filter(app_id=app.app_id, openid=token.openid).first()
+        if account is not None:
+            if refresh:
+                _refresh(account, app, token)
+            return account, False
         try:
             with write_transaction(WeChatAccount):
-                account = _create(token, app_id)
-                created = True
+                return _create(token, app), True
         except IntegrityError as error:
-            account = _linked_concurrently(accounts, app_id, token.openid, error)
-    if not created and refresh:
-        _refresh(account, token)
-    return account, created
+            if not _lost_a_race(app, token):
+                _link_failed(token, error)
+            logger.info("openid %s was linked by a concurrent login (attempt %d)", token.openid,
+                        attempt + 1)
+        except OperationalError as error:
+            if not is_deadlock(error):
+                raise
+            logger.info("linking openid %s ended in a deadlock (attempt %d): again",
+                        token.openid, attempt + 1)
+    raise AccountLinkFailed()
 
 
-def _linked_concurrently(accounts: QuerySet[WeChatAccount], app_id: str, openid: str,
-                         error: IntegrityError) -> WeChatAccount:
-    """The account a concurrent first login of ``openid`` committed, whose user or account
-    INSERT made ours fail; :class:`AccountLinkFailed` if there is none, since the
-    IntegrityError then came from something else (a CREATE_USER hook whose user collides with
-    an existing one), which no retry of this login would change."""
-    account = accounts.filter(app_id=app_id, openid=openid).first()
-    if account is None:
-        logger.error("openid %s could not be linked: creating its user or account failed "
-                     "and no concurrent login linked it (check CREATE_USER)", openid,
-                     exc_info=error)
-        raise AccountLinkFailed() from error
-    logger.info("openid %s was linked by a concurrent login", openid)
-    return account
+def _lost_a_race(app: WeChatApp, token: TokenResult) -> bool:
+    """Whether a concurrent first login committed what ours collided with: this identity's
+    account, or its unionid's person. If neither exists, the IntegrityError came from
+    something else (a CREATE_USER hook whose user collides with an existing one), which no
+    retry would change."""
+    if WeChatAccount.objects.filter(app_id=app.app_id, openid=token.openid).exists():
+        return True
+    return bool(token.unionid) and WeChatUnion.objects.filter(unionid=token.unionid).exists()
 
 
-def _create(token: TokenResult, app_id: str) -> WeChatAccount:
-    user = _user_of_unionid(token.unionid) or app_settings.CREATE_USER(token, token.profile)
+def _link_failed(token: TokenResult, error: IntegrityError) -> NoReturn:
+    logger.error("openid %s could not be linked: creating its user or account failed "
+                 "and no concurrent login linked it (check CREATE_USER)", token.openid,
+                 exc_info=error)
+    raise AccountLinkFailed() from error
+
+
+def _create(token: TokenResult, app: WeChatApp) -> WeChatAccount:
+    adapter = get_adapter()
+    if token.unionid and adapter.links_by_unionid(app, token):
+        user = _user_of_person(token, app)
+    else:
+        user = adapter.create_user(app, token, token.profile)
     return WeChatAccount.objects.create(
-        user=user, app_id=app_id, openid=token.openid, unionid=token.unionid, scope=token.scope,
-        last_login_at=timezone.now(), **_profile_fields(token.profile))
+        user=user, app_id=app.app_id, openid=token.openid, unionid=token.unionid,
+        scope=token.scope, last_login_at=timezone.now(), **_profile_fields(token.profile))
 
 
-def _user_of_unionid(unionid: str) -> Any:
-    """The user already linked to ``unionid`` through another app of the organisation."""
-    if not unionid:
-        return None
-    other = WeChatAccount.objects.select_related("user").filter(unionid=unionid).first()
-    return other.user if other is not None else None
+def _user_of_person(token: TokenResult, app: WeChatApp) -> Any:
+    """The user of ``token.unionid``: the one already known, or a new one, registered as the
+    person's in the same transaction (a concurrent first login of the person through another
+    app waits on that row, then loses and links to this user)."""
+    person = WeChatUnion.objects.select_related("user").filter(unionid=token.unionid).first()
+    if person is not None:
+        get_adapter().populate_user(person.user, app, token.profile)
+        return person.user
+    # An account linked without its person row (made by hand, or by a site's own code).
+    known = (WeChatAccount.objects.select_related("user").filter(unionid=token.unionid)
+             .order_by("created_at", "pk").first())
+    user = known.user if known is not None else get_adapter().create_user(app, token, token.profile)
+    WeChatUnion.objects.create(unionid=token.unionid, user=user)
+    return user
 
 
-def _refresh(account: WeChatAccount, token: TokenResult) -> None:
+def _refresh(account: WeChatAccount, app: WeChatApp, token: TokenResult) -> None:
     changes: dict[str, Any] = {"last_login_at": timezone.now(), "scope": token.scope,
                                **_profile_fields(token.profile)}
     if token.unionid and not account.unionid:
@@ -92,6 +122,8 @@ def _refresh(account: WeChatAccount, token: TokenResult) -> None:
     for field, value in changes.items():
         setattr(account, field, value)
     account.save(update_fields=[*changes, "updated_at"])
+    if token.profile is not None:
+        get_adapter().populate_user(account.user, app, token.profile)
 
 
 def _profile_fields(profile: UserInfo | None) -> dict[str, Any]:

@@ -163,3 +163,25 @@ class WeChatAccount(models.Model):
         return f"{self.nickname or self.openid} ({self.app_id})"
 
     PROFILE_FIELDS = ("nickname", "sex", "province", "city", "country", "headimgurl", "privilege")
+
+
+class WeChatUnion(models.Model):
+    """The Django user of one person of the organisation: WeChat's ``unionid`` (the same for
+    every app bound to one Open Platform account) and the user it logs in as.
+
+    Its unique ``unionid`` is what makes the first logins of one new person through two apps
+    at the same moment end in one user: both transactions insert this row, the database lets
+    one commit and the other rolls back (its user with it) and links to the winner's user.
+    """
+
+    unionid = models.CharField(_("unionid"), max_length=128, unique=True)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE,
+                             related_name="wechat_unions", verbose_name=_("user"))
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("WeChat person (unionid)")
+        verbose_name_plural = _("WeChat persons (unionid)")
+
+    def __str__(self) -> str:
+        return self.unionid

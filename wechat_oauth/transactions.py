@@ -14,10 +14,15 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from django.db import connections, router, transaction
+from django.db import DatabaseError, connections, router, transaction
 from django.db.models import Model
 
-__all__ = ["take_write_lock", "write_transaction"]
+__all__ = ["is_deadlock", "mysql_errno", "take_write_lock", "write_transaction"]
+
+#: SQLSTATE of PostgreSQL's "deadlock_detected".
+PG_DEADLOCK = "40P01"
+#: MariaDB/MySQL error number: deadlock found when trying to get lock.
+MYSQL_DEADLOCK = 1213
 
 #: transaction_mode values under which every transaction starts with the write lock.
 _WRITE_FIRST_MODES = frozenset({"IMMEDIATE", "EXCLUSIVE"})
@@ -46,3 +51,18 @@ def take_write_lock(model: type[Model], using: str) -> None:
     pk = connection.ops.quote_name(model._meta.pk.column)
     with connection.cursor() as cursor:
         cursor.execute(f"UPDATE {table} SET {pk} = {pk} WHERE 0")
+
+
+def mysql_errno(exc: DatabaseError) -> int | None:
+    """The MariaDB/MySQL error number of ``exc`` (None for other databases)."""
+    code = exc.args[0] if exc.args else None
+    return code if isinstance(code, int) else None
+
+
+def is_deadlock(exc: DatabaseError) -> bool:
+    """The database ended this transaction to break a deadlock (PostgreSQL 40P01, MySQL
+    1213): running it again is the answer. InnoDB takes a shared lock on a duplicate-key
+    error, so two waiters on one unique key deadlock when its holder rolls back."""
+    if getattr(exc.__cause__, "sqlstate", None) == PG_DEADLOCK:
+        return True
+    return mysql_errno(exc) == MYSQL_DEADLOCK

@@ -5,8 +5,13 @@ from . import views
 app_name = "wechat_oauth"
 
 urlpatterns = [
+    # DEFAULT_APP's login and callback.
     path("login/", views.login, name="login"),
     path("callback/", views.callback, name="callback"),
     path("confirm/", views.confirm, name="confirm"),
     path("error/", views.error, name="error"),
+    # Any configured app's (WECHAT_OAUTH["APPS"]): reverse("wechat_oauth:login",
+    # kwargs={"app": "web"}).
+    path("<slug:app>/login/", views.login, name="login"),
+    path("<slug:app>/callback/", views.callback, name="callback"),
 ]

@@ -8,7 +8,7 @@ Thin on purpose: the flow lives in :mod:`.flow`, the error pages in :mod:`.respo
 from __future__ import annotations
 
 from django.db import DatabaseError, transaction
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.http import require_GET, require_POST
@@ -16,6 +16,7 @@ from django.views.decorators.http import require_GET, require_POST
 from . import confirm as confirmation
 from . import flow
 from .exceptions import BadCallback, WeChatOAuthError
+from .registry import UnknownApp, WeChatApp, get_app
 from .responses import (
     database_error_response,
     error_page,
@@ -29,18 +30,28 @@ def _next_of(request: HttpRequest) -> str:
     return safe_next_url(request.GET.get("next"), request=request) or flow.default_redirect()
 
 
+def _app_of(name: str | None) -> WeChatApp:
+    """The app a URL names (None: DEFAULT_APP); 404 for a name that is not configured."""
+    try:
+        return get_app(name)
+    except UnknownApp:
+        raise Http404("No such WeChat app") from None
+
+
 @require_GET
 @never_cache
-def login(request: HttpRequest) -> HttpResponse:
+def login(request: HttpRequest, app: str | None = None) -> HttpResponse:
+    wechat_app = _app_of(app)
     target = _next_of(request)
-    return flow.authorize_redirect(request, target=target,
-                                   redirect_uri=flow.callback_uri(request, target))
+    return flow.authorize_redirect(request, target=target, app=wechat_app,
+                                   redirect_uri=flow.callback_uri(request, target, wechat_app))
 
 
 @require_GET
 @never_cache
 @transaction.non_atomic_requests  # the exchange must commit on its own, before the response
-def callback(request: HttpRequest) -> HttpResponse:
+def callback(request: HttpRequest, app: str | None = None) -> HttpResponse:
+    wechat_app = _app_of(app)
     # The state is bound to ``next`` exactly as the login view sent it (it is verified
     # before anything uses it); where the user finally goes is checked again on the way out.
     target = request.GET.get("next", "")
@@ -48,8 +59,9 @@ def callback(request: HttpRequest) -> HttpResponse:
         if len(request.GET.getlist("next")) > 1:
             raise BadCallback("The 'next' parameter is repeated")
         received = flow.read_callback(request.GET)
-        response = flow.complete_login(request, received, target=target,
-                                       redirect_uri=lambda t: flow.callback_uri(request, t))
+        response = flow.complete_login(
+            request, received, target=target, app=wechat_app,
+            redirect_uri=lambda t: flow.callback_uri(request, t, wechat_app))
     except WeChatOAuthError as error:
         response = error_response(request, error, target=_next_of(request))
     except DatabaseError as error:

@@ -90,6 +90,7 @@ from ..exceptions import (
 from ..models import OAuthCodeUse
 from ..outcome import StoredOutcome
 from ..signals import code_exchanged, exchange_failed
+from ..transactions import is_deadlock, mysql_errno
 from .duplicates import Claim, Exchange, answer_duplicate, gap_ms
 
 if TYPE_CHECKING:
@@ -101,10 +102,8 @@ logger = logging.getLogger("wechat_oauth.exchange")
 
 #: SQLSTATE of PostgreSQL's "lock_not_available" (lock_timeout expired).
 LOCK_NOT_AVAILABLE = "55P03"
-#: SQLSTATE of PostgreSQL's "deadlock_detected".
-PG_DEADLOCK = "40P01"
-#: MariaDB/MySQL error numbers: lock wait timeout exceeded; deadlock found.
-MYSQL_LOCK_WAIT_TIMEOUT, MYSQL_DEADLOCK = 1205, 1213
+#: MariaDB/MySQL error number: lock wait timeout exceeded.
+MYSQL_LOCK_WAIT_TIMEOUT = 1205
 #: How many times a twin whose claim ended in a deadlock claims again.
 DEADLOCK_RETRIES = 3
 
@@ -125,11 +124,6 @@ class _ReleaseClaim(Exception):
 
 
 OutcomeListener = Callable[[StoredOutcome], None]
-
-
-def _mysql_errno(exc: DatabaseError) -> int | None:
-    code = exc.args[0] if exc.args else None
-    return code if isinstance(code, int) else None
 
 
 @contextmanager
@@ -197,7 +191,7 @@ class DatabaseGuard:
                 except IntegrityError:
                     raise _LostRace from None
                 except OperationalError as exc:
-                    if self._is_deadlock(exc):
+                    if is_deadlock(exc):
                         raise _Deadlocked from None
                     raise
                 # This transaction now holds the code: twins wait until it ends.
@@ -283,13 +277,8 @@ class DatabaseGuard:
             return True
         vendor = connections[self.using].vendor
         if vendor == "mysql":
-            return _mysql_errno(exc) == MYSQL_LOCK_WAIT_TIMEOUT
+            return mysql_errno(exc) == MYSQL_LOCK_WAIT_TIMEOUT
         return vendor == "sqlite" and "locked" in str(exc)
-
-    def _is_deadlock(self, exc: OperationalError) -> bool:
-        if getattr(exc.__cause__, "sqlstate", None) == PG_DEADLOCK:
-            return True
-        return _mysql_errno(exc) == MYSQL_DEADLOCK
 
     # -- duplicates ------------------------------------------------------------------------
 
