@@ -236,3 +236,45 @@ def test_mariadb_table_without_transactions(settings, mariadb_alias):
         with connections[mariadb_alias].cursor() as cursor:
             cursor.execute("ALTER TABLE wechat_oauth_oauthcodeuse ENGINE=InnoDB")
     assert mysql_ids(mariadb_alias) == set()
+
+
+TWO_APPS = {
+    "mp": {"KIND": "mp", "APP_ID": "wxmp0000000000001", "APP_SECRET": "s1",
+           "SCOPE": "snsapi_userinfo"},
+    "web": {"KIND": "open", "APP_ID": "wxweb000000000001", "APP_SECRET": "s2"},
+}
+
+
+def with_apps(settings, apps, **more):
+    settings.WECHAT_OAUTH = {"APPS": apps, **more}
+
+
+def test_two_apps_pass_every_check(settings):
+    with_apps(settings, TWO_APPS, DEFAULT_APP="mp")
+    assert ids() == set()
+
+
+@pytest.mark.parametrize("change, expected", [
+    ({"mp": {**TWO_APPS["mp"], "KIND": "official"}}, "wechat_oauth.E016"),
+    ({"web": {**TWO_APPS["web"], "APP_SECRET": ""}}, "wechat_oauth.E017"),
+    ({"web": {**TWO_APPS["web"], "APP_ID": TWO_APPS["mp"]["APP_ID"]}}, "wechat_oauth.E018"),
+    ({"web": {**TWO_APPS["web"], "SCOPE": "snsapi_base"}}, "wechat_oauth.E020"),
+    ({"mp": {**TWO_APPS["mp"], "SCOPE": "snsapi_login"}}, "wechat_oauth.E020"),
+    ({"mp": {**TWO_APPS["mp"], "APP_SCERET": "typo"}}, "wechat_oauth.E021"),
+    ({"web": None, "we b": TWO_APPS["web"]}, "wechat_oauth.E021"),
+])
+def test_each_app_is_whole_and_its_scope_fits_its_kind(settings, change, expected):
+    apps = {name: conf for name, conf in {**TWO_APPS, **change}.items() if conf is not None}
+    with_apps(settings, apps)
+    assert ids() == {expected}
+
+
+def test_default_app_must_be_one_of_the_apps(settings):
+    with_apps(settings, TWO_APPS, DEFAULT_APP="shop")
+    assert ids() == {"wechat_oauth.E019"}
+
+
+def test_per_app_overrides_are_known_keys(settings):
+    with_apps(settings, {**TWO_APPS, "web": {**TWO_APPS["web"], "TIMEOUT": 2,
+                                             "QRCONNECT_URL": "https://example.com/qr"}})
+    assert ids() == set()

@@ -28,6 +28,12 @@ wechat_oauth.W010         BUDGET_CACHE_ALIAS is a dummy cache (the budgets count
 wechat_oauth.E014         MariaDB/MySQL at READ UNCOMMITTED (a twin could read a claim in flight)
 wechat_oauth.W011         MariaDB/MySQL at SERIALIZABLE (every read of the code's row locks it)
 wechat_oauth.E015         OAuthCodeUse's table is not InnoDB (no transactions: no fence)
+wechat_oauth.E016         an app of APPS has an unknown KIND
+wechat_oauth.E017         an app of APPS has no APP_ID or no APP_SECRET
+wechat_oauth.E018         two apps of APPS have the same APP_ID
+wechat_oauth.E019         DEFAULT_APP is not an app of APPS
+wechat_oauth.E020         an app's SCOPE is not one its KIND allows
+wechat_oauth.E021         an app's name is not a URL slug, or its dict has an unknown key
 ========================= =================================================================
 """
 
@@ -46,6 +52,7 @@ from .conf import app_settings
 from .guard.cache import is_django_redis
 from .models import OAuthCodeUse, WeChatAccount
 from .purge import garbage_retention
+from .registry import APP_KEYS, KIND_SCOPES, PER_APP_KEYS, configured_apps
 from .results import SCOPES
 
 MIDDLEWARE_PATH = "wechat_oauth.middleware.WeChatOAuthMiddleware"
@@ -58,7 +65,7 @@ MUST_COME_BEFORE = (
 @register(Tags.security)
 def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     messages: list[CheckMessage] = []
-    if not app_settings.APP_ID or not app_settings.APP_SECRET:
+    if not app_settings.APPS and (not app_settings.APP_ID or not app_settings.APP_SECRET):
         messages.append(Error(
             "WECHAT_OAUTH has no APP_ID or no APP_SECRET.",
             hint="Set WECHAT_OAUTH = {'APP_ID': 'wx...', 'APP_SECRET': '...'} in settings.",
@@ -73,12 +80,63 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
             id="wechat_oauth.E009",
         ))
     messages += _check_garbage_retention()
-    if app_settings.SCOPE not in SCOPES:
+    if not app_settings.APPS and app_settings.SCOPE not in SCOPES:
         messages.append(Error(
             f"WECHAT_OAUTH['SCOPE'] is {app_settings.SCOPE!r}.",
             hint="Use one of: " + ", ".join(SCOPES) + ".",
             id="wechat_oauth.E002",
         ))
+    return messages
+
+
+_SLUG = re.compile(r"[-a-zA-Z0-9_]+")
+
+
+@register(Tags.security)
+def check_apps(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """WECHAT_OAUTH["APPS"] (registry.py): each app whole, its kind and scope agreeing."""
+    configured = app_settings.APPS
+    if not configured:
+        return []
+    messages: list[CheckMessage] = []
+    known_keys = {*APP_KEYS, *PER_APP_KEYS}
+    for name, conf in configured.items():
+        unknown = sorted(set(conf) - known_keys)
+        if not _SLUG.fullmatch(str(name)) or unknown:
+            messages.append(Error(
+                f"WECHAT_OAUTH['APPS'][{name!r}]: "
+                + (f"unknown keys {', '.join(unknown)}" if unknown else "the name is not a URL slug"),
+                hint="App names appear in URLs (<app>/login/): letters, digits, - and _. App keys: "
+                     + ", ".join(sorted(known_keys)) + ".",
+                id="wechat_oauth.E021"))
+    for app in configured_apps().values():
+        where = f"WECHAT_OAUTH['APPS'][{app.name!r}]"
+        if app.kind not in KIND_SCOPES:
+            messages.append(Error(f"{where} has KIND {app.kind!r}.",
+                                  hint="Use one of: " + ", ".join(KIND_SCOPES) + ".",
+                                  id="wechat_oauth.E016"))
+        elif app.scope not in KIND_SCOPES[app.kind]:
+            messages.append(Error(
+                f"{where} asks for SCOPE {app.scope!r}, which a {app.kind!r} app cannot.",
+                hint=f"A {app.kind!r} app's scopes: " + ", ".join(KIND_SCOPES[app.kind]) + ".",
+                id="wechat_oauth.E020"))
+        if not app.app_id or not app.app_secret:
+            messages.append(Error(f"{where} has no APP_ID or no APP_SECRET.",
+                                  hint="Copy both from the WeChat console of that app.",
+                                  id="wechat_oauth.E017"))
+    ids = [app.app_id for app in configured_apps().values() if app.app_id]
+    for app_id in sorted({app_id for app_id in ids if ids.count(app_id) > 1}):
+        messages.append(Error(
+            f"Several apps of WECHAT_OAUTH['APPS'] have APP_ID {app_id!r}.",
+            hint="Each WeChat app is configured once: its codes, states and accounts are its own.",
+            id="wechat_oauth.E018"))
+    default = app_settings.DEFAULT_APP
+    if default is not None and default not in configured:
+        messages.append(Error(
+            f"WECHAT_OAUTH['DEFAULT_APP'] is {default!r}, which is not in APPS.",
+            hint="Name one of: " + ", ".join(map(str, configured)) + " (or remove DEFAULT_APP: "
+                 "the first app is then the default).",
+            id="wechat_oauth.E019"))
     return messages
 
 

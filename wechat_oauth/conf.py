@@ -35,6 +35,8 @@ DEFAULTS: dict[str, Any] = {
     "AUTHORIZE_URL": "https://open.weixin.qq.com/connect/oauth2/authorize",
     "QRCONNECT_URL": "https://open.weixin.qq.com/connect/qrconnect",
     "API_BASE_URL": "https://api.weixin.qq.com",
+    # WeChat's script that draws a website app's QR panel inside a page (wechat_qr_panel tag).
+    "WXLOGIN_JS_URL": "https://res.wx.qq.com/connect/zh_CN/htmledition/js/wxLogin.js",
     # requests timeout for every call to WeChat: (connect, read) seconds, or one number for both.
     "TIMEOUT": (3.05, 5.0),
     # Append connect_redirect=1 to the authorize URL (reduces, does not remove, duplicates).

@@ -20,7 +20,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from django.conf import settings
 from django.contrib.auth import authenticate, login
@@ -149,6 +149,18 @@ def authorize_redirect(request: HttpRequest, *, target: str, redirect_uri: str,
     response = HttpResponseRedirect(url)
     set_binding_cookie(response, request, token)
     return response
+
+
+def qr_panel_parameters(request: HttpRequest, *, target: str, app: WeChatApp
+                        ) -> tuple[dict[str, Any], str]:
+    """What WeChat's ``wxLogin.js`` needs to draw ``app``'s QR panel inside a page of the site
+    (``new WxLogin({...})``), with a state issued as for any login, and the binding token the
+    caller sets as the cookie. ``redirect_uri`` is URL-encoded: wxLogin.js pastes it into its
+    iframe's address as it is."""
+    state, token = login_state(request, target=target, app=app)
+    parameters = {"appid": app.app_id, "scope": app.scope, "state": state.value,
+                  "redirect_uri": quote(callback_uri(request, target, app), safe="")}
+    return parameters, token
 
 
 def login_here(request: HttpRequest, target: str | None = None) -> HttpResponseRedirect:

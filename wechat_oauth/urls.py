@@ -10,8 +10,10 @@ urlpatterns = [
     path("callback/", views.callback, name="callback"),
     path("confirm/", views.confirm, name="confirm"),
     path("error/", views.error, name="error"),
+    path("qr/", views.qr_panel, name="qr"),
     # Any configured app's (WECHAT_OAUTH["APPS"]): reverse("wechat_oauth:login",
     # kwargs={"app": "web"}).
     path("<slug:app>/login/", views.login, name="login"),
     path("<slug:app>/callback/", views.callback, name="callback"),
+    path("<slug:app>/qr/", views.qr_panel, name="qr"),
 ]

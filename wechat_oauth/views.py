@@ -8,13 +8,14 @@ Thin on purpose: the flow lives in :mod:`.flow`, the error pages in :mod:`.respo
 from __future__ import annotations
 
 from django.db import DatabaseError, transaction
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.http import require_GET, require_POST
 
 from . import confirm as confirmation
 from . import flow
+from .binding import set_binding_cookie
 from .exceptions import BadCallback, WeChatOAuthError
 from .registry import UnknownApp, WeChatApp, get_app
 from .responses import (
@@ -45,6 +46,23 @@ def login(request: HttpRequest, app: str | None = None) -> HttpResponse:
     target = _next_of(request)
     return flow.authorize_redirect(request, target=target, app=wechat_app,
                                    redirect_uri=flow.callback_uri(request, target, wechat_app))
+
+
+@require_GET
+@never_cache
+def qr_panel(request: HttpRequest, app: str | None = None) -> HttpResponse:
+    """JSON for ``new WxLogin(...)``: the parameters of a website app's embedded QR panel,
+    with a fresh state and the binding cookie (see the ``wechat_qr_panel`` template tag)."""
+    wechat_app = _app_of(app)
+    if not wechat_app.is_qr_login:
+        return JsonResponse({"error": "not_a_website_app",
+                             "message": f"{wechat_app.name} is not a website (open) app"},
+                            status=400)
+    parameters, token = flow.qr_panel_parameters(request, target=_next_of(request),
+                                                 app=wechat_app)
+    response = JsonResponse(parameters)
+    set_binding_cookie(response, request, token)
+    return response
 
 
 @require_GET
