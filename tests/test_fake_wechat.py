@@ -15,13 +15,17 @@ import pytest
 import requests
 
 from wechat_oauth.testing import (
+    DEFAULT_APP_ID,
     DEFAULT_OPENID,
+    FakeApp,
     FakeState,
     FakeWeChat,
     FakeWeChatApp,
     FakeWeChatControlError,
     FakeWeChatProcess,
     RemoteFakeWeChat,
+    openid_for,
+    unionid_for,
 )
 from wechat_oauth.testing.pytest_plugin import wechat_settings_override
 
@@ -393,6 +397,154 @@ def test_double_callback_page_aborts_the_first_request_and_resends_with_uin_key_
     assert "new AbortController()" in script and "controller.abort()" in script
     assert 'credentials: "include"' in script and 'redirect: "manual"' in script
     assert "location.replace(second)" in script
+
+
+# Several apps, several persons
+
+WEB_APP = "wxfakeweb000000002"
+UNBOUND_APP = "wxfakeunbound00003"
+
+
+@pytest.fixture
+def apps_fake() -> Iterator[FakeWeChat]:
+    apps = [FakeApp(WEB_APP, "web-secret"), FakeApp(UNBOUND_APP, unionid=False)]
+    with FakeWeChat(apps=apps) as server:
+        yield server
+
+
+def exchange_as(fake: Any, app_id: str, code: str | None, **overrides: Any) -> dict[str, Any]:
+    """The access_token answer for ``code`` sent with the appid and secret of ``app_id``."""
+    credentials = {"appid": app_id, "secret": fake.app_secret_of(app_id)}
+    body: dict[str, Any] = exchange(fake, code, **{**credentials, **overrides}).json()
+    return body
+
+
+def test_person_ids_are_shaped_like_wechats() -> None:
+    openid, unionid = openid_for(DEFAULT_APP_ID, "alice"), unionid_for("alice")
+    assert (len(openid), openid[0], len(unionid), unionid[0]) == (28, "o", 28, "u")
+    assert re.fullmatch(r"[A-Za-z0-9_-]+", openid + unionid)
+    assert openid == openid_for(DEFAULT_APP_ID, "alice") != openid_for(WEB_APP, "alice")
+    assert openid != openid_for(DEFAULT_APP_ID, "bob")
+    assert unionid == unionid_for("alice") != unionid_for("bob")
+
+
+def test_one_person_through_two_apps_has_two_openids_and_one_unionid(
+    apps_fake: FakeWeChat,
+) -> None:
+    official = exchange_as(apps_fake, DEFAULT_APP_ID, apps_fake.issue_code(person="alice"))
+    website = exchange_as(
+        apps_fake, WEB_APP, apps_fake.issue_code(app_id=WEB_APP, person="alice", scope="snsapi_login")
+    )
+    assert official["openid"] == openid_for(DEFAULT_APP_ID, "alice")
+    assert website["openid"] == openid_for(WEB_APP, "alice")
+    assert official["openid"] != website["openid"]
+    assert official["unionid"] == website["unionid"] == unionid_for("alice")
+
+
+def test_an_unbound_app_never_answers_a_unionid(apps_fake: FakeWeChat) -> None:
+    code = apps_fake.issue_code(app_id=UNBOUND_APP, person="alice", scope="snsapi_userinfo")
+    grant = exchange_as(apps_fake, UNBOUND_APP, code)
+    assert grant["openid"] == openid_for(UNBOUND_APP, "alice")
+    assert "unionid" not in grant
+    profile = api(
+        apps_fake, "/sns/userinfo", access_token=grant["access_token"], openid=grant["openid"]
+    ).json()
+    assert profile["openid"] == grant["openid"] and "unionid" not in profile
+    with pytest.raises(ValueError, match="unionid"):
+        apps_fake.issue_code("oExplicit", unionid="uExplicit", app_id=UNBOUND_APP)
+
+
+def test_userinfo_of_a_person_carries_the_unionid(apps_fake: FakeWeChat) -> None:
+    code = apps_fake.issue_code(app_id=WEB_APP, person="bob", scope="snsapi_login")
+    grant = exchange_as(apps_fake, WEB_APP, code)
+    profile = api(
+        apps_fake, "/sns/userinfo", access_token=grant["access_token"], openid=grant["openid"]
+    ).json()
+    assert (profile["unionid"], profile["nickname"]) == (unionid_for("bob"), "bob")
+    assert (
+        api(apps_fake, "/sns/auth", access_token=grant["access_token"], openid=grant["openid"])
+        .json()["errcode"]
+        == 0
+    )
+
+
+def test_a_code_is_40029_for_another_app_and_stays_good_for_its_own(
+    apps_fake: FakeWeChat,
+) -> None:
+    code = apps_fake.issue_code(app_id=WEB_APP, person="alice")
+    assert exchange_as(apps_fake, DEFAULT_APP_ID, code)["errcode"] == 40029
+    assert exchange_as(apps_fake, WEB_APP, code)["openid"] == openid_for(WEB_APP, "alice")
+    assert exchange_as(apps_fake, WEB_APP, code)["errcode"] == 40163
+
+
+def test_a_lost_answer_to_another_app_does_not_spend_the_code(apps_fake: FakeWeChat) -> None:
+    code = apps_fake.issue_code(app_id=WEB_APP)
+    apps_fake.add_fault(errcode=-1, consume=True)
+    assert exchange_as(apps_fake, DEFAULT_APP_ID, code)["errcode"] == -1
+    assert "access_token" in exchange_as(apps_fake, WEB_APP, code)
+
+
+def test_the_secret_of_another_app_is_40125(apps_fake: FakeWeChat) -> None:
+    code = apps_fake.issue_code(app_id=WEB_APP)
+    assert exchange(apps_fake, code, appid=WEB_APP).json()["errcode"] == 40125
+    assert "access_token" in exchange_as(apps_fake, WEB_APP, code)
+
+
+def test_refresh_belongs_to_the_app_of_the_token(apps_fake: FakeWeChat) -> None:
+    grant = exchange_as(apps_fake, WEB_APP, apps_fake.issue_code(app_id=WEB_APP, person="alice"))
+
+    def refresh(appid: str) -> dict[str, Any]:
+        body: dict[str, Any] = api(
+            apps_fake,
+            "/sns/oauth2/refresh_token",
+            appid=appid,
+            grant_type="refresh_token",
+            refresh_token=grant["refresh_token"],
+        ).json()
+        return body
+
+    assert refresh(DEFAULT_APP_ID)["errcode"] == 40030
+    assert refresh("wxunknown000000009")["errcode"] == 40013
+    assert refresh(WEB_APP)["openid"] == openid_for(WEB_APP, "alice")
+
+
+def test_issue_code_refuses_an_unknown_app_and_a_person_with_an_openid(fake: FakeWeChat) -> None:
+    with pytest.raises(ValueError, match="wxunknown000000009"):
+        fake.issue_code(app_id="wxunknown000000009")
+    with pytest.raises(ValueError, match="person"):
+        fake.issue_code("oExplicit", person="alice")
+    with pytest.raises(ValueError, match="person"):
+        fake.issue_code(unionid="uExplicit", person="alice")
+
+
+def test_add_app_returns_its_secret_and_keeps_the_default(fake: FakeWeChat) -> None:
+    default_secret = fake.app_secret
+    secret = fake.add_app(WEB_APP)
+    assert fake.app_secret_of(WEB_APP) == secret and len(secret) >= 32
+    assert fake.add_app(WEB_APP) == secret  # the same app again: nothing changes
+    assert fake.add_app("wxchosensecret0004", "chosen") == "chosen"
+    assert (fake.app_id, fake.app_secret) == (DEFAULT_APP_ID, default_secret)
+    assert fake.app_secret_of(DEFAULT_APP_ID) == default_secret
+    assert {secret, "chosen", default_secret} <= fake.issued_secrets()
+    code = fake.issue_code(app_id=WEB_APP, person="carol")
+    assert exchange_as(fake, WEB_APP, code)["openid"] == openid_for(WEB_APP, "carol")
+
+
+def test_add_app_refuses_to_change_a_known_app(fake: FakeWeChat) -> None:
+    fake.add_app(WEB_APP, "web-secret")
+    with pytest.raises(ValueError, match="secret"):
+        fake.add_app(WEB_APP, "other-secret")
+    with pytest.raises(ValueError, match="unionid"):
+        fake.add_app(WEB_APP, unionid=False)
+    with pytest.raises(ValueError, match="wxunknown000000009"):
+        fake.app_secret_of("wxunknown000000009")
+
+
+def test_reset_keeps_the_apps(apps_fake: FakeWeChat) -> None:
+    apps_fake.reset()
+    assert apps_fake.app_secret_of(WEB_APP) == "web-secret"
+    code = apps_fake.issue_code(app_id=WEB_APP)
+    assert "access_token" in exchange_as(apps_fake, WEB_APP, code)
 
 
 # Latency and faults

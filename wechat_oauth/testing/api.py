@@ -66,7 +66,7 @@ class ApiViews:
         fault = self.state.take_fault(endpoint, code)
         if fault is not None and fault.replaces_answer:
             if fault.consume and code:
-                self.state.consume_code(code)
+                self.state.consume_code(code, query.get("appid"))
             self._wait(fault.extra_delay)
             return fault_response(fault)
         delay = fault.extra_delay if fault is not None else 0.0
