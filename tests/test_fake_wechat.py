@@ -736,10 +736,42 @@ def test_control_api_refuses_a_bad_fault(fake: FakeWeChat) -> None:
         RemoteFakeWeChat(fake.base_url).add_fault("nowhere", errcode=-1)
 
 
+def test_remote_handle_adds_apps_and_issues_codes_for_persons(apps_fake: FakeWeChat) -> None:
+    remote = RemoteFakeWeChat(apps_fake.base_url)
+    secret = remote.add_app("wxremote0000000005", unionid=False)
+    assert remote.app_secret_of("wxremote0000000005") == secret
+    assert remote.app_secret_of(WEB_APP) == "web-secret"
+    code = remote.issue_code(app_id=WEB_APP, person="frank")
+    assert exchange_as(apps_fake, WEB_APP, code)["openid"] == openid_for(WEB_APP, "frank")
+    code = remote.issue_code(app_id="wxremote0000000005", person="frank")
+    assert "unionid" not in exchange_as(apps_fake, "wxremote0000000005", code)
+    with pytest.raises(ValueError, match="wxunknown000000009"):
+        remote.app_secret_of("wxunknown000000009")
+    with pytest.raises(FakeWeChatControlError, match="400"):
+        remote.issue_code(app_id="wxunknown000000009")
+
+
+PROCESS_WEB_APP = "wxprocessweb000002"
+
+
 @pytest.fixture(scope="module")
 def fake_process() -> Iterator[FakeWeChatProcess]:
-    with FakeWeChatProcess(app_id="wxprocess000000001") as process:
+    apps = [FakeApp(PROCESS_WEB_APP, unionid=False)]
+    with FakeWeChatProcess(app_id="wxprocess000000001", apps=apps) as process:
         yield process
+
+
+def test_process_fake_knows_the_apps_it_was_given_and_added(
+    fake_process: FakeWeChatProcess,
+) -> None:
+    fake_process.reset()
+    secret = fake_process.add_app("wxprocessmore00003")
+    assert fake_process.app_secret_of("wxprocessmore00003") == secret
+    assert fake_process.app_secret_of(PROCESS_WEB_APP) == fake_process.apps[0].app_secret
+    for app_id in (fake_process.app_id, PROCESS_WEB_APP, "wxprocessmore00003"):
+        grant = exchange_as(fake_process, app_id, fake_process.issue_code(app_id=app_id, person="gus"))
+        assert grant["openid"] == openid_for(app_id, "gus")
+        assert grant.get("unionid") == (None if app_id == PROCESS_WEB_APP else unionid_for("gus"))
 
 
 def test_process_fake_exchanges_codes_and_counts_them(fake_process: FakeWeChatProcess) -> None:

@@ -32,18 +32,32 @@ class FakeWeChatBase(CodeIssuer):
     """The Python API shared by :class:`FakeWeChat` and the remote handles.
 
     Subclasses provide ``app_id``, ``app_secret``, ``base_url`` and the primitives; URLs,
-    ``settings()`` and the context manager are derived here.
+    ``settings()`` and the context manager are derived here. ``settings()`` is the default
+    app's; the others are added with :meth:`add_app`.
     """
 
     @property
     @abstractmethod
     def app_id(self) -> str:
-        """The appid the fake accepts."""
+        """The default app's appid."""
 
     @property
     @abstractmethod
     def app_secret(self) -> str:
-        """The app secret the fake accepts."""
+        """The default app's secret."""
+
+    @abstractmethod
+    def add_app(self, app_id: str, app_secret: str | None = None, *, unionid: bool = True) -> str:
+        """Make the fake know one more app (random secret if none is given); its secret.
+
+        ``unionid=False``: an app not bound to the Open Platform account (no unionid in its
+        answers). A known app again changes nothing; with another secret or binding the fake
+        refuses it (``ValueError`` in this process, or an error answer).
+        """
+
+    @abstractmethod
+    def app_secret_of(self, app_id: str) -> str:
+        """The secret of a known app (``ValueError`` if the fake does not know it)."""
 
     @property
     @abstractmethod

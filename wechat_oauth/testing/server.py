@@ -139,7 +139,6 @@ class FakeWeChat(FakeWeChatBase):
         return self._server.url
 
     def add_app(self, app_id: str, app_secret: str | None = None, *, unionid: bool = True) -> str:
-        """See :meth:`FakeState.add_app`."""
         return self.state.add_app(app_id, app_secret, unionid=unionid)
 
     def app_secret_of(self, app_id: str) -> str:

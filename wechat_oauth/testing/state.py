@@ -301,6 +301,10 @@ class FakeState(CodeIssuer):
         """The secret of a known app (``ValueError`` if unknown)."""
         return self._apps.get(app_id).app_secret
 
+    def apps(self) -> list[FakeApp]:
+        """Every app, the default one first."""
+        return self._apps.all()
+
     # Configuration at runtime.
 
     @property
