@@ -7,6 +7,7 @@ import json
 import re
 import time
 from collections.abc import Iterator
+from html import unescape
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 from wsgiref.util import setup_testing_defaults
@@ -17,6 +18,7 @@ import requests
 from wechat_oauth.testing import (
     DEFAULT_APP_ID,
     DEFAULT_OPENID,
+    DEFAULT_PERSON,
     FakeApp,
     FakeState,
     FakeWeChat,
@@ -545,6 +547,89 @@ def test_reset_keeps_the_apps(apps_fake: FakeWeChat) -> None:
     assert apps_fake.app_secret_of(WEB_APP) == "web-secret"
     code = apps_fake.issue_code(app_id=WEB_APP)
     assert "access_token" in exchange_as(apps_fake, WEB_APP, code)
+
+
+def test_the_pages_accept_every_known_app(apps_fake: FakeWeChat) -> None:
+    authorized = authorize(apps_fake, appid=UNBOUND_APP)
+    code = query_of(authorized.headers["Location"])["code"][0]
+    assert "access_token" in exchange_as(apps_fake, UNBOUND_APP, code)
+    scanned = authorize(apps_fake, apps_fake.qrconnect_url, appid=WEB_APP, scope="snsapi_login")
+    code = query_of(scanned.headers["Location"])["code"][0]
+    assert exchange_as(apps_fake, WEB_APP, code)["scope"] == "snsapi_login"
+    unknown = authorize(apps_fake, apps_fake.qrconnect_url, appid="wxunknown000000009")
+    assert unknown.status_code == 400 and "appid" in unknown.text
+
+
+@pytest.mark.parametrize("page", ["authorize", "qrconnect"])
+def test_fake_person_query_chooses_the_person(consent_fake: FakeWeChat, page: str) -> None:
+    consent_fake.add_app(WEB_APP)
+    url = consent_fake.authorize_url if page == "authorize" else consent_fake.qrconnect_url
+    scope = "snsapi_userinfo" if page == "authorize" else "snsapi_login"
+    response = authorize(consent_fake, url, appid=WEB_APP, scope=scope, fake_person="dora")
+    assert response.status_code == 302
+    grant = exchange_as(consent_fake, WEB_APP, query_of(response.headers["Location"])["code"][0])
+    assert (grant["openid"], grant["unionid"]) == (openid_for(WEB_APP, "dora"), unionid_for("dora"))
+
+
+def test_fake_person_with_fake_openid_shows_an_error_page(fake: FakeWeChat) -> None:
+    response = authorize(fake, fake_person="dora", fake_openid="oDora")
+    assert response.status_code == 400 and "person" in response.text
+
+
+def test_consent_page_offers_a_person(consent_fake: FakeWeChat) -> None:
+    page = authorize(consent_fake, scope="snsapi_userinfo").text
+    assert f'name="person" value="{DEFAULT_PERSON}"' in page
+    assert DEFAULT_PERSON == "alice"
+
+
+def test_the_consent_form_as_shown_logs_the_same_person_in_through_two_apps(
+    consent_fake: FakeWeChat,
+) -> None:
+    consent_fake.add_app(WEB_APP)
+    shown = {"person": DEFAULT_PERSON, "openid": DEFAULT_OPENID, "unionid": "", "nickname": ""}
+    in_wechat = confirm(consent_fake, **shown)
+    on_the_web = requests.post(
+        f"{consent_fake.qrconnect_url}/confirm",
+        data={"appid": WEB_APP, "redirect_uri": CALLBACK, "scope": "snsapi_login", "state": "s"}
+        | shown
+        | {"decision": "allow"},
+        allow_redirects=False,
+        timeout=5,
+    )
+    official = exchange_as(
+        consent_fake, DEFAULT_APP_ID, query_of(in_wechat.headers["Location"])["code"][0]
+    )
+    website = exchange_as(consent_fake, WEB_APP, query_of(on_the_web.headers["Location"])["code"][0])
+    assert official["openid"] == openid_for(DEFAULT_APP_ID, "alice")
+    assert website["openid"] == openid_for(WEB_APP, "alice")
+    assert official["unionid"] == website["unionid"] == unionid_for("alice")
+
+
+def test_an_openid_typed_over_the_shown_one_wins_over_the_person(
+    consent_fake: FakeWeChat,
+) -> None:
+    response = confirm(consent_fake, person=DEFAULT_PERSON, openid="oTyped", unionid="uTyped")
+    grant = exchange(consent_fake, query_of(response.headers["Location"])["code"][0]).json()
+    assert (grant["openid"], grant["unionid"]) == ("oTyped", "uTyped")
+
+
+def test_qrconnect_page_is_a_scan_page_confirmed_on_the_phone(consent_fake: FakeWeChat) -> None:
+    consent_fake.add_app(WEB_APP)
+    page = authorize(consent_fake, consent_fake.qrconnect_url, appid=WEB_APP, scope="snsapi_login")
+    assert page.status_code == 200
+    assert "Scan" in page.text and "Confirm on phone" in page.text
+    assert 'action="/connect/qrconnect/confirm"' in page.text
+    assert f'name="person" value="{DEFAULT_PERSON}"' in page.text
+    assert 'name="double"' not in page.text  # the double callback is the in-app browser's
+    hidden = re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)">', page.text)
+    form = {name: unescape(value) for name, value in hidden}
+    form |= {"person": "erin", "decision": "allow"}
+    response = requests.post(
+        f"{consent_fake.qrconnect_url}/confirm", data=form, allow_redirects=False, timeout=5
+    )
+    assert response.status_code == 302
+    grant = exchange_as(consent_fake, WEB_APP, query_of(response.headers["Location"])["code"][0])
+    assert (grant["openid"], grant["scope"]) == (openid_for(WEB_APP, "erin"), "snsapi_login")
 
 
 # Latency and faults

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from wechat_oauth.testing.app import FakeWeChatApp as FakeWeChatApp
+    from wechat_oauth.testing.apps import DEFAULT_PERSON as DEFAULT_PERSON
     from wechat_oauth.testing.apps import FakeApp as FakeApp
     from wechat_oauth.testing.apps import openid_for as openid_for
     from wechat_oauth.testing.apps import unionid_for as unionid_for
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
     from wechat_oauth.testing.state import WeChatError as WeChatError
 
 _EXPORTS = {
+    "DEFAULT_PERSON": "apps",
     "FakeApp": "apps",
     "openid_for": "apps",
     "unionid_for": "apps",
@@ -57,6 +59,7 @@ _EXPORTS = {
 __all__ = [
     "DEFAULT_APP_ID",
     "DEFAULT_OPENID",
+    "DEFAULT_PERSON",
     "FakeApp",
     "FakeState",
     "FakeWeChat",

@@ -305,6 +305,9 @@ class FakeState(CodeIssuer):
         """Every app, the default one first."""
         return self._apps.all()
 
+    def knows_app(self, app_id: str | None) -> bool:
+        return self._apps.find(app_id) is not None
+
     # Configuration at runtime.
 
     @property
