@@ -549,6 +549,21 @@ def test_reset_keeps_the_apps(apps_fake: FakeWeChat) -> None:
     assert "access_token" in exchange_as(apps_fake, WEB_APP, code)
 
 
+def test_calls_are_counted_per_app_too(apps_fake: FakeWeChat) -> None:
+    code = apps_fake.issue_code(app_id=WEB_APP)
+    exchange_as(apps_fake, DEFAULT_APP_ID, code)
+    exchange_as(apps_fake, WEB_APP, code)
+    authorize(apps_fake, apps_fake.qrconnect_url, appid=WEB_APP, scope="snsapi_login")
+    assert apps_fake.exchange_calls(code) == 2
+    assert apps_fake.calls("access_token") == 2
+    assert apps_fake.calls("access_token", app_id=WEB_APP) == 1
+    assert apps_fake.calls("qrconnect", app_id=WEB_APP) == 1
+    assert apps_fake.calls("qrconnect", app_id=DEFAULT_APP_ID) == 0
+    assert apps_fake.stats()["app_calls"][WEB_APP]["access_token"] == 1
+    with pytest.raises(ValueError, match="appid"):
+        apps_fake.calls("userinfo", app_id=WEB_APP)
+
+
 def test_the_pages_accept_every_known_app(apps_fake: FakeWeChat) -> None:
     authorized = authorize(apps_fake, appid=UNBOUND_APP)
     code = query_of(authorized.headers["Location"])["code"][0]

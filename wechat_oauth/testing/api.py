@@ -62,7 +62,7 @@ class ApiViews:
 
     def handle(self, endpoint: str, query: dict[str, str]) -> Response:
         code = query.get("code") if endpoint == "access_token" else None
-        self.state.record_call(endpoint, code)
+        self.state.record_call(endpoint, code, app_id=query.get("appid"))
         fault = self.state.take_fault(endpoint, code)
         if fault is not None and fault.replaces_answer:
             if fault.consume and code:

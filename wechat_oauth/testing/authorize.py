@@ -50,7 +50,7 @@ class AuthorizeViews:
         return None
 
     def show(self, request: Request, kind: str) -> Response:
-        self.state.record_call(kind)
+        self.state.record_call(kind, app_id=request.query.get("appid"))
         params = request.query
         error = self._invalid(params, kind)
         if error:

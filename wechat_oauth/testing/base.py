@@ -89,7 +89,8 @@ class FakeWeChatBase(CodeIssuer):
 
     @abstractmethod
     def stats(self, code: str | None = None) -> dict[str, Any]:
-        """``{"calls": {endpoint: n}, "exchange_calls": {code: n}}``."""
+        """``{"calls": {endpoint: n}, "exchange_calls": {code: n},
+        "app_calls": {app_id: {endpoint: n}}}`` (see :meth:`~.state.FakeState.stats`)."""
 
     def exchange_calls(self, code: str) -> int:
         """How many access_token requests carried ``code`` (whatever their answer)."""
@@ -98,15 +99,24 @@ class FakeWeChatBase(CodeIssuer):
     def total_exchange_calls(self) -> int:
         return self.calls("access_token")
 
-    def calls(self, endpoint: str) -> int:
-        """Requests received by one endpoint.
+    def calls(self, endpoint: str, app_id: str | None = None) -> int:
+        """Requests received by one endpoint, or only those naming app ``app_id``.
 
-        One of authorize, qrconnect, access_token, refresh_token, userinfo, auth.
+        One of authorize, qrconnect, access_token, refresh_token, userinfo, auth (the last two
+        name no app).
         """
-        calls = self.stats()["calls"]
+        stats = self.stats()
+        calls = stats["calls"]
         if endpoint not in calls:
             raise ValueError(f"endpoint must be one of {', '.join(calls)}")
-        return int(calls[endpoint])
+        if app_id is None:
+            return int(calls[endpoint])
+        per_app = stats["app_calls"].get(app_id)
+        if per_app is None:
+            raise ValueError(f"unknown app {app_id!r}")
+        if endpoint not in per_app:
+            raise ValueError(f"{endpoint} requests carry no appid")
+        return int(per_app[endpoint])
 
     def add_fault(
         self,

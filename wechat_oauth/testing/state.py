@@ -31,6 +31,8 @@ REFRESH_TOKEN_TTL = 30 * 86400
 #: Endpoints counted in :meth:`FakeState.stats`; the last four are the API (``/sns/...``).
 ENDPOINTS = ("authorize", "qrconnect", "access_token", "refresh_token", "userinfo", "auth")
 API_ENDPOINTS = ENDPOINTS[2:]
+#: Endpoints whose requests name an app (``appid``): counted per app too.
+APP_ENDPOINTS = ENDPOINTS[:4]
 
 AUTHORIZE_SCOPES = frozenset({"snsapi_base", "snsapi_userinfo", "snsapi_privateinfo"})
 QRCONNECT_SCOPES = frozenset({"snsapi_login"})
@@ -264,6 +266,7 @@ class FakeState(CodeIssuer):
         self._faults: list[Fault] = []
         self._calls: Counter[str] = Counter()
         self._exchange_calls: Counter[str] = Counter()
+        self._app_calls: Counter[tuple[str, str]] = Counter()
 
     def issued_secrets(self) -> set[str]:
         """The apps' secrets and every code and token handed out since the last reset.
@@ -355,14 +358,24 @@ class FakeState(CodeIssuer):
                     return fault
         return None
 
-    def record_call(self, endpoint: str, code: str | None = None) -> None:
+    def record_call(
+        self, endpoint: str, code: str | None = None, *, app_id: str | None = None
+    ) -> None:
+        """Count a request: per endpoint, per ``code`` sent, per known app it names."""
+        app = self._apps.find(app_id) if endpoint in APP_ENDPOINTS else None
         with self._lock:
             self._calls[endpoint] += 1
             if code:
                 self._exchange_calls[code] += 1
+            if app is not None:
+                self._app_calls[app.app_id, endpoint] += 1
 
     def stats(self, code: str | None = None) -> dict[str, Any]:
-        """Counters as JSON-ready data (``exchange_calls`` limited to ``code`` if given)."""
+        """Counters as JSON-ready data (``exchange_calls`` limited to ``code`` if given).
+
+        ``app_calls``: for each app, the requests of the :data:`APP_ENDPOINTS` naming it.
+        """
+        apps = self.apps()
         with self._lock:
             per_code = (
                 dict(self._exchange_calls) if code is None else {code: self._exchange_calls[code]}
@@ -370,6 +383,13 @@ class FakeState(CodeIssuer):
             return {
                 "calls": {endpoint: self._calls[endpoint] for endpoint in ENDPOINTS},
                 "exchange_calls": per_code,
+                "app_calls": {
+                    app.app_id: {
+                        endpoint: self._app_calls[app.app_id, endpoint]
+                        for endpoint in APP_ENDPOINTS
+                    }
+                    for app in apps
+                },
             }
 
     # Codes.
