@@ -18,8 +18,8 @@ class FakeWeChatControlError(RuntimeError):
 class RemoteFakeWeChat(FakeWeChatBase):
     """A handle on a fake already listening at ``base_url`` (asks it for appid and secret).
 
-    The fake refuses bad arguments (an unknown app, a bad fault) with
-    :class:`FakeWeChatControlError`.
+    What the fake refuses (a bad fault, a code for an unknown app, an app changed) raises
+    :class:`FakeWeChatControlError`; :meth:`app_secret_of` an unknown app, ``ValueError``.
     """
 
     def __init__(
