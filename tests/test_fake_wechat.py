@@ -7,6 +7,7 @@ import json
 import re
 import time
 from collections.abc import Iterator
+from html import unescape
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 from wsgiref.util import setup_testing_defaults
@@ -15,13 +16,18 @@ import pytest
 import requests
 
 from wechat_oauth.testing import (
+    DEFAULT_APP_ID,
     DEFAULT_OPENID,
+    DEFAULT_PERSON,
+    FakeApp,
     FakeState,
     FakeWeChat,
     FakeWeChatApp,
     FakeWeChatControlError,
     FakeWeChatProcess,
     RemoteFakeWeChat,
+    openid_for,
+    unionid_for,
 )
 from wechat_oauth.testing.pytest_plugin import wechat_settings_override
 
@@ -395,6 +401,252 @@ def test_double_callback_page_aborts_the_first_request_and_resends_with_uin_key_
     assert "location.replace(second)" in script
 
 
+# Several apps, several persons
+
+WEB_APP = "wxfakeweb000000002"
+UNBOUND_APP = "wxfakeunbound00003"
+
+
+@pytest.fixture
+def apps_fake() -> Iterator[FakeWeChat]:
+    apps = [FakeApp(WEB_APP, "web-secret"), FakeApp(UNBOUND_APP, unionid=False)]
+    with FakeWeChat(apps=apps) as server:
+        yield server
+
+
+def exchange_as(fake: Any, app_id: str, code: str | None, **overrides: Any) -> dict[str, Any]:
+    """The access_token answer for ``code`` sent with the appid and secret of ``app_id``."""
+    credentials = {"appid": app_id, "secret": fake.app_secret_of(app_id)}
+    body: dict[str, Any] = exchange(fake, code, **{**credentials, **overrides}).json()
+    return body
+
+
+def test_person_ids_are_shaped_like_wechats() -> None:
+    openid, unionid = openid_for(DEFAULT_APP_ID, "alice"), unionid_for("alice")
+    assert (len(openid), openid[0], len(unionid), unionid[0]) == (28, "o", 28, "u")
+    assert re.fullmatch(r"[A-Za-z0-9_-]+", openid + unionid)
+    assert openid == openid_for(DEFAULT_APP_ID, "alice") != openid_for(WEB_APP, "alice")
+    assert openid != openid_for(DEFAULT_APP_ID, "bob")
+    assert unionid == unionid_for("alice") != unionid_for("bob")
+
+
+def test_one_person_through_two_apps_has_two_openids_and_one_unionid(
+    apps_fake: FakeWeChat,
+) -> None:
+    official = exchange_as(apps_fake, DEFAULT_APP_ID, apps_fake.issue_code(person="alice"))
+    website = exchange_as(
+        apps_fake, WEB_APP, apps_fake.issue_code(app_id=WEB_APP, person="alice", scope="snsapi_login")
+    )
+    assert official["openid"] == openid_for(DEFAULT_APP_ID, "alice")
+    assert website["openid"] == openid_for(WEB_APP, "alice")
+    assert official["openid"] != website["openid"]
+    assert official["unionid"] == website["unionid"] == unionid_for("alice")
+
+
+def test_an_unbound_app_never_answers_a_unionid(apps_fake: FakeWeChat) -> None:
+    code = apps_fake.issue_code(app_id=UNBOUND_APP, person="alice", scope="snsapi_userinfo")
+    grant = exchange_as(apps_fake, UNBOUND_APP, code)
+    assert grant["openid"] == openid_for(UNBOUND_APP, "alice")
+    assert "unionid" not in grant
+    profile = api(
+        apps_fake, "/sns/userinfo", access_token=grant["access_token"], openid=grant["openid"]
+    ).json()
+    assert profile["openid"] == grant["openid"] and "unionid" not in profile
+    with pytest.raises(ValueError, match="unionid"):
+        apps_fake.issue_code("oExplicit", unionid="uExplicit", app_id=UNBOUND_APP)
+
+
+def test_userinfo_of_a_person_carries_the_unionid(apps_fake: FakeWeChat) -> None:
+    code = apps_fake.issue_code(app_id=WEB_APP, person="bob", scope="snsapi_login")
+    grant = exchange_as(apps_fake, WEB_APP, code)
+    profile = api(
+        apps_fake, "/sns/userinfo", access_token=grant["access_token"], openid=grant["openid"]
+    ).json()
+    assert (profile["unionid"], profile["nickname"]) == (unionid_for("bob"), "bob")
+    assert (
+        api(apps_fake, "/sns/auth", access_token=grant["access_token"], openid=grant["openid"])
+        .json()["errcode"]
+        == 0
+    )
+
+
+def test_a_code_is_40029_for_another_app_and_stays_good_for_its_own(
+    apps_fake: FakeWeChat,
+) -> None:
+    code = apps_fake.issue_code(app_id=WEB_APP, person="alice")
+    assert exchange_as(apps_fake, DEFAULT_APP_ID, code)["errcode"] == 40029
+    assert exchange_as(apps_fake, WEB_APP, code)["openid"] == openid_for(WEB_APP, "alice")
+    assert exchange_as(apps_fake, WEB_APP, code)["errcode"] == 40163
+
+
+def test_a_lost_answer_to_another_app_does_not_spend_the_code(apps_fake: FakeWeChat) -> None:
+    code = apps_fake.issue_code(app_id=WEB_APP)
+    apps_fake.add_fault(errcode=-1, consume=True)
+    assert exchange_as(apps_fake, DEFAULT_APP_ID, code)["errcode"] == -1
+    assert "access_token" in exchange_as(apps_fake, WEB_APP, code)
+
+
+def test_the_secret_of_another_app_is_40125(apps_fake: FakeWeChat) -> None:
+    code = apps_fake.issue_code(app_id=WEB_APP)
+    assert exchange(apps_fake, code, appid=WEB_APP).json()["errcode"] == 40125
+    assert "access_token" in exchange_as(apps_fake, WEB_APP, code)
+
+
+def test_refresh_belongs_to_the_app_of_the_token(apps_fake: FakeWeChat) -> None:
+    grant = exchange_as(apps_fake, WEB_APP, apps_fake.issue_code(app_id=WEB_APP, person="alice"))
+
+    def refresh(appid: str) -> dict[str, Any]:
+        body: dict[str, Any] = api(
+            apps_fake,
+            "/sns/oauth2/refresh_token",
+            appid=appid,
+            grant_type="refresh_token",
+            refresh_token=grant["refresh_token"],
+        ).json()
+        return body
+
+    assert refresh(DEFAULT_APP_ID)["errcode"] == 40030
+    assert refresh("wxunknown000000009")["errcode"] == 40013
+    assert refresh(WEB_APP)["openid"] == openid_for(WEB_APP, "alice")
+
+
+def test_issue_code_refuses_an_unknown_app_and_a_person_with_an_openid(fake: FakeWeChat) -> None:
+    with pytest.raises(ValueError, match="wxunknown000000009"):
+        fake.issue_code(app_id="wxunknown000000009")
+    with pytest.raises(ValueError, match="person"):
+        fake.issue_code("oExplicit", person="alice")
+    with pytest.raises(ValueError, match="person"):
+        fake.issue_code(unionid="uExplicit", person="alice")
+
+
+def test_add_app_returns_its_secret_and_keeps_the_default(fake: FakeWeChat) -> None:
+    default_secret = fake.app_secret
+    secret = fake.add_app(WEB_APP)
+    assert fake.app_secret_of(WEB_APP) == secret and len(secret) >= 32
+    assert fake.add_app(WEB_APP) == secret  # the same app again: nothing changes
+    assert fake.add_app("wxchosensecret0004", "chosen") == "chosen"
+    assert (fake.app_id, fake.app_secret) == (DEFAULT_APP_ID, default_secret)
+    assert fake.app_secret_of(DEFAULT_APP_ID) == default_secret
+    assert {secret, "chosen", default_secret} <= fake.issued_secrets()
+    code = fake.issue_code(app_id=WEB_APP, person="carol")
+    assert exchange_as(fake, WEB_APP, code)["openid"] == openid_for(WEB_APP, "carol")
+
+
+def test_add_app_refuses_to_change_a_known_app(fake: FakeWeChat) -> None:
+    fake.add_app(WEB_APP, "web-secret")
+    with pytest.raises(ValueError, match="secret"):
+        fake.add_app(WEB_APP, "other-secret")
+    with pytest.raises(ValueError, match="unionid"):
+        fake.add_app(WEB_APP, unionid=False)
+    with pytest.raises(ValueError, match="wxunknown000000009"):
+        fake.app_secret_of("wxunknown000000009")
+
+
+def test_reset_keeps_the_apps(apps_fake: FakeWeChat) -> None:
+    apps_fake.reset()
+    assert apps_fake.app_secret_of(WEB_APP) == "web-secret"
+    code = apps_fake.issue_code(app_id=WEB_APP)
+    assert "access_token" in exchange_as(apps_fake, WEB_APP, code)
+
+
+def test_calls_are_counted_per_app_too(apps_fake: FakeWeChat) -> None:
+    code = apps_fake.issue_code(app_id=WEB_APP)
+    exchange_as(apps_fake, DEFAULT_APP_ID, code)
+    exchange_as(apps_fake, WEB_APP, code)
+    authorize(apps_fake, apps_fake.qrconnect_url, appid=WEB_APP, scope="snsapi_login")
+    assert apps_fake.exchange_calls(code) == 2
+    assert apps_fake.calls("access_token") == 2
+    assert apps_fake.calls("access_token", app_id=WEB_APP) == 1
+    assert apps_fake.calls("qrconnect", app_id=WEB_APP) == 1
+    assert apps_fake.calls("qrconnect", app_id=DEFAULT_APP_ID) == 0
+    assert apps_fake.stats()["app_calls"][WEB_APP]["access_token"] == 1
+    with pytest.raises(ValueError, match="appid"):
+        apps_fake.calls("userinfo", app_id=WEB_APP)
+
+
+def test_the_pages_accept_every_known_app(apps_fake: FakeWeChat) -> None:
+    authorized = authorize(apps_fake, appid=UNBOUND_APP)
+    code = query_of(authorized.headers["Location"])["code"][0]
+    assert "access_token" in exchange_as(apps_fake, UNBOUND_APP, code)
+    scanned = authorize(apps_fake, apps_fake.qrconnect_url, appid=WEB_APP, scope="snsapi_login")
+    code = query_of(scanned.headers["Location"])["code"][0]
+    assert exchange_as(apps_fake, WEB_APP, code)["scope"] == "snsapi_login"
+    unknown = authorize(apps_fake, apps_fake.qrconnect_url, appid="wxunknown000000009")
+    assert unknown.status_code == 400 and "appid" in unknown.text
+
+
+@pytest.mark.parametrize("page", ["authorize", "qrconnect"])
+def test_fake_person_query_chooses_the_person(consent_fake: FakeWeChat, page: str) -> None:
+    consent_fake.add_app(WEB_APP)
+    url = consent_fake.authorize_url if page == "authorize" else consent_fake.qrconnect_url
+    scope = "snsapi_userinfo" if page == "authorize" else "snsapi_login"
+    response = authorize(consent_fake, url, appid=WEB_APP, scope=scope, fake_person="dora")
+    assert response.status_code == 302
+    grant = exchange_as(consent_fake, WEB_APP, query_of(response.headers["Location"])["code"][0])
+    assert (grant["openid"], grant["unionid"]) == (openid_for(WEB_APP, "dora"), unionid_for("dora"))
+
+
+def test_fake_person_with_fake_openid_shows_an_error_page(fake: FakeWeChat) -> None:
+    response = authorize(fake, fake_person="dora", fake_openid="oDora")
+    assert response.status_code == 400 and "person" in response.text
+
+
+def test_consent_page_offers_a_person(consent_fake: FakeWeChat) -> None:
+    page = authorize(consent_fake, scope="snsapi_userinfo").text
+    assert f'name="person" value="{DEFAULT_PERSON}"' in page
+    assert DEFAULT_PERSON == "alice"
+
+
+def test_the_consent_form_as_shown_logs_the_same_person_in_through_two_apps(
+    consent_fake: FakeWeChat,
+) -> None:
+    consent_fake.add_app(WEB_APP)
+    shown = {"person": DEFAULT_PERSON, "openid": DEFAULT_OPENID, "unionid": "", "nickname": ""}
+    in_wechat = confirm(consent_fake, **shown)
+    on_the_web = requests.post(
+        f"{consent_fake.qrconnect_url}/confirm",
+        data={"appid": WEB_APP, "redirect_uri": CALLBACK, "scope": "snsapi_login", "state": "s"}
+        | shown
+        | {"decision": "allow"},
+        allow_redirects=False,
+        timeout=5,
+    )
+    official = exchange_as(
+        consent_fake, DEFAULT_APP_ID, query_of(in_wechat.headers["Location"])["code"][0]
+    )
+    website = exchange_as(consent_fake, WEB_APP, query_of(on_the_web.headers["Location"])["code"][0])
+    assert official["openid"] == openid_for(DEFAULT_APP_ID, "alice")
+    assert website["openid"] == openid_for(WEB_APP, "alice")
+    assert official["unionid"] == website["unionid"] == unionid_for("alice")
+
+
+def test_an_openid_typed_over_the_shown_one_wins_over_the_person(
+    consent_fake: FakeWeChat,
+) -> None:
+    response = confirm(consent_fake, person=DEFAULT_PERSON, openid="oTyped", unionid="uTyped")
+    grant = exchange(consent_fake, query_of(response.headers["Location"])["code"][0]).json()
+    assert (grant["openid"], grant["unionid"]) == ("oTyped", "uTyped")
+
+
+def test_qrconnect_page_is_a_scan_page_confirmed_on_the_phone(consent_fake: FakeWeChat) -> None:
+    consent_fake.add_app(WEB_APP)
+    page = authorize(consent_fake, consent_fake.qrconnect_url, appid=WEB_APP, scope="snsapi_login")
+    assert page.status_code == 200
+    assert "Scan" in page.text and "Confirm on phone" in page.text
+    assert 'action="/connect/qrconnect/confirm"' in page.text
+    assert f'name="person" value="{DEFAULT_PERSON}"' in page.text
+    assert 'name="double"' not in page.text  # the double callback is the in-app browser's
+    hidden = re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)">', page.text)
+    form = {name: unescape(value) for name, value in hidden}
+    form |= {"person": "erin", "decision": "allow"}
+    response = requests.post(
+        f"{consent_fake.qrconnect_url}/confirm", data=form, allow_redirects=False, timeout=5
+    )
+    assert response.status_code == 302
+    grant = exchange_as(consent_fake, WEB_APP, query_of(response.headers["Location"])["code"][0])
+    assert (grant["openid"], grant["scope"]) == (openid_for(WEB_APP, "erin"), "snsapi_login")
+
+
 # Latency and faults
 
 
@@ -584,10 +836,42 @@ def test_control_api_refuses_a_bad_fault(fake: FakeWeChat) -> None:
         RemoteFakeWeChat(fake.base_url).add_fault("nowhere", errcode=-1)
 
 
+def test_remote_handle_adds_apps_and_issues_codes_for_persons(apps_fake: FakeWeChat) -> None:
+    remote = RemoteFakeWeChat(apps_fake.base_url)
+    secret = remote.add_app("wxremote0000000005", unionid=False)
+    assert remote.app_secret_of("wxremote0000000005") == secret
+    assert remote.app_secret_of(WEB_APP) == "web-secret"
+    code = remote.issue_code(app_id=WEB_APP, person="frank")
+    assert exchange_as(apps_fake, WEB_APP, code)["openid"] == openid_for(WEB_APP, "frank")
+    code = remote.issue_code(app_id="wxremote0000000005", person="frank")
+    assert "unionid" not in exchange_as(apps_fake, "wxremote0000000005", code)
+    with pytest.raises(ValueError, match="wxunknown000000009"):
+        remote.app_secret_of("wxunknown000000009")
+    with pytest.raises(FakeWeChatControlError, match="400"):
+        remote.issue_code(app_id="wxunknown000000009")
+
+
+PROCESS_WEB_APP = "wxprocessweb000002"
+
+
 @pytest.fixture(scope="module")
 def fake_process() -> Iterator[FakeWeChatProcess]:
-    with FakeWeChatProcess(app_id="wxprocess000000001") as process:
+    apps = [FakeApp(PROCESS_WEB_APP, unionid=False)]
+    with FakeWeChatProcess(app_id="wxprocess000000001", apps=apps) as process:
         yield process
+
+
+def test_process_fake_knows_the_apps_it_was_given_and_added(
+    fake_process: FakeWeChatProcess,
+) -> None:
+    fake_process.reset()
+    secret = fake_process.add_app("wxprocessmore00003")
+    assert fake_process.app_secret_of("wxprocessmore00003") == secret
+    assert fake_process.app_secret_of(PROCESS_WEB_APP) == fake_process.apps[0].app_secret
+    for app_id in (fake_process.app_id, PROCESS_WEB_APP, "wxprocessmore00003"):
+        grant = exchange_as(fake_process, app_id, fake_process.issue_code(app_id=app_id, person="gus"))
+        assert grant["openid"] == openid_for(app_id, "gus")
+        assert grant.get("unionid") == (None if app_id == PROCESS_WEB_APP else unionid_for("gus"))
 
 
 def test_process_fake_exchanges_codes_and_counts_them(fake_process: FakeWeChatProcess) -> None:

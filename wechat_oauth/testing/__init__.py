@@ -4,6 +4,10 @@
 child process (``python -m wechat_oauth.testing``) and drives it over HTTP, as does
 ``RemoteFakeWeChat`` for one started elsewhere. ``FakeWeChatApp`` is the bare WSGI app.
 
+It knows several apps (``FakeApp``, ``add_app``), each with its own openid for a person and,
+when bound to the Open Platform account, one unionid per person (``openid_for``,
+``unionid_for``).
+
 Names are imported on first use, so importing this package (as the pytest plugin does) stays
 cheap and needs neither Django nor requests.
 """
@@ -15,6 +19,10 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from wechat_oauth.testing.app import FakeWeChatApp as FakeWeChatApp
+    from wechat_oauth.testing.apps import DEFAULT_PERSON as DEFAULT_PERSON
+    from wechat_oauth.testing.apps import FakeApp as FakeApp
+    from wechat_oauth.testing.apps import openid_for as openid_for
+    from wechat_oauth.testing.apps import unionid_for as unionid_for
     from wechat_oauth.testing.base import FakeWeChatBase as FakeWeChatBase
     from wechat_oauth.testing.process import FakeWeChatProcess as FakeWeChatProcess
     from wechat_oauth.testing.remote import (
@@ -30,6 +38,10 @@ if TYPE_CHECKING:
     from wechat_oauth.testing.state import WeChatError as WeChatError
 
 _EXPORTS = {
+    "DEFAULT_PERSON": "apps",
+    "FakeApp": "apps",
+    "openid_for": "apps",
+    "unionid_for": "apps",
     "DEFAULT_APP_ID": "state",
     "DEFAULT_OPENID": "state",
     "FakeState": "state",
@@ -47,6 +59,8 @@ _EXPORTS = {
 __all__ = [
     "DEFAULT_APP_ID",
     "DEFAULT_OPENID",
+    "DEFAULT_PERSON",
+    "FakeApp",
     "FakeState",
     "FakeWeChat",
     "FakeWeChatApp",
@@ -57,6 +71,8 @@ __all__ = [
     "RemoteFakeWeChat",
     "ServerThread",
     "WeChatError",
+    "openid_for",
+    "unionid_for",
 ]
 
 

@@ -62,11 +62,11 @@ class ApiViews:
 
     def handle(self, endpoint: str, query: dict[str, str]) -> Response:
         code = query.get("code") if endpoint == "access_token" else None
-        self.state.record_call(endpoint, code)
+        self.state.record_call(endpoint, code, app_id=query.get("appid"))
         fault = self.state.take_fault(endpoint, code)
         if fault is not None and fault.replaces_answer:
             if fault.consume and code:
-                self.state.consume_code(code)
+                self.state.consume_code(code, query.get("appid"))
             self._wait(fault.extra_delay)
             return fault_response(fault)
         delay = fault.extra_delay if fault is not None else 0.0

@@ -32,18 +32,32 @@ class FakeWeChatBase(CodeIssuer):
     """The Python API shared by :class:`FakeWeChat` and the remote handles.
 
     Subclasses provide ``app_id``, ``app_secret``, ``base_url`` and the primitives; URLs,
-    ``settings()`` and the context manager are derived here.
+    ``settings()`` and the context manager are derived here. ``settings()`` is the default
+    app's; the others are added with :meth:`add_app`.
     """
 
     @property
     @abstractmethod
     def app_id(self) -> str:
-        """The appid the fake accepts."""
+        """The default app's appid."""
 
     @property
     @abstractmethod
     def app_secret(self) -> str:
-        """The app secret the fake accepts."""
+        """The default app's secret."""
+
+    @abstractmethod
+    def add_app(self, app_id: str, app_secret: str | None = None, *, unionid: bool = True) -> str:
+        """Make the fake know one more app (random secret if none is given); its secret.
+
+        ``unionid=False``: an app not bound to the Open Platform account (no unionid in its
+        answers). A known app again changes nothing; with another secret or binding the fake
+        refuses it (``ValueError`` in this process, or an error answer).
+        """
+
+    @abstractmethod
+    def app_secret_of(self, app_id: str) -> str:
+        """The secret of a known app (``ValueError`` if the fake does not know it)."""
 
     @property
     @abstractmethod
@@ -75,7 +89,8 @@ class FakeWeChatBase(CodeIssuer):
 
     @abstractmethod
     def stats(self, code: str | None = None) -> dict[str, Any]:
-        """``{"calls": {endpoint: n}, "exchange_calls": {code: n}}``."""
+        """``{"calls": {endpoint: n}, "exchange_calls": {code: n},
+        "app_calls": {app_id: {endpoint: n}}}`` (see :meth:`~.state.FakeState.stats`)."""
 
     def exchange_calls(self, code: str) -> int:
         """How many access_token requests carried ``code`` (whatever their answer)."""
@@ -84,15 +99,24 @@ class FakeWeChatBase(CodeIssuer):
     def total_exchange_calls(self) -> int:
         return self.calls("access_token")
 
-    def calls(self, endpoint: str) -> int:
-        """Requests received by one endpoint.
+    def calls(self, endpoint: str, app_id: str | None = None) -> int:
+        """Requests received by one endpoint, or only those naming app ``app_id``.
 
-        One of authorize, qrconnect, access_token, refresh_token, userinfo, auth.
+        One of authorize, qrconnect, access_token, refresh_token, userinfo, auth (the last two
+        name no app).
         """
-        calls = self.stats()["calls"]
+        stats = self.stats()
+        calls = stats["calls"]
         if endpoint not in calls:
             raise ValueError(f"endpoint must be one of {', '.join(calls)}")
-        return int(calls[endpoint])
+        if app_id is None:
+            return int(calls[endpoint])
+        per_app = stats["app_calls"].get(app_id)
+        if per_app is None:
+            raise ValueError(f"unknown app {app_id!r}")
+        if endpoint not in per_app:
+            raise ValueError(f"{endpoint} requests carry no appid")
+        return int(per_app[endpoint])
 
     def add_fault(
         self,

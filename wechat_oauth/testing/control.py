@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import asdict
 from typing import Any
 
 from wechat_oauth.testing.state import FakeState, Fault
@@ -10,12 +11,14 @@ from wechat_oauth.testing.web import BadRequest, Request, Response
 
 
 class ControlViews:
-    """``/_fake/codes``, ``stats``, ``faults``, ``latency``, ``clock``, ``reset``, ``config``."""
+    """``/_fake/codes``, ``apps``, ``stats``, ``faults``, ``latency``, ``clock``, ``reset``,
+    ``config``."""
 
     def __init__(self, state: FakeState) -> None:
         self.state = state
         self._routes: dict[tuple[str, str], Callable[[Request], Any]] = {
             ("POST", "/_fake/codes"): self._issue_code,
+            ("POST", "/_fake/apps"): self._add_app,
             ("GET", "/_fake/stats"): lambda r: state.stats(r.query.get("code")),
             ("POST", "/_fake/faults"): self._add_fault,
             ("POST", "/_fake/latency"): self._set_latency,
@@ -40,6 +43,9 @@ class ControlViews:
         # An unknown field is a TypeError of issue_code: answered 400 like any bad argument.
         return {"code": self.state.issue_code(**request.json())}
 
+    def _add_app(self, request: Request) -> dict[str, str]:
+        return {"app_secret": self.state.add_app(**request.json())}
+
     def _add_fault(self, request: Request) -> dict[str, bool]:
         self.state.add_fault(Fault(**request.json()))
         return {"ok": True}
@@ -60,6 +66,7 @@ class ControlViews:
         return {
             "app_id": self.state.app_id,
             "app_secret": self.state.app_secret,
+            "apps": [asdict(app) for app in self.state.apps()],
             "code_ttl": self.state.code_ttl,
             "latency": self.state.latency,
             "auto_approve": self.state.auto_approve,

@@ -10,10 +10,12 @@ import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import wechat_oauth
+from wechat_oauth.testing.apps import FakeApp
 from wechat_oauth.testing.base import ServeOptions
 from wechat_oauth.testing.remote import RemoteFakeWeChat
 from wechat_oauth.testing.state import DEFAULT_APP_ID
@@ -57,13 +59,17 @@ class FakeWeChatProcess(RemoteFakeWeChat):
         app_id: str = DEFAULT_APP_ID,
         app_secret: str | None = None,
         *,
+        apps: Iterable[FakeApp] = (),
         python: str | None = None,
         startup_timeout: float = 15.0,
         timeout: float = 10.0,
         **options: Any,
     ) -> None:
-        """``options``: the fields of :class:`~.base.ServeOptions` (host, port, latency, ...)."""
+        """``apps``: more apps than the default one, added over the control API on every
+        :meth:`start`; ``options``: the fields of :class:`~.base.ServeOptions` (host, port,
+        latency, ...)."""
         self.options = ServeOptions(**options)
+        self.apps = tuple(apps)
         super().__init__(
             app_id=app_id, app_secret=app_secret or secrets.token_hex(16), timeout=timeout
         )
@@ -124,6 +130,12 @@ class FakeWeChatProcess(RemoteFakeWeChat):
                 f"the fake WeChat process did not start (exit code {process.poll()})"
             )
         self._base_url = line[len(READY_PREFIX) :].strip()
+        try:
+            for app in self.apps:
+                self.add_app(app.app_id, app.app_secret, unionid=app.unionid)
+        except BaseException:
+            self.stop()
+            raise
 
     def _first_line(self, process: subprocess.Popen[str]) -> str:
         lines: queue.Queue[str] = queue.Queue()

@@ -16,7 +16,11 @@ class FakeWeChatControlError(RuntimeError):
 
 
 class RemoteFakeWeChat(FakeWeChatBase):
-    """A handle on a fake already listening at ``base_url`` (asks it for appid and secret)."""
+    """A handle on a fake already listening at ``base_url`` (asks it for appid and secret).
+
+    What the fake refuses (a bad fault, a code for an unknown app, an app changed) raises
+    :class:`FakeWeChatControlError`; :meth:`app_secret_of` an unknown app, ``ValueError``.
+    """
 
     def __init__(
         self,
@@ -83,6 +87,16 @@ class RemoteFakeWeChat(FakeWeChatBase):
 
     def stop(self) -> None:
         """Nothing to release: the fake belongs to someone else."""
+
+    def add_app(self, app_id: str, app_secret: str | None = None, *, unionid: bool = True) -> str:
+        payload = {"app_id": app_id, "app_secret": app_secret, "unionid": unionid}
+        return str(self._call("POST", "apps", payload)["app_secret"])
+
+    def app_secret_of(self, app_id: str) -> str:
+        for app in self._call("GET", "config")["apps"]:
+            if app["app_id"] == app_id:
+                return str(app["app_secret"])
+        raise ValueError(f"unknown app {app_id!r}: add it with add_app() first")
 
     def _issue_code(self, request: CodeRequest) -> str:
         return str(self._call("POST", "codes", asdict(request))["code"])

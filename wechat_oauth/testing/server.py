@@ -5,10 +5,12 @@ from __future__ import annotations
 import socketserver
 import sys
 import threading
+from collections.abc import Iterable
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from wechat_oauth.testing.app import FakeWeChatApp
+from wechat_oauth.testing.apps import FakeApp
 from wechat_oauth.testing.base import FakeWeChatBase, ServeOptions
 from wechat_oauth.testing.state import (
     ACCESS_TOKEN_TTL,
@@ -102,15 +104,18 @@ class FakeWeChat(FakeWeChatBase):
         app_id: str = DEFAULT_APP_ID,
         app_secret: str | None = None,
         *,
+        apps: Iterable[FakeApp] = (),
         access_token_ttl: int = ACCESS_TOKEN_TTL,
         refresh_token_ttl: float = REFRESH_TOKEN_TTL,
         **options: Any,
     ) -> None:
-        """``options``: the fields of :class:`~.base.ServeOptions` (host, port, latency, ...)."""
+        """``apps``: more apps than the default one (see :meth:`add_app`); ``options``: the
+        fields of :class:`~.base.ServeOptions` (host, port, latency, ...)."""
         served = ServeOptions(**options)
         self.state = FakeState(
             app_id,
             app_secret,
+            apps=apps,
             code_ttl=served.code_ttl,
             access_token_ttl=access_token_ttl,
             refresh_token_ttl=refresh_token_ttl,
@@ -132,6 +137,12 @@ class FakeWeChat(FakeWeChatBase):
     @property
     def base_url(self) -> str:
         return self._server.url
+
+    def add_app(self, app_id: str, app_secret: str | None = None, *, unionid: bool = True) -> str:
+        return self.state.add_app(app_id, app_secret, unionid=unionid)
+
+    def app_secret_of(self, app_id: str) -> str:
+        return self.state.app_secret_of(app_id)
 
     def start(self) -> None:
         self._server.start()

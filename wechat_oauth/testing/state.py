@@ -1,8 +1,9 @@
-"""The fake's data and rules: codes, tokens, faults and counters. Thread-safe, no HTTP.
+"""The fake's data and rules: apps, codes, tokens, faults and counters. Thread-safe, no HTTP.
 
-Every public method of :class:`FakeState` takes one lock, so the HTTP layer may call it from any
-number of request threads. WeChat's answers are modelled as return values (success bodies) and
-:class:`WeChatError` (``errcode`` + ``errmsg``); the HTTP layer adds the ``rid`` and the latency.
+Every public method of :class:`FakeState` takes one lock (the apps have their own, in
+:class:`~.apps.AppRegistry`), so the HTTP layer may call it from any number of request threads.
+WeChat's answers are modelled as return values (success bodies) and :class:`WeChatError`
+(``errcode`` + ``errmsg``); the HTTP layer adds the ``rid`` and the latency.
 """
 
 from __future__ import annotations
@@ -12,12 +13,15 @@ import threading
 import time
 from abc import ABC, abstractmethod
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from wechat_oauth.testing.apps import AppRegistry, FakeApp, openid_for, unionid_for
+
 DEFAULT_APP_ID = "wxfake000000000001"
-#: The user a code is issued for when no openid is given (28 characters, like a real openid).
+#: The user a code is issued for when neither openid nor person is given (28 characters,
+#: like a real openid).
 DEFAULT_OPENID = "oFakeUser000000000000default"
 
 #: Default lifetimes of the tokens, in seconds (WeChat's: two hours, thirty days).
@@ -27,6 +31,8 @@ REFRESH_TOKEN_TTL = 30 * 86400
 #: Endpoints counted in :meth:`FakeState.stats`; the last four are the API (``/sns/...``).
 ENDPOINTS = ("authorize", "qrconnect", "access_token", "refresh_token", "userinfo", "auth")
 API_ENDPOINTS = ENDPOINTS[2:]
+#: Endpoints whose requests name an app (``appid``): counted per app too.
+APP_ENDPOINTS = ENDPOINTS[:4]
 
 AUTHORIZE_SCOPES = frozenset({"snsapi_base", "snsapi_userinfo", "snsapi_privateinfo"})
 QRCONNECT_SCOPES = frozenset({"snsapi_login"})
@@ -69,8 +75,9 @@ class WeChatError(Exception):
 
 @dataclass(frozen=True)
 class FakeUser:
-    """Who a code was issued for."""
+    """Who a code was issued for, in which app (an openid is the app's own)."""
 
+    app_id: str
     openid: str
     unionid: str = ""
     nickname: str = ""
@@ -86,6 +93,8 @@ class CodeRequest:
     scope: str = "snsapi_base"
     snapshot: bool = False
     nickname: str | None = None
+    app_id: str | None = None
+    person: str | None = None
 
 
 class CodeIssuer(ABC):
@@ -99,9 +108,18 @@ class CodeIssuer(ABC):
         scope: str = "snsapi_base",
         snapshot: bool = False,
         nickname: str | None = None,
+        app_id: str | None = None,
+        person: str | None = None,
     ) -> str:
-        """A fresh code for a user, as if WeChat had redirected the browser back with it."""
-        return self._issue_code(CodeRequest(openid, unionid, scope, snapshot, nickname))
+        """A fresh code for a user, as if WeChat had redirected the browser back with it.
+
+        ``app_id``: the app the code is for (``None``: the default app; unknown: ``ValueError``).
+        ``person`` instead of ``openid``/``unionid``: that person's openid in the app and
+        unionid (see :func:`~.apps.openid_for`); neither: ``DEFAULT_OPENID``, no unionid.
+        """
+        return self._issue_code(
+            CodeRequest(openid, unionid, scope, snapshot, nickname, app_id, person)
+        )
 
     @abstractmethod
     def _issue_code(self, request: CodeRequest) -> str:
@@ -205,13 +223,19 @@ def _token() -> str:
 
 
 class FakeState(CodeIssuer):
-    """Codes, tokens, faults, latency and call counters of one fake WeChat app."""
+    """Apps, codes, tokens, faults, latency and call counters of one fake WeChat.
+
+    ``app_id``/``app_secret`` are the default app's (bound to the Open Platform account);
+    ``apps`` more apps, as :meth:`add_app` would add them. A code and its tokens belong to the
+    app they were issued for.
+    """
 
     def __init__(
         self,
         app_id: str = DEFAULT_APP_ID,
         app_secret: str | None = None,
         *,
+        apps: Iterable[FakeApp] = (),
         code_ttl: float = 300.0,
         login_code_ttl: float = 600.0,
         access_token_ttl: int = ACCESS_TOKEN_TTL,
@@ -220,8 +244,9 @@ class FakeState(CodeIssuer):
         auto_approve: bool = True,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.app_id = app_id
-        self.app_secret = app_secret if app_secret is not None else secrets.token_hex(16)
+        self._apps = AppRegistry(app_id, app_secret)
+        for app in apps:
+            self.add_app(app.app_id, app.app_secret, unionid=app.unionid)
         self.code_ttl = float(code_ttl)
         self.login_code_ttl = float(login_code_ttl)
         self.access_token_ttl = int(access_token_ttl)
@@ -241,17 +266,50 @@ class FakeState(CodeIssuer):
         self._faults: list[Fault] = []
         self._calls: Counter[str] = Counter()
         self._exchange_calls: Counter[str] = Counter()
+        self._app_calls: Counter[tuple[str, str]] = Counter()
 
     def issued_secrets(self) -> set[str]:
-        """The app secret and every code and token handed out since the last reset.
+        """The apps' secrets and every code and token handed out since the last reset.
 
         None of these should ever appear in a site's logs or pages: tests grep for them.
         """
+        app_secrets = {app.app_secret for app in self._apps.all()}
         with self._lock:
-            return {self.app_secret, *self._codes, *self._access, *self._refresh}
+            return {*app_secrets, *self._codes, *self._access, *self._refresh}
 
     def _now(self) -> float:
         return self._clock() + self._offset
+
+    # Apps.
+
+    @property
+    def app_id(self) -> str:
+        """The default app's appid."""
+        return self._apps.default.app_id
+
+    @property
+    def app_secret(self) -> str:
+        """The default app's secret."""
+        return self._apps.default.app_secret
+
+    def add_app(self, app_id: str, app_secret: str | None = None, *, unionid: bool = True) -> str:
+        """Know one more app (random secret if none is given) and return its secret.
+
+        ``unionid=False``: not bound to the Open Platform account, its answers carry no unionid.
+        Adding a known app again changes nothing (another secret or binding: ``ValueError``).
+        """
+        return self._apps.add(app_id, app_secret, unionid=unionid).app_secret
+
+    def app_secret_of(self, app_id: str) -> str:
+        """The secret of a known app (``ValueError`` if unknown)."""
+        return self._apps.get(app_id).app_secret
+
+    def apps(self) -> list[FakeApp]:
+        """Every app, the default one first."""
+        return self._apps.all()
+
+    def knows_app(self, app_id: str | None) -> bool:
+        return self._apps.find(app_id) is not None
 
     # Configuration at runtime.
 
@@ -275,7 +333,10 @@ class FakeState(CodeIssuer):
             self._offset += float(seconds)
 
     def reset(self) -> None:
-        """Forget codes, tokens, faults and counters; latency and clock back to the start."""
+        """Forget codes, tokens, faults and counters; latency and clock back to the start.
+
+        The apps stay.
+        """
         with self._lock:
             self._clear()
 
@@ -297,14 +358,24 @@ class FakeState(CodeIssuer):
                     return fault
         return None
 
-    def record_call(self, endpoint: str, code: str | None = None) -> None:
+    def record_call(
+        self, endpoint: str, code: str | None = None, *, app_id: str | None = None
+    ) -> None:
+        """Count a request: per endpoint, per ``code`` sent, per known app it names."""
+        app = self._apps.find(app_id) if endpoint in APP_ENDPOINTS else None
         with self._lock:
             self._calls[endpoint] += 1
             if code:
                 self._exchange_calls[code] += 1
+            if app is not None:
+                self._app_calls[app.app_id, endpoint] += 1
 
     def stats(self, code: str | None = None) -> dict[str, Any]:
-        """Counters as JSON-ready data (``exchange_calls`` limited to ``code`` if given)."""
+        """Counters as JSON-ready data (``exchange_calls`` limited to ``code`` if given).
+
+        ``app_calls``: for each app, the requests of the :data:`APP_ENDPOINTS` naming it.
+        """
+        apps = self.apps()
         with self._lock:
             per_code = (
                 dict(self._exchange_calls) if code is None else {code: self._exchange_calls[code]}
@@ -312,6 +383,13 @@ class FakeState(CodeIssuer):
             return {
                 "calls": {endpoint: self._calls[endpoint] for endpoint in ENDPOINTS},
                 "exchange_calls": per_code,
+                "app_calls": {
+                    app.app_id: {
+                        endpoint: self._app_calls[app.app_id, endpoint]
+                        for endpoint in APP_ENDPOINTS
+                    }
+                    for app in apps
+                },
             }
 
     # Codes.
@@ -319,39 +397,62 @@ class FakeState(CodeIssuer):
     def _issue_code(self, request: CodeRequest) -> str:
         if request.scope not in SCOPES:
             raise ValueError(f"scope must be one of {', '.join(sorted(SCOPES))}")
-        openid = request.openid or DEFAULT_OPENID
-        user = FakeUser(
-            openid,
-            request.unionid or "",
-            request.nickname or f"WeChat user {openid[-4:]}",
-            bool(request.snapshot),
-        )
+        user = self._user(request)
         ttl = self.login_code_ttl if request.scope in QRCONNECT_SCOPES else self.code_ttl
         code = secrets.token_hex(16)
         with self._lock:
             self._codes[code] = CodeGrant(user, request.scope, self._now() + ttl)
         return code
 
-    def consume_code(self, code: str) -> None:
-        """Spend ``code`` if it exists (a request WeChat processed but whose answer was lost)."""
+    def _user(self, request: CodeRequest) -> FakeUser:
+        """The user ``request`` names, in its app."""
+        app = self._apps.get(request.app_id)
+        if request.person is not None:
+            if request.openid or request.unionid:
+                raise ValueError("a person has its own openid and unionid: give person alone")
+            if not request.person:
+                raise ValueError("person must not be empty")
+            openid = openid_for(app.app_id, request.person)
+            unionid = unionid_for(request.person) if app.unionid else ""
+            nickname = request.nickname or request.person
+        else:
+            if request.unionid and not app.unionid:
+                raise ValueError(
+                    f"app {app.app_id} is not bound to an Open Platform account: no unionid"
+                )
+            openid = request.openid or DEFAULT_OPENID
+            unionid = request.unionid or ""
+            nickname = request.nickname or f"WeChat user {openid[-4:]}"
+        return FakeUser(app.app_id, openid, unionid, nickname, bool(request.snapshot))
+
+    def consume_code(self, code: str, appid: str | None) -> None:
+        """Spend ``code`` if it is one of this app's (a request WeChat processed but whose
+        answer was lost)."""
         with self._lock:
             grant = self._codes.get(code)
-            if grant is not None:
+            if grant is not None and grant.user.app_id == appid:
                 grant.used = True
 
     # The API.
 
-    def _check_appid(self, appid: str | None) -> None:
-        _refuse_first((not appid, 41002), (appid != self.app_id, 40013))
+    def _app(self, appid: str | None) -> FakeApp:
+        """The app a request names with ``appid`` (41002 if none, 40013 if unknown)."""
+        app = self._apps.find(appid)
+        _refuse_first((not appid, 41002), (app is None, 40013))
+        assert app is not None
+        return app
 
     def exchange_code(
         self, appid: str | None, secret: str | None, code: str | None, grant_type: str | None
     ) -> dict[str, Any]:
-        """``sns/oauth2/access_token``: spend a code, answer tokens."""
-        self._check_appid(appid)
+        """``sns/oauth2/access_token``: spend a code of this app, answer tokens.
+
+        Another app's code is unknown here (40029) and stays unspent.
+        """
+        app = self._app(appid)
         _refuse_first(
             (not secret, 41004),
-            (secret != self.app_secret, 40125),
+            (secret != app.app_secret, 40125),
             (grant_type != "authorization_code", 40002),
             (not code, 41008),
         )
@@ -359,7 +460,7 @@ class FakeState(CodeIssuer):
         with self._lock:
             grant = self._codes.get(code)
             now = self._now()
-            if grant is None or grant.expires_at <= now:
+            if grant is None or grant.user.app_id != app.app_id or grant.expires_at <= now:
                 raise WeChatError(40029)
             if grant.used:
                 raise WeChatError(40163)
@@ -387,13 +488,16 @@ class FakeState(CodeIssuer):
     def refresh(
         self, appid: str | None, refresh_token: str | None, grant_type: str | None
     ) -> dict[str, Any]:
-        """``sns/oauth2/refresh_token``: extend a live access token, or issue a new one."""
-        self._check_appid(appid)
+        """``sns/oauth2/refresh_token``: extend a live access token, or issue a new one.
+
+        Another app's refresh token is unknown here (40030).
+        """
+        app = self._app(appid)
         _refuse_first((grant_type != "refresh_token", 40002), (not refresh_token, 41003))
         assert refresh_token is not None
         with self._lock:
             grant = self._refresh.get(refresh_token)
-            if grant is None:
+            if grant is None or grant.user.app_id != app.app_id:
                 raise WeChatError(40030)
             now = self._now()
             if grant.expires_at <= now:
