@@ -19,3 +19,23 @@ def exchange_after_barrier(barrier: Any, queue: Any, database: dict[str, Any],
     kind, value = outcome_of(lambda: exchange_once(code))
     queue.put((os.getpid(), kind, value))
 
+
+
+def link_after_barrier(barrier: Any, queue: Any, database: dict[str, Any],
+                       wechat_oauth: dict[str, Any], app_name: str, openid: str,
+                       unionid: str) -> None:
+    """Set up Django, wait for the others, link (app, openid, unionid) as a first login does,
+    report the user's pk."""
+    setup_django_in_child(database, wechat_oauth)
+    from django.utils import timezone
+
+    from wechat_oauth.identity import link_account
+    from wechat_oauth.registry import get_app
+    from wechat_oauth.results import TokenResult
+
+    now = timezone.now()
+    token = TokenResult(access_token="a", refresh_token="r", openid=openid, scope="snsapi_base",
+                        expires_at=now, refresh_expires_at=now, unionid=unionid)
+    barrier.wait()
+    kind, value = outcome_of(lambda: link_account(token, app=get_app(app_name))[0].user_id)
+    queue.put((os.getpid(), kind, value))
