@@ -265,3 +265,24 @@ def _link_worker():
     from tests import workers
 
     return workers.link_after_barrier
+
+
+def test_the_admin_names_each_app_filters_by_it_and_says_how_accounts_are_linked(
+        fake_wechat, settings, admin_client):
+    conf = two_apps_settings(fake_wechat)
+    unbound_secret = fake_wechat.add_app(UNBOUND_APP_ID, unionid=False)
+    conf["APPS"]["web"] = {"KIND": "open", "APP_ID": UNBOUND_APP_ID, "APP_SECRET": unbound_secret}
+    settings.WECHAT_OAUTH = conf
+    log_in(MP_LOGIN, "judy")
+    log_in(WEB_LOGIN, "judy")
+    admin_client.cookies.clear()
+    admin_client.force_login(get_user_model().objects.create_superuser("root", "r@x.cn", "pw"))
+
+    accounts = admin_client.get("/admin/wechat_oauth/wechataccount/").content.decode()
+    codes_of_web = admin_client.get("/admin/wechat_oauth/oauthcodeuse/?app=web")
+
+    assert f"mp ({fake_wechat.app_id})" in accounts and f"web ({UNBOUND_APP_ID})" in accounts
+    assert "openid only" in accounts and ">unionid<" in accounts
+    assert list(codes_of_web.context["cl"].result_list.values_list("app_id", flat=True)) == [
+        UNBOUND_APP_ID]
+    assert codes_of_web.context["code_use_summary"]["week"]["codes"] == 1

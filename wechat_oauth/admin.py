@@ -38,7 +38,8 @@ from django.utils.text import capfirst
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from .models import OAuthCodeUse, WeChatAccount
+from .models import OAuthCodeUse, WeChatAccount, WeChatUnion
+from .registry import app_with_id, configured_apps
 
 STATUS_COLOURS = {
     OAuthCodeUse.Status.EXCHANGED: "#2e7d32",
@@ -188,6 +189,31 @@ class EstimatedCountPaginator(Paginator):
             return None
 
 
+class AppFilter(admin.SimpleListFilter):
+    """The site's configured WeChat apps (WECHAT_OAUTH["APPS"]) by name; the summary above the
+    list follows it."""
+
+    title = _("WeChat app")
+    parameter_name = "app"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, Any]]:
+        return [(app.name, f"{app.name} ({app.app_id})") for app in configured_apps().values()]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        return filter_by_app(queryset, self.value())
+
+
+def filter_by_app(queryset: QuerySet[Any], name: str | None) -> QuerySet[Any]:
+    app = configured_apps().get(name) if name else None
+    return queryset.filter(app_id=app.app_id) if app is not None else queryset
+
+
+def app_label(app_id: str) -> str:
+    """An app id as the admin shows it: with its configured name when it has one."""
+    app = app_with_id(app_id)
+    return f"{app.name} ({app_id})" if app is not None else app_id
+
+
 class HasDuplicatesFilter(admin.SimpleListFilter):
     """Codes whose callback WeChat delivered more than once."""
 
@@ -240,10 +266,11 @@ class OAuthCodeUseAdmin(admin.ModelAdmin):
     one; rows leave through the retention purge only."""
 
     list_display = (
-        "first_seen_at", "app_id", "status_badge", "openid", "duplicates", "resent_variant_seen",
+        "first_seen_at", "app", "status_badge", "openid", "duplicates", "resent_variant_seen",
         "max_gap_ms", "exchange_ms", "errcode", "request_id", "code_hash_prefix",
     )
     list_filter = (
+        AppFilter,
         "status",
         ("first_seen_at", admin.DateFieldListFilter),
         HasDuplicatesFilter,
@@ -355,9 +382,14 @@ class OAuthCodeUseAdmin(admin.ModelAdmin):
     def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
         return CodeUseChangeList
 
+    @admin.display(description=_("app"), ordering="app_id")
+    def app(self, code_use: OAuthCodeUse) -> str:
+        return app_label(code_use.app_id)
+
     def get_summary(self, request: HttpRequest) -> dict[str, Any]:
-        """:func:`code_use_summary` of this admin's queryset, cached ``summary_cache_timeout``."""
-        queryset = self.get_queryset(request)
+        """:func:`code_use_summary` of this admin's queryset (of the app the list is filtered
+        to, if any), cached ``summary_cache_timeout``."""
+        queryset = filter_by_app(self.get_queryset(request), request.GET.get(AppFilter.parameter_name))
         if not self.summary_cache_timeout:
             return code_use_summary(queryset)
         key = summary_cache_key(queryset)
@@ -410,7 +442,9 @@ class WeChatAccountAdmin(admin.ModelAdmin):
 
     form = WeChatAccountForm
 
-    list_display = ("openid", "user_link", "app_id", "unionid", "nickname", "last_login_at", "created_at")
+    list_display = ("openid", "user_link", "app", "linked_by", "unionid", "nickname",
+                    "last_login_at", "created_at")
+    list_filter = (AppFilter,)
     # The user column links to the user's own admin page; the account's page opens from openid.
     list_display_links = ("openid",)
     list_select_related = ("user",)
@@ -432,6 +466,16 @@ class WeChatAccountAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
+
+    @admin.display(description=_("app"), ordering="app_id")
+    def app(self, account: WeChatAccount) -> str:
+        return app_label(account.app_id)
+
+    @admin.display(description=_("linked by"))
+    def linked_by(self, account: WeChatAccount) -> str:
+        """unionid: the person's user across the apps; openid only: an app not bound to an
+        Open Platform account (or one whose unionid WeChat did not send)."""
+        return str(_("unionid") if account.unionid else _("openid only"))
 
     def may_link_privileged(self, request: HttpRequest) -> bool:
         """Whether the admin user may link accounts to and from staff members and superusers."""
@@ -460,3 +504,24 @@ class WeChatAccountAdmin(admin.ModelAdmin):
         except NoReverseMatch:  # the user model has no admin on this site
             return str(obj.user)
         return format_html('<a href="{}">{}</a>', url, obj.user)
+
+
+@admin.register(WeChatUnion)
+class WeChatUnionAdmin(admin.ModelAdmin):
+    """The persons (unionid) the site knows and the user each logs in as: read-only, made by
+    logins; deleting one lets the person's next first login through a new app make a new user."""
+
+    list_display = ("unionid", "user", "created_at")
+    list_select_related = ("user",)
+    search_fields = ("unionid__exact",)
+    search_help_text = _("An exact unionid.")
+    raw_id_fields = ("user",)
+    readonly_fields = ("unionid", "user", "created_at")
+    ordering = ("-created_at",)
+    show_full_result_count = False
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return False
