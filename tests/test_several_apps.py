@@ -286,3 +286,10 @@ def test_the_admin_names_each_app_filters_by_it_and_says_how_accounts_are_linked
     assert list(codes_of_web.context["cl"].result_list.values_list("app_id", flat=True)) == [
         UNBOUND_APP_ID]
     assert codes_of_web.context["code_use_summary"]["week"]["codes"] == 1
+
+
+def test_an_error_page_of_the_website_app_logs_in_again_through_it(two_apps):
+    refused = Client().get("/wechat/web/callback/?next=/whoami/&code=abc")  # no state
+
+    assert refused.status_code == 400
+    assert b'href="/wechat/web/login/?next=%2Fwhoami%2F"' in refused.content

@@ -86,8 +86,11 @@ def _log_level(error: WeChatOAuthError) -> int:
     return logging.ERROR if isinstance(error, ConfigurationError) else logging.INFO
 
 
-def retry_url(target: str) -> str:
-    return f"{reverse('wechat_oauth:login')}?{urlencode({'next': target})}"
+def retry_url(target: str, app: str | None = None) -> str:
+    """The "Log in again" address: the login of ``app`` (a configured app's name; None: the
+    default app) coming back to ``target``."""
+    login = reverse("wechat_oauth:login", kwargs={"app": app}) if app else reverse("wechat_oauth:login")
+    return f"{login}?{urlencode({'next': target})}"
 
 
 #: Seconds a 429 page asks the browser to wait.
@@ -107,12 +110,14 @@ def log_error(error: WeChatOAuthError) -> None:
     logger.log(_log_level(error), "login page %s (%s): %s", status, error.key, error)
 
 
-def error_response(request: HttpRequest, error: WeChatOAuthError, *, target: str) -> HttpResponse:
+def error_response(request: HttpRequest, error: WeChatOAuthError, *, target: str,
+                   app: str | None = None) -> HttpResponse:
     log_error(error)
-    return error_page(request, error.key, target=target)
+    return error_page(request, error.key, target=target, app=app)
 
 
-def error_page(request: HttpRequest, key: str, *, target: str) -> HttpResponse:
+def error_page(request: HttpRequest, key: str, *, target: str, app: str | None = None
+               ) -> HttpResponse:
     """The page of the error whose ``key`` is given (unknown keys: the generic 502 page)."""
     if key == DATABASE_KEY:
         status, title, message = DATABASE_PAGE
@@ -122,7 +127,7 @@ def error_page(request: HttpRequest, key: str, *, target: str) -> HttpResponse:
             return _page(request, "wechat_oauth/snapshot.html", 200, {})
         status, title, message = _page_of(error_class)
     response = _page(request, "wechat_oauth/error.html", status,
-                     {"title": title, "message": message, "retry_url": retry_url(target),
+                     {"title": title, "message": message, "retry_url": retry_url(target, app),
                       "error_key": key})
     if status == 503 and key == DATABASE_KEY:
         response["Retry-After"] = "5"
@@ -153,9 +158,10 @@ def log_database_error(error: DatabaseError) -> None:
         logger.error("login failed: database unavailable: %s: %s", type(error).__name__, error)
 
 
-def database_error_response(request: HttpRequest, error: DatabaseError, *, target: str) -> HttpResponse:
+def database_error_response(request: HttpRequest, error: DatabaseError, *, target: str,
+                            app: str | None = None) -> HttpResponse:
     log_database_error(error)
-    return error_page(request, DATABASE_KEY, target=target)
+    return error_page(request, DATABASE_KEY, target=target, app=app)
 
 
 def _page(request: HttpRequest, template: str, status: int, context: dict[str, object]) -> HttpResponse:

@@ -81,9 +81,9 @@ def callback(request: HttpRequest, app: str | None = None) -> HttpResponse:
             request, received, target=target, app=wechat_app,
             redirect_uri=lambda t: flow.callback_uri(request, t, wechat_app))
     except WeChatOAuthError as error:
-        response = error_response(request, error, target=_next_of(request))
+        response = error_response(request, error, target=_next_of(request), app=app)
     except DatabaseError as error:
-        response = database_error_response(request, error, target=_next_of(request))
+        response = database_error_response(request, error, target=_next_of(request), app=app)
     return protect_callback_response(response)
 
 
