@@ -392,3 +392,27 @@ def test_one_person_through_both_apps_is_one_user(site: Site) -> None:
     assert int(web_summary.get_attribute("data-logins")) >= 1
     assert web_summary.get_attribute("data-failures") == "0"
     site.assert_log_shows_no_secret()
+
+
+def test_scan_to_log_in_on_wechats_qrconnect_page(site: Site) -> None:
+    """The website app's other way in: the whole page goes to the fake's qrconnect page."""
+    person = "bob"
+    web_openid = openid_for(WEB_APP_ID, person)
+    site.driver.delete_all_cookies()
+    site.driver.get(site.demo.url + "/")
+    site.element("#login-scan").click()
+    chosen = site.wait(lambda d: d.find_element("name", "person"), "the fake's scan page")
+    assert site.driver.current_url.startswith(site.demo.url + "/fake-wechat/connect/qrconnect?")
+    chosen.clear()
+    chosen.send_keys(person)
+    confirm = site.element("button[name=decision][value=allow]")
+    assert confirm.text == "Confirm on phone"
+    confirm.click()
+    site.wait_until_home_shows(web_openid)
+
+    assert site.element("#logged-in-app").text == "web"
+    shown = [tuple(row.get_attribute(f"data-{name}") for name in ("app", "unionid", "linked-by"))
+             for row in site.driver.find_elements("css selector", "tr.wechat-account")]
+    assert shown == [("web", unionid_for(person), "unionid")]
+    assert site.upstream_exchanges_shown_for(web_openid) == "1"
+    site.assert_log_shows_no_secret()
