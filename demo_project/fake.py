@@ -1,8 +1,10 @@
 """The fake WeChat of the demo: one in-process :class:`FakeState`, served under ``/fake-wechat/``.
 
 The demo command serves the site and this fake from one runserver; the WECHAT_OAUTH URLs
-point at ``<origin>/fake-wechat``, so the code exchange is a real HTTP request from Django to
-its own (threaded) server, and nothing leaves the machine. The state lives in this process: its
+(and the QR panel's wxLogin.js) point at ``<origin>/fake-wechat``, so the code exchange is a
+real HTTP request from Django to its own (threaded) server, and nothing leaves the machine. The
+fake knows every app of the settings, all bound to one Open Platform account: a person has one
+unionid in all of them. The state lives in this process: its
 counters (how many times each code was sent to the token endpoint) are what the home page shows
 next to each ``OAuthCodeUse`` row, and they start from zero whenever the server starts.
 
@@ -32,6 +34,7 @@ def fake_wechat_urls(origin: str) -> dict[str, str]:
         "API_BASE_URL": base,
         "AUTHORIZE_URL": f"{base}/connect/oauth2/authorize",
         "QRCONNECT_URL": f"{base}/connect/qrconnect",
+        "WXLOGIN_JS_URL": f"{base}/connect/wxLogin.js",
     }
 
 
@@ -57,14 +60,15 @@ def serve_fake_wechat_at(origin: str) -> None:
 
 @functools.cache
 def fake_state() -> FakeState:
-    """The one fake WeChat of this process: the app id and secret of the settings, and the
-    consent page shown (not auto-approved) so that the double-callback box can be ticked."""
-    from django.conf import settings
+    """The one fake WeChat of this process: the apps of the settings (the first is the fake's
+    default), and its pages shown (not auto-approved) so that a person can be chosen and the
+    double-callback box ticked."""
+    from wechat_oauth.registry import configured_apps
+    from wechat_oauth.testing import FakeApp, FakeState
 
-    from wechat_oauth.testing import FakeState
-
-    conf = settings.WECHAT_OAUTH
-    return FakeState(conf["APP_ID"], conf["APP_SECRET"], auto_approve=False)
+    first, *others = configured_apps().values()
+    return FakeState(first.app_id, first.app_secret, auto_approve=False,
+                     apps=[FakeApp(app.app_id, app.app_secret) for app in others])
 
 
 @functools.cache

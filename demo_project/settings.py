@@ -8,7 +8,7 @@ the command points the WECHAT_OAUTH URLs at the address it serves (see
 * ``WECHAT_OAUTH_DEMO_ORIGIN``: where the fake WeChat is reached (default
   ``http://127.0.0.1:8000``); the demo command sets it from its addrport.
 
-Not for production: the secret key and the app secret are public.
+Not for production: the secret key and the app secrets are public.
 """
 
 import os
@@ -77,11 +77,17 @@ DATABASES = {
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-# The fake WeChat accepts exactly this app id and secret (demo_project.fake builds it from here).
+# Two apps of one Open Platform account, both known to the fake WeChat (demo_project.fake builds
+# it from here): the Official Account, logged in through inside WeChat (the default app), and
+# the website app, logged in through by scanning a QR code. One person is one user of the site.
 WECHAT_OAUTH = {
-    "APP_ID": "wxdemo000000000001",
-    "APP_SECRET": "demo-app-secret-0123456789abcdef",
-    "SCOPE": "snsapi_userinfo",
+    "APPS": {
+        "mp": {"KIND": "mp", "APP_ID": "wxdemo000000000001",
+               "APP_SECRET": "demo-app-secret-0123456789abcdef", "SCOPE": "snsapi_userinfo"},
+        "web": {"KIND": "open", "APP_ID": "wxdemo000000000002",
+                "APP_SECRET": "demo-web-secret-0123456789abcdef"},
+    },
+    "DEFAULT_APP": "mp",
     **fake_wechat_urls(os.environ.get(ORIGIN_ENV) or DEFAULT_ORIGIN),
 }
 

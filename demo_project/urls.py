@@ -5,6 +5,7 @@ from demo_project import views
 
 urlpatterns = [
     path("", views.home, name="home"),
+    path("scan/", views.scan, name="scan"),
     path("logout/", views.logout_view, name="logout"),
     path("naive/login/", views.naive_login, name="naive_login"),
     path("naive/callback/", views.naive_callback, name="naive_callback"),

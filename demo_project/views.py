@@ -1,4 +1,5 @@
-"""The demo's pages: home, logout, and the naive login that shows what the app prevents."""
+"""The demo's pages: home, the QR panel, logout, and the naive login that shows what the app
+prevents."""
 
 from __future__ import annotations
 
@@ -6,9 +7,10 @@ import logging
 import secrets
 from collections import Counter
 from dataclasses import replace
+from typing import Any
 
 from django.contrib.auth import login, logout
-from django.db.models import Count, Q, Sum
+from django.db.models import Count, Q, QuerySet, Sum
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -20,62 +22,96 @@ from demo_project.fake import upstream_exchanges_by_code_hash
 from demo_project.models import NaiveAttempt
 from wechat_oauth.backends import BACKEND_PATH
 from wechat_oauth.client import get_client
-from wechat_oauth.conf import app_settings
 from wechat_oauth.exceptions import UpstreamUnavailable, WeChatOAuthError
-from wechat_oauth.flow import RESENT_MARKERS
+from wechat_oauth.flow import RESENT_MARKERS, app_url
 from wechat_oauth.hashing import code_hash
 from wechat_oauth.identity import link_account
 from wechat_oauth.models import OAuthCodeUse, WeChatAccount
+from wechat_oauth.registry import configured_apps
 from wechat_oauth.results import PROFILE_SCOPES
 
 logger = logging.getLogger("demo_project.naive")
 
 RECENT = 10
 NAIVE_STATE_KEY = "demo_naive_state"
+#: The website app whose QR panel the scan page shows (demo_project/settings.py).
+QR_APP = "web"
 
 
 @require_GET
 @never_cache
 def home(request: HttpRequest) -> HttpResponse:
-    account = None
-    if request.user.is_authenticated:
-        account = (WeChatAccount.objects.filter(user=request.user, app_id=app_settings.APP_ID)
-                   .order_by("-last_login_at").first())
-    identity = request.wechat  # type: ignore[attr-defined]
+    app_names = {app.app_id: app.name for app in configured_apps().values()}
     exchanges = upstream_exchanges_by_code_hash()
+    return render(request, "demo/home.html", {
+        **_logged_in(request, app_names),
+        **_guarded(app_names, exchanges),
+        **_naive(exchanges),
+    })
 
-    code_uses = list(OAuthCodeUse.objects.filter(app_id=app_settings.APP_ID)
-                     .order_by("-first_seen_at", "-pk")[:RECENT])
-    for row in code_uses:
-        row.upstream_exchanges = exchanges.get(row.code_hash)  # None: before this server started
-    guarded = OAuthCodeUse.objects.filter(app_id=app_settings.APP_ID).aggregate(
+
+@require_GET
+@never_cache
+def scan(request: HttpRequest) -> HttpResponse:
+    """WeChat's QR panel inside a page of the site (``{% wechat_qr_panel %}``)."""
+    return render(request, "demo/scan.html", {"qr_app": QR_APP})
+
+
+def _logged_in(request: HttpRequest, app_names: dict[str, str]) -> dict[str, Any]:
+    """The user's WeChat accounts (every app it logged in through), and the one of this login."""
+    if not request.user.is_authenticated:
+        return {"accounts": [], "account": None, "openid": ""}
+    accounts = list(WeChatAccount.objects.filter(user=request.user).order_by("created_at", "pk"))
+    for account in accounts:
+        account.app_name = app_names.get(account.app_id, account.app_id)
+        account.linked_by = "unionid" if account.unionid else "openid only"
+    identity = request.wechat  # type: ignore[attr-defined]  # None after the naive login
+    current = next((a for a in accounts if identity is not None
+                    and (a.app_id, a.openid) == (identity.app_id, identity.openid)), None)
+    if current is None and accounts:
+        current = max(accounts, key=lambda a: a.last_login_at or a.created_at)
+    return {"accounts": accounts, "account": current,
+            "openid": identity.openid if identity else (current.openid if current else "")}
+
+
+def _code_stats(code_uses: QuerySet[OAuthCodeUse]) -> dict[str, int]:
+    return code_uses.aggregate(
         codes=Count("pk"),
         logins=Count("pk", filter=Q(status=OAuthCodeUse.Status.EXCHANGED)),
         failures=Count("pk", filter=Q(status=OAuthCodeUse.Status.FAILED)),
         duplicates=Sum("duplicates", default=0),
     )
 
+
+def _guarded(app_names: dict[str, str], exchanges: dict[str, int]) -> dict[str, Any]:
+    """The guarded callbacks' codes, per app and in all, and the most recent ones."""
+    code_uses = OAuthCodeUse.objects.filter(app_id__in=app_names)
+    recent = list(code_uses.order_by("-first_seen_at", "-pk")[:RECENT])
+    for row in recent:
+        row.app_name = app_names[row.app_id]
+        row.upstream_exchanges = exchanges.get(row.code_hash)  # None: before this server started
+    per_app = [{"app": app, "callback": app_url("callback", app),
+                **_code_stats(code_uses.filter(app_id=app.app_id))}
+               for app in configured_apps().values()]
+    total = {key: sum(stats[key] for stats in per_app)
+             for key in ("codes", "logins", "failures", "duplicates")}
+    return {"code_uses": recent, "guarded": total, "guarded_apps": per_app}
+
+
+def _naive(exchanges: dict[str, int]) -> dict[str, Any]:
+    """The naive callback's recent attempts and its failures by errcode (or outcome)."""
     attempts = list(NaiveAttempt.objects.all()[:RECENT])
     for attempt in attempts:
         attempt.upstream_exchanges = exchanges.get(attempt.code_hash) if attempt.code_hash else 0
-    naive_failures = Counter(
+    failures = Counter(
         _failure_label(outcome, errcode)
         for outcome, errcode in NaiveAttempt.objects.exclude(
             outcome=NaiveAttempt.Outcome.LOGGED_IN).values_list("outcome", "errcode"))
-    naive = {
+    return {"attempts": attempts, "naive": {
         "attempts": NaiveAttempt.objects.count(),
-        "failures": sum(naive_failures.values()),
-        "breakdown": ", ".join(f"{label} x{n}" for label, n in naive_failures.most_common()),
-    }
-
-    return render(request, "demo/home.html", {
-        "account": account,
-        "openid": identity.openid if identity else (account.openid if account else ""),
-        "code_uses": code_uses,
-        "guarded": guarded,
-        "attempts": attempts,
-        "naive": naive,
-    })
+        "failures": sum(failures.values()),
+        "breakdown": ", ".join(f"{label} x{n}" for label, n in failures.most_common()),
+    }}
 
 
 @require_POST

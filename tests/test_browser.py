@@ -1,4 +1,6 @@
-"""The demo site in a real browser: WeChat's double callback is absorbed; the naive callback fails.
+"""The demo site in a real browser: WeChat's double callback is absorbed; the naive callback fails;
+one person logging in through both of the demo's apps (the in-WeChat login and the QR panel) is
+one user.
 
 ``python manage.py demo`` runs as a child process on a SQLite file of its own, with the fake
 WeChat built in; headless Chromium (Debian's ``chromium`` and ``chromium-driver``) logs in
@@ -6,13 +8,16 @@ through the fake's consent page, ticking *Simulate WeChat's double callback* or 
 then fetches the callback, aborts that request after ~15 ms and loads it again with
 ``uin``/``key``/``pass_ticket``, as WeChat's in-app browser does. What happened is read from
 the database file (sqlite3, without Django) and from the demo's home page, which shows how
-many times the fake's token endpoint saw each code.
+many times the fake's token endpoint saw each code, and from the fake's own counters
+(``/fake-wechat/_fake/stats``).
 """
 
 from __future__ import annotations
 
+import json
 import re
 import sqlite3
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import closing
@@ -24,6 +29,7 @@ import pytest
 
 from tests.demo_server import DemoServer
 from wechat_oauth.redact import redact
+from wechat_oauth.testing import openid_for, unionid_for
 
 if TYPE_CHECKING:
     from selenium.webdriver.remote.webdriver import WebDriver
@@ -39,8 +45,11 @@ CHROMIUM_ARGUMENTS = (
 )
 #: Longest wait (seconds) for anything the browser or the server does.
 WAIT = 20
-#: The demo's app secret (demo_project/settings.py): it must never reach the server's log.
-DEMO_APP_SECRET = "demo-app-secret-0123456789abcdef"
+#: The demo's app secrets (demo_project/settings.py): they must never reach the server's log.
+DEMO_APP_SECRETS = ("demo-app-secret-0123456789abcdef", "demo-web-secret-0123456789abcdef")
+#: The demo's apps: the Official Account (the default app) and the website app (QR login).
+MP_APP_ID = "wxdemo000000000001"
+WEB_APP_ID = "wxdemo000000000002"
 
 T = TypeVar("T")
 
@@ -133,6 +142,11 @@ class Site:
         row = self.element(f'tr.code-use[data-openid="{openid}"]')
         return row.get_attribute("data-upstream-exchanges")
 
+    def fake_stats(self) -> dict[str, Any]:
+        """The counters of the demo's fake WeChat (its control API, in the demo's server)."""
+        with urllib.request.urlopen(self.demo.url + "/fake-wechat/_fake/stats", timeout=WAIT) as r:
+            return json.load(r)
+
     # -- the database file, read without Django --------------------------------------------
 
     def query(self, sql: str, *params: Any) -> list[dict[str, Any]]:
@@ -160,7 +174,8 @@ class Site:
         """runserver logs every request line, the callback's code and the fake's API calls
         (app secret, tokens) included: the demo masks them as the app masks its own logs."""
         log = self.demo.log()
-        assert DEMO_APP_SECRET not in log
+        for secret in DEMO_APP_SECRETS:
+            assert secret not in log
         leaked = [line for line in log.splitlines() if redact(line) != line]
         assert not leaked, f"unmasked code, token or secret in the demo's log: {leaked[:3]}"
 
@@ -306,4 +321,98 @@ def test_plain_login_without_double_callback(site: Site) -> None:
     site.element("#logout").click()
     site.wait(lambda d: d.find_elements("id", "anonymous"), "the home page after logging out")
     assert re.search(r"Not logged in", site.element("#who").text)
+    site.assert_log_shows_no_secret()
+
+
+def test_one_person_through_both_apps_is_one_user(site: Site) -> None:
+    """alice logs in through the Official Account (the in-WeChat login), logs out, and logs in
+    again through the website app's QR panel embedded in the demo's page (the fake's wxLogin.js
+    draws the fake's qrconnect page in an iframe; "Confirm on phone" sends the whole page to the
+    callback): one user, two WeChat accounts linked by her unionid, the QR code exchanged once."""
+    person = "alice"
+    mp_openid, web_openid = openid_for(MP_APP_ID, person), openid_for(WEB_APP_ID, person)
+    unionid = unionid_for(person)
+    web_exchanges_before = site.fake_stats()["app_calls"][WEB_APP_ID]["access_token"]
+    guarded_before = site.last_id("wechat_oauth_oauthcodeuse")
+    site.driver.delete_all_cookies()
+
+    # 1. The in-WeChat login (the default app): the fake's consent page offers alice.
+    site.driver.get(site.demo.url + "/")
+    site.element("#login-wechat").click()
+    chosen = site.wait(lambda d: d.find_element("name", "person"), "the fake consent page")
+    assert chosen.get_attribute("value") == person
+    site.element("button[name=decision][value=allow]").click()
+    site.wait_until_home_shows(mp_openid)
+    username = site.element("#username").text
+    assert site.element("#logged-in-app").text == "mp"
+    site.element("#logout").click()
+    site.wait(lambda d: d.find_elements("id", "anonymous"), "the home page after logging out")
+
+    # 2. The QR panel on the demo's own page: the fake's qrconnect page inside an iframe.
+    site.element("#login-qr-panel").click()
+    frames = site.wait(lambda d: d.find_elements("css selector", ".wechat-oauth-qr iframe"),
+                       "the QR panel's iframe")
+    source = frames[0].get_attribute("src")
+    assert "/fake-wechat/connect/qrconnect?" in source
+    assert f"appid={WEB_APP_ID}" in source and "login_type=jssdk" in source
+    assert "self_redirect=false" in source
+    site.driver.switch_to.frame(frames[0])
+    confirm = site.wait(lambda d: d.find_element("css selector",
+                                                 "button[name=decision][value=allow]"),
+                        "the fake's scan page in the iframe")
+    assert confirm.text == "Confirm on phone"
+    assert site.element("input[name=person]").get_attribute("value") == person
+    confirm.click()
+    site.driver.switch_to.default_content()
+    site.wait_until_home_shows(web_openid)  # the top window went to the callback, then home
+
+    # One user, two WeChat accounts: one per app, the same unionid.
+    assert site.element("#username").text == username
+    assert site.element("#logged-in-app").text == "web"
+    shown = sorted(
+        tuple(row.get_attribute(f"data-{name}") for name in
+              ("app", "app-id", "openid", "unionid", "linked-by"))
+        for row in site.driver.find_elements("css selector", "tr.wechat-account"))
+    assert shown == [("mp", MP_APP_ID, mp_openid, unionid, "unionid"),
+                     ("web", WEB_APP_ID, web_openid, unionid, "unionid")]
+    accounts = site.query("SELECT user_id, app_id FROM wechat_oauth_wechataccount "
+                          "WHERE unionid = ?", unionid)
+    assert sorted(a["app_id"] for a in accounts) == [MP_APP_ID, WEB_APP_ID]
+    assert len({a["user_id"] for a in accounts}) == 1
+    persons = site.query("SELECT user_id FROM wechat_oauth_wechatunion WHERE unionid = ?", unionid)
+    assert [p["user_id"] for p in persons] == [accounts[0]["user_id"]]
+
+    # The QR login's code went to the fake's token endpoint once.
+    assert site.fake_stats()["app_calls"][WEB_APP_ID]["access_token"] == web_exchanges_before + 1
+    web_rows = [r for r in site.code_uses_since(guarded_before) if r["app_id"] == WEB_APP_ID]
+    assert len(web_rows) == 1
+    assert web_rows[0]["status"] == "exchanged" and web_rows[0]["openid"] == web_openid
+    assert site.upstream_exchanges_shown_for(web_openid) == "1"
+    web_summary = site.element('.guarded-app[data-app="web"]')
+    assert int(web_summary.get_attribute("data-logins")) >= 1
+    assert web_summary.get_attribute("data-failures") == "0"
+    site.assert_log_shows_no_secret()
+
+
+def test_scan_to_log_in_on_wechats_qrconnect_page(site: Site) -> None:
+    """The website app's other way in: the whole page goes to the fake's qrconnect page."""
+    person = "bob"
+    web_openid = openid_for(WEB_APP_ID, person)
+    site.driver.delete_all_cookies()
+    site.driver.get(site.demo.url + "/")
+    site.element("#login-scan").click()
+    chosen = site.wait(lambda d: d.find_element("name", "person"), "the fake's scan page")
+    assert site.driver.current_url.startswith(site.demo.url + "/fake-wechat/connect/qrconnect?")
+    chosen.clear()
+    chosen.send_keys(person)
+    confirm = site.element("button[name=decision][value=allow]")
+    assert confirm.text == "Confirm on phone"
+    confirm.click()
+    site.wait_until_home_shows(web_openid)
+
+    assert site.element("#logged-in-app").text == "web"
+    shown = [tuple(row.get_attribute(f"data-{name}") for name in ("app", "unionid", "linked-by"))
+             for row in site.driver.find_elements("css selector", "tr.wechat-account")]
+    assert shown == [("web", unionid_for(person), "unionid")]
+    assert site.upstream_exchanges_shown_for(web_openid) == "1"
     site.assert_log_shows_no_secret()

@@ -977,3 +977,89 @@ def test_settings_override_is_undone_on_exit(fake: FakeWeChat) -> None:
     with wechat_settings_override(fake):
         assert settings.WECHAT_OAUTH["API_BASE_URL"] == fake.base_url
     assert settings.WECHAT_OAUTH == before
+
+
+# wxLogin.js and the QR panel it draws (login_type=jssdk)
+
+
+def wxlogin_iframe_url(fake: Any, *, self_redirect: str = "false", **overrides: str) -> str:
+    """The iframe address wxLogin.js builds: no response_type, redirect_uri URL-encoded once."""
+    params = {"appid": WEB_APP, "scope": "snsapi_login", "redirect_uri": CALLBACK, "state": "s1"}
+    params |= overrides
+    return (
+        f"{fake.qrconnect_url}?appid={params['appid']}&scope={params['scope']}"
+        f"&redirect_uri={requests.utils.quote(params['redirect_uri'], safe='')}"
+        f"&state={params['state']}&login_type=jssdk&self_redirect={self_redirect}"
+        "&styletype=&sizetype=&bgcolor=&rst=&style=black"
+    )
+
+
+def test_wxlogin_js_is_served_beside_qrconnect(fake: FakeWeChat) -> None:
+    response = requests.get(f"{fake.base_url}/connect/wxLogin.js", timeout=5)
+    assert response.status_code == 200
+    assert response.headers["Content-Type"].startswith("application/javascript")
+    script = response.text
+    assert "window.WxLogin = function" in script
+    assert 'new URL("qrconnect", script' in script  # its own qrconnect, under any mount prefix
+    assert "&login_type=jssdk&self_redirect=" in script and "response_type" not in script
+
+
+def test_wxlogin_js_is_served_under_the_mount_prefix() -> None:
+    status, headers, body = call_wsgi(FakeWeChatApp(FakeState()), "/connect/wxLogin.js", "")
+    assert status == "200 OK" and headers["Content-Type"].startswith("application/javascript")
+    assert "WxLogin" in body
+
+
+def test_qr_panel_page_answers_in_the_top_window(consent_fake: FakeWeChat) -> None:
+    consent_fake.add_app(WEB_APP)
+    page = requests.get(wxlogin_iframe_url(consent_fake), timeout=5)
+    assert page.status_code == 200
+    assert "Confirm on phone" in page.text
+    assert 'action="/connect/qrconnect/confirm" target="_top"' in page.text
+    assert f'name="person" value="{DEFAULT_PERSON}"' in page.text
+    assert consent_fake.calls("qrconnect", app_id=WEB_APP) == 1
+    hidden = re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)">', page.text)
+    form = {name: unescape(value) for name, value in hidden}
+    assert form == {"appid": WEB_APP, "redirect_uri": CALLBACK, "scope": "snsapi_login",
+                    "state": "s1"}
+    response = requests.post(
+        f"{consent_fake.qrconnect_url}/confirm",
+        data=form | {"person": DEFAULT_PERSON, "decision": "allow"},
+        allow_redirects=False,
+        timeout=5,
+    )
+    assert response.status_code == 302
+    location = response.headers["Location"]
+    assert location.startswith(CALLBACK + "&code=") and location.endswith("&state=s1")
+    grant = exchange_as(consent_fake, WEB_APP, query_of(location)["code"][0])
+    assert grant["openid"] == openid_for(WEB_APP, DEFAULT_PERSON)
+    assert grant["unionid"] == unionid_for(DEFAULT_PERSON)
+
+
+def test_qr_panel_page_with_self_redirect_answers_in_the_iframe(consent_fake: FakeWeChat) -> None:
+    consent_fake.add_app(WEB_APP)
+    page = requests.get(wxlogin_iframe_url(consent_fake, self_redirect="true"), timeout=5)
+    assert page.status_code == 200
+    assert 'action="/connect/qrconnect/confirm" target="_self"' in page.text
+
+
+def test_qr_panel_approved_at_once_moves_the_top_window(apps_fake: FakeWeChat) -> None:
+    page = requests.get(wxlogin_iframe_url(apps_fake), allow_redirects=False, timeout=5)
+    assert page.status_code == 200
+    found = re.search(r"window\.top\.location\.replace\((\"[^\"]*\")\)", page.text)
+    assert found, page.text
+    location = json.loads(found.group(1))
+    assert location.startswith(CALLBACK + "&code=")
+    assert "access_token" in exchange_as(apps_fake, WEB_APP, query_of(location)["code"][0])
+    in_frame = requests.get(wxlogin_iframe_url(apps_fake, self_redirect="true"),
+                            allow_redirects=False, timeout=5)
+    assert in_frame.status_code == 302
+    assert in_frame.headers["Location"].startswith(CALLBACK + "&code=")
+
+
+def test_qr_panel_page_refuses_what_qrconnect_refuses(consent_fake: FakeWeChat) -> None:
+    unknown = requests.get(wxlogin_iframe_url(consent_fake, appid="wxunknown000000009"), timeout=5)
+    assert unknown.status_code == 400 and "appid" in unknown.text
+    consent_fake.add_app(WEB_APP)
+    wrong_scope = requests.get(wxlogin_iframe_url(consent_fake, scope="snsapi_base"), timeout=5)
+    assert wrong_scope.status_code == 400 and "scope" in wrong_scope.text

@@ -12,6 +12,7 @@ from wechat_oauth.testing.base import AUTHORIZE_PATH, QRCONNECT_PATH
 from wechat_oauth.testing.control import ControlViews
 from wechat_oauth.testing.state import FakeState
 from wechat_oauth.testing.web import BadRequest, Request, Response
+from wechat_oauth.testing.wxlogin import WXLOGIN_JS_PATH, JssdkViews, is_jssdk, script_response
 
 #: Path of each browser page and the endpoint it is counted as.
 PAGE_PATHS = {AUTHORIZE_PATH: "authorize", QRCONNECT_PATH: "qrconnect"}
@@ -21,11 +22,13 @@ StartResponse = Callable[..., Any]
 
 
 class FakeWeChatApp:
-    """Route a request to the authorize pages, the ``/sns`` API or the ``/_fake`` control API."""
+    """Route a request to the authorize pages (and wxLogin.js's, see :mod:`.wxlogin`), the
+    ``/sns`` API or the ``/_fake`` control API."""
 
     def __init__(self, state: FakeState, *, sleep: Callable[[float], None] = time.sleep) -> None:
         self.state = state
         self.pages = AuthorizeViews(state)
+        self.jssdk = JssdkViews(self.pages)
         self.api = ApiViews(state, sleep)
         self.control = ControlViews(state)
 
@@ -42,6 +45,10 @@ class FakeWeChatApp:
         path = request.path
         if path in API_PATHS:
             return self.api.handle(API_PATHS[path], request.query)
+        if path == WXLOGIN_JS_PATH:
+            return script_response()
+        if is_jssdk(request):
+            return self.jssdk.show(request)
         if path in PAGE_PATHS:
             return self.pages.show(request, PAGE_PATHS[path])
         if path.endswith(CONFIRM_SUFFIX) and path[: -len(CONFIRM_SUFFIX)] in PAGE_PATHS:
