@@ -23,7 +23,7 @@ from demo_project.models import NaiveAttempt
 from wechat_oauth.backends import BACKEND_PATH
 from wechat_oauth.client import get_client
 from wechat_oauth.exceptions import UpstreamUnavailable, WeChatOAuthError
-from wechat_oauth.flow import RESENT_MARKERS, app_url
+from wechat_oauth.flow import RESENT_MARKERS, app_url, identity_of
 from wechat_oauth.hashing import code_hash
 from wechat_oauth.identity import link_account
 from wechat_oauth.models import OAuthCodeUse, WeChatAccount
@@ -65,7 +65,7 @@ def _logged_in(request: HttpRequest, app_names: dict[str, str]) -> dict[str, Any
     for account in accounts:
         account.app_name = app_names.get(account.app_id, account.app_id)
         account.linked_by = "unionid" if account.unionid else "openid only"
-    identity = request.wechat  # type: ignore[attr-defined]  # None after the naive login
+    identity = identity_of(request)  # None after the naive login
     current = next((a for a in accounts if identity is not None
                     and (a.app_id, a.openid) == (identity.app_id, identity.openid)), None)
     if current is None and accounts:

@@ -156,9 +156,11 @@ def _bindable(port: int) -> bool:
 def redis_cluster_ports() -> list[int]:
     """Three loopback ports for LocalRedisCluster, the same for the whole test process. Each
     node also listens on its port + 10000 (the cluster bus), so both must be free: searched
-    upwards from a point that depends on the process id (runs side by side do not collide)."""
+    upwards from a point that depends on the process id (runs side by side do not collide),
+    below Linux's ephemeral range (32768 and up) for both: an outgoing connection of anything
+    on the machine could otherwise take a bus port between this check and the node's start."""
     ports: list[int] = []
-    port = 20000 + (os.getpid() % 2000) * 5
+    port = 12000 + (os.getpid() % 1500) * 5
     while len(ports) < 3:
         if _bindable(port) and _bindable(port + 10000):
             ports.append(port)

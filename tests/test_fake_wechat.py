@@ -933,6 +933,7 @@ def test_settings_point_at_the_fake(fake: FakeWeChat) -> None:
         "API_BASE_URL": fake.base_url,
         "AUTHORIZE_URL": f"{fake.base_url}/connect/oauth2/authorize",
         "QRCONNECT_URL": f"{fake.base_url}/connect/qrconnect",
+        "WXLOGIN_JS_URL": f"{fake.base_url}/connect/wxLogin.js",
     }
 
 

@@ -237,7 +237,7 @@ def test_the_qr_panel_tag_draws_wechats_script_and_asks_for_its_parameters(two_a
     html = Template('{% load wechat_oauth %}{% wechat_qr_panel "web" next="/shop/" %}').render(
         Context({}))
 
-    assert "https://res.wx.qq.com/connect/zh_CN/htmledition/js/wxLogin.js" in html
+    assert two_apps.wxlogin_js_url in html  # the fake's own, as WXLOGIN_JS_URL
     assert escapejs("/wechat/web/qr/?next=%2Fshop%2F") in html
     assert "new WxLogin(" in html
 

@@ -77,6 +77,13 @@ class FakeWeChatBase(CodeIssuer):
     def qrconnect_url(self) -> str:
         return f"{self.base_url}{QRCONNECT_PATH}"
 
+    @property
+    def wxlogin_js_url(self) -> str:
+        """The fake's wxLogin.js, which draws its QR panel inside a site's page."""
+        from wechat_oauth.testing.wxlogin import WXLOGIN_JS_PATH
+
+        return f"{self.base_url}{WXLOGIN_JS_PATH}"
+
     def settings(self) -> dict[str, Any]:
         """A ``WECHAT_OAUTH`` dict (to merge over the site's) that points the app at this fake."""
         return {
@@ -84,6 +91,7 @@ class FakeWeChatBase(CodeIssuer):
             "APP_SECRET": self.app_secret,
             "API_BASE_URL": self.api_base_url,
             "AUTHORIZE_URL": self.authorize_url,
+            "WXLOGIN_JS_URL": self.wxlogin_js_url,
             "QRCONNECT_URL": self.qrconnect_url,
         }
 
