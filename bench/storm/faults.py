@@ -1,4 +1,5 @@
-"""Faults as extra scenarios, on the guarded site (and the naive one where it applies).
+"""Faults as extra scenarios, on the guarded site (and the naive one where it applies), with
+logins through the Official Account app (kind ``mp``).
 
 Each returns figures and never raises: a scenario that cannot run says why. After each: what
 users saw (status of the response they see), whether any 500 reached a user, and exchanges per

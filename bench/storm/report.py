@@ -215,6 +215,15 @@ def targets(probe: dict[str, Any], patterns: dict[str, dict[str, dict[str, Any]]
                       "shared_persons_not_the_same_user": cross_app["guarded"]["persons_not_one_user"]},
             "met": every["max"] == 1 and every["persons_without_user"] == 0
             and cross_app["guarded"]["persons_not_one_user"] == 0})
+    else:  # one kind only: its persons
+        per = [sites["guarded"]["users_per_person"] for by_pattern in patterns.values()
+               for sites in by_pattern.values()]
+        most = max((f["max"] for f in per), default=0)
+        without = sum(f["persons_without_user"] for f in per)
+        out.append({"target": "guarded: exactly 1 Django user per person (every pattern)",
+                    "value": {"persons": sum(f["persons"] for f in per), "max": most,
+                              "persons_without_user": without},
+                    "met": most == 1 and without == 0})
     for kind, probes in probe.items():
         storm, single = probes["storm_concurrency"], probes["one_browser"]
         ratio = storm["p50_ratio_guarded_over_naive"]
