@@ -2,7 +2,9 @@
 
 Every request is sent without following redirects and timed in this process (from just before
 it is sent to its last byte read); the SQL count comes back in ``X-Storm-SQL`` when asked for;
-of a 4xx/5xx answer, the start of its text as a reader sees it.
+of a 4xx/5xx answer, the start of its text as a reader sees it. Every request of a browser (and
+of its tabs) carries one User-Agent: WeChat's in-app browser's, or a desktop browser's for a
+website app's QR login.
 WeChat's aborted first callback is :func:`wechat_oauth.testing.wechat_client.send_and_abort`:
 the request goes out over a raw socket, which is closed ~5 ms later without reading the answer
 (the server still handles it).
@@ -69,10 +71,15 @@ def on_netloc(url: str, netloc: str) -> str:
 
 
 class Browser:
-    def __init__(self, *, count_sql: bool, cookies: Any = None) -> None:
+    """``user_agent``: WeChat's in-app browser by default (an Official Account's login); a
+    website app's QR login runs in a desktop browser."""
+
+    def __init__(self, *, count_sql: bool, cookies: Any = None,
+                 user_agent: str = USER_AGENT) -> None:
         self.count_sql = count_sql
+        self.user_agent = user_agent
         self.session = requests.Session()
-        self.session.headers["User-Agent"] = USER_AGENT
+        self.session.headers["User-Agent"] = user_agent
         if count_sql:
             self.session.headers[COUNT_HEADER] = "1"
         if cookies is not None:
@@ -80,7 +87,8 @@ class Browser:
 
     def copy(self) -> Browser:
         """A tab of the same browser: a new connection, the same cookies."""
-        return Browser(count_sql=self.count_sql, cookies=self.session.cookies)
+        return Browser(count_sql=self.count_sql, cookies=self.session.cookies,
+                       user_agent=self.user_agent)
 
     def close(self) -> None:
         self.session.close()
@@ -129,6 +137,7 @@ def run_together(calls: list[Callable[[], Any]]) -> list[Any]:
     return results
 
 
-def authorize_url_for(login_location: str, openid: str) -> str:
-    """The authorize URL of a login view's redirect, answered at once by the fake for ``openid``."""
-    return with_query(login_location, urlencode({"fake_openid": openid}))
+def authorize_url_for(login_location: str, person: str) -> str:
+    """The authorize (or qrconnect) URL of a login view's redirect, answered at once by the fake
+    for ``person`` (its openid in the app named by the URL's appid, and its unionid)."""
+    return with_query(login_location, urlencode({"fake_person": person}))

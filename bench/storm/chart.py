@@ -1,5 +1,6 @@
 """The storm chart (matplotlib, Agg): latency of user-visible callbacks per pattern and site,
-failure rates, upstream exchanges per code."""
+failure rates, upstream exchanges per code. With several kinds of login, one group per kind
+and pattern ("mp:plain", "open:plain", ...)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ def draw(path: Path, runs: dict[str, dict[str, list[Run]]], patterns: dict[str, 
     import matplotlib.pyplot as plt
 
     names = list(patterns)
-    fig, (top, middle, bottom) = plt.subplots(3, 1, figsize=(14, 13),
+    fig, (top, middle, bottom) = plt.subplots(3, 1, figsize=(max(14, 0.75 * len(names) + 4), 13),
                                               gridspec_kw={"height_ratios": [3, 2, 1.4]})
     # Latency distributions: one box per site, side by side, per pattern.
     for offset, site in ((-0.2, "naive"), (0.2, "guarded")):

@@ -1,4 +1,5 @@
-"""Faults as extra scenarios, on the guarded site (and the naive one where it applies).
+"""Faults as extra scenarios, on the guarded site (and the naive one where it applies), with
+logins through the Official Account app (kind ``mp``).
 
 Each returns figures and never raises: a scenario that cannot run says why. After each: what
 users saw (status of the response they see), whether any 500 reached a user, and exchanges per
@@ -43,6 +44,7 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Any, NamedTuple
 
+from bench.storm.apps import new_person
 from bench.storm.browser import Browser, Hit, run_together, with_query
 from bench.storm.databases import Database
 from bench.storm.patterns import (
@@ -52,7 +54,6 @@ from bench.storm.patterns import (
     SiteHandle,
     _last_started,
     conclude,
-    new_openid,
     run_login,
 )
 from bench.storm.services import (
@@ -139,7 +140,7 @@ def _exchanges(fake: Any, logins: list[Login]) -> dict[str, Any]:
 
 def _faulted_login(site: SiteHandle, fake: Any, index: int, fault: dict[str, Any], name: str) -> Login:
     """Abort-and-resend, with ``fault`` set on the fake for this login's code."""
-    login = Login(site.name, name, index, new_openid(site.name, name, index))
+    login = Login(site.name, name, index, new_person(site.name, name, index))
     ctx = Context(site, True, login)
     try:
         browser = ctx.browser()
@@ -203,7 +204,7 @@ def _claim_holders(db: Database, workers: list[int], timeout: float = 3.0) -> li
 
 def worker_kill_round(stack: Any, index: int, *, label: str) -> dict[str, Any]:
     site, fake = stack.handle("guarded"), stack.fake
-    login = Login("guarded", label, index, new_openid("guarded", label, index))
+    login = Login("guarded", label, index, new_person("guarded", label, index))
     ctx = Context(site, True, login)
     record: dict[str, Any] = {}
     browser = ctx.browser()
@@ -358,7 +359,7 @@ class CutExchange:
 
     def __init__(self, site: SiteHandle, fake: Any, delay: float = 2.5) -> None:
         self.fake, self.delay = fake, delay
-        self.login = Login(site.name, "database_restart_cut", 0, new_openid(site.name, "cut", 0))
+        self.login = Login(site.name, "database_restart_cut", 0, new_person(site.name, "cut", 0))
         self.ctx = Context(site, False, self.login)
         self.browser = self.ctx.browser()
         self.callback = ""

@@ -1,8 +1,12 @@
 """The duplicate-callback patterns (wechat-web-auth.md §3) and one login under each.
 
-A login: the site's login view, the fake's authorize page (``fake_openid=``: it redirects at
-once with a fresh code), then the pattern's callbacks, then ``/whoami/`` with the cookie jar of
-the response the user sees. Every login uses a new openid (a first login: the user is created).
+A login, of either kind (bench/storm/apps.py): the site's login view of the kind's app, the
+fake's authorize page (``mp``) or qrconnect page (``open``, the website app's QR login), both
+answered at once with a fresh code for the login's person (``fake_person=``), then the
+pattern's callbacks, then ``/whoami/`` with the cookie jar of the response the user sees.
+Every login uses a new person (a first login: the user is created), except the QR logins
+given a *partner*: the Official Account login of the same run whose person they reuse (the
+second app of a known person: the login joins the partner's user).
 
 What the user sees, per pattern:
 
@@ -14,14 +18,14 @@ What the user sees, per pattern:
 * ``refresh``: both the callback and its refresh by the logged-in browser.
 
 A response the user sees succeeds when it redirects to ``/whoami/`` and ``/whoami/`` then names
-the login's user. A redirect to WeChat's authorize page (the app's one automatic restart of a
-login whose code is spent) is followed, and the login counts as *restarted*, not failed, if it
-then completes.
+the login's user: the user the partner saw, or else the person's user as the site names it
+(:func:`bench.storm.apps.user_name`). A redirect to WeChat's authorize (qrconnect) page (the
+app's one automatic restart of a login whose code is spent) is followed, and the login counts
+as *restarted*, not failed, if it then completes.
 """
 
 from __future__ import annotations
 
-import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -29,6 +33,7 @@ from functools import partial
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+from bench.storm.apps import KINDS, StormApp, new_person, user_name
 from bench.storm.browser import Browser, Hit, authorize_url_for, on_netloc, run_together, with_query
 from wechat_oauth.testing.wechat_client import resend_params, send_and_abort
 
@@ -50,7 +55,15 @@ class Login:
     site: str
     pattern: str
     index: int
-    openid: str
+    person: str
+    #: The kind of app it logs in through (bench/storm/apps.py: mp, open).
+    kind: str = "mp"
+    #: The other app's login of the same person, when this one reuses its person.
+    partner: Login | None = field(default=None, repr=False)
+    #: Usernames /whoami/ may name at the end (None: the one :meth:`expected_users` derives).
+    accept: frozenset[str] | None = None
+    #: What /whoami/ named at the end of the login (None: it never got that far).
+    user: str | None = None
     codes: list[str] = field(default_factory=list)
     #: Every answered callback request (duplicates included; not the aborted ones).
     callbacks: list[Hit] = field(default_factory=list)
@@ -68,6 +81,15 @@ class Login:
     @property
     def failed(self) -> bool:
         return self.outcome == "failed"
+
+    def expected_users(self) -> frozenset[str]:
+        """Who /whoami/ must name: the user the partner ended as, else the person's user as
+        the site names it when this is its first login."""
+        if self.accept is not None:
+            return self.accept
+        if self.partner is not None and not self.partner.failed and self.partner.user:
+            return frozenset({self.partner.user})
+        return frozenset({user_name(self.site, self.kind, self.person)})
 
 
 class LoginFailed(Exception):
@@ -89,21 +111,33 @@ class Context:
     def other(self) -> str:
         return self.site.urls[1 - self.login.index % 2]
 
+    @property
+    def app(self) -> StormApp:
+        return KINDS[self.login.kind]
+
     def browser(self) -> Browser:
-        return Browser(count_sql=self.count_sql)
+        return Browser(count_sql=self.count_sql, user_agent=self.app.user_agent)
 
     def start(self, browser: Browser) -> str:
-        """Login view -> the authorize URL (fragment dropped)."""
-        hit = browser.get(f"{self.home}/wechat/login/?next=%2Fwhoami%2F", "login view")
+        """Login view -> the authorize (or qrconnect) URL (fragment dropped)."""
+        hit = browser.get(f"{self.home}{self.app.login_path}?next=%2Fwhoami%2F", "login view")
         if hit.status != 302:
             raise LoginFailed(f"login view answered {hit.status or hit.error} {hit.body}")
+        if urlsplit(hit.location).path != f"/connect/{self._page_path}":
+            raise LoginFailed(f"login view sent the browser to {hit.location[:80]}, "
+                              f"not WeChat's {self.app.page} page")
         return with_query(hit.location, "")
 
+    @property
+    def _page_path(self) -> str:
+        return {"authorize": "oauth2/authorize", "qrconnect": "qrconnect"}[self.app.page]
+
     def authorize(self, browser: Browser, authorize_url: str) -> str:
-        """The fake's authorize page -> the callback URL with a fresh code (recorded)."""
-        hit = browser.get(authorize_url_for(authorize_url, self.login.openid), "authorize")
+        """The fake's authorize (qrconnect) page -> the callback URL with a fresh code
+        (recorded)."""
+        hit = browser.get(authorize_url_for(authorize_url, self.login.person), self.app.page)
         if hit.status != 302:
-            raise LoginFailed(f"authorize answered {hit.status or hit.error}")
+            raise LoginFailed(f"{self.app.page} answered {hit.status or hit.error}")
         code = dict(parse_qsl(urlsplit(hit.location).query)).get("code")
         if code:
             self.login.codes.append(code)
@@ -119,7 +153,7 @@ class Context:
         return on_netloc(url, urlsplit(base).netloc)
 
     def abort(self, browser: Browser, url: str) -> None:
-        send_and_abort(url, browser.session.cookies)
+        send_and_abort(url, browser.session.cookies, user_agent=browser.user_agent)
         self.login.aborted += 1
 
     def settle(self, browser: Browser, hit: Hit, depth: int = 0) -> None:
@@ -127,10 +161,11 @@ class Context:
         if depth == 0:
             self.login.visible.append(hit)
         if hit.status == 302 and urlsplit(hit.location).path == NEXT:
-            user = browser.whoami(self.home)
-            expected = f"wx_{self.login.openid}"
-            if user != expected:
-                raise LoginFailed(f"after {hit.role}: /whoami/ says {user!r}, not {expected!r}")
+            user = self.login.user = browser.whoami(self.home)
+            expected = self.login.expected_users()
+            if user not in expected:
+                raise LoginFailed(f"after {hit.role}: /whoami/ says {user!r}, not "
+                                  f"{' or '.join(map(repr, sorted(expected)))}")
             return
         if hit.status == 302 and hit.location.startswith(self.site.fake_url) and depth < 2:
             self.login.restarts += 1
@@ -222,10 +257,6 @@ PATTERNS: dict[str, tuple[PatternFunction, int]] = {
 }
 
 
-def new_openid(site: str, pattern: str, index: int) -> str:
-    return f"o_{site[0]}_{pattern}_{index}_{secrets.token_hex(3)}"
-
-
 def conclude(login: Login, steps: Callable[[], None]) -> None:
     """Run ``steps`` (the rest of ``login``, ending in the judgement of what the user sees) and
     set its outcome: failed on :class:`LoginFailed`, else restarted or ok. Other exceptions
@@ -239,12 +270,36 @@ def conclude(login: Login, steps: Callable[[], None]) -> None:
 
 
 def run_login(site: SiteHandle, name: str, index: int, *, count_sql: bool,
-              pattern: str | None = None) -> Login:
-    """One login under ``pattern`` (default: ``name``), labelled ``name``."""
-    login = Login(site.name, name, index, new_openid(site.name, name, index))
+              pattern: str | None = None, kind: str = "mp", partner: Login | None = None,
+              person: str | None = None, accept: frozenset[str] | None = None) -> Login:
+    """One login of ``kind`` under ``pattern`` (default: ``name``), labelled ``name``: for a
+    new person, or ``person``, or the ``partner``'s."""
+    person = partner.person if partner is not None else person
+    login = Login(site.name, name, index, person or new_person(site.name, name, index), kind,
+                  partner=partner, accept=accept)
     function, _ = PATTERNS[pattern or name]
     try:
         conclude(login, partial(function, Context(site, count_sql, login)))
     except Exception as exc:  # a run never crashes on one login
         login.outcome, login.reason = "failed", f"load generator: {type(exc).__name__}: {exc}"
     return login
+
+
+def both_apps_at_once(site: SiteHandle, index: int, *, count_sql: bool) -> list[Login]:
+    """A new person's first logins through both apps, released at one instant (a plain login
+    each, two browsers): whichever commits first creates the person's user, the other must
+    join it. Either user name is accepted by each; that both are the same user is checked
+    afterwards (the report's cross_app figures)."""
+    person = new_person(site.name, "both", index)
+    accept = frozenset(user_name(site.name, kind, person) for kind in KINDS)
+    results = run_together([partial(run_login, site, "both_apps_at_once", index,
+                                     count_sql=count_sql, pattern="plain", kind=kind,
+                                     person=person, accept=accept) for kind in KINDS])
+    logins = []
+    for kind, result in zip(KINDS, results, strict=True):
+        if not isinstance(result, Login):  # run_login catches everything; just in case
+            result = Login(site.name, "both_apps_at_once", index, person, kind, accept=accept,
+                           reason=f"load generator: {result!r}")
+        logins.append(result)
+    logins[-1].partner = logins[0]
+    return logins

@@ -1,4 +1,5 @@
-"""Turn the runs into the JSON report: per pattern and site, the throughput pass, the targets.
+"""Turn the runs into the JSON report: per kind of login, pattern and site; the cross-app
+check; the throughput pass; the targets.
 
 What each figure counts (also written into the report under ``definitions``):
 """
@@ -11,9 +12,18 @@ from typing import Any
 from bench.storm.patterns import Login
 from bench.storm.runner import Run, summary
 from bench.storm.stats import ms_summary, value_summary
+from bench.storm.users import SiteUsers
 
 DEFINITIONS = {
-    "logins": "logins attempted (each a new openid: a first login that creates the user)",
+    "kinds": (
+        "mp: the Official Account app (login/ -> the fake's authorize page -> callback/, "
+        "WeChat's in-app browser); open: the website app, QR login (web/login/ -> the fake's "
+        "qrconnect page, snsapi_login -> web/callback/, a desktop browser). Both sites have "
+        "both apps, all four on one fake WeChat, bound to one Open Platform account (one "
+        "unionid per person)"),
+    "logins": (
+        "logins attempted; each a new person (a first login that creates the user) except the "
+        "QR logins that reuse an Official Account login's person (cross_app)"),
     "user_visible_failure_rate": (
         "share of logins whose user-visible callback response did not end logged in: not a "
         "302 to /whoami/, or /whoami/ then not naming the login's user. User-visible: plain -> "
@@ -28,10 +38,24 @@ DEFINITIONS = {
     "exchanges_per_code": (
         "access_token requests the fake received per code issued in the pattern (its own "
         "per-code counter); codes_not_exactly_1 counts codes exchanged 0 or 2+ times"),
-    "users_per_openid": (
-        "auth_user rows named wx_<openid> per openid, from each site's database (both sites "
-        "name users so; the name is unique, so 0 means the login never created its user); "
-        "guarded also: WeChatAccount rows per openid"),
+    "users_per_person": (
+        "Django users per person of the pattern's logins, read from each site's database after "
+        "every kind ran, so a person who logged in through both apps counts its users of both "
+        "(target 1: one user per unionid). guarded: the users its WeChatAccount rows point to; "
+        "naive: users named wx_<unionid> (or wx_<openid>). 0 means the login never created its "
+        "user. guarded also: WeChatAccount rows per (appid, openid)"),
+    "cross_app": (
+        "every third QR login (index % 3 == 0) of each pattern reuses the person of the "
+        "Official Account login with the same index, which ran earlier in the same run: it "
+        "must end as that login's user. same_user_through_both_apps: both logins ended logged "
+        "in and /whoami/ named one user; users_per_person over those persons from the database. "
+        "both_apps_at_once: new persons whose two first logins (one per app, plain) are "
+        "released at one instant. all_persons: users per person over every person of the "
+        "patterns and both_apps_at_once"),
+    "fake_app_calls": (
+        "the fake's own per-app counters (stats()['app_calls']) over the kind's pattern pass, "
+        "per site (each site has its own apps): codes issued (authorize or qrconnect page "
+        "answers; each issues one code) and access_token requests, and their ratio"),
     "callback_ms": ("latency of the user-visible callback responses, measured in the load "
                     "generator from just before the request is sent to the last byte read"),
     "all_callbacks_ms": "same, over every answered callback request (duplicates included)",
@@ -67,17 +91,19 @@ def _exchange_figures(codes: list[str], calls: dict[str, int]) -> dict[str, Any]
     if not counts:
         return {"codes": 0}
     return {"mean": round(sum(counts) / len(counts), 3), "max": max(counts), "codes": len(counts),
-            "codes_not_exactly_1": sum(count != 1 for count in counts)}
+            "total": sum(counts), "codes_not_exactly_1": sum(count != 1 for count in counts)}
 
 
-def _users_figures(openids: list[str], users: Counter[str], accounts: Counter[str] | None
-                   ) -> dict[str, Any]:
-    per = [users.get(f"wx_{openid}", 0) for openid in openids]
-    out: dict[str, Any] = {"mean": round(sum(per) / len(per), 3) if per else 0,
+def _users_figures(persons: list[str], users: SiteUsers) -> dict[str, Any]:
+    persons = sorted(set(persons))
+    per = [users.count(person) for person in persons]
+    out: dict[str, Any] = {"persons": len(persons),
+                           "mean": round(sum(per) / len(per), 3) if per else 0,
                            "max": max(per, default=0),
-                           "openids_without_user": sum(count == 0 for count in per)}
-    if accounts is not None:
-        out["accounts_per_openid_max"] = max((accounts.get(o, 0) for o in openids), default=0)
+                           "persons_without_user": sum(count == 0 for count in per),
+                           "histogram": {str(k): v for k, v in sorted(Counter(per).items())}}
+    if users.accounts_per_identity is not None:
+        out["accounts_per_identity_max"] = max(users.accounts_per_identity.values(), default=0)
     return out
 
 
@@ -90,8 +116,7 @@ def _duplicate_paths(logins: list[Login], db_duplicates: dict[str, int]) -> dict
             "answered_by_redis_front": total - by_database}
 
 
-def pattern_figures(runs: list[Run], calls: dict[str, int], users: Counter[str],
-                    accounts: Counter[str] | None,
+def pattern_figures(runs: list[Run], calls: dict[str, int], users: SiteUsers,
                     db_duplicates: dict[str, int] | None = None) -> dict[str, Any]:
     logins: list[Login] = [login for run in runs for login in run.logins]
     base = summary(runs)
@@ -108,7 +133,9 @@ def pattern_figures(runs: list[Run], calls: dict[str, int], users: Counter[str],
         "any_callback_4xx_5xx_rate": round(sum(login.any_callback_failed for login in logins) / n, 4),
         "restarted_rate": round(sum(login.outcome == "restarted" for login in logins) / n, 4),
         "exchanges_per_code": _exchange_figures([c for login in logins for c in login.codes], calls),
-        "users_per_openid": _users_figures([login.openid for login in logins], users, accounts),
+        "users_per_person": _users_figures([login.person for login in logins], users),
+        **({"logins_reusing_a_person_of_the_other_app": shared}
+           if (shared := sum(login.partner is not None for login in logins)) else {}),
         "callback_ms": ms_summary([hit.elapsed for hit in visible]),
         "all_callbacks_ms": ms_summary([hit.elapsed for hit in every]),
         "server_ms": ms_summary([hit.server_ms / 1000 for hit in visible if hit.server_ms is not None]),
@@ -156,30 +183,129 @@ def throughput_figures(runs: list[Run]) -> dict[str, Any]:
     }
 
 
-def targets(probe: dict[str, Any], patterns: dict[str, dict[str, Any]],
-            throughput: dict[str, Any]) -> list[dict[str, Any]]:
-    guarded = {name: sites["guarded"] for name, sites in patterns.items()}
-    failures = sum(round(f["user_visible_failure_rate"] * f["logins"]) for f in guarded.values())
-    not_once = sum(f["exchanges_per_code"].get("codes_not_exactly_1", 0) for f in guarded.values())
-    max_exchanges = max((f["exchanges_per_code"].get("max", 0) for f in guarded.values()), default=0)
-    storm, single = probe["storm_concurrency"], probe["one_browser"]
-    ratio = storm["p50_ratio_guarded_over_naive"]
-    tp_ratio = throughput.get("ratio_guarded_over_naive")
-    return [
-        {"target": "guarded user-visible failure rate = 0 (every pattern)",
-         "value": failures, "unit": "failed logins", "met": failures == 0},
-        {"target": "guarded upstream exchanges per code exactly 1 (every pattern)",
-         "value": {"codes_not_exactly_1": not_once, "max": max_exchanges},
-         "met": not_once == 0},
-        {"target": "guarded callback p50 <= 1.05 x naive at 80 ms (latency probe: plain logins, "
-                   "no instrumentation, storm concurrency)",
-         "value": {"guarded_p50_ms": storm["guarded"]["callback_ms"]["p50"],
-                   "naive_p50_ms": storm["naive"]["callback_ms"]["p50"], "ratio": ratio,
-                   "ratio_with_one_browser": single["p50_ratio_guarded_over_naive"]},
-         "met": ratio <= 1.05},
-        {"target": "throughput guarded >= 0.85 x naive (plain logins, 0 ms upstream)",
-         "value": tp_ratio, "met": tp_ratio is not None and tp_ratio >= 0.85},
-    ]
+def _guarded_failures(patterns: dict[str, dict[str, Any]]) -> int:
+    return sum(round(sites["guarded"]["user_visible_failure_rate"] * sites["guarded"]["logins"])
+               for sites in patterns.values())
+
+
+def targets(probe: dict[str, Any], patterns: dict[str, dict[str, dict[str, Any]]],
+            throughput: dict[str, Any], cross_app: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """The guarded site's targets, per kind of login (``patterns``: kind -> pattern -> site),
+    plus one user per person over every person of the run and the throughput ratio."""
+    out: list[dict[str, Any]] = []
+    for kind, by_pattern in patterns.items():
+        guarded = {name: sites["guarded"] for name, sites in by_pattern.items()}
+        failures = _guarded_failures(by_pattern)
+        not_once = sum(f["exchanges_per_code"].get("codes_not_exactly_1", 0) for f in guarded.values())
+        max_exchanges = max((f["exchanges_per_code"].get("max", 0) for f in guarded.values()), default=0)
+        out += [
+            {"target": f"{kind}: guarded user-visible failure rate = 0 (every pattern)",
+             "value": failures, "unit": "failed logins", "met": failures == 0},
+            {"target": f"{kind}: guarded upstream exchanges per code exactly 1 (every pattern)",
+             "value": {"codes_not_exactly_1": not_once, "max": max_exchanges},
+             "met": not_once == 0},
+        ]
+    if cross_app is not None:
+        every = cross_app["guarded"]["all_persons"]
+        out.append({
+            "target": "guarded: exactly 1 Django user per person across both apps (every person "
+                      "of the patterns and of both_apps_at_once; one user per unionid)",
+            "value": {"persons": every["persons"], "max": every["max"],
+                      "persons_without_user": every["persons_without_user"],
+                      "shared_persons_not_the_same_user": cross_app["guarded"]["persons_not_one_user"]},
+            "met": every["max"] == 1 and every["persons_without_user"] == 0
+            and cross_app["guarded"]["persons_not_one_user"] == 0})
+    else:  # one kind only: its persons
+        per = [sites["guarded"]["users_per_person"] for by_pattern in patterns.values()
+               for sites in by_pattern.values()]
+        most = max((f["max"] for f in per), default=0)
+        without = sum(f["persons_without_user"] for f in per)
+        out.append({"target": "guarded: exactly 1 Django user per person (every pattern)",
+                    "value": {"persons": sum(f["persons"] for f in per), "max": most,
+                              "persons_without_user": without},
+                    "met": most == 1 and without == 0})
+    for kind, probes in probe.items():
+        storm, single = probes["storm_concurrency"], probes["one_browser"]
+        ratio = storm["p50_ratio_guarded_over_naive"]
+        out.append(
+            {"target": f"{kind}: guarded callback p50 <= 1.05 x naive at 80 ms (latency probe: "
+                       "plain logins, no instrumentation, storm concurrency)",
+             "value": {"guarded_p50_ms": storm["guarded"]["callback_ms"]["p50"],
+                       "naive_p50_ms": storm["naive"]["callback_ms"]["p50"], "ratio": ratio,
+                       "ratio_with_one_browser": single["p50_ratio_guarded_over_naive"]},
+             "met": ratio is not None and ratio <= 1.05})
+    if throughput:
+        tp_ratio = throughput.get("ratio_guarded_over_naive")
+        out.append({"target": f"{throughput.get('kind', 'mp')}: throughput guarded >= 0.85 x naive "
+                              "(plain logins, 0 ms upstream)",
+                    "value": tp_ratio, "met": tp_ratio is not None and tp_ratio >= 0.85})
+    return out
+
+
+def cross_app(runs: dict[str, dict[str, dict[str, list[Run]]]], at_once: dict[str, list[Run]],
+              users: dict[str, SiteUsers], calls: dict[str, int]) -> dict[str, Any]:
+    """Per site: the QR logins that reused an Official Account login's person, the persons who
+    logged in through both apps at once, and users per person over every person of the run."""
+    out: dict[str, Any] = {}
+    for site, site_users in users.items():
+        qr = [login for by_site in runs.get("open", {}).values() for run in by_site.get(site, [])
+              for login in run.logins]
+        shared = [login for login in qr if login.partner is not None]
+        both = [login for run in at_once.get(site, []) for login in run.logins]
+        pairs = [login for login in both if login.partner is not None]
+        everyone = [login.person for by_pattern in runs.values() for by_site in by_pattern.values()
+                    for run in by_site.get(site, []) for login in run.logins]
+        everyone += [login.person for login in both]
+        shared_figures = _pair_figures(shared, site_users)
+        out[site] = {
+            "qr_logins": len(qr),
+            "qr_logins_reusing_an_official_account_person": {
+                "share": round(len(shared) / len(qr), 3) if qr else 0, **shared_figures},
+            **({"both_apps_at_once": {
+                **_pair_figures(pairs, site_users),
+                "failed_logins": sum(login.failed for login in both),
+                "exchanges_per_code": _exchange_figures([c for login in both for c in login.codes],
+                                                        calls),
+                "callback_ms": ms_summary([hit.elapsed for login in both for hit in login.visible]),
+                "failure_reasons": dict(Counter(login.reason[:100] for login in both
+                                                if login.reason).most_common(3)),
+            }} if both else {}),
+            "all_persons": _users_figures(everyone, site_users),
+            "persons_not_one_user": shared_figures["persons_not_one_user"]
+            + (_pair_figures(pairs, site_users)["persons_not_one_user"] if pairs else 0),
+            **({"users_without_account": site_users.users_without_account,
+                "union_row_names_another_user": site_users.union_user_differs}
+               if site_users.users_without_account is not None else {}),
+            "users_in_database": site_users.users_total,
+        }
+    return out
+
+
+def _pair_figures(logins: list[Login], users: SiteUsers) -> dict[str, Any]:
+    """Logins with a partner (the same person through the other app)."""
+    ok = [login for login in logins if not login.failed and login.partner is not None
+          and not login.partner.failed]
+    per = [users.count(login.person) for login in logins]
+    return {"persons": len(logins),
+            "both_logins_succeeded": len(ok),
+            "same_user_through_both_apps": sum(login.user == login.partner.user for login in ok
+                                               if login.partner is not None),
+            "users_per_person_max": max(per, default=0),
+            "users_per_person_histogram": {str(k): v for k, v in sorted(Counter(per).items())},
+            "persons_not_one_user": sum(count != 1 for count in per)}
+
+
+def app_calls_delta(before: dict[str, dict[str, int]], after: dict[str, dict[str, int]],
+                    app_id: str, page: str) -> dict[str, Any]:
+    """The fake's per-app counters of ``app_id`` between two snapshots of stats()['app_calls']."""
+    delta = {endpoint: int(after.get(app_id, {}).get(endpoint, 0))
+             - int(before.get(app_id, {}).get(endpoint, 0))
+             for endpoint in after.get(app_id, {})}
+    codes = delta.get(page, 0)
+    return {"app_id": app_id, "codes_issued": codes, "access_token_requests":
+            delta.get("access_token", 0),
+            "access_token_per_code": round(delta.get("access_token", 0) / codes, 3) if codes else None,
+            "calls": delta}
 
 
 def fault_target(faults: dict[str, Any]) -> dict[str, Any]:
@@ -216,45 +342,88 @@ def fault_target(faults: dict[str, Any]) -> dict[str, Any]:
             and not not_run}
 
 
-def side_by_side(patterns: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """The headline figures, per pattern, as {figure: {"naive": x, "guarded": y}}."""
+def side_by_side(patterns: dict[str, dict[str, dict[str, Any]]]) -> dict[str, Any]:
+    """The headline figures, per kind and pattern, as {figure: {"naive": x, "guarded": y}}."""
     def pick(figures: dict[str, Any]) -> dict[str, Any]:
         exchanges, sql = figures["exchanges_per_code"], figures["sql_per_callback"]
         return {
+            "failed_logins": round(figures["user_visible_failure_rate"] * figures["logins"]),
             "failure_rate": figures["user_visible_failure_rate"],
             "any_duplicate_4xx_5xx_rate": figures["any_callback_4xx_5xx_rate"],
             "exchanges_per_code_mean_max": [exchanges.get("mean"), exchanges.get("max")],
-            "users_per_openid_max": figures["users_per_openid"]["max"],
+            "users_per_person_max": figures["users_per_person"]["max"],
             "callback_p50_p99_ms": [figures["callback_ms"].get("p50"), figures["callback_ms"].get("p99")],
             "logins_per_s": figures["throughput_logins_per_s"],
             "sql_per_visible_callback_mean": sql["visible"].get("mean"),
         }
 
     out: dict[str, Any] = {}
-    for name, sites in patterns.items():
-        naive, guarded = pick(sites["naive"]), pick(sites["guarded"])
-        out[name] = {key: {"naive": naive[key], "guarded": guarded[key]} for key in naive}
+    for kind, by_pattern in patterns.items():
+        out[kind] = {}
+        for name, sites in by_pattern.items():
+            naive, guarded = pick(sites["naive"]), pick(sites["guarded"])
+            out[kind][name] = {key: {"naive": naive[key], "guarded": guarded[key]} for key in naive}
     return out
 
 
+def _pair(figures: tuple[dict[str, Any], ...], key: str, sub: str) -> str:
+    return "/".join(str(f[key].get(sub, "-")) for f in figures)
+
+
+def table(patterns: dict[str, dict[str, dict[str, Any]]], cross: dict[str, Any] | None) -> str:
+    """A plain-text table of the per-kind figures, each cell guarded/naive (printed to stderr
+    at the end of a run, kept in the JSON as ``table``)."""
+    head = (f"{'kind':5} {'pattern':20} {'logins':>6} {'failed':>9} {'exch/code max':>14} "
+            f"{'exch total':>11} {'codes':>9} {'users/person max':>17} {'p50 ms':>13}")
+    lines = [head, "-" * len(head)]
+    for kind, by_pattern in patterns.items():
+        for name, sites in by_pattern.items():
+            both = (sites["guarded"], sites["naive"])
+            failed = "/".join(str(round(f["user_visible_failure_rate"] * f["logins"])) for f in both)
+            lines.append(f"{kind:5} {name:20} {both[0]['logins']:>6} {failed:>9} "
+                         f"{_pair(both, 'exchanges_per_code', 'max'):>14} "
+                         f"{_pair(both, 'exchanges_per_code', 'total'):>11} "
+                         f"{_pair(both, 'exchanges_per_code', 'codes'):>9} "
+                         f"{_pair(both, 'users_per_person', 'max'):>17} "
+                         f"{_pair(both, 'callback_ms', 'p50'):>13}")
+    if cross:
+        for site in ("guarded", "naive"):
+            part = cross.get(site)
+            if not part:
+                continue
+            reuse = part["qr_logins_reusing_an_official_account_person"]
+            both = part.get("both_apps_at_once", {})
+            every = part["all_persons"]
+            lines.append(
+                f"cross-app {site}: {reuse['persons']} QR logins reuse an mp person "
+                f"({reuse['same_user_through_both_apps']} same user); at once "
+                f"{both.get('same_user_through_both_apps', '-')}/{both.get('persons', '-')} same "
+                f"user; users per person over {every['persons']} persons: "
+                f"{every['histogram']}")
+    return "\n".join(lines)
+
+
 def across_databases(sections: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """The short table over every database run: per pattern and database, [guarded, naive]
-    of the failure rate, exchanges per code (mean, max) and the callback p50; and whether each
-    database met its targets."""
-    table: dict[str, dict[str, Any]] = {}
-    for kind, section in sections.items():
-        for name, sites in section.get("patterns", {}).items():
-            guarded, naive = sites["guarded"], sites["naive"]
-            table.setdefault(name, {})[kind] = {
-                "failure_rate": [guarded["user_visible_failure_rate"],
-                                 naive["user_visible_failure_rate"]],
-                "exchanges_per_code_mean_max": [
-                    [guarded["exchanges_per_code"].get("mean"), guarded["exchanges_per_code"].get("max")],
-                    [naive["exchanges_per_code"].get("mean"), naive["exchanges_per_code"].get("max")]],
-                "callback_p50_ms": [guarded["callback_ms"].get("p50"), naive["callback_ms"].get("p50")],
-            }
+    """The short table over every database run: per kind, pattern and database, [guarded,
+    naive] of the failure rate, exchanges per code (mean, max) and the callback p50; and
+    whether each database met its targets."""
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for db_kind, section in sections.items():
+        for kind, by_pattern in section.get("patterns", {}).items():
+            for name, sites in by_pattern.items():
+                guarded, naive = sites["guarded"], sites["naive"]
+                out.setdefault(kind, {}).setdefault(name, {})[db_kind] = {
+                    "failure_rate": [guarded["user_visible_failure_rate"],
+                                     naive["user_visible_failure_rate"]],
+                    "exchanges_per_code_mean_max": [
+                        [guarded["exchanges_per_code"].get("mean"), guarded["exchanges_per_code"].get("max")],
+                        [naive["exchanges_per_code"].get("mean"), naive["exchanges_per_code"].get("max")]],
+                    "users_per_person_max": [guarded["users_per_person"]["max"],
+                                             naive["users_per_person"]["max"]],
+                    "callback_p50_ms": [guarded["callback_ms"].get("p50"), naive["callback_ms"].get("p50")],
+                }
     return {"columns": "each figure as [guarded, naive], the naive site on the same database",
             "targets_met": {kind: section.get("all_targets_met") for kind, section in sections.items()},
             "skipped": {kind: section["skipped"] for kind, section in sections.items()
                         if "skipped" in section},
-            "patterns": table}
+            "patterns": out}

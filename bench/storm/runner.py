@@ -1,4 +1,5 @@
-"""Run logins of one pattern on one site with a pool of concurrent browsers, and measure."""
+"""Run logins of one pattern and kind on one site with a pool of concurrent browsers, and
+measure."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bench.storm.databases import NAMES, Database
-from bench.storm.patterns import PATTERNS, Login, SiteHandle, run_login
+from bench.storm.patterns import PATTERNS, Login, SiteHandle, both_apps_at_once, run_login
 
 #: Most callback requests a pattern keeps in flight per site: browsers = this / requests per
 #: login, capped at the run's concurrency (a 50-duplicate login runs one browser at a time).
@@ -43,6 +44,7 @@ class Run:
     site: str
     pattern: str
     concurrency: int
+    kind: str = "mp"
     logins: list[Login] = field(default_factory=list)
     wall: float = 0.0
     bench_cpu: float = 0.0
@@ -56,16 +58,42 @@ def concurrency_for(pattern: str, concurrency: int) -> int:
 
 
 def run_pattern(site: SiteHandle, db: Database, pattern: str, count: int, *, concurrency: int,
-                count_sql: bool, first_index: int = 0) -> Run:
+                count_sql: bool, first_index: int = 0, kind: str = "mp",
+                partners: dict[int, Login] | None = None) -> Run:
+    """``count`` logins of ``kind`` under ``pattern``; login ``i`` reuses the person of
+    ``partners[i]`` where there is one."""
+    partners = partners or {}
     workers = concurrency_for(pattern, concurrency)
-    run = Run(site.name, pattern, workers)
+    run = Run(site.name, pattern, workers, kind)
+
+    def login(index: int) -> list[Login]:
+        return [run_login(site, pattern, index, count_sql=count_sql, kind=kind,
+                          partner=partners.get(index))]
+
+    return _measure(run, db, site, count_sql, login, range(first_index, first_index + count))
+
+
+def run_both_apps_at_once(site: SiteHandle, db: Database, count: int, *, concurrency: int,
+                          count_sql: bool, first_index: int = 0) -> Run:
+    """``count`` new persons, each logging in through both apps at once (plain logins): the
+    race of one person's first logins through two apps."""
+    run = Run(site.name, "both_apps_at_once", max(1, concurrency // 2), "both")
+
+    def login(index: int) -> list[Login]:
+        return both_apps_at_once(site, index, count_sql=count_sql)
+
+    return _measure(run, db, site, count_sql, login, range(first_index, first_index + count))
+
+
+def _measure(run: Run, db: Database, site: SiteHandle, count_sql: bool,
+             login: Any, indexes: range) -> Run:
     pg_before = db_counters(db, site.name) if count_sql else {}
     busy0, total0 = cpu_times()
     cpu0, started = own_cpu(), time.perf_counter()
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"{site.name}-{pattern}") as pool:
-        futures = [pool.submit(run_login, site, pattern, first_index + i, count_sql=count_sql)
-                   for i in range(count)]
-        run.logins = [future.result() for future in futures]
+    with ThreadPoolExecutor(max_workers=run.concurrency,
+                            thread_name_prefix=f"{site.name}-{run.pattern}") as pool:
+        futures = [pool.submit(login, index) for index in indexes]
+        run.logins = [done for future in futures for done in future.result()]
     run.wall = time.perf_counter() - started
     run.bench_cpu = own_cpu() - cpu0
     busy1, total1 = cpu_times()

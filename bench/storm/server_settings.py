@@ -71,8 +71,12 @@ if ENGINE == "mariadb":
     SILENCED_SYSTEM_CHECKS = ["models.W037"]
 
 FAKE_URL = os.environ.get("STORM_FAKE_URL", "http://127.0.0.1:1")
-APP_ID = os.environ.get("STORM_APP_ID", "wxstorm")
-APP_SECRET = os.environ.get("STORM_APP_SECRET", "")
+# The site's two apps on the fake (bench/storm/apps.py): an Official Account ("mp") and a
+# website app (QR login, "web").
+MP_APP_ID = os.environ.get("STORM_MP_APP_ID", "wxstorm")
+MP_APP_SECRET = os.environ.get("STORM_MP_APP_SECRET", "")
+WEB_APP_ID = os.environ.get("STORM_WEB_APP_ID", "wxstormweb")
+WEB_APP_SECRET = os.environ.get("STORM_WEB_APP_SECRET", "")
 
 LOGGING = {
     "version": 1,

@@ -26,12 +26,12 @@ from typing import Any
 
 import requests
 
+from bench.storm.apps import KINDS, app_id
 from bench.storm.databases import Database, MariaDB, Postgres
 from wechat_oauth.testing.process import stop_process
 
 ROOT = Path(__file__).resolve().parents[2]
 SETTINGS = {"guarded": "bench.storm.guarded.settings", "naive": "bench.storm.naive.settings"}
-APP_ID = "wxstormbench000001"
 
 
 def free_port() -> int:
@@ -390,17 +390,19 @@ def _has_control_socket() -> bool:
         for setting in vars(config).values() if isinstance(setting, type))
 
 
-def site_environment(site: str, db: Database, *, fake_url: str, app_secret: str, redis_url: str,
-                     redis_socket_timeout: float = 0.05, conn_max_age: int = 0) -> dict[str, str]:
-    """The site's environment, its database in ``db``."""
+def site_environment(site: str, db: Database, *, fake_url: str, app_secrets: dict[str, str],
+                     redis_url: str, redis_socket_timeout: float = 0.05,
+                     conn_max_age: int = 0) -> dict[str, str]:
+    """The site's environment, its database in ``db``; ``app_secrets``: the secret of the
+    site's app of each kind (bench/storm/apps.py)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("STORM_")}
     env.update({
         "DJANGO_SETTINGS_MODULE": SETTINGS[site],
         "STORM_SITE": site,
         **db.environment(site),
         "STORM_FAKE_URL": fake_url,
-        "STORM_APP_ID": APP_ID,
-        "STORM_APP_SECRET": app_secret,
+        **{f"{KINDS[kind].env}_APP_ID": app_id(site, kind) for kind in KINDS},
+        **{f"{KINDS[kind].env}_APP_SECRET": app_secrets[kind] for kind in KINDS},
         "STORM_SECRET_KEY": f"storm-{secrets.token_hex(16)}",
         "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
         "STORM_CONN_MAX_AGE": str(conn_max_age),

@@ -9,10 +9,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench.storm.apps import APP_IDS, KINDS
 from bench.storm.databases import Database
 from bench.storm.patterns import SiteHandle
 from bench.storm.services import (
-    APP_ID,
     Instance,
     PrivateRedis,
     finish_migration,
@@ -37,6 +37,9 @@ class Stack:
     redis: PrivateRedis | None = None
     instances: dict[str, list[Instance]] = field(default_factory=dict)
     envs: dict[str, dict[str, str]] = field(default_factory=dict)
+    #: The secret of each site's app of each kind (bench/storm/apps.py), all on the one fake.
+    app_secrets: dict[str, dict[str, str]] = field(default_factory=lambda: {
+        site: {kind: secrets.token_hex(16) for kind in KINDS} for site in SITES})
 
     def handle(self, site: str) -> SiteHandle:
         return SiteHandle(site, [instance.url for instance in self.instances[site]],
@@ -47,15 +50,20 @@ class Stack:
         ``db`` (default: the stack's)."""
         assert self.redis is not None
         return site_environment(site, db or self.db, fake_url=self.fake.base_url,
-                                app_secret=self.fake.app_secret, redis_url=self.redis.url,
+                                app_secrets=self.app_secrets[site], redis_url=self.redis.url,
                                 redis_socket_timeout=self.redis_socket_timeout,
                                 conn_max_age=self.conn_max_age)
 
     def start(self) -> None:
-        from wechat_oauth.testing import FakeWeChatProcess
+        from wechat_oauth.testing import FakeApp, FakeWeChatProcess
 
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        self.fake = FakeWeChatProcess(app_id=APP_ID, app_secret=secrets.token_hex(16),
+        # The guarded site's Official Account is the fake's default app; the other three are
+        # added to it (every one bound to the Open Platform account: one unionid per person).
+        others = [FakeApp(APP_IDS[site][kind], self.app_secrets[site][kind])
+                  for site in SITES for kind in KINDS if (site, kind) != ("guarded", "mp")]
+        self.fake = FakeWeChatProcess(app_id=APP_IDS["guarded"]["mp"],
+                                      app_secret=self.app_secrets["guarded"]["mp"], apps=others,
                                       latency=self.latency)
         self.fake.start()
         self.redis = PrivateRedis(self.log_dir / "redis.log")

@@ -1,10 +1,19 @@
 """The guarded site: this app as its README installs it, on the run's database, with the Redis
-front."""
+front, and two apps: the Official Account "mp" (DEFAULT_APP: ``wechat/login/``) and the
+website app "web" (KIND "open", QR login: ``wechat/web/login/``)."""
 
 import os
 
 from bench.storm.server_settings import *  # noqa: F403
-from bench.storm.server_settings import APP_ID, APP_SECRET, FAKE_URL, INSTALLED_APPS, MIDDLEWARE
+from bench.storm.server_settings import (
+    FAKE_URL,
+    INSTALLED_APPS,
+    MIDDLEWARE,
+    MP_APP_ID,
+    MP_APP_SECRET,
+    WEB_APP_ID,
+    WEB_APP_SECRET,
+)
 
 ROOT_URLCONF = "bench.storm.guarded.urls"
 INSTALLED_APPS = [*INSTALLED_APPS, "wechat_oauth"]
@@ -27,11 +36,15 @@ if _redis:
     }
 
 WECHAT_OAUTH = {
-    "APP_ID": APP_ID,
-    "APP_SECRET": APP_SECRET,
+    "APPS": {
+        "mp": {"KIND": "mp", "APP_ID": MP_APP_ID, "APP_SECRET": MP_APP_SECRET},
+        "web": {"KIND": "open", "APP_ID": WEB_APP_ID, "APP_SECRET": WEB_APP_SECRET},
+    },
+    "DEFAULT_APP": "mp",
     "API_BASE_URL": FAKE_URL,
     "AUTHORIZE_URL": f"{FAKE_URL}/connect/oauth2/authorize",
     "QRCONNECT_URL": f"{FAKE_URL}/connect/qrconnect",
     "CACHE_ALIAS": "wechat" if _redis else None,
-    # Everything else at its default: snsapi_base, TIMEOUT (3.05, 5.0), DEDUPE_WINDOW 60 s.
+    # Everything else at its default: snsapi_base (mp), snsapi_login (web), TIMEOUT
+    # (3.05, 5.0), DEDUPE_WINDOW 60 s, one user per unionid across the apps.
 }

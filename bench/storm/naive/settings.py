@@ -1,13 +1,23 @@
-"""The naive baseline site: a WeChat login as tutorials write it (see views.py)."""
+"""The naive baseline site: a WeChat login as tutorials write it (see views.py), with the same
+two apps as the guarded site (an Official Account and a website app's QR login)."""
 
 from bench.storm.server_settings import *  # noqa: F403
-from bench.storm.server_settings import APP_ID, APP_SECRET, FAKE_URL
+from bench.storm.server_settings import (
+    FAKE_URL,
+    MP_APP_ID,
+    MP_APP_SECRET,
+    WEB_APP_ID,
+    WEB_APP_SECRET,
+)
 
 ROOT_URLCONF = "bench.storm.naive.urls"
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 NAIVE_WECHAT = {
-    "APP_ID": APP_ID,
-    "APP_SECRET": APP_SECRET,
     "API_BASE_URL": FAKE_URL,
-    "AUTHORIZE_URL": f"{FAKE_URL}/connect/oauth2/authorize",
+    "APPS": {
+        "mp": {"APP_ID": MP_APP_ID, "APP_SECRET": MP_APP_SECRET, "SCOPE": "snsapi_base",
+               "PAGE_URL": f"{FAKE_URL}/connect/oauth2/authorize", "CALLBACK": "/wechat/callback/"},
+        "web": {"APP_ID": WEB_APP_ID, "APP_SECRET": WEB_APP_SECRET, "SCOPE": "snsapi_login",
+                "PAGE_URL": f"{FAKE_URL}/connect/qrconnect", "CALLBACK": "/wechat/web/callback/"},
+    },
 }
