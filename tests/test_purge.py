@@ -40,16 +40,16 @@ DAY = timedelta(days=1)
 WEEK = timedelta(days=7)
 REPO = Path(__file__).resolve().parent.parent
 JSON_KEYS = {"deleted", "garbage_deleted", "scrubbed", "folded", "seconds", "rows_per_second",
-             "dry_run", "older_than_seconds", "garbage_older_than_seconds", "batches"}
+             "dry_run", "older_than_seconds", "garbage_older_than_seconds", "batches", "app"}
 _numbers = itertools.count()
 
 
 def add_rows(count, age, *, tokens=False, status="exchanged", error="", duplicates=0, now=None,
-             using="default"):
+             using="default", app_id="wxtestappid0000001"):
     """``count`` rows first seen ``age`` before ``now``; their ids, in insertion order."""
     moment = (now or timezone.now()) - age
     rows = [OAuthCodeUse(
-        app_id="wxtestappid0000001", code_hash=f"{next(_numbers):064x}", status=status,
+        app_id=app_id, code_hash=f"{next(_numbers):064x}", status=status,
         error=error, duplicates=duplicates, first_seen_at=moment, last_seen_at=moment,
         access_token="access-token" if tokens else "", refresh_token="refresh-token" if tokens else "",
         profile={"nickname": "Pat"} if tokens else None) for _ in range(count)]
@@ -740,3 +740,29 @@ def test_database_error_exits_1_with_one_line(monkeypatch):
     assert raised.value.returncode == 1
     assert str(raised.value) == ("database error: server closed the connection unexpectedly "
                                  "This probably means the server terminated abnormally")
+
+
+def test_purge_of_one_app_touches_only_its_rows_and_reports_them(settings):
+    settings.WECHAT_OAUTH = {**settings.WECHAT_OAUTH, "APPS": {
+        "mp": {"KIND": "mp", "APP_ID": "wxtestappid0000001", "APP_SECRET": "s1"},
+        "web": {"KIND": "open", "APP_ID": "wxtestweb00000001", "APP_SECRET": "s2"}}}
+    add_rows(4, 2 * WEEK)
+    add_rows(3, 2 * WEEK, app_id="wxtestweb00000001")
+    add_rows(2, 2 * DAY, tokens=True, app_id="wxtestweb00000001")
+    add_rows(5, 2 * DAY, tokens=True)
+
+    dry = purge_json("--app", "web", "--dry-run")
+    report = purge_json("--app", "web")
+
+    assert (dry["deleted"], dry["scrubbed"], dry["app"]) == (3, 2, "web")
+    assert (report["deleted"], report["scrubbed"], report["app"]) == (3, 2, "web")
+    assert OAuthCodeUse.objects.filter(app_id="wxtestappid0000001").count() == 9
+    assert OAuthCodeUse.objects.filter(app_id="wxtestappid0000001").exclude(
+        access_token="").count() == 5
+    assert OAuthCodeUse.objects.filter(app_id="wxtestweb00000001").count() == 2
+
+
+def test_purge_of_an_app_that_is_not_configured_is_refused(settings):
+    with pytest.raises(CommandError, match="no WeChat app named 'shop'") as refused:
+        purge_command("--app", "shop")
+    assert refused.value.returncode == 2

@@ -118,6 +118,8 @@ class PurgeReport:
     dry_run: bool = False
     #: GARBAGE_RETENTION: rejected codes first seen longer ago go early. None: no such pass.
     garbage_older_than: timedelta | None = None
+    #: The configured app the pass was restricted to (``purge(app=...)``); None: every app.
+    app: str | None = None
     #: Rows deleted (dry run: rows that would be).
     deleted: int = 0
     #: Rejected codes deleted before the retention (dry run: would be); not in ``deleted``.
@@ -150,6 +152,7 @@ class PurgeReport:
             "garbage_older_than_seconds": (None if garbage_age is None
                                            else round(garbage_age.total_seconds())),
             "batches": self.batches,
+            "app": self.app,
         }
 
 
@@ -164,6 +167,7 @@ def purge(
     dry_run: bool = False,
     on_batch: BatchListener | None = None,
     using: str | None = None,
+    app: str | None = None,
 ) -> PurgeReport:
     """Fold cache counters, scrub tokens past DEDUPE_WINDOW, delete rows older than
     ``older_than`` (default: the RETENTION setting) and rejected codes older than
@@ -172,7 +176,9 @@ def purge(
     ``sleep``: seconds between two batches. ``dry_run``: only count (COUNT queries), change
     nothing, fold nothing. ``on_batch(report)`` is called after every batch. ``using``: the
     database alias (default: the router's choice for writing OAuthCodeUse); the counters are
-    folded through the default routing, as the cache front writes them.
+    folded through the default routing, as the cache front writes them. ``app``: a configured
+    app's name (WECHAT_OAUTH["APPS"]): only its rows are scrubbed and deleted, and the report
+    is that app's (the counters of every app are folded all the same).
 
     Raises ValueError for a bad argument, including an ``older_than`` or a GARBAGE_RETENTION
     shorter than DEDUPE_WINDOW (rows must outlive the window in which duplicates replay them), and
@@ -181,8 +187,10 @@ def purge(
     older_than = parse_duration(app_settings.RETENTION if older_than is None else older_than)
     window = _dedupe_window(at_most=older_than)
     garbage_age = garbage_retention()
-    report = PurgeReport(older_than=older_than, garbage_older_than=garbage_age, dry_run=dry_run)
-    run = _Run(report, using, batch_size, sleep, on_batch)
+    app_id = _app_id(app)
+    report = PurgeReport(older_than=older_than, garbage_older_than=garbage_age, dry_run=dry_run,
+                         app=app)
+    run = _Run(report, using, batch_size, sleep, on_batch, app_id=app_id)
     if not dry_run:
         report.folded = _fold_counters()  # first: a rejected code's duplicates may be in Redis
         run.tick()
@@ -192,6 +200,18 @@ def purge(
     run.delete_garbage(before=now - garbage_age, not_before=now - older_than)
     run.tick()
     return report
+
+
+def _app_id(app: str | None) -> str | None:
+    """The APP_ID of configured app ``app``; ValueError if there is no such app."""
+    if app is None:
+        return None
+    from .registry import UnknownApp, get_app
+
+    try:
+        return get_app(app).app_id
+    except UnknownApp:
+        raise ValueError(f"no WeChat app named {app!r} in WECHAT_OAUTH") from None
 
 
 def scrub_tokens(
@@ -250,7 +270,7 @@ class _Run:
     """The SQL of one pass. Every statement is a single autocommit transaction."""
 
     def __init__(self, report: PurgeReport, using: str | None, batch_size: int, sleep: float,
-                 on_batch: BatchListener | None) -> None:
+                 on_batch: BatchListener | None, *, app_id: str | None = None) -> None:
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer, not {batch_size!r}")
         if not sleep >= 0:
@@ -259,9 +279,13 @@ class _Run:
         self.connection = connections[using or router.db_for_write(OAuthCodeUse)]
         quote, meta = self.connection.ops.quote_name, OAuthCodeUse._meta
         self.table = quote(meta.db_table)
-        self.id, self.seen, self.status, self.access, self.error, self.duplicates = (
+        self.id, self.seen, self.status, self.access, self.error, self.duplicates, app_column = (
             quote(meta.get_field(name).column)
-            for name in ("id", "first_seen_at", "status", "access_token", "error", "duplicates"))
+            for name in ("id", "first_seen_at", "status", "access_token", "error", "duplicates",
+                         "app_id"))
+        # One app's rows only (purge(app=...)): a condition and its parameter, or nothing.
+        self.of_app = f" AND {app_column} = %s" if app_id is not None else ""
+        self.app_params: list[Any] = [app_id] if app_id is not None else []
         # Blank every token field: NULL where the column allows it, else the empty string.
         self.blank_tokens = ", ".join(
             f"{quote(field.column)} = {'NULL' if field.null else SQL_EMPTY_STRING}"
@@ -278,16 +302,17 @@ class _Run:
             return
         if self.report.dry_run:
             self.report.deleted = self._value(
-                f"SELECT COUNT(*) FROM {t} WHERE {seen} < %s AND {self.status} <> %s AND {id_} <= %s",
-                [self._when(before), _IN_FLIGHT, hi])
+                f"SELECT COUNT(*) FROM {t} WHERE {seen} < %s AND {self.status} <> %s AND {id_} <= %s"
+                + self.of_app, [self._when(before), _IN_FLIGHT, hi, *self.app_params])
             return
         delete = (f"DELETE FROM {t} WHERE {id_} >= %s AND {id_} < %s"
-                  f" AND {seen} < %s AND {self.status} <> %s")
+                  f" AND {seen} < %s AND {self.status} <> %s" + self.of_app)
         lo = self._value(f"SELECT MIN({id_}) FROM {t} WHERE {id_} <= %s", [hi])
         while lo is not None:
             self._pause()
             end = min(lo + self.batch_size, hi + 1)
-            self.report.deleted += self._rowcount(delete, [lo, end, self._when(before), _IN_FLIGHT])
+            self.report.deleted += self._rowcount(
+                delete, [lo, end, self._when(before), _IN_FLIGHT, *self.app_params])
             self._batch_done()
             if end > hi:
                 break
@@ -303,8 +328,10 @@ class _Run:
             return
         t, id_ = self.table, self.id
         rule = (f"{self.seen} < %s AND {self.seen} >= %s AND {self.status} = %s"
-                f" AND {self.error} = %s AND {self.duplicates} = 0 AND {self.status} <> %s")
-        params = [self._when(before), self._when(not_before), _FAILED, CodeSpent.key, _IN_FLIGHT]
+                f" AND {self.error} = %s AND {self.duplicates} = 0 AND {self.status} <> %s"
+                + self.of_app)
+        params = [self._when(before), self._when(not_before), _FAILED, CodeSpent.key, _IN_FLIGHT,
+                  *self.app_params]
         if self.report.dry_run:
             self.report.garbage_deleted = self._value(
                 f"SELECT COUNT(*) FROM {t} WHERE {id_} <= %s AND {rule}", [hi, *params])
@@ -331,8 +358,9 @@ class _Run:
 
     def scrub(self, *, before: datetime, not_before: datetime | None) -> None:
         # The first condition is written as in the partial index, so SQLite uses it too.
-        where = f"NOT ({self.access} = '') AND {self.seen} < %s AND {self.status} <> %s"
-        params: list[Any] = [self._when(before), _IN_FLIGHT]
+        where = (f"NOT ({self.access} = '') AND {self.seen} < %s AND {self.status} <> %s"
+                 + self.of_app)
+        params: list[Any] = [self._when(before), _IN_FLIGHT, *self.app_params]
         if not_before is not None:
             where += f" AND {self.seen} >= %s"
             params.append(self._when(not_before))

@@ -93,13 +93,17 @@ Celery beat:
             "--json", action="store_true",
             help="Print only a JSON object (deleted, garbage_deleted, scrubbed, folded, seconds, "
                  "rows_per_second, dry_run, older_than_seconds, garbage_older_than_seconds, "
-                 "batches).")
+                 "batches, app).")
         parser.add_argument(
             "--no-progress", action="store_true",
             help="No live counter (it is shown only when stdout is a terminal anyway).")
         parser.add_argument(
             "--database", metavar="ALIAS",
             help="Database alias (default: the router's choice for OAuthCodeUse).")
+        parser.add_argument(
+            "--app", metavar="NAME",
+            help="Only this configured app's rows (a name of WECHAT_OAUTH['APPS']); the report "
+                 "is that app's.")
 
     def handle(self, *args: Any, **options: Any) -> None:
         older_than, batch_size, sleep, using = self._validated(options)
@@ -108,12 +112,12 @@ Celery beat:
         try:
             report = purging.purge(
                 older_than, batch_size=batch_size, sleep=sleep, dry_run=options["dry_run"],
-                on_batch=progress.update if progress else None, using=using)
+                on_batch=progress.update if progress else None, using=using, app=options["app"])
         except DatabaseError as error:
             if progress:
                 progress.clear()
             raise CommandError(f"database error: {_one_line(error)}", returncode=1) from None
-        except ValueError as error:  # RETENTION or GARBAGE_RETENTION shorter than DEDUPE_WINDOW
+        except ValueError as error:  # RETENTION or GARBAGE_RETENTION too short, an unknown app
             raise CommandError(f"WECHAT_OAUTH settings: {error}", returncode=2) from None
         if progress:
             progress.clear()
