@@ -293,3 +293,20 @@ def test_an_error_page_of_the_website_app_logs_in_again_through_it(two_apps):
 
     assert refused.status_code == 400
     assert b'href="/wechat/web/login/?next=%2Fwhoami%2F"' in refused.content
+
+
+def test_an_apps_own_settings_override_the_global_ones_for_it_alone(fake_wechat, settings):
+    from wechat_oauth.client import get_client
+
+    conf = two_apps_settings(fake_wechat)
+    conf["TIMEOUT"] = (3.0, 5.0)
+    conf["APPS"]["mp"]["FORCE_POPUP"] = True
+    conf["APPS"]["web"]["TIMEOUT"] = 2
+    settings.WECHAT_OAUTH = conf
+
+    mp, web = get_client("mp"), get_client("web")
+
+    assert (mp.timeout, web.timeout) == ((3.0, 5.0), (2.0, 2.0))
+    assert (mp.app_id, web.app_id) == (fake_wechat.app_id, WEB_APP_ID)
+    assert "&forcePopup=true" in mp.authorize_url("https://shop.example/cb/", "s")
+    assert get_client("web") is web  # one client per app and process
