@@ -900,3 +900,27 @@ def test_client_uses_the_session_it_is_given(wechat: responses.RequestsMock) -> 
     WeChatClient(session=session).exchange_code(CODE)
 
     assert wechat.calls[0].request.headers["X-Trace"] == "t1"
+
+
+def test_jscode2session_answers_openid_unionid_and_the_session_key(
+        wechat: responses.RequestsMock) -> None:
+    wechat.get(f"{API}/sns/jscode2session",
+               json={"openid": OPENID, "session_key": "k3y/+==", "unionid": "u_1"})
+
+    result = WeChatClient().jscode2session("js-code-1")
+
+    assert (result.openid, result.unionid, result.session_key) == (OPENID, "u_1", "k3y/+==")
+    assert "k3y" not in repr(result)  # never in a log or a traceback's locals by repr
+    assert sent_params(wechat) == [("appid", "wxtestappid0000001"),
+                                   ("secret", "tests-app-secret-0123456789abcdef"),
+                                   ("js_code", "js-code-1"), ("grant_type", "authorization_code")]
+
+
+@pytest.mark.parametrize("errcode, error", [(40029, CodeSpent), (40163, CodeSpent),
+                                            (-1, UpstreamBusy)])
+def test_jscode2session_errors_are_typed(wechat: responses.RequestsMock, errcode: int,
+                                         error: type) -> None:
+    wechat.get(f"{API}/sns/jscode2session", json={"errcode": errcode, "errmsg": "x"})
+
+    with pytest.raises(error):
+        WeChatClient().jscode2session("js-code-2")

@@ -59,6 +59,7 @@ CALLS: dict[str, tuple[str, Call]] = {
     "refresh": ("/sns/oauth2/refresh_token", lambda c: c.refresh(REFRESH_TOKEN)),
     "userinfo": ("/sns/userinfo", lambda c: c.userinfo(ACCESS_TOKEN, OPENID)),
     "check": ("/sns/auth", lambda c: c.check(ACCESS_TOKEN, OPENID)),
+    "jscode2session": ("/sns/jscode2session", lambda c: c.jscode2session(CODE)),
 }
 
 ANSWERS: dict[str, dict[str, object]] = {
@@ -293,7 +294,8 @@ def test_errcode_log_line_contains_no_secret_or_code(
 # -- redact() --------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["secret", "appsecret", "code", "access_token", "refresh_token"])
+@pytest.mark.parametrize("name", ["secret", "appsecret", "corpsecret", "code", "js_code",
+                                  "access_token", "refresh_token", "session_key", "user_ticket"])
 def test_redact_masks_each_sensitive_parameter(name: str) -> None:
     assert redact.redact(f"/sns/x?{name}=v4lue&openid=o1") == f"/sns/x?{name}=***&openid=o1"
 

@@ -310,3 +310,16 @@ def test_an_apps_own_settings_override_the_global_ones_for_it_alone(fake_wechat,
     assert (mp.app_id, web.app_id) == (fake_wechat.app_id, WEB_APP_ID)
     assert "&forcePopup=true" in mp.authorize_url("https://shop.example/cb/", "s")
     assert get_client("web") is web  # one client per app and process
+
+
+def test_the_middleware_logs_in_on_a_page_through_the_default_app(two_apps):
+    """With APPS and no top-level APP_ID, a login on a page of the site (login_here and the
+    middleware) is the default app's."""
+    browser = Client()
+    callback = authorize(browser, "/page/login/", "liam")
+    assert callback.startswith("/page/?x=1&code=")
+
+    response = browser.get(callback)
+
+    assert response.status_code == 302 and response["Location"] == "/page/?x=1"
+    assert WeChatAccount.objects.get().openid == openid_for(two_apps.app_id, "liam")

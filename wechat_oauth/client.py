@@ -46,6 +46,7 @@ from .results import (
     UserInfo,
     as_int,
     as_text,
+    session_result,
     utc_now,
 )
 
@@ -55,6 +56,7 @@ ACCESS_TOKEN_PATH = "/sns/oauth2/access_token"
 REFRESH_TOKEN_PATH = "/sns/oauth2/refresh_token"
 USERINFO_PATH = "/sns/userinfo"
 AUTH_PATH = "/sns/auth"
+JSCODE2SESSION_PATH = "/sns/jscode2session"
 
 MAX_STATE_BYTES = 128
 
@@ -180,6 +182,19 @@ class WeChatClient:
             ("grant_type", "authorization_code"),
         ], required=_TOKEN_FIELDS)
         return TokenResult.from_payload(payload, now=now)
+
+    def jscode2session(self, js_code: str) -> TokenResult:
+        """A Mini Program's ``wx.login()`` code for openid, unionid and session_key. Like a web
+        code it works once; each call also rotates the user's session_key."""
+        self._require_app_id(secret=True)
+        now = utc_now()
+        payload = self._call(JSCODE2SESSION_PATH, [
+            ("appid", self.app_id),
+            ("secret", self.app_secret),
+            ("js_code", js_code),
+            ("grant_type", "authorization_code"),
+        ], required=("openid", "session_key"))
+        return session_result(payload, now=now)
 
     def refresh(self, refresh_token: str) -> TokenResult:
         """A new access token for ``refresh_token`` (valid 30 days; no secret needed)."""

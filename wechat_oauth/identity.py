@@ -95,7 +95,8 @@ def _create(token: TokenResult, app: WeChatApp) -> WeChatAccount:
         user = adapter.create_user(app, token, token.profile)
     return WeChatAccount.objects.create(
         user=user, app_id=app.app_id, openid=token.openid, unionid=token.unionid,
-        scope=token.scope, last_login_at=timezone.now(), **_profile_fields(token.profile))
+        scope=token.scope, session_key=token.session_key, last_login_at=timezone.now(),
+        **_profile_fields(token.profile))
 
 
 def _user_of_person(token: TokenResult, app: WeChatApp) -> Any:
@@ -119,6 +120,8 @@ def _refresh(account: WeChatAccount, app: WeChatApp, token: TokenResult) -> None
                                **_profile_fields(token.profile)}
     if token.unionid and not account.unionid:
         changes["unionid"] = token.unionid
+    if token.session_key:
+        changes["session_key"] = token.session_key
     for field, value in changes.items():
         setattr(account, field, value)
     account.save(update_fields=[*changes, "updated_at"])

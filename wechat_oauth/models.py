@@ -43,6 +43,8 @@ class OAuthCodeUse(models.Model):
     # Kept only for the dedupe window; purge_oauth_codes blanks them afterwards.
     access_token = models.TextField(blank=True, editable=False)
     refresh_token = models.TextField(blank=True, editable=False)
+    #: A Mini Program login's session_key, which every duplicate of its code must get too.
+    session_key = models.TextField(blank=True, editable=False)
     # The userinfo answer (snsapi_userinfo), likewise kept only for the dedupe window.
     profile = models.JSONField(null=True, blank=True, editable=False)
     access_token_expires_at = models.DateTimeField(_("access token expires"), null=True, blank=True)
@@ -94,12 +96,12 @@ class OAuthCodeUse(models.Model):
 
     #: Fields that hold tokens or the profile: kept only for the dedupe window (purge scrubs
     #: them), never loaded or shown by the admin.
-    TOKEN_FIELDS = ("access_token", "refresh_token", "profile")
+    TOKEN_FIELDS = ("access_token", "refresh_token", "session_key", "profile")
 
     #: What the holder writes when its exchange ends (record_success / record_failure).
     OUTCOME_FIELDS = (
         "status", "openid", "unionid", "scope", "is_snapshot_user", "access_token", "refresh_token",
-        "profile", "access_token_expires_at", "refresh_token_expires_at", "error", "errcode",
+        "session_key", "profile", "access_token_expires_at", "refresh_token_expires_at", "error", "errcode",
         "errmsg", "request_id", "completed_at", "exchange_ms",
     )
 
@@ -109,6 +111,7 @@ class OAuthCodeUse(models.Model):
         self.is_snapshot_user = token.is_snapshot_user
         if app_settings.DEDUPE_WINDOW > 0:
             self.access_token, self.refresh_token = token.access_token, token.refresh_token
+            self.session_key = token.session_key
             self.profile = dict(token.profile.raw) if token.profile is not None else None
         self.access_token_expires_at = token.expires_at
         self.refresh_token_expires_at = token.refresh_expires_at
@@ -142,6 +145,11 @@ class WeChatAccount(models.Model):
     country = models.CharField(_("country"), max_length=64, blank=True)
     headimgurl = models.URLField(_("avatar URL"), max_length=512, blank=True)
     privilege = models.JSONField(_("privileges"), default=list, blank=True)
+    #: The latest session_key of a Mini Program identity (see miniprogram.session_key_of):
+    #: for decrypting what getPhoneNumber/getUserInfo hand the Mini Program. Never shown.
+    session_key = models.TextField(blank=True, editable=False)
+    #: Bumped to revoke every session token issued so far for this identity.
+    token_version = models.PositiveIntegerField(default=0, editable=False)
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
     last_login_at = models.DateTimeField(_("last WeChat login"), null=True, blank=True)

@@ -38,6 +38,7 @@ class StoredOutcome:
     is_snapshot_user: bool = False
     access_token: str = ""
     refresh_token: str = ""
+    session_key: str = ""
     #: WeChat's userinfo answer, when the profile was fetched with the token.
     profile: dict[str, Any] | None = None
     access_token_expires_at: datetime | None = None
@@ -68,7 +69,8 @@ class StoredOutcome:
                 errcode=self.errcode, errmsg=self.errmsg, request_id=self.request_id)
         assert self.access_token_expires_at is not None and self.refresh_token_expires_at is not None
         return TokenResult(
-            access_token=self.access_token, refresh_token=self.refresh_token, openid=self.openid,
+            access_token=self.access_token, refresh_token=self.refresh_token,
+            session_key=self.session_key, openid=self.openid,
             unionid=self.unionid, scope=self.scope, is_snapshot_user=self.is_snapshot_user,
             expires_at=self.access_token_expires_at,
             refresh_expires_at=self.refresh_token_expires_at, raw={},

@@ -10,7 +10,8 @@ from __future__ import annotations
 import logging
 import re
 
-SENSITIVE_PARAMETERS = ("secret", "appsecret", "code", "access_token", "refresh_token")
+SENSITIVE_PARAMETERS = ("secret", "appsecret", "corpsecret", "code", "js_code", "access_token",
+                        "refresh_token", "session_key", "user_ticket")
 
 # A URL nested in another URL's query (a callback URL in ``next=``) has its ``=`` and ``&``
 # percent-encoded once (``%3D``, ``%26``), twice when nested again (``%253D``, ``%2526``).

@@ -12,7 +12,8 @@ top-level APP_ID / APP_SECRET / SCOPE keys.
     }
 
 Kinds: ``mp`` (an Official Account's web authorisation inside WeChat: ``snsapi_base`` or
-``snsapi_userinfo``) and ``open`` (an Open Platform website app's QR login: ``snsapi_login``).
+``snsapi_userinfo``), ``open`` (an Open Platform website app's QR login: ``snsapi_login``) and
+``miniprogram`` (a Mini Program's ``wx.login()`` code, POSTed to ``<app>/session/``).
 Any of :data:`PER_APP_KEYS` set inside one app's dict overrides the global key for that app.
 Without ``APPS``, the top-level keys are one app named ``"default"`` (its kind follows its
 SCOPE). Without ``DEFAULT_APP``, the first app of ``APPS`` is the default: the app of the
@@ -35,6 +36,8 @@ from .conf import SETTINGS_NAME, app_settings
 KIND_SCOPES: dict[str, tuple[str, ...]] = {
     "mp": ("snsapi_base", "snsapi_userinfo"),
     "open": ("snsapi_login",),
+    # A Mini Program has no scope: wx.login()'s code goes to jscode2session.
+    "miniprogram": ("",),
 }
 #: Global settings an app's own dict may override.
 PER_APP_KEYS = ("AUTHORIZE_URL", "QRCONNECT_URL", "API_BASE_URL", "TIMEOUT", "CONNECT_REDIRECT",
@@ -62,6 +65,10 @@ class WeChatApp:
         if key not in PER_APP_KEYS:
             raise KeyError(f"{key} is not a per-app setting")
         return self.overrides.get(key, getattr(app_settings, key))
+
+    @property
+    def is_mini_program(self) -> bool:
+        return self.kind == "miniprogram"
 
     @property
     def is_qr_login(self) -> bool:

@@ -39,6 +39,10 @@ class TokenResult:
     is_snapshot_user: bool = False
     #: The user's profile, when it was fetched together with the token (see exchange_once).
     profile: UserInfo | None = None
+    #: A Mini Program login's ``session_key`` (``jscode2session``; empty otherwise): the key of
+    #: the data ``getPhoneNumber``/``getUserInfo`` hand the Mini Program. It never leaves the
+    #: server.
+    session_key: str = field(default="", repr=False)
     # Not compared: a result rebuilt from stored fields must equal the original.
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
@@ -59,6 +63,16 @@ class TokenResult:
             is_snapshot_user=as_int(payload.get("is_snapshotuser"), 0) == 1,
             raw=dict(payload),
         )
+
+
+def session_result(payload: Mapping[str, Any], *, now: datetime | None = None) -> TokenResult:
+    """A ``sns/jscode2session`` answer (Mini Program) as a :class:`TokenResult`: openid,
+    unionid and session_key, no access or refresh token (a Mini Program's login has none)."""
+    issued = aware_utc(now)
+    return TokenResult(access_token="", refresh_token="", openid=as_text(payload.get("openid")),
+                       scope="", expires_at=issued, refresh_expires_at=issued,
+                       unionid=as_text(payload.get("unionid")),
+                       session_key=as_text(payload.get("session_key")), raw=dict(payload))
 
 
 @dataclass(frozen=True)

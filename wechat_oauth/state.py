@@ -158,7 +158,8 @@ def issue_state(
 ) -> LoginState:
     """A new state bound to ``target`` (the path and query the user returns to), scope and app.
 
-    ``scope`` and ``app_id`` default to the SCOPE and APP_ID settings. ``binding`` is the
+    ``scope`` and ``app_id`` default to DEFAULT_APP's (the SCOPE and APP_ID settings without
+    APPS). ``binding`` is the
     commitment to the browser's binding cookie (:func:`wechat_oauth.binding.commitment`).
     """
     if not isinstance(target, str):
@@ -235,11 +236,14 @@ def verify_state(
 
 
 def _context(target: str, scope: str | None, app_id: str | None) -> tuple[str, str, str]:
-    return (
-        str(app_settings.APP_ID if app_id is None else app_id),
-        str(app_settings.SCOPE if scope is None else scope),
-        target,
-    )
+    """What a state's MAC binds besides its body; app id and scope default to DEFAULT_APP's."""
+    if app_id is None or scope is None:
+        from .registry import get_app
+
+        default = get_app()
+        app_id = default.app_id if app_id is None else app_id
+        scope = default.scope if scope is None else scope
+    return (str(app_id), str(scope), target)
 
 
 

@@ -93,7 +93,11 @@ def exchange_once(
     """
     code = validate_code(code)
     client = client or get_client()
-    call: Callable[[], TokenResult] = partial(_exchange_with_profile, client, code)
+    call: Callable[[], TokenResult]
+    if client.app is not None and client.app.is_mini_program:
+        call = partial(client.jscode2session, code)
+    else:
+        call = partial(_exchange_with_profile, client, code)
     claim = Claim(app_id=client.app_id, code_hash=code_hash(code), state_hash=state_hash(state),
                   resent=resent, arrival=timezone.now(), fingerprint=fingerprint, budget=budget)
     front = cache_front()
