@@ -60,6 +60,8 @@ DEFAULTS: dict[str, Any] = {
     # an exchange may keep its transaction (and so its row lock) open: past it, PostgreSQL
     # ends the session.
     "EXCHANGE_MARGIN": 1.0,
+    # How long (seconds) a Mini Program's session token (POST <app>/session/) stays valid.
+    "SESSION_TOKEN_MAX_AGE": 7 * 24 * 3600,
     # How long (seconds) a state issued by the login view stays valid.
     "STATE_MAX_AGE": 600,
     # Hosts besides the request's own that a ``next`` URL may point to.

@@ -235,6 +235,26 @@ def _finish_login(request: HttpRequest, exchange: Exchange, app: WeChatApp, *, u
     return _continue(request, target)
 
 
+def mini_program_session(request: HttpRequest, code: object, *, app: WeChatApp
+                         ) -> dict[str, Any]:
+    """A Mini Program login: ``code`` (from ``wx.login()``) through the fence, the identity
+    linked, and what the session endpoint answers (a session token, openid, unionid, user
+    id). Every duplicate of the code gets the first one's identity, session_key included."""
+    from . import miniprogram
+
+    code = validate_code(code)
+    exchange = exchange_once(code, client=get_client(app),
+                             budget=CodeBudget.for_request(request, attempt=f"{app.app_id}:{code}"))
+    token = exchange.token
+    if not get_adapter().may_log_in(request, app, token):
+        raise LoginRefused()
+    account, _created = link_account(token, app=app, refresh=not exchange.duplicate)
+    if not account.user.is_active:
+        raise InactiveUser()
+    return {"token": miniprogram.issue_token(account), "openid": token.openid,
+            "unionid": token.unionid, "user_id": account.user_id}
+
+
 def switch_identity(request: HttpRequest, identity: WeChatIdentity) -> None:
     """Keep ``identity`` in the session (LINK_USERS = False). As ``login()`` does for users: a
     different identity gets an empty session, the same (or a first) one a new session key."""

@@ -8,6 +8,8 @@ Place it after ``SessionMiddleware`` and ``AuthenticationMiddleware`` (a system 
   parameters of those names for its own purposes.
 * ``AUTO_LOGIN_PATHS``: anonymous visitors inside WeChat's browser (``MicroMessenger`` in the
   User-Agent) on matching paths are sent to the login view.
+* ``Authorization: Bearer <token>`` (a Mini Program's session token, see
+  :mod:`~wechat_oauth.miniprogram`) makes ``request.user`` that token's user.
 * ``request.wechat`` is the visitor's :class:`~wechat_oauth.flow.WeChatIdentity` from the
   session, or None: usable with ``snsapi_base`` and no Django user at all.
 """
@@ -25,7 +27,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
 from django.utils.functional import SimpleLazyObject
 
-from . import flow
+from . import flow, miniprogram
 from .conf import app_settings
 from .exceptions import InvalidState, WeChatOAuthError
 from .responses import (
@@ -44,8 +46,19 @@ class WeChatOAuthMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         request.wechat = SimpleLazyObject(lambda: flow.identity_of(request))  # type: ignore[attr-defined]
+        self._authenticate_bearer(request)
         response = self._complete_callback(request) or self._auto_login(request)
         return response or self.get_response(request)
+
+    def _authenticate_bearer(self, request: HttpRequest) -> None:
+        """A Mini Program's ``Authorization: Bearer <session token>``: its user is the
+        request's user (an invalid token changes nothing: the request stays anonymous)."""
+        token = miniprogram.bearer_token(request)
+        if token is None:
+            return
+        account = miniprogram.account_for_token(token)
+        if account is not None:
+            request.user = account.user
 
     def _complete_callback(self, request: HttpRequest) -> HttpResponse | None:
         # GET only: a HEAD from a link scanner or a POST must not complete (and answer) a login.

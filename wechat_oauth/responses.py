@@ -12,7 +12,7 @@ import logging
 from typing import Any
 
 from django.db import DatabaseError
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils.cache import add_never_cache_headers
@@ -108,6 +108,25 @@ def log_error(error: WeChatOAuthError) -> None:
     """The app's one (redacted) log record of an error page."""
     status, _title, _message = _page_of(type(error))
     logger.log(_log_level(error), "login page %s (%s): %s", status, error.key, error)
+
+
+def json_error(error: WeChatOAuthError) -> JsonResponse:
+    """The error of a JSON API (the Mini Program's session endpoint): the page's status, its
+    key and message, never a page."""
+    log_error(error)
+    status, _title, message = _page_of(type(error))
+    response = JsonResponse({"error": error.key, "message": str(message)}, status=status)
+    if status == 429:
+        response["Retry-After"] = str(TOO_MANY_RETRY_AFTER)
+    return response
+
+
+def json_database_error(error: DatabaseError) -> JsonResponse:
+    log_database_error(error)
+    status, _title, message = DATABASE_PAGE
+    response = JsonResponse({"error": DATABASE_KEY, "message": str(message)}, status=status)
+    response["Retry-After"] = "5"
+    return response
 
 
 def error_response(request: HttpRequest, error: WeChatOAuthError, *, target: str,

@@ -16,4 +16,7 @@ urlpatterns = [
     path("<slug:app>/login/", views.login, name="login"),
     path("<slug:app>/callback/", views.callback, name="callback"),
     path("<slug:app>/qr/", views.qr_panel, name="qr"),
+    # A Mini Program's login (KIND "miniprogram"): JSON in, a session token out.
+    path("<slug:app>/session/", views.session, name="session"),
+    path("<slug:app>/session/revoke/", views.revoke_session, name="session_revoke"),
 ]

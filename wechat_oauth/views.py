@@ -7,14 +7,16 @@ Thin on purpose: the flow lives in :mod:`.flow`, the error pages in :mod:`.respo
 
 from __future__ import annotations
 
+import json
+
 from django.db import DatabaseError, transaction
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.cache import never_cache
-from django.views.decorators.csrf import csrf_protect
+from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET, require_POST
 
 from . import confirm as confirmation
-from . import flow
+from . import flow, miniprogram
 from .binding import set_binding_cookie
 from .exceptions import BadCallback, WeChatOAuthError
 from .registry import UnknownApp, WeChatApp, get_app
@@ -22,6 +24,8 @@ from .responses import (
     database_error_response,
     error_page,
     error_response,
+    json_database_error,
+    json_error,
     protect_callback_response,
 )
 from .state import safe_next_url
@@ -32,11 +36,15 @@ def _next_of(request: HttpRequest) -> str:
 
 
 def _app_of(name: str | None) -> WeChatApp:
-    """The app a URL names (None: DEFAULT_APP); 404 for a name that is not configured."""
+    """The web app a URL names (None: DEFAULT_APP); 404 for a name that is not configured, or
+    a Mini Program's (it has no login page: its code is POSTed to ``<app>/session/``)."""
     try:
-        return get_app(name)
+        app = get_app(name)
     except UnknownApp:
         raise Http404("No such WeChat app") from None
+    if app.is_mini_program:
+        raise Http404("A Mini Program logs in through <app>/session/")
+    return app
 
 
 @require_GET
@@ -85,6 +93,52 @@ def callback(request: HttpRequest, app: str | None = None) -> HttpResponse:
     except DatabaseError as error:
         response = database_error_response(request, error, target=_next_of(request), app=app)
     return protect_callback_response(response)
+
+
+def _json_body(request: HttpRequest) -> dict[str, object]:
+    try:
+        body = json.loads(request.body or b"{}")
+    except (ValueError, UnicodeDecodeError):
+        raise BadCallback("The request body is not JSON") from None
+    if not isinstance(body, dict):
+        raise BadCallback("The request body is not a JSON object")
+    return body
+
+
+@csrf_exempt  # no cookie authenticates it: the code is the credential
+@require_POST
+@never_cache
+@transaction.non_atomic_requests  # the exchange must commit on its own, before the response
+def session(request: HttpRequest, app: str | None = None) -> HttpResponse:
+    """A Mini Program's login: ``{"code": "<wx.login() code>"}`` in, a session token out."""
+    try:
+        wechat_app = get_app(app)
+    except UnknownApp:
+        return JsonResponse({"error": "unknown_app", "message": "No such WeChat app"}, status=404)
+    if not wechat_app.is_mini_program:
+        return JsonResponse({"error": "not_a_mini_program",
+                             "message": f"{wechat_app.name} is not a Mini Program"}, status=400)
+    try:
+        return JsonResponse(flow.mini_program_session(request, _json_body(request).get("code"),
+                                                      app=wechat_app))
+    except WeChatOAuthError as error:
+        return json_error(error)
+    except DatabaseError as error:
+        return json_database_error(error)
+
+
+@csrf_exempt
+@require_POST
+@never_cache
+def revoke_session(request: HttpRequest, app: str | None = None) -> HttpResponse:
+    """Revoke every session token of the identity whose token authorises this request."""
+    token = miniprogram.bearer_token(request)
+    account = miniprogram.account_for_token(token) if token else None
+    if account is None:
+        return JsonResponse({"error": "invalid_token",
+                             "message": "No valid session token in Authorization"}, status=401)
+    miniprogram.revoke(account)
+    return JsonResponse({"revoked": True})
 
 
 @require_POST
