@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import re
@@ -1064,3 +1065,165 @@ def test_qr_panel_page_refuses_what_qrconnect_refuses(consent_fake: FakeWeChat) 
     consent_fake.add_app(WEB_APP)
     wrong_scope = requests.get(wxlogin_iframe_url(consent_fake, scope="snsapi_base"), timeout=5)
     assert wrong_scope.status_code == 400 and "scope" in wrong_scope.text
+
+
+# Mini Program: sns/jscode2session (codes from issue_js_code, as wx.login hands them out)
+
+MINI_APP = "wxfakemini00000006"
+UNBOUND_MINI_APP = "wxfakeminiunb00007"
+
+
+@pytest.fixture
+def mini_fake(fake: FakeWeChat) -> FakeWeChat:
+    fake.add_app(MINI_APP, "mini-secret")
+    fake.add_app(UNBOUND_MINI_APP, unionid=False)
+    return fake
+
+
+def jscode2session(
+    fake: Any, js_code: str | None, app_id: str = MINI_APP, **overrides: Any
+) -> dict[str, Any]:
+    params = {
+        "appid": app_id,
+        "secret": fake.app_secret_of(app_id),
+        "js_code": js_code,
+        "grant_type": "authorization_code",
+        **overrides,
+    }
+    body: dict[str, Any] = api(
+        fake, "/sns/jscode2session", **{k: v for k, v in params.items() if v is not None}
+    ).json()
+    return body
+
+
+def test_jscode2session_answers_openid_session_key_and_unionid(mini_fake: FakeWeChat) -> None:
+    body = jscode2session(mini_fake, mini_fake.issue_js_code(MINI_APP, person="hana"))
+    assert set(body) == {"openid", "session_key", "unionid"}
+    assert (body["openid"], body["unionid"]) == (openid_for(MINI_APP, "hana"), unionid_for("hana"))
+    assert len(base64.b64decode(body["session_key"])) == 16
+    assert mini_fake.session_key_of(MINI_APP, body["openid"]) == body["session_key"]
+    assert body["session_key"] in mini_fake.issued_secrets()
+
+
+def test_jscode2session_of_an_unbound_app_answers_no_unionid(mini_fake: FakeWeChat) -> None:
+    body = jscode2session(
+        mini_fake, mini_fake.issue_js_code(UNBOUND_MINI_APP, person="hana"), UNBOUND_MINI_APP
+    )
+    assert set(body) == {"openid", "session_key"}
+    assert body["openid"] == openid_for(UNBOUND_MINI_APP, "hana")
+    explicit = jscode2session(mini_fake, mini_fake.issue_js_code(MINI_APP, openid="oMini"))
+    assert explicit["openid"] == "oMini" and "unionid" not in explicit
+
+
+def test_js_code_works_once_and_for_five_minutes(mini_fake: FakeWeChat) -> None:
+    code = mini_fake.issue_js_code(MINI_APP)
+    assert jscode2session(mini_fake, code)["openid"] == DEFAULT_OPENID
+    assert jscode2session(mini_fake, code)["errcode"] == 40163
+    late = mini_fake.issue_js_code(MINI_APP)
+    mini_fake.advance(299)
+    assert "session_key" in jscode2session(mini_fake, late)
+    expired = mini_fake.issue_js_code(MINI_APP)
+    mini_fake.advance(301)
+    assert jscode2session(mini_fake, expired)["errcode"] == 40029
+    unknown = jscode2session(mini_fake, "unknown")
+    assert unknown["errcode"] == 40029 and RID.search(unknown["errmsg"])
+
+
+def test_jscode2session_refuses_bad_credentials_and_leaves_the_code_unspent(
+    mini_fake: FakeWeChat,
+) -> None:
+    code = mini_fake.issue_js_code(MINI_APP, person="ivy")
+    assert jscode2session(mini_fake, code, appid="wxunknown000000009")["errcode"] == 40013
+    assert jscode2session(mini_fake, code, secret="wrong")["errcode"] == 40125
+    assert jscode2session(mini_fake, None)["errcode"] == 41008
+    assert jscode2session(mini_fake, code, UNBOUND_MINI_APP)["errcode"] == 40029
+    assert jscode2session(mini_fake, code)["openid"] == openid_for(MINI_APP, "ivy")
+
+
+def test_each_jscode2session_rotates_the_session_key(mini_fake: FakeWeChat) -> None:
+    openid = openid_for(MINI_APP, "jay")
+    assert mini_fake.session_key_of(MINI_APP, openid) is None
+    first = jscode2session(mini_fake, mini_fake.issue_js_code(MINI_APP, person="jay"))
+    second = jscode2session(mini_fake, mini_fake.issue_js_code(MINI_APP, person="jay"))
+    assert first["openid"] == second["openid"] == openid
+    assert first["session_key"] != second["session_key"]
+    assert mini_fake.session_key_of(MINI_APP, openid) == second["session_key"]
+    jscode2session(mini_fake, "unknown")  # a refused call rotates nothing
+    assert mini_fake.session_key_of(MINI_APP, openid) == second["session_key"]
+    with pytest.raises(ValueError, match="wxunknown000000009"):
+        mini_fake.session_key_of("wxunknown000000009", openid)
+
+
+def test_js_codes_and_web_codes_are_not_interchangeable(mini_fake: FakeWeChat) -> None:
+    js_code, web_code = mini_fake.issue_js_code(MINI_APP), mini_fake.issue_code(app_id=MINI_APP)
+    assert exchange_as(mini_fake, MINI_APP, js_code)["errcode"] == 40029
+    assert jscode2session(mini_fake, web_code)["errcode"] == 40029
+    assert "session_key" in jscode2session(mini_fake, js_code)
+    assert "access_token" in exchange_as(mini_fake, MINI_APP, web_code)
+
+
+def test_issue_js_code_refuses_an_unknown_app_and_a_person_with_an_openid(
+    mini_fake: FakeWeChat,
+) -> None:
+    with pytest.raises(ValueError, match="wxunknown000000009"):
+        mini_fake.issue_js_code("wxunknown000000009")
+    with pytest.raises(ValueError, match="person"):
+        mini_fake.issue_js_code(MINI_APP, person="kim", openid="oKim")
+    default_app_code = mini_fake.issue_js_code()
+    assert "session_key" in jscode2session(mini_fake, default_app_code, DEFAULT_APP_ID)
+
+
+@pytest.mark.parametrize("errcode", [45011, 40226, -1])
+def test_jscode2session_faults_answer_wechats_errors(mini_fake: FakeWeChat, errcode: int) -> None:
+    mini_fake.add_fault("jscode2session", errcode=errcode)
+    code = mini_fake.issue_js_code(MINI_APP)
+    faulted = jscode2session(mini_fake, code)
+    assert faulted["errcode"] == errcode and RID.search(faulted["errmsg"])
+    assert jscode2session(mini_fake, code)["errcode"] == 40163  # processed, answer replaced
+    assert "session_key" in jscode2session(mini_fake, mini_fake.issue_js_code(MINI_APP))
+
+
+def test_jscode2session_fault_for_one_code_and_without_consuming(mini_fake: FakeWeChat) -> None:
+    target, other = mini_fake.issue_js_code(MINI_APP), mini_fake.issue_js_code(MINI_APP)
+    mini_fake.add_fault("jscode2session", errcode=-1, code=target, consume=False)
+    assert "session_key" in jscode2session(mini_fake, other)
+    assert jscode2session(mini_fake, target)["errcode"] == -1
+    assert "session_key" in jscode2session(mini_fake, target)
+    assert exchange(mini_fake, mini_fake.issue_code()).json()["scope"] == "snsapi_base"
+
+
+def test_jscode2session_calls_are_counted_per_code_and_per_app(mini_fake: FakeWeChat) -> None:
+    code = mini_fake.issue_js_code(MINI_APP)
+    jscode2session(mini_fake, code)
+    jscode2session(mini_fake, code)
+    assert mini_fake.exchange_calls(code) == 2
+    assert mini_fake.calls("jscode2session") == 2
+    assert mini_fake.calls("jscode2session", app_id=MINI_APP) == 2
+    assert mini_fake.calls("jscode2session", app_id=UNBOUND_MINI_APP) == 0
+    assert mini_fake.total_exchange_calls() == 0  # access_token requests only
+    mini_fake.reset()
+    assert mini_fake.calls("jscode2session") == 0
+    assert jscode2session(mini_fake, mini_fake.issue_js_code(MINI_APP)).get("session_key")
+    assert mini_fake.session_key_of(MINI_APP, DEFAULT_OPENID)
+
+
+def test_remote_handle_issues_js_codes_and_reads_session_keys(mini_fake: FakeWeChat) -> None:
+    remote = RemoteFakeWeChat(mini_fake.base_url)
+    body = jscode2session(mini_fake, remote.issue_js_code(MINI_APP, person="lou"))
+    assert body["openid"] == openid_for(MINI_APP, "lou")
+    assert remote.session_key_of(MINI_APP, body["openid"]) == body["session_key"]
+    assert remote.session_key_of(MINI_APP, "oNobody") is None
+    with pytest.raises(FakeWeChatControlError, match="400"):
+        remote.issue_js_code("wxunknown000000009")
+    with pytest.raises(ValueError, match="wxunknown000000009"):
+        remote.session_key_of("wxunknown000000009", "oNobody")
+
+
+def test_process_fake_serves_the_mini_program_api(fake_process: FakeWeChatProcess) -> None:
+    fake_process.reset()
+    fake_process.add_app(MINI_APP, "mini-secret")
+    code = fake_process.issue_js_code(MINI_APP, person="max")
+    body = jscode2session(fake_process, code)
+    assert body["unionid"] == unionid_for("max")
+    assert fake_process.session_key_of(MINI_APP, body["openid"]) == body["session_key"]
+    assert fake_process.exchange_calls(code) == 1

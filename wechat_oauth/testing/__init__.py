@@ -8,6 +8,10 @@ It knows several apps (``FakeApp``, ``add_app``), each with its own openid for a
 when bound to the Open Platform account, one unionid per person (``openid_for``,
 ``unionid_for``).
 
+Mini Program apps are added with ``add_app`` too: ``issue_js_code`` hands out a ``wx.login()``
+code for ``/sns/jscode2session``, whose every success rotates the user's ``session_key``
+(``session_key_of``).
+
 Names are imported on first use, so importing this package (as the pytest plugin does) stays
 cheap and needs neither Django nor requests.
 """

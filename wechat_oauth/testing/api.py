@@ -7,7 +7,7 @@ from collections.abc import Callable
 from http import HTTPStatus
 from typing import Any
 
-from wechat_oauth.testing.state import FakeState, Fault, WeChatError
+from wechat_oauth.testing.state import CODE_PARAMS, FakeState, Fault, WeChatError
 from wechat_oauth.testing.web import Response, wechat_error
 
 #: Path of each API endpoint.
@@ -16,6 +16,7 @@ API_PATHS = {
     "/sns/oauth2/refresh_token": "refresh_token",
     "/sns/userinfo": "userinfo",
     "/sns/auth": "auth",
+    "/sns/jscode2session": "jscode2session",
 }
 
 
@@ -58,15 +59,18 @@ class ApiViews:
             ),
             "userinfo": lambda q: state.userinfo(q.get("access_token"), q.get("openid")),
             "auth": lambda q: state.check_token(q.get("access_token"), q.get("openid")),
+            "jscode2session": lambda q: state.jscode2session(
+                q.get("appid"), q.get("secret"), q.get("js_code"), q.get("grant_type")
+            ),
         }
 
     def handle(self, endpoint: str, query: dict[str, str]) -> Response:
-        code = query.get("code") if endpoint == "access_token" else None
+        code = query.get(CODE_PARAMS[endpoint]) if endpoint in CODE_PARAMS else None
         self.state.record_call(endpoint, code, app_id=query.get("appid"))
         fault = self.state.take_fault(endpoint, code)
         if fault is not None and fault.replaces_answer:
             if fault.consume and code:
-                self.state.consume_code(code, query.get("appid"))
+                self.state.consume_code(code, query.get("appid"), endpoint)
             self._wait(fault.extra_delay)
             return fault_response(fault)
         delay = fault.extra_delay if fault is not None else 0.0

@@ -59,6 +59,12 @@ class FakeWeChatBase(CodeIssuer):
     def app_secret_of(self, app_id: str) -> str:
         """The secret of a known app (``ValueError`` if the fake does not know it)."""
 
+    @abstractmethod
+    def session_key_of(self, app_id: str, openid: str) -> str | None:
+        """The current session_key of ``openid`` in Mini Program ``app_id`` (each successful
+        ``jscode2session`` rotates it), None if it has none yet; ``ValueError`` if the app is
+        unknown."""
+
     @property
     @abstractmethod
     def base_url(self) -> str:
@@ -101,7 +107,8 @@ class FakeWeChatBase(CodeIssuer):
         "app_calls": {app_id: {endpoint: n}}}`` (see :meth:`~.state.FakeState.stats`)."""
 
     def exchange_calls(self, code: str) -> int:
-        """How many access_token requests carried ``code`` (whatever their answer)."""
+        """How many requests carried ``code`` (whatever their answer): access_token requests
+        for a code of :meth:`issue_code`, jscode2session ones for :meth:`issue_js_code`'s."""
         return int(self.stats(code)["exchange_calls"].get(code, 0))
 
     def total_exchange_calls(self) -> int:
@@ -110,8 +117,8 @@ class FakeWeChatBase(CodeIssuer):
     def calls(self, endpoint: str, app_id: str | None = None) -> int:
         """Requests received by one endpoint, or only those naming app ``app_id``.
 
-        One of authorize, qrconnect, access_token, refresh_token, userinfo, auth (the last two
-        name no app).
+        One of authorize, qrconnect, access_token, refresh_token, userinfo, auth, jscode2session
+        (userinfo and auth name no app).
         """
         stats = self.stats()
         calls = stats["calls"]

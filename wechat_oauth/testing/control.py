@@ -6,18 +6,20 @@ from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
-from wechat_oauth.testing.state import FakeState, Fault
+from wechat_oauth.testing.state import FakeState, Fault, JsCodeRequest
 from wechat_oauth.testing.web import BadRequest, Request, Response
 
 
 class ControlViews:
-    """``/_fake/codes``, ``apps``, ``stats``, ``faults``, ``latency``, ``clock``, ``reset``,
-    ``config``."""
+    """``/_fake/codes``, ``js_codes``, ``session_keys``, ``apps``, ``stats``, ``faults``,
+    ``latency``, ``clock``, ``reset``, ``config``."""
 
     def __init__(self, state: FakeState) -> None:
         self.state = state
         self._routes: dict[tuple[str, str], Callable[[Request], Any]] = {
             ("POST", "/_fake/codes"): self._issue_code,
+            ("POST", "/_fake/js_codes"): self._issue_js_code,
+            ("GET", "/_fake/session_keys"): self._session_key,
             ("POST", "/_fake/apps"): self._add_app,
             ("GET", "/_fake/stats"): lambda r: state.stats(r.query.get("code")),
             ("POST", "/_fake/faults"): self._add_fault,
@@ -42,6 +44,15 @@ class ControlViews:
     def _issue_code(self, request: Request) -> dict[str, str]:
         # An unknown field is a TypeError of issue_code: answered 400 like any bad argument.
         return {"code": self.state.issue_code(**request.json())}
+
+    def _issue_js_code(self, request: Request) -> dict[str, str]:
+        return {"code": self.state._issue_js_code(JsCodeRequest(**request.json()))}
+
+    def _session_key(self, request: Request) -> dict[str, Any]:
+        app_id, openid = request.query["app_id"], request.query["openid"]
+        if not self.state.knows_app(app_id):
+            return {"app_known": False, "session_key": None}
+        return {"app_known": True, "session_key": self.state.session_key_of(app_id, openid)}
 
     def _add_app(self, request: Request) -> dict[str, str]:
         return {"app_secret": self.state.add_app(**request.json())}

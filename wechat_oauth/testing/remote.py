@@ -8,7 +8,7 @@ from typing import Any
 import requests
 
 from wechat_oauth.testing.base import FakeWeChatBase
-from wechat_oauth.testing.state import CodeRequest
+from wechat_oauth.testing.state import CodeRequest, JsCodeRequest
 
 
 class FakeWeChatControlError(RuntimeError):
@@ -100,6 +100,15 @@ class RemoteFakeWeChat(FakeWeChatBase):
 
     def _issue_code(self, request: CodeRequest) -> str:
         return str(self._call("POST", "codes", asdict(request))["code"])
+
+    def _issue_js_code(self, request: JsCodeRequest) -> str:
+        return str(self._call("POST", "js_codes", asdict(request))["code"])
+
+    def session_key_of(self, app_id: str, openid: str) -> str | None:
+        answer = self._call("GET", "session_keys", params={"app_id": app_id, "openid": openid})
+        if not answer["app_known"]:
+            raise ValueError(f"unknown app {app_id!r}: add it with add_app() first")
+        return None if answer["session_key"] is None else str(answer["session_key"])
 
     def stats(self, code: str | None = None) -> dict[str, Any]:
         return dict(self._call("GET", "stats", params={"code": code} if code is not None else None))

@@ -19,6 +19,7 @@ from wechat_oauth.testing.state import (
     CodeRequest,
     FakeState,
     Fault,
+    JsCodeRequest,
 )
 
 WSGIApp = Any
@@ -144,6 +145,9 @@ class FakeWeChat(FakeWeChatBase):
     def app_secret_of(self, app_id: str) -> str:
         return self.state.app_secret_of(app_id)
 
+    def session_key_of(self, app_id: str, openid: str) -> str | None:
+        return self.state.session_key_of(app_id, openid)
+
     def start(self) -> None:
         self._server.start()
 
@@ -152,6 +156,9 @@ class FakeWeChat(FakeWeChatBase):
 
     def _issue_code(self, request: CodeRequest) -> str:
         return self.state._issue_code(request)
+
+    def _issue_js_code(self, request: JsCodeRequest) -> str:
+        return self.state._issue_js_code(request)
 
     def stats(self, code: str | None = None) -> dict[str, Any]:
         return self.state.stats(code)

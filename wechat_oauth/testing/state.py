@@ -8,6 +8,7 @@ WeChat's answers are modelled as return values (success bodies) and :class:`WeCh
 
 from __future__ import annotations
 
+import base64
 import secrets
 import threading
 import time
@@ -28,11 +29,17 @@ DEFAULT_OPENID = "oFakeUser000000000000default"
 ACCESS_TOKEN_TTL = 7200
 REFRESH_TOKEN_TTL = 30 * 86400
 
-#: Endpoints counted in :meth:`FakeState.stats`; the last four are the API (``/sns/...``).
-ENDPOINTS = ("authorize", "qrconnect", "access_token", "refresh_token", "userinfo", "auth")
-API_ENDPOINTS = ENDPOINTS[2:]
+#: The browser pages counted in :meth:`FakeState.stats`.
+PAGE_ENDPOINTS = ("authorize", "qrconnect")
+#: The API (``/sns/...``; ``jscode2session`` is the Mini Program's): faults may target them.
+API_ENDPOINTS = ("access_token", "refresh_token", "userinfo", "auth", "jscode2session")
+#: Endpoints counted in :meth:`FakeState.stats`.
+ENDPOINTS = PAGE_ENDPOINTS + API_ENDPOINTS
 #: Endpoints whose requests name an app (``appid``): counted per app too.
-APP_ENDPOINTS = ENDPOINTS[:4]
+APP_ENDPOINTS = ("authorize", "qrconnect", "access_token", "refresh_token", "jscode2session")
+#: The API endpoints that spend a code, and the query parameter carrying it: counted per code
+#: (``exchange_calls``), and a fault may target one code.
+CODE_PARAMS = {"access_token": "code", "jscode2session": "js_code"}
 
 AUTHORIZE_SCOPES = frozenset({"snsapi_base", "snsapi_userinfo", "snsapi_privateinfo"})
 QRCONNECT_SCOPES = frozenset({"snsapi_login"})
@@ -50,6 +57,7 @@ ERRMSG: dict[int, str] = {
     40030: "invalid refresh_token",
     40125: "invalid appsecret",
     40163: "code been used",
+    40226: "invalid user, high risk user",
     41001: "access_token missing",
     41002: "appid missing",
     41003: "refresh_token missing",
@@ -97,6 +105,16 @@ class CodeRequest:
     person: str | None = None
 
 
+@dataclass(frozen=True)
+class JsCodeRequest:
+    """The arguments of ``issue_js_code``, as given."""
+
+    app_id: str | None = None
+    person: str | None = None
+    openid: str | None = None
+    unionid: str = ""
+
+
 class CodeIssuer(ABC):
     """Hands out codes: :class:`FakeState` and every fake WeChat handle."""
 
@@ -124,6 +142,27 @@ class CodeIssuer(ABC):
     @abstractmethod
     def _issue_code(self, request: CodeRequest) -> str:
         """Issue a code as ``request`` asks (``ValueError`` or the like if it cannot)."""
+
+    def issue_js_code(
+        self,
+        app_id: str | None = None,
+        *,
+        person: str | None = None,
+        openid: str | None = None,
+        unionid: str = "",
+    ) -> str:
+        """A fresh Mini Program login code (what ``wx.login()`` gives the Mini Program), for
+        ``sns/jscode2session`` of app ``app_id`` (``None``: the default app).
+
+        Its own kind of code: ``sns/oauth2/access_token`` does not know it (40029), nor does
+        ``jscode2session`` know the codes of :meth:`issue_code`. Valid ``code_ttl`` seconds
+        (five minutes), once. ``person``/``openid``/``unionid`` as for :meth:`issue_code`.
+        """
+        return self._issue_js_code(JsCodeRequest(app_id, person, openid, unionid))
+
+    @abstractmethod
+    def _issue_js_code(self, request: JsCodeRequest) -> str:
+        """Issue a js_code as ``request`` asks (``ValueError`` or the like if it cannot)."""
 
 
 @dataclass
@@ -161,10 +200,11 @@ class Fault:
 
     ``errcode``/``errmsg``, ``status`` and ``body`` replace the answer (an ``errmsg`` given is
     sent verbatim; without one, WeChat's message for the errcode and a rid); ``delay`` adds
-    seconds before it. ``code`` restricts an ``access_token`` fault to one code. ``consume``
-    (only for ``access_token``): with a replaced answer, the code is still spent (WeChat
-    processed the request, the answer was lost); with only a delay, ``consume=False`` means the
-    request is processed after the delay instead of on receipt. ``times=None``: until reset.
+    seconds before it. ``code`` restricts a fault of an endpoint spending codes
+    (:data:`CODE_PARAMS`: ``access_token``, ``jscode2session``) to one code. ``consume`` (those
+    endpoints only): with a replaced answer, the code is still spent (WeChat processed the
+    request, the answer was lost); with only a delay, ``consume=False`` means the request is
+    processed after the delay instead of on receipt. ``times=None``: until reset.
     """
 
     endpoint: str = "access_token"
@@ -193,8 +233,8 @@ class Fault:
             raise ValueError("errmsg needs an errcode")
         if self.times is not None and self.times < 1:
             raise ValueError("times must be at least 1 (or None: until reset)")
-        if self.code is not None and self.endpoint != "access_token":
-            raise ValueError("code only applies to access_token faults")
+        if self.code is not None and self.endpoint not in CODE_PARAMS:
+            raise ValueError(f"code only applies to faults of {', '.join(CODE_PARAMS)}")
         if self.status is not None and not 100 <= self.status <= 599:
             raise ValueError("status must be an HTTP status code")
 
@@ -220,6 +260,11 @@ def _refuse_first(*checks: tuple[bool, int]) -> None:
 def _token() -> str:
     """An opaque token shaped like WeChat's (URL-safe, long)."""
     return secrets.token_urlsafe(64)
+
+
+def _session_key() -> str:
+    """A Mini Program session_key shaped like WeChat's: 16 random bytes, base64 (24 chars)."""
+    return base64.b64encode(secrets.token_bytes(16)).decode("ascii")
 
 
 class FakeState(CodeIssuer):
@@ -261,6 +306,8 @@ class FakeState(CodeIssuer):
         self._latency = self._initial_latency
         self._offset = 0.0
         self._codes: dict[str, CodeGrant] = {}
+        self._js_codes: dict[str, CodeGrant] = {}
+        self._session_keys: dict[tuple[str, str], str] = {}
         self._access: dict[str, AccessGrant] = {}
         self._refresh: dict[str, RefreshGrant] = {}
         self._faults: list[Fault] = []
@@ -269,13 +316,21 @@ class FakeState(CodeIssuer):
         self._app_calls: Counter[tuple[str, str]] = Counter()
 
     def issued_secrets(self) -> set[str]:
-        """The apps' secrets and every code and token handed out since the last reset.
+        """The apps' secrets and every code, token and session_key handed out since the last
+        reset.
 
         None of these should ever appear in a site's logs or pages: tests grep for them.
         """
         app_secrets = {app.app_secret for app in self._apps.all()}
         with self._lock:
-            return {*app_secrets, *self._codes, *self._access, *self._refresh}
+            return {
+                *app_secrets,
+                *self._codes,
+                *self._js_codes,
+                *self._session_keys.values(),
+                *self._access,
+                *self._refresh,
+            }
 
     def _now(self) -> float:
         return self._clock() + self._offset
@@ -361,7 +416,8 @@ class FakeState(CodeIssuer):
     def record_call(
         self, endpoint: str, code: str | None = None, *, app_id: str | None = None
     ) -> None:
-        """Count a request: per endpoint, per ``code`` sent, per known app it names."""
+        """Count a request: per endpoint, per ``code`` sent (see :data:`CODE_PARAMS`), per known
+        app it names."""
         app = self._apps.find(app_id) if endpoint in APP_ENDPOINTS else None
         with self._lock:
             self._calls[endpoint] += 1
@@ -425,11 +481,25 @@ class FakeState(CodeIssuer):
             nickname = request.nickname or f"WeChat user {openid[-4:]}"
         return FakeUser(app.app_id, openid, unionid, nickname, bool(request.snapshot))
 
-    def consume_code(self, code: str, appid: str | None) -> None:
-        """Spend ``code`` if it is one of this app's (a request WeChat processed but whose
-        answer was lost)."""
+    def _issue_js_code(self, request: JsCodeRequest) -> str:
+        user = self._user(
+            CodeRequest(
+                request.openid, request.unionid, app_id=request.app_id, person=request.person
+            )
+        )
+        code = secrets.token_hex(16)
         with self._lock:
-            grant = self._codes.get(code)
+            self._js_codes[code] = CodeGrant(user, "", self._now() + self.code_ttl)
+        return code
+
+    def consume_code(
+        self, code: str, appid: str | None, endpoint: str = "access_token"
+    ) -> None:
+        """Spend ``code`` if it is one of this app's codes for ``endpoint`` (a request WeChat
+        processed but whose answer was lost)."""
+        with self._lock:
+            codes = self._js_codes if endpoint == "jscode2session" else self._codes
+            grant = codes.get(code)
             if grant is not None and grant.user.app_id == appid:
                 grant.used = True
 
@@ -517,6 +587,47 @@ class FakeState(CodeIssuer):
                 "openid": grant.user.openid,
                 "scope": grant.scope,
             }
+
+    def jscode2session(
+        self,
+        appid: str | None,
+        secret: str | None,
+        js_code: str | None,
+        grant_type: str | None,
+    ) -> dict[str, Any]:
+        """``sns/jscode2session``: spend a Mini Program code of this app; answer the openid, a
+        new session_key (each success rotates the user's) and the unionid if bound.
+
+        Another app's code, or a code of :meth:`issue_code`, is unknown here (40029, unspent).
+        """
+        app = self._app(appid)
+        _refuse_first(
+            (not secret, 41004),
+            (secret != app.app_secret, 40125),
+            (grant_type != "authorization_code", 40002),
+            (not js_code, 41008),
+        )
+        assert js_code is not None
+        with self._lock:
+            grant = self._js_codes.get(js_code)
+            if grant is None or grant.user.app_id != app.app_id or grant.expires_at <= self._now():
+                raise WeChatError(40029)
+            if grant.used:
+                raise WeChatError(40163)
+            grant.used = True
+            session_key = self._session_keys[app.app_id, grant.user.openid] = _session_key()
+        body: dict[str, Any] = {"session_key": session_key, "openid": grant.user.openid}
+        if grant.user.unionid:
+            body["unionid"] = grant.user.unionid
+        return body
+
+    def session_key_of(self, app_id: str, openid: str) -> str | None:
+        """The current session_key of ``openid`` in Mini Program ``app_id`` (the one the last
+        successful ``jscode2session`` answered), or None if none yet; ``ValueError`` if the app
+        is unknown."""
+        app = self._apps.get(app_id)
+        with self._lock:
+            return self._session_keys.get((app.app_id, openid))
 
     def _access_grant(self, access_token: str | None, openid: str | None) -> AccessGrant:
         if not access_token:
