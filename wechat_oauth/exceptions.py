@@ -140,6 +140,20 @@ class UpstreamBusy(UpstreamError):
     default_message = "WeChat is busy"
 
 
+class UpstreamRateLimited(UpstreamBusy):
+    """45011: the app called this API too often this minute (WeChat's per-app quota)."""
+
+    key = "rate_limited"
+    default_message = "WeChat's rate limit for this app was reached"
+
+
+class RiskyUser(UpstreamError):
+    """40226: WeChat judges the user high-risk and refuses the Mini Program login."""
+
+    key = "risky_user"
+    default_message = "WeChat refused the login of this account (high-risk user)"
+
+
 # -- WeChat could not be reached or answered nonsense ----------------------------------------
 
 
@@ -279,10 +293,12 @@ ERRCODE_CLASSES: dict[int, type[UpstreamError]] = {
     40030: RefreshTokenInvalid,
     40125: InvalidCredentials,
     40163: CodeSpent,
+    40226: RiskyUser,
     41008: MissingCode,
     42001: AccessTokenInvalid,
     42002: RefreshTokenInvalid,
     42003: CodeExpired,
+    45011: UpstreamRateLimited,
     48001: NotAuthorised,
 }
 

@@ -33,6 +33,7 @@ from .exceptions import (
     InvalidCode,
     InvalidState,
     LoginRefused,
+    RiskyUser,
     SnapshotUser,
     TooManyCodes,
     UpstreamError,
@@ -56,7 +57,7 @@ PAGES = (
     ((BindingMismatch, BindingMissing), 400, _("Login started elsewhere"),
      _("This login was started in another browser. Please log in again here.")),
     (InactiveUser, 403, _("Account disabled"), _("This account is disabled.")),
-    (LoginRefused, 403, _("Login not allowed"),
+    ((LoginRefused, RiskyUser), 403, _("Login not allowed"),
      _("This WeChat account may not log in to this site.")),
     (TooManyCodes, 429, _("Too many login attempts"),
      _("There were too many login attempts from here. Please wait a few minutes, then log in "
