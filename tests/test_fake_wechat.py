@@ -20,6 +20,7 @@ from wechat_oauth.testing import (
     DEFAULT_APP_ID,
     DEFAULT_OPENID,
     DEFAULT_PERSON,
+    DEFAULT_WECOM_USERID,
     FakeApp,
     FakeState,
     FakeWeChat,
@@ -27,8 +28,10 @@ from wechat_oauth.testing import (
     FakeWeChatControlError,
     FakeWeChatProcess,
     RemoteFakeWeChat,
+    external_userid_for,
     openid_for,
     unionid_for,
+    wecom_openid_for,
 )
 from wechat_oauth.testing.pytest_plugin import wechat_settings_override
 
@@ -1227,3 +1230,351 @@ def test_process_fake_serves_the_mini_program_api(fake_process: FakeWeChatProces
     assert body["unionid"] == unionid_for("max")
     assert fake_process.session_key_of(MINI_APP, body["openid"]) == body["session_key"]
     assert fake_process.exchange_calls(code) == 1
+
+
+# WeCom (企业微信): cgi-bin/gettoken, auth/getuserinfo, auth/getuserdetail and the pages
+
+CORP = "wwfakecorp00000001"
+AGENT = "1000002"
+OTHER_AGENT = "1000003"
+WECOM_RID = re.compile(r", hint: \[\d+-[0-9a-f]+\], more info at https://open\.work\.weixin\.qq\.com/")
+
+
+@pytest.fixture
+def wecom_fake(fake: FakeWeChat) -> FakeWeChat:
+    fake.add_corp(CORP, AGENT, "agent-secret")
+    fake.add_corp(CORP, OTHER_AGENT)
+    return fake
+
+
+def wecom(fake: Any, path: str, **params: Any) -> dict[str, Any]:
+    body: dict[str, Any] = requests.get(
+        f"{fake.wecom_api_base_url}/cgi-bin/{path}", params=params, timeout=5
+    ).json()
+    return body
+
+
+def wecom_token(fake: Any, agent: str = AGENT) -> str:
+    body = wecom(fake, "gettoken", corpid=CORP, corpsecret=fake.wecom_secret_of(CORP, agent))
+    assert body["errcode"] == 0, body
+    return str(body["access_token"])
+
+
+def user_detail(fake: Any, token: str, ticket: Any) -> dict[str, Any]:
+    body: dict[str, Any] = requests.post(
+        f"{fake.wecom_api_base_url}/cgi-bin/auth/getuserdetail",
+        params={"access_token": token},
+        json={"user_ticket": ticket},
+        timeout=5,
+    ).json()
+    return body
+
+
+def test_add_corp_returns_the_agents_secret(fake: FakeWeChat) -> None:
+    assert fake.add_corp(CORP, AGENT, "agent-secret") == "agent-secret"
+    assert fake.add_corp(CORP, 1000002) == "agent-secret"  # agentids are numbers too
+    other = fake.add_corp(CORP, OTHER_AGENT)
+    assert len(other) >= 32 and fake.wecom_secret_of(CORP, OTHER_AGENT) == other
+    assert {"agent-secret", other} <= fake.issued_secrets()
+    with pytest.raises(ValueError, match="secret"):
+        fake.add_corp(CORP, AGENT, "another-secret")
+    with pytest.raises(ValueError, match="1000009"):
+        fake.wecom_secret_of(CORP, "1000009")
+
+
+def test_gettoken_answers_the_agents_token(wecom_fake: FakeWeChat) -> None:
+    body = wecom(wecom_fake, "gettoken", corpid=CORP, corpsecret="agent-secret")
+    assert set(body) == {"errcode", "errmsg", "access_token", "expires_in"}
+    assert (body["errcode"], body["errmsg"], body["expires_in"]) == (0, "ok", 7200)
+    again = wecom(wecom_fake, "gettoken", corpid=CORP, corpsecret="agent-secret")
+    assert again["access_token"] == body["access_token"]  # the same while it lives
+    assert wecom_token(wecom_fake, OTHER_AGENT) != body["access_token"]
+    assert body["access_token"] in wecom_fake.issued_secrets()
+    wecom_fake.advance(7200)
+    assert wecom_token(wecom_fake) != body["access_token"]
+
+
+def test_gettoken_refuses_a_wrong_secret_and_an_unknown_corp(wecom_fake: FakeWeChat) -> None:
+    wrong = wecom(wecom_fake, "gettoken", corpid=CORP, corpsecret="wrong")
+    assert wrong["errcode"] == 40001 and WECOM_RID.search(wrong["errmsg"])
+    unknown = wecom(wecom_fake, "gettoken", corpid="wwunknown000000009", corpsecret="agent-secret")
+    assert unknown["errcode"] == 40013
+
+
+def test_gettoken_calls_are_counted_per_agent(wecom_fake: FakeWeChat) -> None:
+    wecom_token(wecom_fake)
+    wecom_token(wecom_fake)
+    wecom_token(wecom_fake, OTHER_AGENT)
+    wecom(wecom_fake, "gettoken", corpid=CORP, corpsecret="wrong")
+    assert wecom_fake.gettoken_calls(CORP, AGENT) == 2
+    assert wecom_fake.gettoken_calls(CORP, int(OTHER_AGENT)) == 1
+    assert wecom_fake.calls("gettoken") == 4
+    assert wecom_fake.stats()["wecom_calls"][CORP][AGENT]["gettoken"] == 2
+    with pytest.raises(ValueError, match="1000009"):
+        wecom_fake.gettoken_calls(CORP, "1000009")
+
+
+def test_an_invalidated_token_is_expired_and_gettoken_answers_a_new_one(
+    wecom_fake: FakeWeChat,
+) -> None:
+    old = wecom_token(wecom_fake)
+    other = wecom_token(wecom_fake, OTHER_AGENT)
+    wecom_fake.invalidate_wecom_token(CORP, AGENT)
+    code = wecom_fake.issue_wecom_code(CORP, AGENT, "zhangsan")
+    expired = wecom(wecom_fake, "auth/getuserinfo", access_token=old, code=code)
+    assert expired["errcode"] == 42001 and WECOM_RID.search(expired["errmsg"])
+    assert wecom(wecom_fake, "auth/getuserinfo", access_token="never", code=code)["errcode"] == 40014
+    assert wecom(wecom_fake, "auth/getuserinfo", code=code)["errcode"] == 41001
+    new = wecom_token(wecom_fake)
+    assert new != old
+    assert wecom(wecom_fake, "auth/getuserinfo", access_token=new, code=code)["userid"] == "zhangsan"
+    assert wecom_token(wecom_fake, OTHER_AGENT) == other  # the other agent's token lives on
+
+
+def test_getuserinfo_answers_a_member_once(wecom_fake: FakeWeChat) -> None:
+    token = wecom_token(wecom_fake)
+    code = wecom_fake.issue_wecom_code(CORP, AGENT, "zhangsan")
+    body = wecom(wecom_fake, "auth/getuserinfo", access_token=token, code=code)
+    assert body == {"errcode": 0, "errmsg": "ok", "userid": "zhangsan"}
+    reused = wecom(wecom_fake, "auth/getuserinfo", access_token=token, code=code)
+    assert reused["errcode"] == 40029 and WECOM_RID.search(reused["errmsg"])
+    assert wecom(wecom_fake, "auth/getuserinfo", access_token=token, code="nope")["errcode"] == 40029
+    assert wecom_fake.exchange_calls(code) == 2
+    assert wecom_fake.stats()["wecom_calls"][CORP][AGENT]["getuserinfo"] == 3
+
+
+def test_wecom_code_lives_five_minutes_and_belongs_to_its_agent(wecom_fake: FakeWeChat) -> None:
+    token, other_token = wecom_token(wecom_fake), wecom_token(wecom_fake, OTHER_AGENT)
+    code = wecom_fake.issue_wecom_code(CORP, AGENT)
+    assert wecom(wecom_fake, "auth/getuserinfo", access_token=other_token, code=code)[
+        "errcode"
+    ] == 40029
+    wecom_fake.advance(299)
+    assert wecom(wecom_fake, "auth/getuserinfo", access_token=token, code=code)["userid"] == (
+        DEFAULT_WECOM_USERID
+    )
+    late = wecom_fake.issue_wecom_code(CORP, AGENT)
+    wecom_fake.advance(301)
+    token = wecom_token(wecom_fake)
+    assert wecom(wecom_fake, "auth/getuserinfo", access_token=token, code=late)["errcode"] == 40029
+
+
+def test_getuserinfo_answers_a_non_member_by_openid(wecom_fake: FakeWeChat) -> None:
+    token = wecom_token(wecom_fake)
+    code = wecom_fake.issue_wecom_code(CORP, AGENT, member=False, person="nina")
+    body = wecom(wecom_fake, "auth/getuserinfo", access_token=token, code=code)
+    assert body == {
+        "errcode": 0,
+        "errmsg": "ok",
+        "openid": wecom_openid_for(CORP, "nina"),
+        "external_userid": external_userid_for(CORP, "nina"),
+    }
+    with pytest.raises(ValueError, match="userid"):
+        wecom_fake.issue_wecom_code(CORP, AGENT, "zhangsan", member=False)
+    with pytest.raises(ValueError, match="scope"):
+        wecom_fake.issue_wecom_code(CORP, AGENT, scope="snsapi_userinfo")
+    with pytest.raises(ValueError, match="1000009"):
+        wecom_fake.issue_wecom_code(CORP, "1000009")
+
+
+def test_privateinfo_code_answers_a_user_ticket_for_getuserdetail(wecom_fake: FakeWeChat) -> None:
+    token = wecom_token(wecom_fake)
+    code = wecom_fake.issue_wecom_code(CORP, AGENT, "lisi", scope="snsapi_privateinfo")
+    body = wecom(wecom_fake, "auth/getuserinfo", access_token=token, code=code)
+    assert (body["userid"], body["expires_in"]) == ("lisi", 1800)
+    assert body["user_ticket"] in wecom_fake.issued_secrets()
+    detail = user_detail(wecom_fake, token, body["user_ticket"])
+    assert detail["errcode"] == 0 and detail["userid"] == "lisi"
+    assert set(detail) >= {"gender", "avatar", "qr_code", "mobile", "email", "biz_mail", "address"}
+    assert user_detail(wecom_fake, token, body["user_ticket"])["userid"] == "lisi"  # reusable
+    assert wecom_fake.stats()["wecom_calls"][CORP][AGENT]["getuserdetail"] == 2
+
+
+def test_getuserdetail_refuses_a_bad_or_expired_ticket(wecom_fake: FakeWeChat) -> None:
+    token, other_token = wecom_token(wecom_fake), wecom_token(wecom_fake, OTHER_AGENT)
+    code = wecom_fake.issue_wecom_code(CORP, AGENT, "lisi", scope="snsapi_privateinfo")
+    ticket = wecom(wecom_fake, "auth/getuserinfo", access_token=token, code=code)["user_ticket"]
+    bad = user_detail(wecom_fake, token, "nope")
+    assert bad["errcode"] == 40029 and WECOM_RID.search(bad["errmsg"])
+    assert user_detail(wecom_fake, token, None)["errcode"] == 40029
+    assert user_detail(wecom_fake, other_token, ticket)["errcode"] == 40029
+    assert user_detail(wecom_fake, "never", ticket)["errcode"] == 40014
+    as_get = wecom(wecom_fake, "auth/getuserdetail", access_token=token)
+    assert as_get["errcode"] == 43002
+    wecom_fake.advance(1800)
+    token = wecom_token(wecom_fake)
+    assert user_detail(wecom_fake, token, ticket)["errcode"] == 40029
+
+
+def test_a_base_code_and_a_non_member_get_no_user_ticket(wecom_fake: FakeWeChat) -> None:
+    token = wecom_token(wecom_fake)
+    outsider = wecom_fake.issue_wecom_code(CORP, AGENT, member=False, scope="snsapi_privateinfo")
+    body = wecom(wecom_fake, "auth/getuserinfo", access_token=token, code=outsider)
+    assert "user_ticket" not in body and body["openid"] == wecom_openid_for(CORP, DEFAULT_PERSON)
+
+
+def test_wecom_faults_answer_in_wecoms_format(wecom_fake: FakeWeChat) -> None:
+    token = wecom_token(wecom_fake)
+    code = wecom_fake.issue_wecom_code(CORP, AGENT)
+    wecom_fake.add_fault("getuserinfo", errcode=-1, code=code)
+    busy = wecom(wecom_fake, "auth/getuserinfo", access_token=token, code=code)
+    assert busy["errcode"] == -1 and WECOM_RID.search(busy["errmsg"])
+    assert wecom(wecom_fake, "auth/getuserinfo", access_token=token, code=code)["errcode"] == 40029
+    wecom_fake.add_fault("gettoken", errcode=45009)
+    assert wecom(wecom_fake, "gettoken", corpid=CORP, corpsecret="agent-secret")["errcode"] == 45009
+
+
+def test_reset_forgets_wecom_tokens_codes_and_counters(wecom_fake: FakeWeChat) -> None:
+    token = wecom_token(wecom_fake)
+    code = wecom_fake.issue_wecom_code(CORP, AGENT)
+    wecom_fake.reset()
+    assert wecom_fake.gettoken_calls(CORP, AGENT) == 0
+    assert wecom(wecom_fake, "auth/getuserinfo", access_token=token, code=code)["errcode"] == 40014
+    assert wecom_fake.wecom_secret_of(CORP, AGENT) == "agent-secret"  # corps stay
+
+
+def test_wecom_urls_point_at_the_fake(wecom_fake: FakeWeChat) -> None:
+    assert wecom_fake.wecom_api_base_url == wecom_fake.base_url
+    assert wecom_fake.wecom_sso_url == f"{wecom_fake.base_url}/wwlogin/sso/login"
+
+
+def wecom_authorize(fake: Any, url: str | None = None, **overrides: Any) -> requests.Response:
+    params = {
+        "appid": CORP,
+        "redirect_uri": CALLBACK,
+        "response_type": "code",
+        "scope": "snsapi_base",
+        "state": "St4te",
+        "agentid": AGENT,
+        **overrides,
+    }
+    return requests.get(url or fake.authorize_url, params=params, allow_redirects=False, timeout=5)
+
+
+def sso(fake: Any, **overrides: Any) -> requests.Response:
+    params = {
+        "login_type": "CorpApp",
+        "appid": CORP,
+        "agentid": AGENT,
+        "redirect_uri": CALLBACK,
+        "state": "St4te",
+        **overrides,
+    }
+    return requests.get(fake.wecom_sso_url, params=params, allow_redirects=False, timeout=5)
+
+
+def wecom_user_of(fake: Any, location: str, agent: str = AGENT) -> dict[str, Any]:
+    query = query_of(location)
+    assert query["state"] == ["St4te"] and set(query) == {"next", "code", "state"}
+    return wecom(fake, "auth/getuserinfo", access_token=wecom_token(fake, agent),
+                 code=query["code"][0])
+
+
+def test_wecom_authorize_redirects_with_a_code_of_the_agent(wecom_fake: FakeWeChat) -> None:
+    response = wecom_authorize(wecom_fake, fake_userid="wangwu")
+    assert response.status_code == 302
+    assert wecom_user_of(wecom_fake, response.headers["Location"])["userid"] == "wangwu"
+    private = wecom_authorize(wecom_fake, scope="snsapi_privateinfo", agentid=OTHER_AGENT)
+    body = wecom_user_of(wecom_fake, private.headers["Location"], OTHER_AGENT)
+    assert body["userid"] == DEFAULT_WECOM_USERID and "user_ticket" in body
+    outsider = wecom_authorize(wecom_fake, fake_member="0", fake_person="olga")
+    body = wecom_user_of(wecom_fake, outsider.headers["Location"])
+    assert body["openid"] == wecom_openid_for(CORP, "olga")
+    assert wecom_fake.stats()["wecom_calls"][CORP][AGENT]["authorize"] == 2
+
+
+def test_wecom_authorize_refuses_unknown_corps_agents_and_scopes(wecom_fake: FakeWeChat) -> None:
+    for overrides in (
+        {"appid": "wwunknown000000009"},
+        {"agentid": "1000009"},
+        {"scope": "snsapi_userinfo"},
+        {"agentid": ""},
+    ):
+        response = wecom_authorize(wecom_fake, **overrides)
+        assert response.status_code == 400, overrides
+    assert authorize(wecom_fake).status_code == 302  # the WeChat app's page is unchanged
+
+
+def test_wecom_authorize_consent_page_posts_back(consent_fake: FakeWeChat) -> None:
+    consent_fake.add_corp(CORP, AGENT)
+    page = wecom_authorize(consent_fake)
+    assert page.status_code == 200
+    assert 'action="/connect/oauth2/authorize/confirm"' in page.text
+    hidden = re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)">', page.text)
+    form = {name: unescape(value) for name, value in hidden} | {"userid": "zhaoliu"}
+    assert form["agentid"] == AGENT
+    response = requests.post(
+        f"{consent_fake.authorize_url}/confirm",
+        data=form | {"decision": "allow"},
+        allow_redirects=False,
+        timeout=5,
+    )
+    assert wecom_user_of(consent_fake, response.headers["Location"])["userid"] == "zhaoliu"
+
+
+def test_sso_page_is_confirmed_on_the_phone(consent_fake: FakeWeChat) -> None:
+    consent_fake.add_corp(CORP, AGENT)
+    page = sso(consent_fake)
+    assert page.status_code == 200 and "Confirm on phone" in page.text
+    assert 'action="/wwlogin/sso/login/confirm"' in page.text
+    hidden = re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)">', page.text)
+    form = {name: unescape(value) for name, value in hidden} | {"userid": "sunqi"}
+    response = requests.post(
+        f"{consent_fake.wecom_sso_url}/confirm",
+        data=form | {"decision": "allow"},
+        allow_redirects=False,
+        timeout=5,
+    )
+    assert response.status_code == 302
+    assert wecom_user_of(consent_fake, response.headers["Location"])["userid"] == "sunqi"
+    cancelled = requests.post(
+        f"{consent_fake.wecom_sso_url}/confirm",
+        data=form | {"decision": "deny"},
+        allow_redirects=False,
+        timeout=5,
+    )
+    assert "code" not in query_of(cancelled.headers["Location"])
+    assert consent_fake.stats()["wecom_calls"][CORP][AGENT]["wwlogin"] == 1
+
+
+def test_sso_fake_userid_shortcut_and_refusals(consent_fake: FakeWeChat) -> None:
+    consent_fake.add_corp(CORP, AGENT)
+    response = sso(consent_fake, fake_userid="zhouba")
+    assert response.status_code == 302
+    assert wecom_user_of(consent_fake, response.headers["Location"])["userid"] == "zhouba"
+    assert sso(consent_fake, login_type="ServiceApp").status_code == 400
+    assert sso(consent_fake, appid="wwunknown000000009").status_code == 400
+    assert sso(consent_fake, redirect_uri="/relative").status_code == 400
+
+
+def test_remote_handle_drives_wecom(wecom_fake: FakeWeChat) -> None:
+    remote = RemoteFakeWeChat(wecom_fake.base_url)
+    secret = remote.add_corp(CORP, "1000004")
+    assert remote.wecom_secret_of(CORP, "1000004") == secret
+    assert remote.wecom_secret_of(CORP, AGENT) == "agent-secret"
+    token = wecom_token(wecom_fake)
+    code = remote.issue_wecom_code(CORP, AGENT, "remote", scope="snsapi_privateinfo")
+    assert "user_ticket" in wecom(wecom_fake, "auth/getuserinfo", access_token=token, code=code)
+    assert (remote.gettoken_calls(CORP, AGENT), remote.exchange_calls(code)) == (1, 1)
+    remote.invalidate_wecom_token(CORP, AGENT)
+    assert wecom(wecom_fake, "auth/getuserinfo", access_token=token, code="x")["errcode"] == 42001
+    with pytest.raises(FakeWeChatControlError, match="400"):
+        remote.add_corp(CORP, AGENT, "another-secret")
+    with pytest.raises(ValueError, match="1000009"):
+        remote.wecom_secret_of(CORP, "1000009")
+
+
+def test_process_fake_serves_wecom(fake_process: FakeWeChatProcess) -> None:
+    fake_process.reset()
+    secret = fake_process.add_corp(CORP, AGENT)
+    assert fake_process.wecom_secret_of(CORP, AGENT) == secret
+    token = wecom_token(fake_process)
+    code = fake_process.issue_wecom_code(CORP, AGENT, member=False, person="pia")
+    body = wecom(fake_process, "auth/getuserinfo", access_token=token, code=code)
+    assert body["external_userid"] == external_userid_for(CORP, "pia")
+    assert fake_process.gettoken_calls(CORP, AGENT) == 1 and fake_process.exchange_calls(code) == 1
+    fake_process.invalidate_wecom_token(CORP, AGENT)
+    assert wecom(fake_process, "auth/getuserinfo", access_token=token, code="x")["errcode"] == 42001
+    assert wecom_token(fake_process) != token
+    response = sso(fake_process, fake_userid="proc")
+    assert wecom_user_of(fake_process, response.headers["Location"])["userid"] == "proc"

@@ -12,6 +12,11 @@ Mini Program apps are added with ``add_app`` too: ``issue_js_code`` hands out a 
 code for ``/sns/jscode2session``, whose every success rotates the user's ``session_key``
 (``session_key_of``).
 
+WeCom (企业微信) corps are added with ``add_corp(corp_id, agent_id, secret=None)``, one agent at
+a time: ``/cgi-bin/gettoken``, ``/cgi-bin/auth/getuserinfo`` (codes of ``issue_wecom_code``),
+``/cgi-bin/auth/getuserdetail``, the authorize page with an ``agentid`` and the SSO login page
+(``wecom_sso_url``); see :mod:`.wecom`.
+
 Names are imported on first use, so importing this package (as the pytest plugin does) stays
 cheap and needs neither Django nor requests.
 """
@@ -40,6 +45,9 @@ if TYPE_CHECKING:
     from wechat_oauth.testing.state import FakeState as FakeState
     from wechat_oauth.testing.state import Fault as Fault
     from wechat_oauth.testing.state import WeChatError as WeChatError
+    from wechat_oauth.testing.wecom import DEFAULT_WECOM_USERID as DEFAULT_WECOM_USERID
+    from wechat_oauth.testing.wecom import external_userid_for as external_userid_for
+    from wechat_oauth.testing.wecom import wecom_openid_for as wecom_openid_for
 
 _EXPORTS = {
     "DEFAULT_PERSON": "apps",
@@ -58,12 +66,16 @@ _EXPORTS = {
     "RemoteFakeWeChat": "remote",
     "FakeWeChatControlError": "remote",
     "FakeWeChatProcess": "process",
+    "DEFAULT_WECOM_USERID": "wecom",
+    "external_userid_for": "wecom",
+    "wecom_openid_for": "wecom",
 }
 
 __all__ = [
     "DEFAULT_APP_ID",
     "DEFAULT_OPENID",
     "DEFAULT_PERSON",
+    "DEFAULT_WECOM_USERID",
     "FakeApp",
     "FakeState",
     "FakeWeChat",
@@ -75,8 +87,10 @@ __all__ = [
     "RemoteFakeWeChat",
     "ServerThread",
     "WeChatError",
+    "external_userid_for",
     "openid_for",
     "unionid_for",
+    "wecom_openid_for",
 ]
 
 

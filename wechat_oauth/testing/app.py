@@ -8,14 +8,15 @@ from typing import Any
 
 from wechat_oauth.testing.api import API_PATHS, ApiViews
 from wechat_oauth.testing.authorize import AuthorizeViews
-from wechat_oauth.testing.base import AUTHORIZE_PATH, QRCONNECT_PATH
+from wechat_oauth.testing.base import AUTHORIZE_PATH, QRCONNECT_PATH, WWLOGIN_PATH
 from wechat_oauth.testing.control import ControlViews
 from wechat_oauth.testing.state import FakeState
 from wechat_oauth.testing.web import BadRequest, Request, Response
+from wechat_oauth.testing.wecom_pages import WeComPageViews, is_wecom
 from wechat_oauth.testing.wxlogin import WXLOGIN_JS_PATH, JssdkViews, is_jssdk, script_response
 
 #: Path of each browser page and the endpoint it is counted as.
-PAGE_PATHS = {AUTHORIZE_PATH: "authorize", QRCONNECT_PATH: "qrconnect"}
+PAGE_PATHS = {AUTHORIZE_PATH: "authorize", QRCONNECT_PATH: "qrconnect", WWLOGIN_PATH: "wwlogin"}
 CONFIRM_SUFFIX = "/confirm"
 
 StartResponse = Callable[..., Any]
@@ -29,6 +30,7 @@ class FakeWeChatApp:
         self.state = state
         self.pages = AuthorizeViews(state)
         self.jssdk = JssdkViews(self.pages)
+        self.wecom_pages = WeComPageViews(state)
         self.api = ApiViews(state, sleep)
         self.control = ControlViews(state)
 
@@ -44,15 +46,22 @@ class FakeWeChatApp:
     def dispatch(self, request: Request) -> Response:
         path = request.path
         if path in API_PATHS:
-            return self.api.handle(API_PATHS[path], request.query)
+            endpoint = API_PATHS[path]
+            body = request.body if request.method == "POST" else b""
+            return self.api.handle(endpoint, request.query, request.method, body)
         if path == WXLOGIN_JS_PATH:
             return script_response()
         if is_jssdk(request):
             return self.jssdk.show(request)
         if path in PAGE_PATHS:
-            return self.pages.show(request, PAGE_PATHS[path])
+            kind = PAGE_PATHS[path]
+            pages = self.wecom_pages if is_wecom(kind, request.query) else self.pages
+            return pages.show(request, kind)
         if path.endswith(CONFIRM_SUFFIX) and path[: -len(CONFIRM_SUFFIX)] in PAGE_PATHS:
-            return self.pages.confirm(request, PAGE_PATHS[path[: -len(CONFIRM_SUFFIX)]])
+            kind = PAGE_PATHS[path[: -len(CONFIRM_SUFFIX)]]
+            form = request.form() if request.method == "POST" else {}
+            pages = self.wecom_pages if is_wecom(kind, form) else self.pages
+            return pages.confirm(request, kind)
         if path.startswith("/_fake/"):
             return self.control.handle(request)
         if path == "/":

@@ -15,6 +15,8 @@ if TYPE_CHECKING:
 #: WeChat's browser pages (the fake serves them at these paths too, under its root).
 AUTHORIZE_PATH = "/connect/oauth2/authorize"
 QRCONNECT_PATH = "/connect/qrconnect"
+#: WeCom's SSO (QR) login page; its in-app authorize page is AUTHORIZE_PATH with an agentid.
+WWLOGIN_PATH = "/wwlogin/sso/login"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -65,6 +67,26 @@ class FakeWeChatBase(CodeIssuer):
         ``jscode2session`` rotates it), None if it has none yet; ``ValueError`` if the app is
         unknown."""
 
+    @abstractmethod
+    def add_corp(self, corp_id: str, agent_id: int | str, secret: str | None = None) -> str:
+        """Make the fake know agent ``agent_id`` of WeCom corp ``corp_id`` (random secret if none
+        is given); its secret. Once per agent; a known agent with another secret is refused."""
+
+    @abstractmethod
+    def wecom_secret_of(self, corp_id: str, agent_id: int | str) -> str:
+        """The secret of a known WeCom agent (``ValueError`` if the fake does not know it)."""
+
+    @abstractmethod
+    def invalidate_wecom_token(self, corp_id: str, agent_id: int | str) -> None:
+        """Expire the agent's current access token now (42001 for it; gettoken a new one)."""
+
+    def gettoken_calls(self, corp_id: str, agent_id: int | str) -> int:
+        """How many ``cgi-bin/gettoken`` requests carried this agent's secret."""
+        per_agent = self.stats()["wecom_calls"].get(corp_id, {}).get(str(agent_id).strip())
+        if per_agent is None:
+            raise ValueError(f"unknown agent {agent_id} of corp {corp_id!r}")
+        return int(per_agent["gettoken"])
+
     @property
     @abstractmethod
     def base_url(self) -> str:
@@ -82,6 +104,16 @@ class FakeWeChatBase(CodeIssuer):
     @property
     def qrconnect_url(self) -> str:
         return f"{self.base_url}{QRCONNECT_PATH}"
+
+    @property
+    def wecom_api_base_url(self) -> str:
+        """Where WeCom's API is (``https://qyapi.weixin.qq.com`` for real): ``/cgi-bin/...``."""
+        return self.base_url
+
+    @property
+    def wecom_sso_url(self) -> str:
+        """WeCom's SSO (QR) login page (``https://login.work.weixin.qq.com/wwlogin/sso/login``)."""
+        return f"{self.base_url}{WWLOGIN_PATH}"
 
     @property
     def wxlogin_js_url(self) -> str:
@@ -104,11 +136,14 @@ class FakeWeChatBase(CodeIssuer):
     @abstractmethod
     def stats(self, code: str | None = None) -> dict[str, Any]:
         """``{"calls": {endpoint: n}, "exchange_calls": {code: n},
-        "app_calls": {app_id: {endpoint: n}}}`` (see :meth:`~.state.FakeState.stats`)."""
+        "app_calls": {app_id: {endpoint: n}},
+        "wecom_calls": {corp_id: {agent_id: {endpoint: n}}}}`` (see
+        :meth:`~.state.FakeState.stats`)."""
 
     def exchange_calls(self, code: str) -> int:
         """How many requests carried ``code`` (whatever their answer): access_token requests
-        for a code of :meth:`issue_code`, jscode2session ones for :meth:`issue_js_code`'s."""
+        for a code of :meth:`issue_code`, jscode2session ones for :meth:`issue_js_code`'s,
+        WeCom getuserinfo ones for :meth:`issue_wecom_code`'s."""
         return int(self.stats(code)["exchange_calls"].get(code, 0))
 
     def total_exchange_calls(self) -> int:
@@ -117,8 +152,9 @@ class FakeWeChatBase(CodeIssuer):
     def calls(self, endpoint: str, app_id: str | None = None) -> int:
         """Requests received by one endpoint, or only those naming app ``app_id``.
 
-        One of authorize, qrconnect, access_token, refresh_token, userinfo, auth, jscode2session
-        (userinfo and auth name no app).
+        One of authorize, qrconnect, wwlogin, access_token, refresh_token, userinfo, auth,
+        jscode2session, gettoken, getuserinfo, getuserdetail (per app: authorize, qrconnect,
+        access_token, refresh_token, jscode2session; WeCom's per agent: :meth:`stats`).
         """
         stats = self.stats()
         calls = stats["calls"]

@@ -6,13 +6,14 @@ from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
-from wechat_oauth.testing.state import FakeState, Fault, JsCodeRequest
+from wechat_oauth.testing.state import FakeState, Fault, JsCodeRequest, WeComCodeRequest
 from wechat_oauth.testing.web import BadRequest, Request, Response
 
 
 class ControlViews:
     """``/_fake/codes``, ``js_codes``, ``session_keys``, ``apps``, ``stats``, ``faults``,
-    ``latency``, ``clock``, ``reset``, ``config``."""
+    ``latency``, ``clock``, ``reset``, ``config``; WeCom's ``wecom/corps``, ``wecom/codes``,
+    ``wecom/invalidate``."""
 
     def __init__(self, state: FakeState) -> None:
         self.state = state
@@ -21,6 +22,11 @@ class ControlViews:
             ("POST", "/_fake/js_codes"): self._issue_js_code,
             ("GET", "/_fake/session_keys"): self._session_key,
             ("POST", "/_fake/apps"): self._add_app,
+            ("POST", "/_fake/wecom/corps"): lambda r: {"secret": state.add_corp(**r.json())},
+            ("POST", "/_fake/wecom/codes"): lambda r: {
+                "code": state._issue_wecom_code(WeComCodeRequest(**r.json()))
+            },
+            ("POST", "/_fake/wecom/invalidate"): self._invalidate_wecom_token,
             ("GET", "/_fake/stats"): lambda r: state.stats(r.query.get("code")),
             ("POST", "/_fake/faults"): self._add_fault,
             ("POST", "/_fake/latency"): self._set_latency,
@@ -54,6 +60,10 @@ class ControlViews:
             return {"app_known": False, "session_key": None}
         return {"app_known": True, "session_key": self.state.session_key_of(app_id, openid)}
 
+    def _invalidate_wecom_token(self, request: Request) -> dict[str, bool]:
+        self.state.invalidate_wecom_token(**request.json())
+        return {"ok": True}
+
     def _add_app(self, request: Request) -> dict[str, str]:
         return {"app_secret": self.state.add_app(**request.json())}
 
@@ -78,6 +88,7 @@ class ControlViews:
             "app_id": self.state.app_id,
             "app_secret": self.state.app_secret,
             "apps": [asdict(app) for app in self.state.apps()],
+            "wecom_agents": [asdict(agent) for agent in self.state.wecom_agents()],
             "code_ttl": self.state.code_ttl,
             "latency": self.state.latency,
             "auto_approve": self.state.auto_approve,

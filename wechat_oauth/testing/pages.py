@@ -103,6 +103,11 @@ def _page(title: str, content: str) -> str:
     return _LAYOUT.substitute(title=escape(title), content=content)
 
 
+def render(title: str, content: str) -> str:
+    """A whole page in the fake's layout around ``content`` (HTML, already escaped)."""
+    return _page(title, content)
+
+
 def _script_string(value: str) -> str:
     """A JavaScript string literal safe inside a <script> element."""
     return json.dumps(value).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")

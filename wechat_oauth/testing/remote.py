@@ -8,7 +8,7 @@ from typing import Any
 import requests
 
 from wechat_oauth.testing.base import FakeWeChatBase
-from wechat_oauth.testing.state import CodeRequest, JsCodeRequest
+from wechat_oauth.testing.state import CodeRequest, JsCodeRequest, WeComCodeRequest
 
 
 class FakeWeChatControlError(RuntimeError):
@@ -109,6 +109,23 @@ class RemoteFakeWeChat(FakeWeChatBase):
         if not answer["app_known"]:
             raise ValueError(f"unknown app {app_id!r}: add it with add_app() first")
         return None if answer["session_key"] is None else str(answer["session_key"])
+
+    def add_corp(self, corp_id: str, agent_id: int | str, secret: str | None = None) -> str:
+        payload = {"corp_id": corp_id, "agent_id": str(agent_id), "secret": secret}
+        return str(self._call("POST", "wecom/corps", payload)["secret"])
+
+    def wecom_secret_of(self, corp_id: str, agent_id: int | str) -> str:
+        for agent in self._call("GET", "config")["wecom_agents"]:
+            if (agent["corp_id"], agent["agent_id"]) == (corp_id, str(agent_id).strip()):
+                return str(agent["secret"])
+        raise ValueError(f"unknown agent {agent_id} of corp {corp_id!r}: add it with add_corp()")
+
+    def invalidate_wecom_token(self, corp_id: str, agent_id: int | str) -> None:
+        self._call("POST", "wecom/invalidate", {"corp_id": corp_id, "agent_id": str(agent_id)})
+
+    def _issue_wecom_code(self, request: WeComCodeRequest) -> str:
+        payload = asdict(request) | {"agent_id": str(request.agent_id)}
+        return str(self._call("POST", "wecom/codes", payload)["code"])
 
     def stats(self, code: str | None = None) -> dict[str, Any]:
         return dict(self._call("GET", "stats", params={"code": code} if code is not None else None))

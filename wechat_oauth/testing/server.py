@@ -20,6 +20,7 @@ from wechat_oauth.testing.state import (
     FakeState,
     Fault,
     JsCodeRequest,
+    WeComCodeRequest,
 )
 
 WSGIApp = Any
@@ -147,6 +148,18 @@ class FakeWeChat(FakeWeChatBase):
 
     def session_key_of(self, app_id: str, openid: str) -> str | None:
         return self.state.session_key_of(app_id, openid)
+
+    def add_corp(self, corp_id: str, agent_id: int | str, secret: str | None = None) -> str:
+        return self.state.add_corp(corp_id, agent_id, secret)
+
+    def wecom_secret_of(self, corp_id: str, agent_id: int | str) -> str:
+        return self.state.wecom_secret_of(corp_id, agent_id)
+
+    def invalidate_wecom_token(self, corp_id: str, agent_id: int | str) -> None:
+        self.state.invalidate_wecom_token(corp_id, agent_id)
+
+    def _issue_wecom_code(self, request: WeComCodeRequest) -> str:
+        return self.state._issue_wecom_code(request)
 
     def start(self) -> None:
         self._server.start()

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from wechat_oauth.testing.apps import AppRegistry, FakeApp, openid_for, unionid_for
+from wechat_oauth.testing.wecom import FakeAgent, WeComState
 
 DEFAULT_APP_ID = "wxfake000000000001"
 #: The user a code is issued for when neither openid nor person is given (28 characters,
@@ -29,17 +30,21 @@ DEFAULT_OPENID = "oFakeUser000000000000default"
 ACCESS_TOKEN_TTL = 7200
 REFRESH_TOKEN_TTL = 30 * 86400
 
-#: The browser pages counted in :meth:`FakeState.stats`.
-PAGE_ENDPOINTS = ("authorize", "qrconnect")
-#: The API (``/sns/...``; ``jscode2session`` is the Mini Program's): faults may target them.
-API_ENDPOINTS = ("access_token", "refresh_token", "userinfo", "auth", "jscode2session")
+#: The browser pages counted in :meth:`FakeState.stats` (``wwlogin``: WeCom's SSO login).
+PAGE_ENDPOINTS = ("authorize", "qrconnect", "wwlogin")
+#: WeCom's API (``/cgi-bin/...``), answered in WeCom's format.
+WECOM_ENDPOINTS = ("gettoken", "getuserinfo", "getuserdetail")
+#: The API (``/sns/...``, ``jscode2session`` the Mini Program's; WeCom's): faults may target it.
+API_ENDPOINTS = (
+    "access_token", "refresh_token", "userinfo", "auth", "jscode2session", *WECOM_ENDPOINTS
+)
 #: Endpoints counted in :meth:`FakeState.stats`.
 ENDPOINTS = PAGE_ENDPOINTS + API_ENDPOINTS
 #: Endpoints whose requests name an app (``appid``): counted per app too.
 APP_ENDPOINTS = ("authorize", "qrconnect", "access_token", "refresh_token", "jscode2session")
 #: The API endpoints that spend a code, and the query parameter carrying it: counted per code
 #: (``exchange_calls``), and a fault may target one code.
-CODE_PARAMS = {"access_token": "code", "jscode2session": "js_code"}
+CODE_PARAMS = {"access_token": "code", "jscode2session": "js_code", "getuserinfo": "code"}
 
 AUTHORIZE_SCOPES = frozenset({"snsapi_base", "snsapi_userinfo", "snsapi_privateinfo"})
 QRCONNECT_SCOPES = frozenset({"snsapi_login"})
@@ -106,6 +111,18 @@ class CodeRequest:
 
 
 @dataclass(frozen=True)
+class WeComCodeRequest:
+    """The arguments of ``issue_wecom_code``, as given."""
+
+    corp_id: str
+    agent_id: int | str
+    userid: str | None = None
+    member: bool = True
+    person: str | None = None
+    scope: str = "snsapi_base"
+
+
+@dataclass(frozen=True)
 class JsCodeRequest:
     """The arguments of ``issue_js_code``, as given."""
 
@@ -163,6 +180,32 @@ class CodeIssuer(ABC):
     @abstractmethod
     def _issue_js_code(self, request: JsCodeRequest) -> str:
         """Issue a js_code as ``request`` asks (``ValueError`` or the like if it cannot)."""
+
+    def issue_wecom_code(
+        self,
+        corp_id: str,
+        agent_id: int | str,
+        userid: str | None = None,
+        *,
+        member: bool = True,
+        person: str | None = None,
+        scope: str = "snsapi_base",
+    ) -> str:
+        """A fresh WeCom code for agent ``agent_id`` of corp ``corp_id`` (see :meth:`add_corp`),
+        as WeCom's authorize or SSO page would hand out, for ``cgi-bin/auth/getuserinfo``.
+
+        A member ``userid`` (default :data:`~.wecom.DEFAULT_WECOM_USERID`), or with
+        ``member=False`` a non-member ``person`` (default ``DEFAULT_PERSON``), answered by openid
+        and external_userid. ``scope``: ``snsapi_base`` or ``snsapi_privateinfo`` (a member then
+        also gets a user_ticket). Valid ``code_ttl`` seconds (five minutes), once.
+        """
+        return self._issue_wecom_code(
+            WeComCodeRequest(corp_id, agent_id, userid, member, person, scope)
+        )
+
+    @abstractmethod
+    def _issue_wecom_code(self, request: WeComCodeRequest) -> str:
+        """Issue a WeCom code as ``request`` asks (``ValueError`` or the like if it cannot)."""
 
 
 @dataclass
@@ -300,9 +343,11 @@ class FakeState(CodeIssuer):
         self._initial_latency = float(latency)
         self._clock = clock
         self._lock = threading.Lock()
+        self._wecom = WeComState(self._now)
         self._clear()
 
     def _clear(self) -> None:
+        self._wecom.clear()
         self._latency = self._initial_latency
         self._offset = 0.0
         self._codes: dict[str, CodeGrant] = {}
@@ -321,7 +366,7 @@ class FakeState(CodeIssuer):
 
         None of these should ever appear in a site's logs or pages: tests grep for them.
         """
-        app_secrets = {app.app_secret for app in self._apps.all()}
+        app_secrets = {app.app_secret for app in self._apps.all()} | self._wecom.secrets()
         with self._lock:
             return {
                 *app_secrets,
@@ -365,6 +410,62 @@ class FakeState(CodeIssuer):
 
     def knows_app(self, app_id: str | None) -> bool:
         return self._apps.find(app_id) is not None
+
+    # WeCom corps and agents.
+
+    def add_corp(self, corp_id: str, agent_id: int | str, secret: str | None = None) -> str:
+        """Know agent ``agent_id`` of WeCom corp ``corp_id`` (random secret if none is given)
+        and return its secret; a known agent again changes nothing (another secret:
+        ``ValueError``). Call once per agent of a corp."""
+        return self._wecom.add_corp(corp_id, agent_id, secret)
+
+    def wecom_secret_of(self, corp_id: str, agent_id: int | str) -> str:
+        """The secret of a known agent (``ValueError`` if unknown)."""
+        return self._wecom.agent(corp_id, agent_id).secret
+
+    def wecom_agents(self) -> list[FakeAgent]:
+        return self._wecom.agents()
+
+    def find_wecom_agent(self, corp_id: str | None, agent_id: str | None) -> FakeAgent | None:
+        return self._wecom.find_agent(corp_id, agent_id)
+
+    def invalidate_wecom_token(self, corp_id: str, agent_id: int | str) -> None:
+        """Expire the agent's current access token early: requests with it get 42001, and the
+        next gettoken answers a new one."""
+        self._wecom.invalidate_token(corp_id, agent_id)
+
+    def _issue_wecom_code(self, request: WeComCodeRequest) -> str:
+        return self._wecom.issue_code(
+            request.corp_id,
+            request.agent_id,
+            request.userid,
+            member=request.member,
+            person=request.person,
+            scope=request.scope,
+            ttl=self.code_ttl,
+        )
+
+    def gettoken(self, corpid: str | None, corpsecret: str | None) -> dict[str, Any]:
+        """``cgi-bin/gettoken`` (see :class:`~.wecom.WeComState`)."""
+        return self._wecom.gettoken(corpid, corpsecret)
+
+    def wecom_getuserinfo(self, access_token: str | None, code: str | None) -> dict[str, Any]:
+        """``cgi-bin/auth/getuserinfo``."""
+        return self._wecom.getuserinfo(access_token, code)
+
+    def wecom_getuserdetail(self, access_token: str | None, user_ticket: Any) -> dict[str, Any]:
+        """``cgi-bin/auth/getuserdetail``."""
+        return self._wecom.getuserdetail(access_token, user_ticket)
+
+    def wecom_agent_of(self, endpoint: str, query: dict[str, str]) -> FakeAgent | None:
+        """The agent a WeCom API request is counted for: by secret (gettoken) or by token."""
+        if endpoint == "gettoken":
+            return self._wecom.agent_of_secret(query.get("corpid"), query.get("corpsecret"))
+        return self._wecom.agent_of_token(query.get("access_token"))
+
+    def record_wecom_call(self, agent: FakeAgent | None, endpoint: str) -> None:
+        """Count a request for an agent in ``stats()["wecom_calls"]``."""
+        self._wecom.record(agent, endpoint)
 
     # Configuration at runtime.
 
@@ -429,8 +530,11 @@ class FakeState(CodeIssuer):
     def stats(self, code: str | None = None) -> dict[str, Any]:
         """Counters as JSON-ready data (``exchange_calls`` limited to ``code`` if given).
 
-        ``app_calls``: for each app, the requests of the :data:`APP_ENDPOINTS` naming it.
+        ``app_calls``: for each app, the requests of the :data:`APP_ENDPOINTS` naming it;
+        ``wecom_calls``: ``{corp_id: {agent_id: {endpoint: n}}}``, the requests of the WeCom
+        pages and API naming the agent (by agentid, secret or a token of it).
         """
+        wecom_calls = self._wecom.stats()
         apps = self.apps()
         with self._lock:
             per_code = (
@@ -446,6 +550,7 @@ class FakeState(CodeIssuer):
                     }
                     for app in apps
                 },
+                "wecom_calls": wecom_calls,
             }
 
     # Codes.
@@ -491,6 +596,14 @@ class FakeState(CodeIssuer):
         with self._lock:
             self._js_codes[code] = CodeGrant(user, "", self._now() + self.code_ttl)
         return code
+
+    def consume_request(self, endpoint: str, query: dict[str, str]) -> None:
+        """Spend the code of an API request WeChat processed but whose answer was lost."""
+        code = query.get(CODE_PARAMS[endpoint], "")
+        if endpoint == "getuserinfo":
+            self._wecom.consume_code(query.get("access_token"), code)
+        elif code:
+            self.consume_code(code, query.get("appid"), endpoint)
 
     def consume_code(
         self, code: str, appid: str | None, endpoint: str = "access_token"
