@@ -249,7 +249,8 @@ class WeComState:
                 token = secrets.token_urlsafe(48)
                 grant = self._tokens[token] = WeComToken(agent, now + WECOM_TOKEN_TTL)
                 self._current[key] = token
-            expires_in = max(1, int(grant.expires_at - now))
+            # Rounded: now + TTL - now is not always TTL in floating point (7199.999...).
+            expires_in = max(1, round(grant.expires_at - now))
         return {"errcode": 0, "errmsg": "ok", "access_token": token, "expires_in": expires_in}
 
     def invalidate_token(self, corp_id: str, agent_id: int | str) -> None:
