@@ -323,3 +323,20 @@ def test_the_middleware_logs_in_on_a_page_through_the_default_app(two_apps):
 
     assert response.status_code == 302 and response["Location"] == "/page/?x=1"
     assert WeChatAccount.objects.get().openid == openid_for(two_apps.app_id, "liam")
+
+
+def test_an_apps_longer_timeout_lengthens_the_holders_bound(fake_wechat, settings):
+    """The holder's transaction must outlive the slowest app's calls to WeChat: PostgreSQL
+    would otherwise end it in the middle of that app's exchange."""
+    from wechat_oauth.conf import app_settings
+
+    conf = two_apps_settings(fake_wechat)
+    conf["TIMEOUT"] = (1.0, 2.0)
+    settings.WECHAT_OAUTH = conf
+    default_bound = app_settings.hold_timeout
+
+    settings.WECHAT_OAUTH = {**conf, "APPS": {**conf["APPS"],
+                                              "web": {**conf["APPS"]["web"], "TIMEOUT": (2.0, 8.0)}}}
+
+    assert default_bound == 2 * 3.0 + 1.0
+    assert app_settings.hold_timeout == 2 * 10.0 + 1.0

@@ -164,8 +164,13 @@ class AppSettings:
     @property
     def hold_timeout(self) -> float:
         """Longest time the holder of an exchange keeps its transaction open, in seconds:
-        two calls to WeChat (the exchange and, for snsapi_userinfo, the profile) plus margin."""
-        return 2 * sum(self.timeout) + float(self.EXCHANGE_MARGIN)
+        two calls to WeChat (the exchange and, for snsapi_userinfo, the profile) plus margin,
+        at the longest TIMEOUT of any app (an app of APPS may set its own)."""
+        from .registry import configured_apps
+
+        longest = max([sum(self.timeout), *(sum(timeout_pair(app.setting("TIMEOUT")))
+                                            for app in configured_apps().values())])
+        return 2 * longest + float(self.EXCHANGE_MARGIN)
 
     @property
     def wait_timeout(self) -> float:
