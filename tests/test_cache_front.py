@@ -434,14 +434,13 @@ def test_killed_holder_does_not_stall_duplicates_waiting_on_redis(fake_wechat, p
 
     settings.WECHAT_OAUTH = {**settings.WECHAT_OAUTH, "CACHE_ALIAS": redis_alias}
     caches[redis_alias].delete_pattern("wechat_oauth:*")
-    fake_wechat.set_latency(5.0)
     code = fake_wechat.issue_code("o_holder_killed")
+    fake_wechat.add_fault("access_token", delay=5.0, code=code)  # only the holder's is slow
     holder = start_processes(1, workers.exchange_after_barrier,
                              dict(connections[pg_alias].settings_dict), settings.WECHAT_OAUTH,
                              code, {"default": settings.CACHES["default"],
                                     redis_alias: settings.CACHES[redis_alias]})
     wait_until(lambda: fake_wechat.exchange_calls(code) == 1)
-    fake_wechat.set_latency(0)
     duplicates = [start_thread(partial(exchange_once, code, using=pg_alias)) for _ in range(3)]
     time.sleep(0.2)
     os.kill(holder.pids[0], signal.SIGKILL)

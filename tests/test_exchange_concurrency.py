@@ -110,14 +110,16 @@ def test_holder_that_rolls_back_under_several_waiters_leaves_one_exchange_for_al
 
 def test_killed_holder_lets_waiting_duplicates_finish_without_two_live_exchanges(
         fake_wechat, alias, settings):
-    fake_wechat.set_latency(3.0)
     code = fake_wechat.issue_code("o_killed")
+    # Only the holder's request is slow (WeChat spends the code on receipt, answers after 3 s):
+    # a global latency lowered for the duplicates could release the holder too, if its request
+    # had not yet begun its wait.
+    fake_wechat.add_fault("access_token", delay=3.0, code=code)
     holder = start_processes(1, workers.exchange_after_barrier,
                              database_for_children(alias), settings.WECHAT_OAUTH, code)
     wait_until(lambda: fake_wechat.exchange_calls(code) == 1)
 
     # Duplicates arrive while the holder waits for WeChat; they block in the database.
-    fake_wechat.set_latency(0)
     duplicates = [start_thread(partial(exchange_once, code, using=alias)) for _ in range(3)]
     time.sleep(0.3)
     calls_before_kill = fake_wechat.exchange_calls(code)
