@@ -10,6 +10,9 @@ from .exceptions import WeChatOAuthError
 from .outcome import StoredOutcome
 from .results import TokenResult
 
+#: A row that still holds a token, a session_key or a profile (what the scrub blanks).
+HOLDS_SECRETS = ~Q(access_token="") | ~Q(session_key="") | Q(profile__isnull=False)
+
 
 class OAuthCodeUse(models.Model):
     """One authorisation code and what became of it: the fence of the exactly-once exchange.
@@ -79,9 +82,11 @@ class OAuthCodeUse(models.Model):
         indexes = [
             # Retention purge and the admin's date hierarchy / recent-first list.
             models.Index(fields=["first_seen_at"], name="wechat_oauth_code_first_seen"),
-            # Token scrub: only rows that still hold tokens.
-            models.Index(fields=["first_seen_at"], name="wechat_oauth_code_has_tokens",
-                         condition=~Q(access_token="")),
+            # Token scrub: only rows that still hold a secret (purge.py writes the same
+            # condition, so that SQLite uses the index too). A Mini Program's session_key and
+            # a WeCom member's details come without an access token.
+            models.Index(fields=["first_seen_at"], name="wechat_oauth_code_has_secrets",
+                         condition=HOLDS_SECRETS),
             models.Index(fields=["openid"], name="wechat_oauth_code_openid"),
             models.Index(fields=["unionid"], name="wechat_oauth_code_unionid"),
         ]
