@@ -263,3 +263,21 @@ def test_checks_name_a_wecom_app_without_agent_id_or_secret(corp, settings):
 
     assert {"wechat_oauth.E017", "wechat_oauth.E020", "wechat_oauth.E022"} <= ids
 
+
+
+def test_the_admin_filters_codes_and_accounts_by_kind_of_login(corp, admin_client):
+    from tests.test_several_apps import MP_LOGIN
+    from tests.test_several_apps import log_in as web_log_in
+
+    web_log_in(MP_LOGIN, "ann")
+    log_in(userid="f1")
+    admin_client.force_login(get_user_model().objects.create_superuser("root", "r@x.cn", "pw"))
+
+    codes = admin_client.get("/admin/wechat_oauth/oauthcodeuse/?kind=wecom")
+    accounts = admin_client.get("/admin/wechat_oauth/wechataccount/?kind=mp")
+
+    assert [row.app_id for row in codes.context["cl"].result_list] == [CORP_ID]
+    assert codes.context["code_use_summary"]["week"]["codes"] == 1
+    assert "WeCom" in codes.content.decode() and "Mini Program" not in codes.content.decode()
+    assert [row.openid for row in accounts.context["cl"].result_list] != ["f1"]
+    assert len(accounts.context["cl"].result_list) == 1
