@@ -91,7 +91,8 @@ DEFAULTS: dict[str, Any] = {
     # by WeChatOAuthMiddleware (matched against request.path_info). Empty: never.
     "AUTO_LOGIN_PATHS": [],
     # Alias (in CACHES) of a django-redis cache shared by every server: duplicates are then
-    # answered from Redis (no SQL) and in-flight ones woken through it. None: database only.
+    # answered from Redis (no SQL) and in-flight ones woken through it; WeCom apps share their
+    # access token there (else in the WeComAccessToken table). None: database only.
     "CACHE_ALIAS": None,
     # Name of the browser-binding cookie the login start sets (HttpOnly, SameSite=Lax, lives
     # STATE_MAX_AGE); the state commits to it (see binding.py).
