@@ -148,3 +148,18 @@ def test_exchange_once_on_a_stale_token_releases_the_claim_and_succeeds(corp, al
     assert exchange.token.openid == "zheng" and not exchange.duplicate
     assert corp.exchange_calls(code) == 2  # refused for the token, then spent
     assert OAuthCodeUse.objects.using(alias).get().status == "exchanged"
+
+
+@pytest.mark.redis
+def test_through_the_cache_front_a_stale_token_releases_the_claim_and_duplicates_share_one(
+        corp, front):
+    client = get_client("corp")
+    client.access_token()
+    corp.invalidate_wecom_token(CORP_ID, AGENT_ID)
+    code = corp.issue_wecom_code(CORP_ID, AGENT_ID, "feng")
+
+    results = run_in_threads(6, lambda: exchange_once(code, client=client).token.openid)
+
+    assert results == [("ok", "feng")] * 6
+    assert gettoken_calls(corp) == 2
+    assert OAuthCodeUse.objects.get().status == "exchanged"
