@@ -90,7 +90,8 @@ def _guarded(app_names: dict[str, str], exchanges: dict[str, int]) -> dict[str, 
     for row in recent:
         row.app_name = app_names[row.app_id]
         row.upstream_exchanges = exchanges.get(row.code_hash)  # None: before this server started
-    per_app = [{"app": app, "callback": app_url("callback", app),
+    # Where each app's codes arrive: a web app's callback, a Mini Program's session endpoint.
+    per_app = [{"app": app, "endpoint": app_url("session" if app.is_mini_program else "callback", app),
                 **_code_stats(code_uses.filter(app_id=app.app_id))}
                for app in configured_apps().values()]
     total = {key: sum(stats[key] for stats in per_app)

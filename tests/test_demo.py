@@ -20,8 +20,8 @@ def test_the_demo_points_every_wechat_url_at_its_fake() -> None:
     }
 
 
-def test_the_demos_two_apps_pass_the_system_checks(tmp_path) -> None:
-    """Its settings as ``python manage.py demo`` reads them: both apps, on the fake, no issue."""
+def test_the_demos_three_apps_pass_the_system_checks(tmp_path) -> None:
+    """Its settings as ``python manage.py demo`` reads them: every app, on the fake, no issue."""
     env = {name: value for name, value in os.environ.items() if name not in _NOT_INHERITED}
     env["WECHAT_OAUTH_DEMO_DB"] = str(tmp_path / "db.sqlite3")
     script = (
@@ -40,7 +40,7 @@ def test_the_demos_two_apps_pass_the_system_checks(tmp_path) -> None:
                           env={**env, "DJANGO_SETTINGS_MODULE": "demo_project.settings"})
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[-3:] == [
-        "mp mp:mp:snsapi_userinfo web:open:snsapi_login",
-        "wxdemo000000000001 wxdemo000000000002",
+        "mp mp:mp:snsapi_userinfo web:open:snsapi_login mini:miniprogram:",
+        "wxdemo000000000001 wxdemo000000000002 wxdemo000000000003",
         "True",
     ], done.stdout
