@@ -47,7 +47,7 @@ CHROMIUM_ARGUMENTS = (
 WAIT = 20
 #: The demo's app secrets (demo_project/settings.py): they must never reach the server's log.
 DEMO_APP_SECRETS = ("demo-app-secret-0123456789abcdef", "demo-web-secret-0123456789abcdef",
-                    "demo-mini-secret-0123456789abcdef")
+                    "demo-mini-secret-0123456789abcdef", "demo-wecom-secret-0123456789abcdef")
 #: The demo's apps: the Official Account (the default app), the website app (QR login) and the
 #: Mini Program (the Mini Program panel).
 MP_APP_ID = "wxdemo000000000001"
@@ -418,6 +418,26 @@ def test_scan_to_log_in_on_wechats_qrconnect_page(site: Site) -> None:
              for row in site.driver.find_elements("css selector", "tr.wechat-account")]
     assert shown == [("web", unionid_for(person), "unionid")]
     assert site.upstream_exchanges_shown_for(web_openid) == "1"
+    site.assert_log_shows_no_secret()
+
+
+def test_wecom_login_of_a_desktop_browser_goes_through_the_sso_qr_page(site: Site) -> None:
+    """The WeCom app: a desktop browser is sent to WeCom's SSO page (a QR code and the phone
+    that confirms it); the member is then logged in by userid, with one getuserinfo call."""
+    userid = "zhangsan"
+    site.driver.delete_all_cookies()
+    site.driver.get(site.demo.url + "/")
+    site.element("#login-wecom").click()
+    chosen = site.wait(lambda d: d.find_element("name", "userid"), "the fake's WeCom SSO page")
+    assert site.driver.current_url.startswith(site.demo.url + "/fake-wechat/wwlogin/sso/login?")
+    assert "Scan with WeCom" in site.element("#qrcode").text
+    chosen.clear()
+    chosen.send_keys(userid)
+    site.element("button[name=decision][value=allow]").click()
+    site.wait_until_home_shows(userid)
+
+    assert site.element("#logged-in-app").text == "corp"
+    assert site.upstream_exchanges_shown_for(userid) == "1"
     site.assert_log_shows_no_secret()
 
 

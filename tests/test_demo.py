@@ -29,10 +29,12 @@ def test_the_demo_points_every_wechat_url_at_its_fake() -> None:
         "AUTHORIZE_URL": f"{base}/connect/oauth2/authorize",
         "QRCONNECT_URL": f"{base}/connect/qrconnect",
         "WXLOGIN_JS_URL": f"{base}/connect/wxLogin.js",
+        "WECOM_API_BASE_URL": base,
+        "WECOM_SSO_URL": f"{base}/wwlogin/sso/login",
     }
 
 
-def test_the_demos_three_apps_pass_the_system_checks(tmp_path) -> None:
+def test_the_demos_apps_pass_the_system_checks(tmp_path) -> None:
     """Its settings as ``python manage.py demo`` reads them: every app, on the fake, no issue."""
     env = {name: value for name, value in os.environ.items() if name not in _NOT_INHERITED}
     env["WECHAT_OAUTH_DEMO_DB"] = str(tmp_path / "db.sqlite3")
@@ -45,15 +47,19 @@ def test_the_demos_three_apps_pass_the_system_checks(tmp_path) -> None:
         "apps = configured_apps()\n"
         "print(default_app_name(), *(f'{a.name}:{a.kind}:{a.scope}' for a in apps.values()))\n"
         "print(*sorted(app.app_id for app in fake_state().apps()))\n"
-        "print(all(fake_state().app_secret_of(a.app_id) == a.app_secret for a in apps.values()))\n"
+        "print(all(fake_state().app_secret_of(a.app_id) == a.app_secret for a in apps.values()\n"
+        "          if not a.is_wecom))\n"
+        "print(*(fake_state().wecom_secret_of(a.app_id, a.agent_id) == a.app_secret\n"
+        "        for a in apps.values() if a.is_wecom))\n"
     )
     done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True,
                           text=True, timeout=60,
                           env={**env, "DJANGO_SETTINGS_MODULE": "demo_project.settings"})
     assert done.returncode == 0, done.stderr
-    assert done.stdout.splitlines()[-3:] == [
-        "mp mp:mp:snsapi_userinfo web:open:snsapi_login mini:miniprogram:",
+    assert done.stdout.splitlines()[-4:] == [
+        "mp mp:mp:snsapi_userinfo web:open:snsapi_login mini:miniprogram: corp:wecom:snsapi_base",
         "wxdemo000000000001 wxdemo000000000002 wxdemo000000000003",
+        "True",
         "True",
     ], done.stdout
 
