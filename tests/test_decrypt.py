@@ -11,15 +11,17 @@ import sys
 from pathlib import Path
 
 import pytest
+from django.utils import translation
 from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.test_mini_program import MINI_APP_ID, post
 from tests.test_mini_program import mini as mini  # the fixture, re-exported for this module
 from wechat_oauth.decrypt import decrypt_user_data
-from wechat_oauth.exceptions import ConfigurationError, DecryptionFailed
+from wechat_oauth.exceptions import ConfigurationError, DecryptionFailed, error_class_for_key
 from wechat_oauth.miniprogram import decrypt, session_key_of
 from wechat_oauth.models import WeChatAccount
+from wechat_oauth.responses import json_error
 from wechat_oauth.testing import openid_for
 from wechat_oauth.testing.open_data import encrypt_plaintext, encrypt_user_data
 
@@ -225,6 +227,32 @@ def test_any_ciphertext_under_the_right_key_is_refused_with_decryption_failed(da
 
 
 # -- The error --------------------------------------------------------------------------------
+
+
+def test_decryption_failed_is_a_400_json_error_whose_body_has_no_reason():
+    """The client gets one answer for every failure: no padding oracle for a forger."""
+    bodies = set()
+    for session_key, data, iv in [(SESSION_KEY, flipped(ENCRYPTED_DATA, 399), IV),
+                                  (SESSION_KEY, flipped(ENCRYPTED_DATA, 0), IV),
+                                  (SESSION_KEY, ENCRYPTED_DATA, "bad")]:
+        response = json_error(failure(session_key, data, iv))
+        assert response.status_code == 400
+        bodies.add(response.content)
+    response = json_error(failure(SESSION_KEY, ENCRYPTED_DATA, IV, app_id="wxsomeoneelse"))
+    bodies.add(response.content)
+
+    assert len(bodies) == 1
+    assert json.loads(bodies.pop())["error"] == "decryption_failed"
+    assert DecryptionFailed.key == "decryption_failed"
+    assert error_class_for_key("decryption_failed") is DecryptionFailed
+
+
+def test_the_json_error_speaks_simplified_chinese():
+    with translation.override("zh-hans"):
+        body = json.loads(json_error(failure(SESSION_KEY, ENCRYPTED_DATA, "bad")).content)
+
+    assert body["error"] == "decryption_failed"
+    assert "无法读取小程序发来的数据" in body["message"] and "请重试" in body["message"]
 
 
 def test_without_cryptography_decrypting_names_the_extra_to_install(monkeypatch):
