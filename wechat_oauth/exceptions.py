@@ -348,3 +348,16 @@ def error_class_for_key(key: str) -> type[WeChatOAuthError]:
         if cls.key == key:
             return cls
     return UpstreamError
+
+
+# -- Raised by the Mini Program's data decryption (decrypt.py) -------------------------------
+
+
+class DecryptionFailed(WeChatOAuthError):
+    """A Mini Program's ``encryptedData`` (getPhoneNumber, getUserInfo) could not be decrypted
+    with the user's session_key, or is not this Mini Program's: the message names the reason
+    (bad padding or wrong key, not JSON, the watermark names another app...), never the key,
+    the iv, the data or the plaintext. Answered as a 400, one body whatever the reason."""
+
+    key = "decryption_failed"
+    default_message = "Mini Program data could not be decrypted"
