@@ -35,6 +35,8 @@ def fake_wechat_urls(origin: str) -> dict[str, str]:
         "AUTHORIZE_URL": f"{base}/connect/oauth2/authorize",
         "QRCONNECT_URL": f"{base}/connect/qrconnect",
         "WXLOGIN_JS_URL": f"{base}/connect/wxLogin.js",
+        "WECOM_API_BASE_URL": base,
+        "WECOM_SSO_URL": f"{base}/wwlogin/sso/login",
     }
 
 
@@ -61,14 +63,17 @@ def serve_fake_wechat_at(origin: str) -> None:
 @functools.cache
 def fake_state() -> FakeState:
     """The one fake WeChat of this process: the apps of the settings (the first is the fake's
-    default), and its pages shown (not auto-approved) so that a person can be chosen and the
-    double-callback box ticked."""
+    default; WeCom apps are corps of the fake's WeCom), and its pages shown (not auto-approved)
+    so that a person can be chosen and the double-callback box ticked."""
     from wechat_oauth.registry import configured_apps
     from wechat_oauth.testing import FakeApp, FakeState
 
-    first, *others = configured_apps().values()
-    return FakeState(first.app_id, first.app_secret, auto_approve=False,
-                     apps=[FakeApp(app.app_id, app.app_secret) for app in others])
+    first, *others = (app for app in configured_apps().values() if not app.is_wecom)
+    state = FakeState(first.app_id, first.app_secret, auto_approve=False,
+                      apps=[FakeApp(app.app_id, app.app_secret) for app in others])
+    for corp in (app for app in configured_apps().values() if app.is_wecom):
+        state.add_corp(corp.app_id, corp.agent_id, corp.app_secret)
+    return state
 
 
 @functools.cache

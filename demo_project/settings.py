@@ -77,15 +77,22 @@ DATABASES = {
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-# Two apps of one Open Platform account, both known to the fake WeChat (demo_project.fake builds
-# it from here): the Official Account, logged in through inside WeChat (the default app), and
-# the website app, logged in through by scanning a QR code. One person is one user of the site.
+# Three apps of one Open Platform account, all known to the fake WeChat (demo_project.fake builds
+# it from here): the Official Account, logged in through inside WeChat (the default app), the
+# website app, logged in through by scanning a QR code, and the Mini Program, whose wx.login()
+# code the Mini Program page POSTs to <app>/session/. One person is one user of the site. Beside
+# them a WeCom (企业微信) app, whose members log in through the SSO QR page (a desktop browser)
+# or the in-app authorisation (inside WeCom); they are users of their own.
 WECHAT_OAUTH = {
     "APPS": {
         "mp": {"KIND": "mp", "APP_ID": "wxdemo000000000001",
                "APP_SECRET": "demo-app-secret-0123456789abcdef", "SCOPE": "snsapi_userinfo"},
         "web": {"KIND": "open", "APP_ID": "wxdemo000000000002",
                 "APP_SECRET": "demo-web-secret-0123456789abcdef"},
+        "mini": {"KIND": "miniprogram", "APP_ID": "wxdemo000000000003",
+                 "APP_SECRET": "demo-mini-secret-0123456789abcdef"},
+        "corp": {"KIND": "wecom", "CORP_ID": "wwdemo000000000001", "AGENT_ID": "1000002",
+                 "SECRET": "demo-wecom-secret-0123456789abcdef"},
     },
     "DEFAULT_APP": "mp",
     **fake_wechat_urls(os.environ.get(ORIGIN_ENV) or DEFAULT_ORIGIN),

@@ -1,8 +1,9 @@
-"""The demo's pages: home, the QR panel, logout, and the naive login that shows what the app
-prevents."""
+"""The demo's pages: home, the QR panel, the Mini Program panel, logout, and the naive login and
+naive Mini Program session endpoint that show what the app prevents."""
 
 from __future__ import annotations
 
+import json
 import logging
 import secrets
 from collections import Counter
@@ -11,14 +12,15 @@ from typing import Any
 
 from django.contrib.auth import login, logout
 from django.db.models import Count, Q, QuerySet, Sum
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.crypto import constant_time_compare
 from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
-from demo_project.fake import upstream_exchanges_by_code_hash
+from demo_project.fake import MOUNT, upstream_exchanges_by_code_hash
 from demo_project.models import NaiveAttempt
 from wechat_oauth.backends import BACKEND_PATH
 from wechat_oauth.client import get_client
@@ -26,9 +28,11 @@ from wechat_oauth.exceptions import UpstreamUnavailable, WeChatOAuthError
 from wechat_oauth.flow import RESENT_MARKERS, app_url, identity_of
 from wechat_oauth.hashing import code_hash
 from wechat_oauth.identity import link_account
+from wechat_oauth.miniprogram import account_for_token, issue_token
 from wechat_oauth.models import OAuthCodeUse, WeChatAccount
-from wechat_oauth.registry import configured_apps
+from wechat_oauth.registry import configured_apps, get_app
 from wechat_oauth.results import PROFILE_SCOPES
+from wechat_oauth.testing import DEFAULT_PERSON, openid_for, unionid_for
 
 logger = logging.getLogger("demo_project.naive")
 
@@ -36,6 +40,8 @@ RECENT = 10
 NAIVE_STATE_KEY = "demo_naive_state"
 #: The website app whose QR panel the scan page shows (demo_project/settings.py).
 QR_APP = "web"
+#: The Mini Program whose front end the Mini Program page plays (demo_project/settings.py).
+MINI_APP = "mini"
 
 
 @require_GET
@@ -90,7 +96,8 @@ def _guarded(app_names: dict[str, str], exchanges: dict[str, int]) -> dict[str, 
     for row in recent:
         row.app_name = app_names[row.app_id]
         row.upstream_exchanges = exchanges.get(row.code_hash)  # None: before this server started
-    per_app = [{"app": app, "callback": app_url("callback", app),
+    # Where each app's codes arrive: a web app's callback, a Mini Program's session endpoint.
+    per_app = [{"app": app, "endpoint": app_url("session" if app.is_mini_program else "callback", app),
                 **_code_stats(code_uses.filter(app_id=app.app_id))}
                for app in configured_apps().values()]
     total = {key: sum(stats[key] for stats in per_app)
@@ -112,6 +119,56 @@ def _naive(exchanges: dict[str, int]) -> dict[str, Any]:
         "failures": sum(failures.values()),
         "breakdown": ", ".join(f"{label} x{n}" for label, n in failures.most_common()),
     }}
+
+
+@require_GET
+@never_cache
+def mini(request: HttpRequest) -> HttpResponse:
+    """A Mini Program's front end, played by the page: one wx.login() code (the fake's), POSTed
+    twice at once to the guarded session endpoint or to the naive one."""
+    app = get_app(MINI_APP)
+    config = {
+        "app_id": app.app_id,
+        # The fake WeChat's control API: what plays wx.login(), and its counters.
+        "js_codes_url": f"{MOUNT}/_fake/js_codes",
+        "stats_url": f"{MOUNT}/_fake/stats",
+        "session_url": app_url("session", app),
+        "naive_url": reverse("naive_session"),
+        "report_url": reverse("mini_report"),
+    }
+    return render(request, "demo/mini.html",
+                  {"mini_app": app, "mini_config": config, "default_person": DEFAULT_PERSON})
+
+
+@csrf_exempt  # it changes nothing: a POST only so that the tokens stay out of the access log
+@require_POST
+@never_cache
+def mini_report(request: HttpRequest) -> HttpResponse:
+    """What the database holds for a person of the fake (``{"person", "tokens"}`` in): the Django
+    users and WeChat accounts of that person (by unionid, or by openid in each app), and the user
+    each session token authenticates as (None: not a valid token)."""
+    body = _json_object(request)
+    person, tokens = body.get("person"), body.get("tokens", [])
+    if (not isinstance(person, str) or not person or not isinstance(tokens, list)
+            or not all(isinstance(token, str) for token in tokens)):
+        return JsonResponse({"error": "bad_request",
+                             "message": 'POST {"person": "<name>", "tokens": ["<token>", ...]}'},
+                            status=400)
+    apps = list(configured_apps().values())
+    app_names = {app.app_id: app.name for app in apps}
+    of_person = Q(unionid=unionid_for(person))
+    for app in apps:
+        of_person |= Q(app_id=app.app_id, openid=openid_for(app.app_id, person))
+    accounts = list(WeChatAccount.objects.filter(of_person).order_by("created_at", "pk"))
+    token_accounts = [account_for_token(token) for token in tokens]
+    return JsonResponse({
+        "person": person,
+        "users": sorted({account.user_id for account in accounts}),
+        "accounts": [{"app": app_names.get(account.app_id, account.app_id), "app_id": account.app_id,
+                      "openid": account.openid, "unionid": account.unionid,
+                      "user_id": account.user_id} for account in accounts],
+        "token_users": [account.user_id if account else None for account in token_accounts],
+    })
 
 
 @require_POST
@@ -194,6 +251,43 @@ def _naive_failure(request: HttpRequest, attempt: NaiveAttempt, *, status: int) 
 
 def _variant(attempt: NaiveAttempt) -> str:
     return " (re-sent variant)" if attempt.resent else ""
+
+
+@csrf_exempt  # as the app's session endpoint: a Mini Program has no cookie to forge requests with
+@require_POST
+@never_cache
+def naive_session(request: HttpRequest) -> HttpResponse:
+    """A Mini Program's session endpoint as tutorials write it: each POST's code straight to
+    ``jscode2session``, then the identity linked and a session token answered.
+
+    Correct for one request; a front end that calls wx.login() in both onLaunch and onLoad, or
+    retries, sends one code twice. Each POST asks WeChat: one gets 40163 "code been used" (and
+    had both succeeded, the second would have rotated the session_key under the first).
+    """
+    code = _json_object(request).get("code")
+    if not isinstance(code, str) or not code:
+        return JsonResponse({"error": "bad_request", "message": 'POST {"code": "<wx.login() code>"}'},
+                            status=400)
+    app = get_app(MINI_APP)
+    try:
+        token = get_client(app).jscode2session(code)
+    except WeChatOAuthError as error:
+        logger.info("naive Mini Program session failed: %s", error.errcode)
+        return JsonResponse({"error": error.key, "errcode": error.errcode,
+                             "errmsg": (error.errmsg or error.message)[:255]}, status=502)
+    account, _created = link_account(token, app=app)
+    logger.info("naive Mini Program session: logged in openid %s", token.openid)
+    return JsonResponse({"token": issue_token(account), "openid": token.openid,
+                         "unionid": token.unionid, "user_id": account.user_id})
+
+
+def _json_object(request: HttpRequest) -> dict[str, Any]:
+    """The request's JSON object body, or ``{}`` if it is not one."""
+    try:
+        body = json.loads(request.body or b"{}")
+    except (ValueError, UnicodeDecodeError):
+        return {}
+    return body if isinstance(body, dict) else {}
 
 
 def _failure_label(outcome: str, errcode: int | None) -> str:

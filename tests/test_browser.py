@@ -1,6 +1,6 @@
 """The demo site in a real browser: WeChat's double callback is absorbed; the naive callback fails;
 one person logging in through both of the demo's apps (the in-WeChat login and the QR panel) is
-one user.
+one user; the Mini Program panel's code POSTed twice at once is one call to WeChat.
 
 ``python manage.py demo`` runs as a child process on a SQLite file of its own, with the fake
 WeChat built in; headless Chromium (Debian's ``chromium`` and ``chromium-driver``) logs in
@@ -46,10 +46,13 @@ CHROMIUM_ARGUMENTS = (
 #: Longest wait (seconds) for anything the browser or the server does.
 WAIT = 20
 #: The demo's app secrets (demo_project/settings.py): they must never reach the server's log.
-DEMO_APP_SECRETS = ("demo-app-secret-0123456789abcdef", "demo-web-secret-0123456789abcdef")
-#: The demo's apps: the Official Account (the default app) and the website app (QR login).
+DEMO_APP_SECRETS = ("demo-app-secret-0123456789abcdef", "demo-web-secret-0123456789abcdef",
+                    "demo-mini-secret-0123456789abcdef", "demo-wecom-secret-0123456789abcdef")
+#: The demo's apps: the Official Account (the default app), the website app (QR login) and the
+#: Mini Program (the Mini Program panel).
 MP_APP_ID = "wxdemo000000000001"
 WEB_APP_ID = "wxdemo000000000002"
+MINI_APP_ID = "wxdemo000000000003"
 
 T = TypeVar("T")
 
@@ -415,4 +418,68 @@ def test_scan_to_log_in_on_wechats_qrconnect_page(site: Site) -> None:
              for row in site.driver.find_elements("css selector", "tr.wechat-account")]
     assert shown == [("web", unionid_for(person), "unionid")]
     assert site.upstream_exchanges_shown_for(web_openid) == "1"
+    site.assert_log_shows_no_secret()
+
+
+def test_wecom_login_of_a_desktop_browser_goes_through_the_sso_qr_page(site: Site) -> None:
+    """The WeCom app: a desktop browser is sent to WeCom's SSO page (a QR code and the phone
+    that confirms it); the member is then logged in by userid, with one getuserinfo call."""
+    userid = "zhangsan"
+    site.driver.delete_all_cookies()
+    site.driver.get(site.demo.url + "/")
+    site.element("#login-wecom").click()
+    chosen = site.wait(lambda d: d.find_element("name", "userid"), "the fake's WeCom SSO page")
+    assert site.driver.current_url.startswith(site.demo.url + "/fake-wechat/wwlogin/sso/login?")
+    assert "Scan with WeCom" in site.element("#qrcode").text
+    chosen.clear()
+    chosen.send_keys(userid)
+    site.element("button[name=decision][value=allow]").click()
+    site.wait_until_home_shows(userid)
+
+    assert site.element("#logged-in-app").text == "corp"
+    assert site.upstream_exchanges_shown_for(userid) == "1"
+    site.assert_log_shows_no_secret()
+
+
+def test_mini_program_panel_one_code_twice_at_once_is_one_upstream_call(site: Site) -> None:
+    """The Mini Program panel plays a careless front end: one wx.login() code (from the fake),
+    POSTed twice at once to the app's session endpoint. Both answers name one identity and one
+    user, and the page reads from the fake that WeChat saw the code once; the same front end
+    against the demo's naive session endpoint gets one answer failing with 40163."""
+    person = f"mini-{uuid.uuid4().hex[:12]}"
+    openid = openid_for(MINI_APP_ID, person)
+    site.driver.get(site.demo.url + "/")
+    site.element("#demo-mini").click()
+    field = site.wait(lambda d: d.find_elements("id", "mini-person"), "the Mini Program page")[0]
+    assert field.get_attribute("value") == "alice"
+    field.clear()
+    field.send_keys(person)
+
+    def shown(calls: str) -> Callable[[WebDriver], bool]:
+        return lambda d: site.element("#mini-upstream-calls").text == calls
+
+    site.element("#mini-guarded").click()
+    site.wait(shown("1 upstream call"), "the page to show 1 upstream call")
+    answers = site.driver.find_elements("css selector", ".mini-answer")
+    assert [a.get_attribute("data-status") for a in answers] == ["200", "200"]
+    assert {a.get_attribute("data-openid") for a in answers} == {openid}
+    assert {a.get_attribute("data-unionid") for a in answers} == {unionid_for(person)}
+    user_ids = {a.get_attribute("data-user-id") for a in answers}
+    assert len(user_ids) == 1 and user_ids != {""}
+    assert {a.get_attribute("data-token-user") for a in answers} == user_ids
+    assert site.element("#mini-users").get_attribute("data-users") == "1"
+    assert site.element("#mini-verdict").get_attribute("data-verdict") == "same"
+    accounts = site.query("SELECT user_id FROM wechat_oauth_wechataccount WHERE app_id = ? AND "
+                          "openid = ?", MINI_APP_ID, openid)
+    assert [str(a["user_id"]) for a in accounts] == list(user_ids)
+
+    site.element("#mini-naive").click()
+    site.wait(shown("2 upstream calls"), "the page to show 2 upstream calls")
+    answers = site.driver.find_elements("css selector", ".mini-answer")
+    assert sorted(a.get_attribute("data-status") for a in answers) == ["200", "502"]
+    failed = next(a for a in answers if a.get_attribute("data-status") == "502")
+    assert failed.get_attribute("data-errcode") == "40163"
+    assert "code been used" in failed.text
+    assert site.element("#mini-verdict").get_attribute("data-verdict") == "failed"
+    assert site.element("#mini-users").get_attribute("data-users") == "1"
     site.assert_log_shows_no_secret()

@@ -938,6 +938,8 @@ def test_settings_point_at_the_fake(fake: FakeWeChat) -> None:
         "AUTHORIZE_URL": f"{fake.base_url}/connect/oauth2/authorize",
         "QRCONNECT_URL": f"{fake.base_url}/connect/qrconnect",
         "WXLOGIN_JS_URL": f"{fake.base_url}/connect/wxLogin.js",
+        "WECOM_API_BASE_URL": fake.base_url,
+        "WECOM_SSO_URL": f"{fake.base_url}/wwlogin/sso/login",
     }
 
 

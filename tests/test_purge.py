@@ -232,6 +232,24 @@ def test_tokens_are_scrubbed_past_the_window_and_kept_within_it(frozen_now):
     assert (again["scrubbed"], again["deleted"]) == (0, 0)
 
 
+def test_a_mini_programs_session_key_and_a_wecom_profile_are_scrubbed_too():
+    """Rows of logins without an access token (a Mini Program's session_key, a WeCom
+    member's details) hold secrets all the same: scrubbed past the window like tokens."""
+    moment = timezone.now() - timedelta(minutes=5)
+    OAuthCodeUse.objects.bulk_create([
+        OAuthCodeUse(app_id="wxmini", code_hash="a" * 64, status="exchanged",
+                     first_seen_at=moment, last_seen_at=moment, session_key="c2Vzc2lvbiBrZXk="),
+        OAuthCodeUse(app_id="wwcorp", code_hash="b" * 64, status="exchanged",
+                     first_seen_at=moment, last_seen_at=moment,
+                     profile={"openid": "zhangsan", "mobile": "13800000000"}),
+    ])
+
+    report = purge_json()
+
+    assert report["scrubbed"] == 2
+    assert list(OAuthCodeUse.objects.values_list("session_key", "profile")) == [("", None)] * 2
+
+
 def test_scrub_follows_the_dedupe_window_setting(settings):
     settings.WECHAT_OAUTH = {**settings.WECHAT_OAUTH, "DEDUPE_WINDOW": 600}
     within = add_rows(1, timedelta(minutes=5), tokens=True)

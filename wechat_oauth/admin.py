@@ -203,6 +203,33 @@ class AppFilter(admin.SimpleListFilter):
         return filter_by_app(queryset, self.value())
 
 
+#: How the admin names each kind of app (registry.KIND_SCOPES).
+KIND_LABELS = {"mp": _("Official Account (in WeChat)"), "open": _("Website QR login"),
+               "miniprogram": _("Mini Program"), "wecom": _("WeCom")}
+
+
+class KindFilter(admin.SimpleListFilter):
+    """The kinds of the configured apps (Official Account, website, Mini Program, WeCom); the
+    summary above the list follows it too."""
+
+    title = _("kind of login")
+    parameter_name = "kind"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, Any]]:
+        kinds = dict.fromkeys(app.kind for app in configured_apps().values())
+        return [(kind, KIND_LABELS.get(kind, kind)) for kind in kinds]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        return filter_by_kind(queryset, self.value())
+
+
+def filter_by_kind(queryset: QuerySet[Any], kind: str | None) -> QuerySet[Any]:
+    if not kind:
+        return queryset
+    return queryset.filter(app_id__in=[app.app_id for app in configured_apps().values()
+                                       if app.kind == kind])
+
+
 def filter_by_app(queryset: QuerySet[Any], name: str | None) -> QuerySet[Any]:
     app = configured_apps().get(name) if name else None
     return queryset.filter(app_id=app.app_id) if app is not None else queryset
@@ -271,6 +298,7 @@ class OAuthCodeUseAdmin(admin.ModelAdmin):
     )
     list_filter = (
         AppFilter,
+        KindFilter,
         "status",
         ("first_seen_at", admin.DateFieldListFilter),
         HasDuplicatesFilter,
@@ -389,7 +417,9 @@ class OAuthCodeUseAdmin(admin.ModelAdmin):
     def get_summary(self, request: HttpRequest) -> dict[str, Any]:
         """:func:`code_use_summary` of this admin's queryset (of the app the list is filtered
         to, if any), cached ``summary_cache_timeout``."""
-        queryset = filter_by_app(self.get_queryset(request), request.GET.get(AppFilter.parameter_name))
+        queryset = filter_by_kind(
+            filter_by_app(self.get_queryset(request), request.GET.get(AppFilter.parameter_name)),
+            request.GET.get(KindFilter.parameter_name))
         if not self.summary_cache_timeout:
             return code_use_summary(queryset)
         key = summary_cache_key(queryset)
@@ -444,7 +474,7 @@ class WeChatAccountAdmin(admin.ModelAdmin):
 
     list_display = ("openid", "user_link", "app", "linked_by", "unionid", "nickname",
                     "last_login_at", "created_at")
-    list_filter = (AppFilter,)
+    list_filter = (AppFilter, KindFilter)
     # The user column links to the user's own admin page; the account's page opens from openid.
     list_display_links = ("openid",)
     list_select_related = ("user",)

@@ -29,11 +29,12 @@ wechat_oauth.E014         MariaDB/MySQL at READ UNCOMMITTED (a twin could read a
 wechat_oauth.W011         MariaDB/MySQL at SERIALIZABLE (every read of the code's row locks it)
 wechat_oauth.E015         OAuthCodeUse's table is not InnoDB (no transactions: no fence)
 wechat_oauth.E016         an app of APPS has an unknown KIND
-wechat_oauth.E017         an app of APPS has no APP_ID or no APP_SECRET
+wechat_oauth.E017         an app of APPS has no APP_ID or no APP_SECRET (WeCom: CORP_ID, SECRET)
 wechat_oauth.E018         two apps of APPS have the same APP_ID
 wechat_oauth.E019         DEFAULT_APP is not an app of APPS
 wechat_oauth.E020         an app's SCOPE is not one its KIND allows
 wechat_oauth.E021         an app's name is not a URL slug, or its dict has an unknown key
+wechat_oauth.E022         a WeCom app has no AGENT_ID (or one that is not a number)
 ========================= =================================================================
 """
 
@@ -52,7 +53,7 @@ from .conf import app_settings
 from .guard.cache import is_django_redis
 from .models import OAuthCodeUse, WeChatAccount
 from .purge import garbage_retention
-from .registry import APP_KEYS, KIND_SCOPES, PER_APP_KEYS, configured_apps
+from .registry import APP_KEYS, KIND_SCOPES, PER_APP_KEYS, WeChatApp, configured_apps
 from .results import SCOPES
 
 MIDDLEWARE_PATH = "wechat_oauth.middleware.WeChatOAuthMiddleware"
@@ -120,7 +121,9 @@ def check_apps(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
                 f"{where} asks for SCOPE {app.scope!r}, which a {app.kind!r} app cannot.",
                 hint=f"A {app.kind!r} app's scopes: " + ", ".join(KIND_SCOPES[app.kind]) + ".",
                 id="wechat_oauth.E020"))
-        if not app.app_id or not app.app_secret:
+        if app.is_wecom:
+            messages.extend(_check_wecom_app(app, where))
+        elif not app.app_id or not app.app_secret:
             messages.append(Error(f"{where} has no APP_ID or no APP_SECRET.",
                                   hint="Copy both from the WeChat console of that app.",
                                   id="wechat_oauth.E017"))
@@ -137,6 +140,21 @@ def check_apps(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
             hint="Name one of: " + ", ".join(map(str, configured)) + " (or remove DEFAULT_APP: "
                  "the first app is then the default).",
             id="wechat_oauth.E019"))
+    return messages
+
+
+def _check_wecom_app(app: WeChatApp, where: str) -> list[CheckMessage]:
+    messages: list[CheckMessage] = []
+    if not app.app_id or not app.app_secret:
+        messages.append(Error(f"{where} has no CORP_ID or no SECRET.",
+                              hint="The corp id is under My Company in WeCom's admin console; "
+                                   "the secret is the self-built app's own.",
+                              id="wechat_oauth.E017"))
+    if not app.agent_id.isdigit():
+        messages.append(Error(f"{where} has no AGENT_ID (or one that is not a number).",
+                              hint="The AgentId of the self-built app, e.g. \"1000002\" "
+                                   "(App Management in WeCom's admin console).",
+                              id="wechat_oauth.E022"))
     return messages
 
 
@@ -285,7 +303,8 @@ def check_site_integration(app_configs: Any = None, **kwargs: Any) -> list[Check
             id="wechat_oauth.E008",
         ))
     if not settings.DEBUG:
-        plain = [name for name in ("API_BASE_URL", "AUTHORIZE_URL", "QRCONNECT_URL")
+        plain = [name for name in ("API_BASE_URL", "AUTHORIZE_URL", "QRCONNECT_URL",
+                                   "WECOM_API_BASE_URL", "WECOM_SSO_URL")
                  if not str(getattr(app_settings, name)).startswith("https://")]
         if plain:
             messages.append(Warning(

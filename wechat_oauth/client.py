@@ -234,8 +234,10 @@ class WeChatClient:
             raise ConfigurationError("WECHAT_OAUTH['APP_SECRET'] is not set")
 
     def _call(self, path: str, params: Sequence[tuple[str, str]],
-              required: Sequence[str] = ()) -> dict[str, Any]:
-        """GET ``path`` and return its JSON object, or raise the matching typed error.
+              required: Sequence[str] = (), *, json_body: dict[str, Any] | None = None
+              ) -> dict[str, Any]:
+        """GET ``path`` (POST ``json_body`` if given) and return its JSON object, or raise the
+        matching typed error.
 
         Errors are raised outside the ``except`` blocks so that they carry no ``__context__``:
         the ``requests`` exception's text holds the full URL, secret and code included.
@@ -244,19 +246,25 @@ class WeChatClient:
         error: WeChatOAuthError | None = None
         response: requests.Response | None = None
         try:
-            response = self.session.get(
-                self.api_base_url + path, params=params, timeout=self.timeout,
-                allow_redirects=False,
-            )
+            if json_body is None:
+                response = self.session.get(
+                    self.api_base_url + path, params=params, timeout=self.timeout,
+                    allow_redirects=False)
+            else:
+                response = self.session.post(
+                    self.api_base_url + path, params=params, json=json_body,
+                    timeout=self.timeout, allow_redirects=False)
         except requests.RequestException as exc:
             error = _transport_error(exc, path, self.timeout,
                                      single_attempt=self._single_attempt(path))
-            logger.debug("GET %s failed after %d ms: %s", path, _ms_since(started),
+            logger.debug("%s %s failed after %d ms: %s", _method(json_body), path,
+                         _ms_since(started),
                          type(exc).__name__)
         if error is not None:
             raise error from None
         assert response is not None
-        logger.debug("GET %s -> HTTP %s in %d ms", path, response.status_code, _ms_since(started))
+        logger.debug("%s %s -> HTTP %s in %d ms", _method(json_body), path, response.status_code,
+                     _ms_since(started))
         return self._payload(path, response, required)
 
     def _single_attempt(self, path: str) -> bool:
@@ -297,6 +305,10 @@ class WeChatClient:
             raise UpstreamUnavailable(
                 f"WeChat gave an unexpected answer to {path}: no {', '.join(missing)}") from None
         return payload
+
+
+def _method(json_body: object) -> str:
+    return "GET" if json_body is None else "POST"
 
 
 def _ms_since(started: float) -> int:
@@ -376,7 +388,12 @@ def get_client(app: WeChatApp | str | None = None) -> WeChatClient:
         return client
     with _client_lock:
         if app.name not in _clients:
-            _clients[app.name] = WeChatClient.for_app(app, session=get_adapter().http_session(app))
+            cls: type[WeChatClient] = WeChatClient
+            if app.is_wecom:
+                from .wecom import WeComClient
+
+                cls = WeComClient
+            _clients[app.name] = cls.for_app(app, session=get_adapter().http_session(app))
         return _clients[app.name]
 
 

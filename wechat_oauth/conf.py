@@ -35,6 +35,14 @@ DEFAULTS: dict[str, Any] = {
     "AUTHORIZE_URL": "https://open.weixin.qq.com/connect/oauth2/authorize",
     "QRCONNECT_URL": "https://open.weixin.qq.com/connect/qrconnect",
     "API_BASE_URL": "https://api.weixin.qq.com",
+    # WeCom (企业微信) apps (KIND "wecom"): its API (cgi-bin/gettoken, cgi-bin/auth/getuserinfo,
+    # getuserdetail) and the SSO QR login page a desktop browser is sent to.
+    "WECOM_API_BASE_URL": "https://qyapi.weixin.qq.com",
+    "WECOM_SSO_URL": "https://login.work.weixin.qq.com/wwlogin/sso/login",
+    # A WeCom app's access token (7200 s) is fetched again this many seconds before it expires
+    # (WeCom answers the same token while it lives: one that comes back within the margin is
+    # used until it expires).
+    "WECOM_TOKEN_REFRESH_MARGIN": 300,
     # WeChat's script that draws a website app's QR panel inside a page (wechat_qr_panel tag).
     "WXLOGIN_JS_URL": "https://res.wx.qq.com/connect/zh_CN/htmledition/js/wxLogin.js",
     # requests timeout for every call to WeChat: (connect, read) seconds, or one number for both.
@@ -83,7 +91,8 @@ DEFAULTS: dict[str, Any] = {
     # by WeChatOAuthMiddleware (matched against request.path_info). Empty: never.
     "AUTO_LOGIN_PATHS": [],
     # Alias (in CACHES) of a django-redis cache shared by every server: duplicates are then
-    # answered from Redis (no SQL) and in-flight ones woken through it. None: database only.
+    # answered from Redis (no SQL) and in-flight ones woken through it; WeCom apps share their
+    # access token there (else in the WeComAccessToken table). None: database only.
     "CACHE_ALIAS": None,
     # Name of the browser-binding cookie the login start sets (HttpOnly, SameSite=Lax, lives
     # STATE_MAX_AGE); the state commits to it (see binding.py).

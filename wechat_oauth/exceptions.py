@@ -62,6 +62,12 @@ class WeChatOAuthError(Exception):
     def __repr__(self) -> str:
         return f"{type(self).__name__}({str(self)!r})"
 
+    @property
+    def code_untouched(self) -> bool:
+        """The call failed before WeChat could have read the code: the claim on it is released
+        (not stored as its outcome), and the code may be exchanged again."""
+        return False
+
     def __reduce__(self) -> tuple[Any, ...]:
         # Keyword-only arguments do not survive the default pickling (multiprocessing, caches).
         return (_rebuild, (type(self), self.message, self.errcode, self.errmsg, self.request_id))
@@ -118,6 +124,20 @@ class AccessTokenInvalid(UpstreamError):
     default_message = "The access token is invalid or has expired"
 
 
+class AppTokenRejected(AccessTokenInvalid):
+    """WeCom refused the app's access token (40014 invalid, 42001 expired) with which a code was
+    to be exchanged. WeCom checks the token before it reads the code, so the code is untouched:
+    the claim is released, the stale token dropped and the exchange tried once more with a new
+    token (see :mod:`wechat_oauth.wecom_token`)."""
+
+    key = "app_token"
+    default_message = "WeCom refused the app's access token"
+
+    @property
+    def code_untouched(self) -> bool:
+        return True
+
+
 class RefreshTokenInvalid(UpstreamError):
     key = "refresh_token"
     default_message = "The refresh token is invalid or has expired: authorise again"
@@ -171,6 +191,10 @@ class UpstreamUnavailable(WeChatOAuthError):
                  **kwargs: Any) -> None:
         super().__init__(message, **kwargs)
         self.request_sent = request_sent
+
+    @property
+    def code_untouched(self) -> bool:
+        return not self.request_sent
 
 
 class UpstreamTimeout(UpstreamUnavailable):
@@ -302,10 +326,12 @@ ERRCODE_CLASSES: dict[int, type[UpstreamError]] = {
     40125: InvalidCredentials,
     40163: CodeSpent,
     40226: RiskyUser,
+    41004: InvalidCredentials,  # WeCom: corpsecret missing
     41008: MissingCode,
     42001: AccessTokenInvalid,
     42002: RefreshTokenInvalid,
     42003: CodeExpired,
+    45009: UpstreamRateLimited,  # WeCom: api freq out of limit
     45011: UpstreamRateLimited,
     48001: NotAuthorised,
 }
@@ -330,3 +356,16 @@ def error_class_for_key(key: str) -> type[WeChatOAuthError]:
         if cls.key == key:
             return cls
     return UpstreamError
+
+
+# -- Raised by the Mini Program's data decryption (decrypt.py) -------------------------------
+
+
+class DecryptionFailed(WeChatOAuthError):
+    """A Mini Program's ``encryptedData`` (getPhoneNumber, getUserInfo) could not be decrypted
+    with the user's session_key, or is not this Mini Program's: the message names the reason
+    (bad padding or wrong key, not JSON, the watermark names another app...), never the key,
+    the iv, the data or the plaintext. Answered as a 400, one body whatever the reason."""
+
+    key = "decryption_failed"
+    default_message = "Mini Program data could not be decrypted"

@@ -52,6 +52,7 @@ from .registry import WeChatApp, default_app_name, get_app
 from .results import TokenResult
 from .signals import wechat_login
 from .state import LoginState, issue_state, safe_next_url, verify_state
+from .wecom import WeComClient
 
 logger = logging.getLogger("wechat_oauth.login")
 
@@ -138,11 +139,15 @@ def authorize_redirect(request: HttpRequest, *, target: str, redirect_uri: str,
                        attempt: int = 0, app: WeChatApp | None = None) -> HttpResponseRedirect:
     """Send the browser to WeChat to log in through ``app`` (default: DEFAULT_APP), coming back
     to ``redirect_uri`` for ``target``: the authorize page of an Official Account, the
-    qrconnect page of a website app."""
+    qrconnect page of a website app; for a WeCom app the in-app authorisation inside WeCom's
+    browser (``wxwork`` in its User-Agent) and the SSO QR login anywhere else."""
     app = app or get_app()
     state, token = login_state(request, target=target, app=app, attempt=attempt)
     client = get_client(app)
-    if app.is_qr_login:
+    if isinstance(client, WeComClient):  # inside WeCom: in-app authorisation; else SSO QR
+        url = client.login_url(redirect_uri, state.value,
+                               user_agent=request.headers.get("User-Agent", ""))
+    elif app.is_qr_login:
         url = client.qrconnect_url(redirect_uri, state.value, scope=app.scope)
     else:
         url = client.authorize_url(redirect_uri, state.value, app.scope)

@@ -20,9 +20,10 @@ from django.core import signing
 from django.db.models import F
 
 from .conf import app_settings
+from .decrypt import decrypt_user_data
 from .models import WeChatAccount
 
-__all__ = ["account_for_token", "bearer_token", "issue_token", "revoke", "session_key_of"]
+__all__ = ["account_for_token", "bearer_token", "decrypt", "issue_token", "revoke", "session_key_of"]
 
 _SALT = "wechat_oauth.miniprogram.session"
 
@@ -63,3 +64,10 @@ def session_key_of(account: WeChatAccount) -> str:
     """The identity's latest session_key (for decrypting getPhoneNumber/getUserInfo data)."""
     return str(WeChatAccount.objects.filter(pk=account.pk).values_list("session_key", flat=True)
                .first() or "")
+
+
+def decrypt(account: WeChatAccount, encrypted_data: str, iv: str) -> dict[str, Any]:
+    """The getPhoneNumber / getUserInfo data of ``account``'s user, decrypted with its stored
+    session_key and checked against its app id (see :func:`~wechat_oauth.decrypt.decrypt_user_data`:
+    DecryptionFailed, or ConfigurationError without the ``miniprogram`` extra)."""
+    return decrypt_user_data(session_key_of(account), encrypted_data, iv, app_id=account.app_id)

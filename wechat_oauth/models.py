@@ -10,6 +10,9 @@ from .exceptions import WeChatOAuthError
 from .outcome import StoredOutcome
 from .results import TokenResult
 
+#: A row that still holds a token, a session_key or a profile (what the scrub blanks).
+HOLDS_SECRETS = ~Q(access_token="") | ~Q(session_key="") | Q(profile__isnull=False)
+
 
 class OAuthCodeUse(models.Model):
     """One authorisation code and what became of it: the fence of the exactly-once exchange.
@@ -79,9 +82,11 @@ class OAuthCodeUse(models.Model):
         indexes = [
             # Retention purge and the admin's date hierarchy / recent-first list.
             models.Index(fields=["first_seen_at"], name="wechat_oauth_code_first_seen"),
-            # Token scrub: only rows that still hold tokens.
-            models.Index(fields=["first_seen_at"], name="wechat_oauth_code_has_tokens",
-                         condition=~Q(access_token="")),
+            # Token scrub: only rows that still hold a secret (purge.py writes the same
+            # condition, so that SQLite uses the index too). A Mini Program's session_key and
+            # a WeCom member's details come without an access token.
+            models.Index(fields=["first_seen_at"], name="wechat_oauth_code_has_secrets",
+                         condition=HOLDS_SECRETS),
             models.Index(fields=["openid"], name="wechat_oauth_code_openid"),
             models.Index(fields=["unionid"], name="wechat_oauth_code_unionid"),
         ]
@@ -193,3 +198,32 @@ class WeChatUnion(models.Model):
 
     def __str__(self) -> str:
         return self.unionid
+
+
+class WeComAccessToken(models.Model):
+    """The access token of one WeCom app (corp id + agent id), shared by every worker and
+    server when no cache is configured (see :mod:`wechat_oauth.wecom_token`).
+
+    One row per app; whoever refreshes it holds the row's lock while WeCom answers, so one
+    ``gettoken`` serves every process. The token itself is never shown (no admin, no repr).
+    """
+
+    key = models.CharField(_("WeCom app"), max_length=160, unique=True,
+                           help_text=_("Corp id and agent id."))
+    access_token = models.TextField(blank=True, editable=False)
+    expires_at = models.DateTimeField(_("expires"))
+    #: When the next request fetches a new token (WECOM_TOKEN_REFRESH_MARGIN before expiry).
+    refresh_at = models.DateTimeField(_("refresh after"))
+    fetched_at = models.DateTimeField(_("fetched"), null=True, blank=True)
+    #: How many times gettoken was called for this app (from this table's point of view).
+    fetches = models.PositiveIntegerField(_("fetches"), default=0)
+
+    class Meta:
+        verbose_name = _("WeCom access token")
+        verbose_name_plural = _("WeCom access tokens")
+
+    def __str__(self) -> str:
+        return self.key
+
+    def __repr__(self) -> str:
+        return f"<WeComAccessToken {self.key} expires {self.expires_at}>"

@@ -279,10 +279,14 @@ class _Run:
         self.connection = connections[using or router.db_for_write(OAuthCodeUse)]
         quote, meta = self.connection.ops.quote_name, OAuthCodeUse._meta
         self.table = quote(meta.db_table)
-        self.id, self.seen, self.status, self.access, self.error, self.duplicates, app_column = (
+        (self.id, self.seen, self.status, self.access, self.error, self.duplicates, app_column,
+         session_key, profile) = (
             quote(meta.get_field(name).column)
             for name in ("id", "first_seen_at", "status", "access_token", "error", "duplicates",
-                         "app_id"))
+                         "app_id", "session_key", "profile"))
+        # models.HOLDS_SECRETS, as Django writes it in the index.
+        self.holds_secrets = (f"NOT ({self.access} = '') OR NOT ({session_key} = '')"
+                              f" OR {profile} IS NOT NULL")
         # One app's rows only (purge(app=...)): a condition and its parameter, or nothing.
         self.of_app = f" AND {app_column} = %s" if app_id is not None else ""
         self.app_params: list[Any] = [app_id] if app_id is not None else []
@@ -358,7 +362,7 @@ class _Run:
 
     def scrub(self, *, before: datetime, not_before: datetime | None) -> None:
         # The first condition is written as in the partial index, so SQLite uses it too.
-        where = (f"NOT ({self.access} = '') AND {self.seen} < %s AND {self.status} <> %s"
+        where = (f"({self.holds_secrets}) AND {self.seen} < %s AND {self.status} <> %s"
                  + self.of_app)
         params: list[Any] = [self._when(before), _IN_FLIGHT, *self.app_params]
         if not_before is not None:

@@ -7,13 +7,18 @@ top-level APP_ID / APP_SECRET / SCOPE keys.
         "APPS": {
             "mp":  {"KIND": "mp",   "APP_ID": "wx…", "APP_SECRET": "…", "SCOPE": "snsapi_userinfo"},
             "web": {"KIND": "open", "APP_ID": "wx…", "APP_SECRET": "…"},   # snsapi_login
+            "corp": {"KIND": "wecom", "CORP_ID": "ww…", "AGENT_ID": "1000002", "SECRET": "…"},
         },
         "DEFAULT_APP": "mp",
     }
 
 Kinds: ``mp`` (an Official Account's web authorisation inside WeChat: ``snsapi_base`` or
 ``snsapi_userinfo``), ``open`` (an Open Platform website app's QR login: ``snsapi_login``) and
-``miniprogram`` (a Mini Program's ``wx.login()`` code, POSTed to ``<app>/session/``).
+``miniprogram`` (a Mini Program's ``wx.login()`` code, POSTed to ``<app>/session/``) and
+``wecom`` (a WeCom (企业微信) self-built app: the in-app authorisation inside WeCom, the SSO QR
+login in a desktop browser; ``snsapi_base`` or ``snsapi_privateinfo``). A WeCom app's CORP_ID is
+its ``app_id`` (codes, states and accounts are the corp's: one Django user per person per corp)
+and its SECRET its ``app_secret``; APP_ID / APP_SECRET are accepted too.
 Any of :data:`PER_APP_KEYS` set inside one app's dict overrides the global key for that app.
 Without ``APPS``, the top-level keys are one app named ``"default"`` (its kind follows its
 SCOPE). Without ``DEFAULT_APP``, the first app of ``APPS`` is the default: the app of the
@@ -38,12 +43,14 @@ KIND_SCOPES: dict[str, tuple[str, ...]] = {
     "open": ("snsapi_login",),
     # A Mini Program has no scope: wx.login()'s code goes to jscode2session.
     "miniprogram": ("",),
+    "wecom": ("snsapi_base", "snsapi_privateinfo"),
 }
 #: Global settings an app's own dict may override.
 PER_APP_KEYS = ("AUTHORIZE_URL", "QRCONNECT_URL", "API_BASE_URL", "TIMEOUT", "CONNECT_REDIRECT",
-                "FORCE_POPUP", "USERINFO_LANG")
-#: The keys that make an app (besides PER_APP_KEYS).
-APP_KEYS = ("KIND", "APP_ID", "APP_SECRET", "SCOPE")
+                "FORCE_POPUP", "USERINFO_LANG", "WECOM_API_BASE_URL", "WECOM_SSO_URL")
+#: The keys that make an app (besides PER_APP_KEYS); CORP_ID, AGENT_ID and SECRET are a WeCom
+#: app's (CORP_ID and SECRET are its APP_ID and APP_SECRET under WeCom's names).
+APP_KEYS = ("KIND", "APP_ID", "APP_SECRET", "SCOPE", "CORP_ID", "AGENT_ID", "SECRET")
 #: The app name of the single-app settings (no APPS).
 LEGACY_APP_NAME = "default"
 
@@ -57,6 +64,8 @@ class WeChatApp:
     app_id: str
     app_secret: str = field(repr=False)
     scope: str
+    #: A WeCom app's AgentId (empty for the other kinds).
+    agent_id: str = ""
     #: The app dict's overrides of PER_APP_KEYS.
     overrides: Mapping[str, Any] = field(default_factory=dict, repr=False)
 
@@ -69,6 +78,10 @@ class WeChatApp:
     @property
     def is_mini_program(self) -> bool:
         return self.kind == "miniprogram"
+
+    @property
+    def is_wecom(self) -> bool:
+        return self.kind == "wecom"
 
     @property
     def is_qr_login(self) -> bool:
@@ -85,9 +98,10 @@ def _legacy_app() -> WeChatApp:
 def _app_from(name: str, conf: Mapping[str, Any]) -> WeChatApp:
     kind = str(conf.get("KIND", "mp"))
     scopes = KIND_SCOPES.get(kind, ("",))
-    return WeChatApp(name=name, kind=kind, app_id=str(conf.get("APP_ID", "")),
-                     app_secret=str(conf.get("APP_SECRET", "")),
+    return WeChatApp(name=name, kind=kind, app_id=str(conf.get("CORP_ID", conf.get("APP_ID", ""))),
+                     app_secret=str(conf.get("SECRET", conf.get("APP_SECRET", ""))),
                      scope=str(conf.get("SCOPE", scopes[0])),
+                     agent_id=str(conf.get("AGENT_ID", "")).strip(),
                      overrides={key: conf[key] for key in PER_APP_KEYS if key in conf})
 
 

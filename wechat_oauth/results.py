@@ -75,6 +75,36 @@ def session_result(payload: Mapping[str, Any], *, now: datetime | None = None) -
                        session_key=as_text(payload.get("session_key")), raw=dict(payload))
 
 
+#: How a WeCom non-member's account is told apart from a member's: a member's identity is
+#: their ``userid``, a non-member's this prefix + their ``openid``. ":" is no character of a
+#: userid, so no member can ever be taken for a non-member, or the reverse.
+WECOM_NON_MEMBER_PREFIX = "openid:"
+
+
+def wecom_result(info: Mapping[str, Any], detail: Mapping[str, Any] | None, *, scope: str,
+                 now: datetime | None = None) -> TokenResult:
+    """A WeCom ``auth/getuserinfo`` answer (and, under ``snsapi_privateinfo``, the member's
+    ``auth/getuserdetail``) as a :class:`TokenResult`. ``openid`` is the identity the account
+    links by: the member's userid, or :data:`WECOM_NON_MEMBER_PREFIX` + the non-member's
+    openid. WeCom identities have no unionid. The profile's ``raw`` keeps what WeCom said
+    (userid or openid and external_userid; the details), never the user_ticket."""
+    issued = aware_utc(now)
+    userid = as_text(info.get("userid"))
+    identity = userid or WECOM_NON_MEMBER_PREFIX + as_text(info.get("openid"))
+    said = {key: value for key, value in info.items()
+            if key not in ("errcode", "errmsg", "user_ticket", "expires_in")}
+    if detail:
+        said.update((key, value) for key, value in detail.items()
+                    if key not in ("errcode", "errmsg"))
+    profile = UserInfo.from_payload({
+        **said, "openid": identity, "sex": as_int(said.get("gender"), 0),
+        "headimgurl": as_text(said.get("avatar")), "nickname": as_text(said.get("name")),
+    })
+    return TokenResult(access_token="", refresh_token="", openid=identity, scope=scope,
+                       expires_at=issued, refresh_expires_at=issued, profile=profile,
+                       raw=said)
+
+
 @dataclass(frozen=True)
 class UserInfo:
     """An answer of ``/sns/userinfo``."""

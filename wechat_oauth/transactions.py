@@ -29,10 +29,10 @@ _WRITE_FIRST_MODES = frozenset({"IMMEDIATE", "EXCLUSIVE"})
 
 
 @contextmanager
-def write_transaction(model: type[Model]) -> Iterator[str]:
-    """``transaction.atomic`` on the database ``model`` is written to, holding the write lock
-    from its first statement on SQLite; yields the alias."""
-    using = router.db_for_write(model)
+def write_transaction(model: type[Model], using: str | None = None) -> Iterator[str]:
+    """``transaction.atomic`` on the database ``model`` is written to (or ``using``), holding
+    the write lock from its first statement on SQLite; yields the alias."""
+    using = using or router.db_for_write(model)
     with transaction.atomic(using=using):
         take_write_lock(model, using)
         yield using

@@ -18,10 +18,11 @@ from django.utils import timezone
 
 from ..client import WeChatClient, get_client
 from ..conf import app_settings
-from ..exceptions import InvalidCode, WeChatOAuthError
+from ..exceptions import AppTokenRejected, InvalidCode, WeChatOAuthError
 from ..hashing import code_hash, state_hash
 from ..outcome import StoredOutcome
 from ..results import PROFILE_SCOPES, TokenResult
+from ..wecom import WeComClient
 from .cache import CLAIMED, IN_FLIGHT, REPLAY, WAIT_MARGIN, CacheFront, cache_front
 from .database import DatabaseGuard
 from .duplicates import Claim, Exchange, answer_duplicate
@@ -93,17 +94,42 @@ def exchange_once(
     """
     code = validate_code(code)
     client = client or get_client()
+    claim = Claim(app_id=client.app_id, code_hash=code_hash(code), state_hash=state_hash(state),
+                  resent=resent, arrival=timezone.now(), fingerprint=fingerprint, budget=budget)
+    if isinstance(client, WeComClient):
+        return _exchange_wecom(client, code, claim, using)
     call: Callable[[], TokenResult]
     if client.app is not None and client.app.is_mini_program:
         call = partial(client.jscode2session, code)
     else:
         call = partial(_exchange_with_profile, client, code)
-    claim = Claim(app_id=client.app_id, code_hash=code_hash(code), state_hash=state_hash(state),
-                  resent=resent, arrival=timezone.now(), fingerprint=fingerprint, budget=budget)
+    return _guarded(call, claim, using)
+
+
+def _guarded(call: Callable[[], TokenResult], claim: Claim, using: str | None) -> Exchange:
     front = cache_front()
     if front is None:
         return DatabaseGuard(using).exchange(call, claim)
     return _exchange_through_front(front, call, claim, using)
+
+
+def _exchange_wecom(client: WeComClient, code: str, claim: Claim, using: str | None) -> Exchange:
+    """A WeCom code, spent with the app's access token. The token is read before the claim
+    (its refresh must not run inside the claim's transaction). If WeCom refuses it as stale,
+    it refused before it read the code: the claim was released, the stale token is dropped
+    (compare-and-delete) and the exchange tried once more with a new one."""
+    for attempt in (1, 2):
+        app_token = client.access_token()
+        try:
+            return _guarded(partial(client.exchange_code, code, access_token=app_token),
+                            claim, using)
+        except AppTokenRejected:
+            client.tokens.drop(app_token)
+            if attempt == 2:
+                raise
+            logger.info("WeCom refused the app token of %s as stale: a new one, and again",
+                        client.app_id)
+    raise AssertionError("unreachable")
 
 
 def _exchange_through_front(front: CacheFront, call: Callable[[], TokenResult], claim: Claim,

@@ -36,7 +36,9 @@ Final (stored, and replayed to every duplicate without a new call):
 
 Not final: a failure that provably happened before the request left this host (DNS failure,
 connection refused, connect timeout: ``UpstreamUnavailable.request_sent`` is False). WeChat has
-not seen the code, so the claim is rolled back and the next duplicate may try.
+not seen the code, so the claim is rolled back and the next duplicate may try. The same holds
+for a WeCom app token refused as stale (40014/42001, ``AppTokenRejected``): WeCom checks the
+token before it reads the code. Both are ``WeChatOAuthError.code_untouched``.
 
 Bounds
 ------
@@ -84,7 +86,6 @@ from ..exceptions import (
     ConfigurationError,
     ExchangeWaitTimeout,
     TooManyCodes,
-    UpstreamUnavailable,
     WeChatOAuthError,
 )
 from ..models import OAuthCodeUse
@@ -245,11 +246,9 @@ class DatabaseGuard:
         try:
             token: TokenResult | None = call()
             error: WeChatOAuthError | None = None
-        except UpstreamUnavailable as exc:
-            if not exc.request_sent:
-                raise _ReleaseClaim(exc) from None
-            token, error = None, exc
         except WeChatOAuthError as exc:
+            if exc.code_untouched:  # not sent, or refused before the code was read
+                raise _ReleaseClaim(exc) from None
             token, error = None, exc
         row.exchange_ms = round((time.monotonic() - started) * 1000)
         row.completed_at = timezone.now()

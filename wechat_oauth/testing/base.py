@@ -131,6 +131,8 @@ class FakeWeChatBase(CodeIssuer):
             "AUTHORIZE_URL": self.authorize_url,
             "WXLOGIN_JS_URL": self.wxlogin_js_url,
             "QRCONNECT_URL": self.qrconnect_url,
+            "WECOM_API_BASE_URL": self.wecom_api_base_url,
+            "WECOM_SSO_URL": self.wecom_sso_url,
         }
 
     @abstractmethod

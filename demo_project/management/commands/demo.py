@@ -46,7 +46,8 @@ class Command(BaseCommand):
             f"  Database:    {settings.DATABASES['default']['NAME']}\n"
             "  Click 'Log in with WeChat', tick 'Simulate WeChat's double callback' on the\n"
             "  consent page, and Allow; then log out and 'Scan to log in' as the same person\n"
-            "  (alice): one user, two WeChat apps. Quit with CONTROL-C.\n")
+            "  (alice): one user, two WeChat apps. 'Mini Program' POSTs one wx.login() code\n"
+            "  twice at once: one call to WeChat, one identity. Quit with CONTROL-C.\n")
         self.stdout.flush()
         # Threaded: the code exchange is an HTTP request from a request thread to this very
         # server. No autoreloader: one process, so the fake's counters are the ones shown.
