@@ -121,7 +121,7 @@ def session(request: HttpRequest, app: str | None = None) -> HttpResponse:
 
 
 @csrf_exempt
-@require_POST
+@require_post_json
 @never_cache
 def revoke_session(request: HttpRequest, app: str | None = None) -> HttpResponse:
     """Revoke every session token of the identity whose token authorises this request."""
