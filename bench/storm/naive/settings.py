@@ -5,7 +5,6 @@ and a WeCom app)."""
 from bench.storm.server_settings import *  # noqa: F403
 from bench.storm.server_settings import (
     FAKE_URL,
-    MIDDLEWARE,
     MINI_APP_ID,
     MINI_APP_SECRET,
     MP_APP_ID,
@@ -18,8 +17,6 @@ from bench.storm.server_settings import (
 )
 
 ROOT_URLCONF = "bench.storm.naive.urls"
-# The Mini Program's session token in Authorization: Bearer (so /whoami/ names its user).
-MIDDLEWARE = [*MIDDLEWARE, "bench.storm.naive.views.BearerTokenMiddleware"]
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 NAIVE_WECHAT = {
     "API_BASE_URL": FAKE_URL,

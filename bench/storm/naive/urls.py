@@ -1,7 +1,6 @@
 from django.urls import path
 
 from bench.storm.naive import views
-from bench.storm.serverside import whoami
 
 urlpatterns = [
     path("wechat/login/", views.login_view),
@@ -11,5 +10,6 @@ urlpatterns = [
     path("wechat/mini/session/", views.mini_session, {"app": "mini"}),
     path("wechat/corp/login/", views.wecom_login, {"app": "corp"}),
     path("wechat/corp/callback/", views.wecom_callback, {"app": "corp"}),
-    path("whoami/", whoami),
+    # Also by the Mini Program's session token (Authorization: Bearer).
+    path("whoami/", views.whoami),
 ]

@@ -9,8 +9,8 @@
   Open Platform account), else by openid; log in;
 * Mini Program session (``mini_session``): the JSON body's code straight to
   ``/sns/jscode2session``, the user as above, a signed token back (Django's signing) with the
-  openid, unionid and user id; ``Authorization: Bearer <token>`` then names the user
-  (:class:`BearerTokenMiddleware`);
+  openid, unionid and user id; ``Authorization: Bearer <token>`` then names the user on
+  ``/whoami/`` (:func:`whoami`);
 * WeCom (``wecom_login``, ``wecom_callback``): the in-app authorisation inside WeCom
   (``wxwork`` in the User-Agent), else the SSO page; the callback as above with the app token
   (``/cgi-bin/gettoken``, kept per process until it expires) and ``/cgi-bin/auth/getuserinfo``;
@@ -33,6 +33,8 @@ from django.core import signing
 from django.http import HttpResponseBadRequest, JsonResponse
 from django.shortcuts import redirect
 from django.views.decorators.csrf import csrf_exempt
+
+from bench.storm import serverside
 
 TIMEOUT = (3.05, 5.0)
 TOKEN_SALT = "naive-mini-session"
@@ -115,23 +117,18 @@ def mini_session(request, app="mini"):
                          "unionid": answer.get("unionid", ""), "user_id": user.pk})
 
 
-class BearerTokenMiddleware:
-    """``Authorization: Bearer <mini_session's token>``: the request's user is its user."""
-
-    def __init__(self, get_response):
-        self.get_response = get_response
-
-    def __call__(self, request):
-        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-        if scheme.lower() == "bearer" and token:
-            try:
-                pk = signing.loads(token.strip(), salt=TOKEN_SALT)["user"]
-            except (signing.BadSignature, KeyError, TypeError):
-                pk = None
-            user = get_user_model().objects.filter(pk=pk).first() if pk else None
-            if user is not None:
-                request.user = user
-        return self.get_response(request)
+def whoami(request):
+    """/whoami/, where ``Authorization: Bearer <mini_session's token>`` names its user."""
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and token:
+        try:
+            pk = signing.loads(token.strip(), salt=TOKEN_SALT)["user"]
+        except (signing.BadSignature, KeyError, TypeError):
+            pk = None
+        user = get_user_model().objects.filter(pk=pk).first() if pk else None
+        if user is not None:
+            request.user = user
+    return serverside.whoami(request)
 
 
 # -- WeCom ------------------------------------------------------------------------------------
