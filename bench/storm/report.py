@@ -333,7 +333,9 @@ def app_calls_delta(before: dict[str, Any], after: dict[str, Any], app_id: str,
     exchanges = delta.get(app.exchange, 0)
     codes = delta.get(app.page, 0) if app.has_page else None
     return {"app_id": app_id,
-            "codes_issued": codes if codes is not None else "not counted (no page: the control API)",
+            # A Mini Program has no page: its codes come from the control API, one per login
+            # (counted in exchanges_per_code).
+            "codes_issued": codes,
             f"{app.exchange}_requests": exchanges,
             **({f"{app.exchange}_per_code": round(exchanges / codes, 3) if codes else None}
                if codes is not None else {}),
