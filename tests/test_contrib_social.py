@@ -33,7 +33,6 @@ if "social_django" not in settings.INSTALLED_APPS:
 
 import requests
 from django.contrib.auth import get_user_model
-from django.core.management import call_command
 from django.db import connections
 from django.http import HttpResponse
 from social_core.backends.utils import load_backends
@@ -495,9 +494,17 @@ def test_dropin_pages_for_wechat_failures(dropin: Site) -> None:
 def test_dropin_site_passes_the_system_checks(dropin: Site, settings: Any) -> None:
     """A site whose WeChat logins all go through the drop-in needs neither APP_ID nor
     WeChatBackend nor this app's URLs."""
+    from wechat_oauth import checks
+
     settings.WECHAT_OAUTH = {key: value for key, value in settings.WECHAT_OAUTH.items()
                              if key not in ("APP_ID", "APP_SECRET")}
-    call_command("check", fail_level="ERROR")
+    messages = [*checks.check_settings(), *checks.check_middleware_and_backend(),
+                *checks.check_site_integration()]
+    assert [message.id for message in messages if message.is_serious()] == []
+    settings.AUTHENTICATION_BACKENDS = settings_stock.AUTHENTICATION_BACKENDS
+    assert {"wechat_oauth.E001", "wechat_oauth.E004", "wechat_oauth.E008"} <= {
+        message.id for message in [*checks.check_settings(), *checks.check_middleware_and_backend(),
+                                   *checks.check_site_integration()]}
 
 
 def test_atomic_requests_is_a_readable_503(dropin: Site, monkeypatch: pytest.MonkeyPatch) -> None:
