@@ -7,7 +7,26 @@ own (a benchmark) can point the site at a fake WeChat through the environment:
 * ``SOCIAL_SITE_FAKE_WECHAT``: the fake's base URL (``python -m wechat_oauth.testing``): the
   drop-in's WECHAT_OAUTH hosts, and the stock backends' URL settings (plus its hard-coded
   userinfo URL, see :mod:`tests.social_site.fake_routes`);
-* ``SOCIAL_SITE_DATABASE``: a JSON dict, the default database.
+* ``SOCIAL_SITE_DATABASE``: a JSON dict, the default database (needed by a server: the suite's
+  SQLite file is named after the test process).
+
+For instance, the drop-in site and the stock site side by side::
+
+    python -m wechat_oauth.testing --port 8771 --latency 0.08 \
+        --app-id wxsocialmp00000001 --app-secret social-site-mp-secret-0123456789ab
+    python -c "from wechat_oauth.testing.remote import RemoteFakeWeChat; RemoteFakeWeChat(
+        'http://127.0.0.1:8771').add_app('wxsocialweb0000001', 'social-site-web-secret-0123456789a')"
+    export SOCIAL_SITE_FAKE_WECHAT=http://127.0.0.1:8771
+    for mode in dropin stock; do
+        SOCIAL_SITE_DATABASE='{"ENGINE": "django.db.backends.sqlite3", "NAME": "/tmp/'$mode'.db"}' \
+        DJANGO_SETTINGS_MODULE=tests.social_site.settings_$mode python -m django migrate
+    done
+    SOCIAL_SITE_DATABASE=... DJANGO_SETTINGS_MODULE=tests.social_site.settings_dropin \
+        gunicorn -w 2 -b 127.0.0.1:8001 tests.social_site.wsgi      # settings_stock: the other
+
+A login: GET /login/?next=/whoami/ (a form), POST /login/weixinapp/ with its CSRF token, the
+fake's authorize URL (``&fake_openid=...`` skips its page), the callback; GET /whoami/ shows the
+user and its accounts.
 """
 
 import json
