@@ -169,11 +169,17 @@ def log_findings(text: str) -> dict[str, int]:
 
 
 class Storm:
-    def __init__(self, args: argparse.Namespace, stack: Any, progress: Any) -> None:
+    """The pattern passes over ``sites`` (in the order of the first half of an ABBA cycle):
+    the guarded and naive sites, or a library's stock and drop-in sites
+    (bench/storm/library_storm.py), through ``kinds`` (default: the run's)."""
+
+    def __init__(self, args: argparse.Namespace, stack: Any, progress: Any, *,
+                 sites: tuple[str, ...] = SITES, kinds: list[str] | None = None) -> None:
         self.args, self.stack, self.progress = args, stack, progress
         self.db: Database = stack.db
-        self.kinds: list[str] = args.kinds
-        self.handles = {site: stack.handle(site) for site in SITES}
+        self.sites = sites
+        self.kinds: list[str] = kinds if kinds is not None else args.kinds
+        self.handles = {site: stack.handle(site) for site in sites}
         #: kind -> pattern -> logins per site
         self.counts = {kind: split_logins(args.logins, kind) for kind in self.kinds}
         #: kind -> pattern -> site -> runs
@@ -196,7 +202,7 @@ class Storm:
     def warm_up(self) -> None:
         """Every worker imports, resolves and connects once, through each kind; not recorded."""
         for kind in self.kinds:
-            for site in SITES:
+            for site in self.sites:
                 self.run(site, "plain", 16, concurrency=8, count_sql=True, first_index=90_000,
                          kind=kind)
 
@@ -206,11 +212,11 @@ class Storm:
         """``count`` logins per site in short runs ordered naive, guarded, guarded, naive,
         repeated, so that drift of a machine shared with other work cancels out."""
         block = block or max(4 * concurrency, 12)
-        runs: dict[str, list[Any]] = {site: [] for site in SITES}
-        done = dict.fromkeys(SITES, 0)
+        runs: dict[str, list[Any]] = {site: [] for site in self.sites}
+        done = dict.fromkeys(self.sites, 0)
         cycle = 0
         while min(done.values()) < count:
-            for site in SITES if cycle % 2 == 0 else SITES[::-1]:
+            for site in self.sites if cycle % 2 == 0 else self.sites[::-1]:
                 n = min(block, count - done[site])
                 if n > 0:
                     runs[site].append(self.run(site, pattern, n, concurrency=concurrency,
@@ -228,7 +234,7 @@ class Storm:
             return {}
         return {site: {login.index: login for run in self.runs["mp"][pattern][site]
                        for login in run.logins if login.index % SHARE_EVERY == 0}
-                for site in SITES}
+                for site in self.sites}
 
     def kind_pass(self, kind: str) -> None:
         """Every pattern through ``kind``'s app, on both sites."""
@@ -240,13 +246,13 @@ class Storm:
                                                   count_sql=True, first_index=0, kind=kind,
                                                   partners=partners)
             else:
-                self.runs[kind][name] = {site: [] for site in SITES}
-                for site in (SITES if index % 2 == 0 else SITES[::-1]):
+                self.runs[kind][name] = {site: [] for site in self.sites}
+                for site in (self.sites if index % 2 == 0 else self.sites[::-1]):
                     self.runs[kind][name][site].append(self.run(
                         site, name, count, concurrency=self.args.concurrency, count_sql=True,
                         first_index=0, kind=kind, partners=partners.get(site)))
             self.progress(kind, name, {site: sum(login.failed for r in self.runs[kind][name][site]
-                                                 for login in r.logins) for site in SITES},
+                                                 for login in r.logins) for site in self.sites},
                           "failed")
 
     def patterns(self) -> dict[str, Any]:
@@ -262,37 +268,37 @@ class Storm:
             after = self.stack.fake.stats()
             self.app_calls[kind] = {site: report.app_calls_delta(before, after, APP_IDS[site][kind],
                                                                   APP_KINDS[kind])
-                                    for site in SITES}
+                                    for site in self.sites}
         both = set(WEB_KINDS) <= set(self.kinds)
         if both:
             count = max(4, self.counts["mp"]["plain"])
             halves = (count // 2, count - count // 2)
-            for cycle, site in enumerate(SITES + SITES[::-1]):  # ABBA
+            for cycle, site in enumerate(self.sites + self.sites[::-1]):  # ABBA
                 self.at_once.setdefault(site, []).append(run_both_apps_at_once(
                     self.handles[site], self.db, halves[cycle // 2],
                     concurrency=self.args.concurrency, count_sql=True,
                     first_index=(cycle // 2) * halves[0]))
             self.progress("both_apps_at_once", {site: sum(login.failed for r in self.at_once[site]
                                                           for login in r.logins)
-                                                for site in SITES}, "failed")
+                                                for site in self.sites}, "failed")
         calls = {code: int(n) for code, n in self.stack.fake.stats()["exchange_calls"].items()}
         persons = {site: {login.person for by_pattern in self.runs.values()
                           for by_site in by_pattern.values() for run in by_site[site]
                           for login in run.logins}
                    | {login.person for run in self.at_once.get(site, []) for login in run.logins}
-                   for site in SITES}
-        users = {site: read_users(self.db, site, persons[site]) for site in SITES}
+                   for site in self.sites}
+        users = {site: read_users(self.db, site, persons[site]) for site in self.sites}
         guarded_codes = [code for by_pattern in self.runs.values() for by_site in by_pattern.values()
                          for run in by_site["guarded"] for login in run.logins for code in login.codes]
         db_duplicates = faults.duplicates_by_code(self.db, guarded_codes,
                                                   self.stack.envs["guarded"]["STORM_SECRET_KEY"])
         self.redis_keys = self.stack.redis.dbsize()
-        self.logs_after_patterns = {site: log_findings(self.stack.logs(site)) for site in SITES}
+        self.logs_after_patterns = {site: log_findings(self.stack.logs(site)) for site in self.sites}
         if both:
             self.cross_app = report.cross_app(self.runs, self.at_once, users, calls)
         return {kind: {name: {site: report.pattern_figures(
                     self.runs[kind][name][site], calls, users[site],
-                    db_duplicates if site == "guarded" else None) for site in SITES}
+                    db_duplicates if site == "guarded" else None) for site in self.sites}
                        for name in KIND_PATTERNS[kind]} for kind in self.kinds}
 
     def probe(self) -> dict[str, Any]:
@@ -308,7 +314,7 @@ class Storm:
                                            ("one_browser", 1, max(10, 2 * plain // 3))):
                 runs = self.abba("plain", count, concurrency=browsers, count_sql=False,
                                  first_index=20_000 + 5_000 * browsers, kind=kind)
-                out[kind][label] = {site: report.throughput_figures(runs[site]) for site in SITES}
+                out[kind][label] = {site: report.throughput_figures(runs[site]) for site in self.sites}
                 g, n = (out[kind][label][site]["callback_ms"].get("p50")
                         for site in ("guarded", "naive"))
                 out[kind][label]["p50_ratio_guarded_over_naive"] = (round(g / n, 3)
@@ -328,7 +334,7 @@ class Storm:
         finally:
             self.stack.fake.set_latency(self.args.latency)
         out: dict[str, Any] = {"kind": kind}
-        out.update({site: report.throughput_figures(runs[site]) for site in SITES})
+        out.update({site: report.throughput_figures(runs[site]) for site in self.sites})
         n, g = (out[site]["throughput_logins_per_s"] for site in ("naive", "guarded"))
         out["ratio_guarded_over_naive"] = round(g / n, 3) if n else None
         return out

@@ -104,6 +104,10 @@ class Browser:
         return self._send("POST", url, role, data=body,
                           headers={"Content-Type": "application/json"})
 
+    def post_form(self, url: str, fields: dict[str, str], role: str) -> Hit:
+        """POST ``fields`` as a form (a login page's button)."""
+        return self._send("POST", url, role, data=fields)
+
     def _send(self, method: str, url: str, role: str, **options: Any) -> Hit:
         started = time.perf_counter()
         try:
@@ -129,14 +133,19 @@ class Browser:
                    float(cpu) if cpu else None, float(sql_ms) if sql_ms else None, body,
                    answer=answer)
 
-    def whoami(self, base_url: str, *, token: str | None = None) -> str | None:
+    def whoami(self, base_url: str, *, token: str | None = None,
+               read: Callable[[dict[str, Any]], str | None] | None = None) -> str | None:
         """Who the site says is logged in: by this browser's cookies, or by a Mini Program's
-        session ``token`` (``Authorization: Bearer``)."""
+        session ``token`` (``Authorization: Bearer``). ``read``: what of the site's /whoami/
+        answer names them (default: its ``user``; a library site's: bench/storm/libraries.py)."""
         headers = {"Authorization": f"Bearer {token}"} if token else None
         try:
             response = self.session.get(f"{base_url}/whoami/", timeout=TIMEOUT, headers=headers)
-            return response.json().get("user") if response.status_code == 200 else "!error"
-        except (requests.RequestException, ValueError):
+            if response.status_code != 200:
+                return "!error"
+            answer = response.json()
+            return read(answer) if read is not None else answer.get("user")
+        except (requests.RequestException, ValueError, AttributeError, KeyError, TypeError):
             return "!error"
 
 

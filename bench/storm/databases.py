@@ -28,10 +28,22 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
-#: Database (or file) name of each site.
+#: Database (or file) name of each site of the guarded-vs-naive storm; any other site (a library
+#: site, bench/storm/libraries.py) gets ``wechat_oauth_storm_<site>`` (:func:`name_of`).
 NAMES = {"guarded": "wechat_oauth_storm", "naive": "wechat_oauth_storm_naive"}
+#: The sites :meth:`Database.describe` names by default.
+STORM_SITES = ("guarded", "naive")
 KINDS = ("postgres", "mariadb", "sqlite")
 LABELS = {"postgres": "PostgreSQL", "mariadb": "MariaDB", "sqlite": "SQLite"}
+
+
+def name_of(site: str) -> str:
+    """The database (SQLite: file) name of ``site``."""
+    return NAMES.get(site, f"wechat_oauth_storm_{site}")
+
+
+def _names(sites: tuple[str, ...]) -> str:
+    return " and ".join(name_of(site) for site in sites)
 
 
 class Database:
@@ -73,7 +85,12 @@ class Database:
         """``STORM_DB_*`` for bench/storm/server_settings.py."""
         raise NotImplementedError
 
-    def describe(self) -> str:
+    def django_database(self, site: str, conn_max_age: int = 0) -> dict[str, Any]:
+        """The site's database as a Django ``DATABASES`` entry (for a site whose settings take
+        one whole, such as the library sites')."""
+        raise NotImplementedError
+
+    def describe(self, sites: tuple[str, ...] = STORM_SITES) -> str:
         """Where the sites' databases are and how they are configured, for the report."""
         raise NotImplementedError
 
@@ -134,7 +151,7 @@ class Postgres(Database):
     def connect(self, site: str | None = None) -> Iterator[Any]:
         import psycopg
 
-        with psycopg.connect(dbname=NAMES[site] if site else "postgres", autocommit=True,
+        with psycopg.connect(dbname=name_of(site) if site else "postgres", autocommit=True,
                              connect_timeout=5, **self.server) as conn:
             yield conn
 
@@ -143,10 +160,10 @@ class Postgres(Database):
 
     def create(self, site: str) -> None:
         self.drop(site)
-        self.rows(None, f'CREATE DATABASE "{NAMES[site]}"')
+        self.rows(None, f'CREATE DATABASE "{name_of(site)}"')
 
     def drop(self, site: str) -> None:
-        self.rows(None, f'DROP DATABASE IF EXISTS "{NAMES[site]}" WITH (FORCE)')
+        self.rows(None, f'DROP DATABASE IF EXISTS "{name_of(site)}" WITH (FORCE)')
 
     def query(self, conn: Any, sql: str, params: list[Any] | tuple[Any, ...] = ()
               ) -> list[tuple[Any, ...]]:
@@ -154,26 +171,31 @@ class Postgres(Database):
         return cursor.fetchall() if cursor.description else []
 
     def environment(self, site: str) -> dict[str, str]:
-        return {"STORM_DB_ENGINE": self.kind, "STORM_DB_NAME": NAMES[site],
+        return {"STORM_DB_ENGINE": self.kind, "STORM_DB_NAME": name_of(site),
                 "STORM_DB_HOST": self.server["host"], "STORM_DB_PORT": str(self.server["port"]),
                 "STORM_DB_USER": self.server["user"]}
 
-    def describe(self) -> str:
+    def django_database(self, site: str, conn_max_age: int = 0) -> dict[str, Any]:
+        return {"ENGINE": "django.db.backends.postgresql", "NAME": name_of(site),
+                "HOST": self.server["host"], "PORT": str(self.server["port"]),
+                "USER": self.server["user"], "CONN_MAX_AGE": conn_max_age}
+
+    def describe(self, sites: tuple[str, ...] = STORM_SITES) -> str:
         return (f"PostgreSQL at {self.server['host']}:{self.server['port']}, databases "
-                f"{NAMES['guarded']} and {NAMES['naive']}")
+                f"{_names(sites)}")
 
     def counters(self, site: str) -> dict[str, int]:
         keys = ("xact_commit", "xact_rollback", "tup_inserted", "tup_updated", "tup_deleted",
                 "tup_fetched")
         rows = self.rows(None, f"SELECT {', '.join(keys)} FROM pg_stat_database"
-                               " WHERE datname = %s", [NAMES[site]])
+                               " WHERE datname = %s", [name_of(site)])
         return dict(zip(keys, rows[0], strict=True)) if rows else {}
 
     def claim_holders(self, conn: Any, site: str, workers: list[int]) -> list[int]:
         # settings: application_name storm-<site>-<worker pid> (set after gunicorn's fork).
         rows = self.query(conn, "SELECT application_name FROM pg_stat_activity"
                                 " WHERE datname = %s AND state = 'idle in transaction'",
-                          [NAMES[site]])
+                          [name_of(site)])
         pids = [int(name.rsplit("-", 1)[1]) for (name,) in rows if name.startswith("storm-")]
         return [pid for pid in pids if pid in workers]
 
@@ -181,7 +203,7 @@ class Postgres(Database):
         holding, waiting = self.query(
             conn, "SELECT count(*) FILTER (WHERE state = 'idle in transaction'),"
                   " count(*) FILTER (WHERE state = 'active' AND wait_event_type = 'Lock')"
-                  " FROM pg_stat_activity WHERE datname = %s", [NAMES[site]])[0]
+                  " FROM pg_stat_activity WHERE datname = %s", [name_of(site)])[0]
         return {"holding_a_claim": holding, "waiting_on_a_claim": waiting}
 
     def connections(self, conn: Any) -> dict[str, int] | None:
@@ -211,7 +233,7 @@ class MariaDB(Database):
 
         conn = MySQLdb.connect(host=self.server["host"], port=int(self.server["port"]),
                                user=self.server["user"], password=self.server.get("password", ""),
-                               database=NAMES[site] if site else "", charset="utf8mb4",
+                               database=name_of(site) if site else "", charset="utf8mb4",
                                autocommit=True, connect_timeout=5)
         try:
             yield conn
@@ -230,20 +252,26 @@ class MariaDB(Database):
 
     def create(self, site: str) -> None:
         self.drop(site)
-        self.rows(None, f"CREATE DATABASE `{NAMES[site]}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
+        self.rows(None, f"CREATE DATABASE `{name_of(site)}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
 
     def drop(self, site: str) -> None:
-        self.rows(None, f"DROP DATABASE IF EXISTS `{NAMES[site]}`")
+        self.rows(None, f"DROP DATABASE IF EXISTS `{name_of(site)}`")
 
     def environment(self, site: str) -> dict[str, str]:
-        return {"STORM_DB_ENGINE": self.kind, "STORM_DB_NAME": NAMES[site],
+        return {"STORM_DB_ENGINE": self.kind, "STORM_DB_NAME": name_of(site),
                 "STORM_DB_HOST": self.server["host"], "STORM_DB_PORT": str(self.server["port"]),
                 "STORM_DB_USER": self.server["user"],
                 "STORM_DB_PASSWORD": self.server.get("password", "")}
 
-    def describe(self) -> str:
+    def django_database(self, site: str, conn_max_age: int = 0) -> dict[str, Any]:
+        return {"ENGINE": "django.db.backends.mysql", "NAME": name_of(site),
+                "HOST": self.server["host"], "PORT": str(self.server["port"]),
+                "USER": self.server["user"], "PASSWORD": self.server.get("password", ""),
+                "CONN_MAX_AGE": conn_max_age, "OPTIONS": {"charset": "utf8mb4"}}
+
+    def describe(self, sites: tuple[str, ...] = STORM_SITES) -> str:
         return (f"MariaDB at {self.server['host']}:{self.server['port']} (mysqlclient, InnoDB, "
-                f"utf8mb4), databases {NAMES['guarded']} and {NAMES['naive']}")
+                f"utf8mb4), databases {_names(sites)}")
 
     def _transactions(self, conn: Any, site: str) -> list[tuple[Any, ...]]:
         """(trx_state, processlist command, client host:port) of each open InnoDB transaction
@@ -251,7 +279,7 @@ class MariaDB(Database):
         return self.query(conn, "SELECT t.trx_state, p.COMMAND, p.HOST"
                                 " FROM information_schema.INNODB_TRX t"
                                 " JOIN information_schema.PROCESSLIST p ON p.ID = t.trx_mysql_thread_id"
-                                " WHERE p.DB = %s", [NAMES[site]])
+                                " WHERE p.DB = %s", [name_of(site)])
 
     def claim_holders(self, conn: Any, site: str, workers: list[int]) -> list[int]:
         # No application_name here (and performance_schema is off by default): the client's
@@ -290,7 +318,7 @@ class SQLite(Database):
         self.directory = directory or Path(tempfile.mkdtemp(prefix="storm-sqlite-"))
 
     def path(self, site: str) -> Path:
-        return self.directory / f"{NAMES[site]}.sqlite3"
+        return self.directory / f"{name_of(site)}.sqlite3"
 
     @contextlib.contextmanager
     def connect(self, site: str | None = None) -> Iterator[Any]:
@@ -323,10 +351,14 @@ class SQLite(Database):
     def environment(self, site: str) -> dict[str, str]:
         return {"STORM_DB_ENGINE": self.kind, "STORM_DB_NAME": str(self.path(site))}
 
-    def describe(self) -> str:
+    def django_database(self, site: str, conn_max_age: int = 0) -> dict[str, Any]:
+        return {"ENGINE": "django.db.backends.sqlite3", "NAME": str(self.path(site)),
+                "CONN_MAX_AGE": conn_max_age}
+
+    def describe(self, sites: tuple[str, ...] = STORM_SITES) -> str:
         return (f"SQLite {sqlite3.sqlite_version} with Django's default settings (no OPTIONS: "
-                f"no transaction_mode, the default timeout), one file per site in "
-                f"{self.directory}, shared by all its instances and workers")
+                f"no transaction_mode, the default timeout), one file per site "
+                f"({_names(sites)}) in {self.directory}, shared by all its instances and workers")
 
     def claim_holders(self, conn: Any, site: str, workers: list[int]) -> list[int]:
         try:

@@ -42,7 +42,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit
 
 from bench.storm.apps import KINDS, WEB_KINDS, StormApp, app_id, new_person, openid_of, user_name
@@ -50,17 +50,23 @@ from bench.storm.browser import Browser, Hit, authorize_url_for, on_netloc, run_
 from wechat_oauth.testing.remote import RemoteFakeWeChat
 from wechat_oauth.testing.wechat_client import resend_params, send_and_abort
 
+if TYPE_CHECKING:
+    from bench.storm.libraries import LibrarySite
+
 NEXT = "/whoami/"
 RESEND_DELAY = 0.020
 
 
 @dataclass
 class SiteHandle:
-    """The bench's view of one site: its two instances' base URLs and the fake's."""
+    """The bench's view of one site: its two instances' base URLs and the fake's; for a site
+    of another library (bench/storm/libraries.py), how a login starts there and who its
+    /whoami/ names."""
 
     name: str
     urls: list[str]
     fake_url: str
+    library: LibrarySite | None = None
 
 
 @dataclass
@@ -134,8 +140,12 @@ class Context:
         return Browser(count_sql=self.count_sql, user_agent=self.app.user_agent)
 
     def start(self, browser: Browser) -> str:
-        """Login view -> the authorize (or qrconnect) URL (fragment dropped)."""
-        hit = browser.get(f"{self.home}{self.app.login_path}?next=%2Fwhoami%2F", "login view")
+        """Login view (a library site: its own way) -> the authorize (or qrconnect) URL
+        (fragment dropped)."""
+        if self.site.library is not None:
+            hit = self.site.library.start(browser, self.home, NEXT)
+        else:
+            hit = browser.get(f"{self.home}{self.app.login_path}?next=%2Fwhoami%2F", "login view")
         if hit.status != 302:
             raise LoginFailed(f"login view answered {hit.status or hit.error} {hit.body}")
         if urlsplit(hit.location).path != f"/connect/{self._page_path}":
@@ -177,8 +187,11 @@ class Context:
         if depth == 0:
             self.login.visible.append(hit)
         if hit.status == 302 and urlsplit(hit.location).path == NEXT:
-            user = self.login.user = browser.whoami(self.home)
-            expected = self.login.expected_users()
+            library = self.site.library
+            user = self.login.user = browser.whoami(self.home,
+                                                    read=library.who if library else None)
+            expected = (frozenset({library.identity(self.login.person)}) if library
+                        else self.login.expected_users())
             if user not in expected:
                 raise LoginFailed(f"after {hit.role}: /whoami/ says {user!r}, not "
                                   f"{' or '.join(map(repr, sorted(expected)))}")

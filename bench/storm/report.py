@@ -206,28 +206,36 @@ def throughput_figures(runs: list[Run]) -> dict[str, Any]:
     }
 
 
-def _guarded_failures(patterns: dict[str, dict[str, Any]]) -> int:
-    return sum(round(sites["guarded"]["user_visible_failure_rate"] * sites["guarded"]["logins"])
+def _failures(patterns: dict[str, dict[str, Any]], site: str = "guarded") -> int:
+    return sum(round(sites[site]["user_visible_failure_rate"] * sites[site]["logins"])
                for sites in patterns.values())
+
+
+def exactly_once_targets(patterns: dict[str, dict[str, dict[str, Any]]],
+                         site: str = "guarded") -> list[dict[str, Any]]:
+    """Per kind of login (``patterns``: kind -> pattern -> site): no failed login of ``site``
+    and exactly one upstream exchange per code, in every pattern."""
+    out: list[dict[str, Any]] = []
+    for kind, by_pattern in patterns.items():
+        ours = {name: sites[site] for name, sites in by_pattern.items()}
+        failures = _failures(by_pattern, site)
+        not_once = sum(f["exchanges_per_code"].get("codes_not_exactly_1", 0) for f in ours.values())
+        max_exchanges = max((f["exchanges_per_code"].get("max", 0) for f in ours.values()), default=0)
+        out += [
+            {"target": f"{kind}: {site} user-visible failure rate = 0 (every pattern)",
+             "value": failures, "unit": "failed logins", "met": failures == 0},
+            {"target": f"{kind}: {site} upstream exchanges per code exactly 1 (every pattern)",
+             "value": {"codes_not_exactly_1": not_once, "max": max_exchanges},
+             "met": not_once == 0},
+        ]
+    return out
 
 
 def targets(probe: dict[str, Any], patterns: dict[str, dict[str, dict[str, Any]]],
             throughput: dict[str, Any], cross_app: dict[str, Any] | None) -> list[dict[str, Any]]:
     """The guarded site's targets, per kind of login (``patterns``: kind -> pattern -> site),
     plus one user per person over every person of the run and the throughput ratio."""
-    out: list[dict[str, Any]] = []
-    for kind, by_pattern in patterns.items():
-        guarded = {name: sites["guarded"] for name, sites in by_pattern.items()}
-        failures = _guarded_failures(by_pattern)
-        not_once = sum(f["exchanges_per_code"].get("codes_not_exactly_1", 0) for f in guarded.values())
-        max_exchanges = max((f["exchanges_per_code"].get("max", 0) for f in guarded.values()), default=0)
-        out += [
-            {"target": f"{kind}: guarded user-visible failure rate = 0 (every pattern)",
-             "value": failures, "unit": "failed logins", "met": failures == 0},
-            {"target": f"{kind}: guarded upstream exchanges per code exactly 1 (every pattern)",
-             "value": {"codes_not_exactly_1": not_once, "max": max_exchanges},
-             "met": not_once == 0},
-        ]
+    out = exactly_once_targets(patterns)
     if cross_app is not None:
         every = cross_app["guarded"]["all_persons"]
         out.append({
@@ -384,8 +392,10 @@ def fault_target(faults: dict[str, Any]) -> dict[str, Any]:
             and not not_run}
 
 
-def side_by_side(patterns: dict[str, dict[str, dict[str, Any]]]) -> dict[str, Any]:
-    """The headline figures, per kind and pattern, as {figure: {"naive": x, "guarded": y}}."""
+def side_by_side(patterns: dict[str, dict[str, dict[str, Any]]],
+                 sites: tuple[str, str] = ("naive", "guarded")) -> dict[str, Any]:
+    """The headline figures, per kind and pattern, as {figure: {"naive": x, "guarded": y}}
+    (or the other ``sites``: a library's stock and drop-in)."""
     def pick(figures: dict[str, Any]) -> dict[str, Any]:
         exchanges, sql = figures["exchanges_per_code"], figures["sql_per_callback"]
         return {
@@ -402,9 +412,10 @@ def side_by_side(patterns: dict[str, dict[str, dict[str, Any]]]) -> dict[str, An
     out: dict[str, Any] = {}
     for kind, by_pattern in patterns.items():
         out[kind] = {}
-        for name, sites in by_pattern.items():
-            naive, guarded = pick(sites["naive"]), pick(sites["guarded"])
-            out[kind][name] = {key: {"naive": naive[key], "guarded": guarded[key]} for key in naive}
+        for name, figures in by_pattern.items():
+            picked = {site: pick(figures[site]) for site in sites}
+            out[kind][name] = {key: {site: picked[site][key] for site in sites}
+                               for key in picked[sites[0]]}
     return out
 
 
@@ -413,15 +424,17 @@ def _pair(figures: tuple[dict[str, Any], ...], key: str, sub: str) -> str:
 
 
 def table(patterns: dict[str, dict[str, dict[str, Any]]], cross: dict[str, Any] | None,
-          gettoken: dict[str, Any] | None = None) -> str:
-    """A plain-text table of the per-kind figures, each cell guarded/naive (printed to stderr
-    at the end of a run, kept in the JSON as ``table``)."""
+          gettoken: dict[str, Any] | None = None,
+          sites: tuple[str, str] = ("guarded", "naive")) -> str:
+    """A plain-text table of the per-kind figures, each cell guarded/naive (or ``sites``, a
+    library's drop-in/stock; printed to stderr at the end of a run, kept in the JSON as
+    ``table``)."""
     head = (f"{'kind':5} {'pattern':20} {'logins':>6} {'failed':>9} {'exch/code max':>14} "
             f"{'exch total':>11} {'codes':>9} {'users/person max':>17} {'p50 ms':>13}")
     lines = [head, "-" * len(head)]
     for kind, by_pattern in patterns.items():
-        for name, sites in by_pattern.items():
-            both = (sites["guarded"], sites["naive"])
+        for name, figures in by_pattern.items():
+            both = (figures[sites[0]], figures[sites[1]])
             failed = "/".join(str(round(f["user_visible_failure_rate"] * f["logins"])) for f in both)
             lines.append(f"{kind:5} {name:20} {both[0]['logins']:>6} {failed:>9} "
                          f"{_pair(both, 'exchanges_per_code', 'max'):>14} "
@@ -449,15 +462,16 @@ def table(patterns: dict[str, dict[str, dict[str, Any]]], cross: dict[str, Any] 
     return "\n".join(lines)
 
 
-def across_databases(sections: dict[str, dict[str, Any]]) -> dict[str, Any]:
+def across_databases(sections: dict[str, dict[str, Any]],
+                     sites: tuple[str, str] = ("guarded", "naive")) -> dict[str, Any]:
     """The short table over every database run: per kind, pattern and database, [guarded,
-    naive] of the failure rate, exchanges per code (mean, max) and the callback p50; and
-    whether each database met its targets."""
+    naive] (or ``sites``) of the failure rate, exchanges per code (mean, max) and the callback
+    p50; and whether each database met its targets."""
     out: dict[str, dict[str, dict[str, Any]]] = {}
     for db_kind, section in sections.items():
         for kind, by_pattern in section.get("patterns", {}).items():
-            for name, sites in by_pattern.items():
-                guarded, naive = sites["guarded"], sites["naive"]
+            for name, figures in by_pattern.items():
+                guarded, naive = figures[sites[0]], figures[sites[1]]
                 out.setdefault(kind, {}).setdefault(name, {})[db_kind] = {
                     "failure_rate": [guarded["user_visible_failure_rate"],
                                      naive["user_visible_failure_rate"]],
@@ -468,7 +482,9 @@ def across_databases(sections: dict[str, dict[str, Any]]) -> dict[str, Any]:
                                              naive["users_per_person"]["max"]],
                     "callback_p50_ms": [guarded["callback_ms"].get("p50"), naive["callback_ms"].get("p50")],
                 }
-    return {"columns": "each figure as [guarded, naive], the naive site on the same database",
+    return {"columns": (f"each figure as [{', '.join(sites)}], both sites on the same database"
+                        if sites != ("guarded", "naive") else
+                        "each figure as [guarded, naive], the naive site on the same database"),
             "targets_met": {kind: section.get("all_targets_met") for kind, section in sections.items()},
             "skipped": {kind: section["skipped"] for kind, section in sections.items()
                         if "skipped" in section},

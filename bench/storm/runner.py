@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from bench.storm.databases import NAMES, Database
+from bench.storm.databases import STORM_SITES, Database, name_of
 from bench.storm.patterns import Login, SiteHandle, both_apps_at_once, pattern_of, run_login
 
 #: Most callback requests a pattern keeps in flight per site: browsers = this / requests per
@@ -124,11 +124,11 @@ class ConnectionSampler:
     the run stays far from max_connections on a server shared with other work. SQLite has no
     server: nothing to sample."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, sites: tuple[str, ...] = STORM_SITES) -> None:
         import threading
 
         self.db = db
-        self.peak: dict[str, int] = dict.fromkeys(NAMES.values(), 0)
+        self.peak: dict[str, int] = dict.fromkeys(map(name_of, sites), 0)
         self.peak_total = 0
         self.max_connections: int | None = None
         self.sampled = self.no_server = False

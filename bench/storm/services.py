@@ -308,7 +308,8 @@ class PrivateMariaDB:
 
 @dataclass
 class Instance:
-    """One gunicorn master (``workers`` gthread workers of ``threads`` threads) of one site."""
+    """One gunicorn master (``workers`` gthread workers of ``threads`` threads) of one site,
+    serving ``wsgi`` (the storm's sites: bench/storm/wsgi.py; a library site: its own)."""
 
     site: str
     name: str
@@ -316,6 +317,7 @@ class Instance:
     log_path: Path
     workers: int = 2
     threads: int = 8
+    wsgi: str = "bench.storm.wsgi:application"
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
 
@@ -328,7 +330,7 @@ class Instance:
         return f"127.0.0.1:{self.port}"
 
     def start(self) -> None:
-        command = [sys.executable, "-m", "gunicorn", "bench.storm.wsgi:application",
+        command = [sys.executable, "-m", "gunicorn", self.wsgi,
                    "--bind", self.netloc, "--workers", str(self.workers),
                    "--worker-class", "gthread", "--threads", str(self.threads),
                    "--backlog", "2048", "--timeout", "60", "--graceful-timeout", "3",
@@ -390,14 +392,25 @@ def _has_control_socket() -> bool:
         for setting in vars(config).values() if isinstance(setting, type))
 
 
+def server_environment(settings_module: str) -> dict[str, str]:
+    """This process's environment without the storm's own variables (``STORM_*``), for a server
+    of ``settings_module`` run from this checkout (first on its path)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STORM_")}
+    env.update({
+        "DJANGO_SETTINGS_MODULE": settings_module,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+        "PYTHONUNBUFFERED": "1",
+    })
+    return env
+
+
 def site_environment(site: str, db: Database, *, fake_url: str, app_secrets: dict[str, str],
                      redis_url: str, redis_socket_timeout: float = 0.05,
                      conn_max_age: int = 0) -> dict[str, str]:
     """The site's environment, its database in ``db``; ``app_secrets``: the secret of the
     site's app of each kind (bench/storm/apps.py)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("STORM_")}
+    env = server_environment(SETTINGS[site])
     env.update({
-        "DJANGO_SETTINGS_MODULE": SETTINGS[site],
         "STORM_SITE": site,
         **db.environment(site),
         "STORM_FAKE_URL": fake_url,
@@ -405,9 +418,7 @@ def site_environment(site: str, db: Database, *, fake_url: str, app_secrets: dic
         **{f"{KINDS[kind].env}_APP_SECRET": app_secrets[kind] for kind in KINDS},
         "STORM_WECOM_AGENT_ID": WECOM_AGENT_ID,
         "STORM_SECRET_KEY": f"storm-{secrets.token_hex(16)}",
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
         "STORM_CONN_MAX_AGE": str(conn_max_age),
-        "PYTHONUNBUFFERED": "1",
     })
     if site == "guarded" and redis_url:
         env["STORM_REDIS_URL"] = redis_url

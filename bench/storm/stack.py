@@ -1,5 +1,10 @@
 """Bring the whole storm up and down on one database: fake WeChat, private Redis, the sites'
-databases, 2 x 2 gunicorns."""
+databases, 2 x 2 gunicorns.
+
+:class:`Stack` serves the guarded and naive sites; a subclass serves other sites through its
+hooks (:attr:`~Stack.sites`, :meth:`~Stack.wsgi`, :meth:`~Stack.start_upstream`,
+:meth:`~Stack.environment`): a library's stock and drop-in sites,
+bench/storm/library_storm.py."""
 
 from __future__ import annotations
 
@@ -55,10 +60,20 @@ class Stack:
                                 redis_socket_timeout=self.redis_socket_timeout,
                                 conn_max_age=self.conn_max_age)
 
-    def start(self) -> None:
+    @property
+    def sites(self) -> tuple[str, ...]:
+        """The sites this stack serves (their databases, two gunicorn instances each)."""
+        return SITES
+
+    def wsgi(self, site: str) -> str:
+        """The WSGI application gunicorn serves for ``site``."""
+        return "bench.storm.wsgi:application"
+
+    def start_upstream(self) -> None:
+        """What the sites talk to: the fake WeChat with every app of both sites, a private
+        Redis for the guarded site's front."""
         from wechat_oauth.testing import FakeAgent, FakeApp, FakeWeChatProcess
 
-        self.log_dir.mkdir(parents=True, exist_ok=True)
         # The guarded site's Official Account is the fake's default app; the other WeChat apps
         # are added to it (every one bound to the Open Platform account: one unionid per
         # person), and each site's WeCom app is an agent of a corp of its own.
@@ -73,20 +88,24 @@ class Stack:
         self.fake.start()
         self.redis = PrivateRedis(self.log_dir / "redis.log")
         self.redis.start()
-        for site in SITES:
+
+    def start(self) -> None:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.start_upstream()
+        for site in self.sites:
             self.db.create(site)
             self.envs[site] = self.environment(site)
-        migrations = [migrate(self.envs[site]) for site in SITES]
+        migrations = [migrate(self.envs[site]) for site in self.sites]
         for process in migrations:
             finish_migration(process)
-        for site in SITES:
+        for site in self.sites:
             self.instances[site] = [
                 Instance(site, name, self.envs[site], self.log_dir / f"{site}-{name}.log",
-                         workers=self.workers, threads=self.threads)
+                         workers=self.workers, threads=self.threads, wsgi=self.wsgi(site))
                 for name in ("A", "B")]
             for instance in self.instances[site]:
                 instance.start()
-        for site in SITES:
+        for site in self.sites:
             for instance in self.instances[site]:
                 instance.wait_ready()
 
@@ -102,7 +121,7 @@ class Stack:
             with contextlib.suppress(Exception):
                 self.fake.stop()
         if not self.keep_databases:
-            for site in SITES:
+            for site in self.sites:
                 with contextlib.suppress(Exception):
                     self.db.drop(site)
             self.db.remove()
