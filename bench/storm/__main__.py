@@ -6,6 +6,17 @@
     python -m bench.storm --kind open     # only the website app's QR login
     python -m bench.storm --quick --kind mini,wecom       # the Mini Program and WeCom kinds
     python -m bench.storm --only patterns --only faults --logins 1000 --concurrency 8
+    python -m bench.storm --quick --library social    # social-auth: stock vs our drop-in
+
+``--library social`` (repeatable or a comma list; bench/storm/libraries.py) runs, instead of
+the guarded-vs-naive storm, a site of another login library (tests/social_site:
+python-social-auth) twice on the same run, with the library's stock WeChat backend and with our
+drop-in, each on a database of its own under 2 gunicorn instances x 2 workers, through every
+duplicate pattern of the library's kind of login (bench/storm/library_storm.py). It reports
+per pattern failed logins, exchanges per code and users per openid of both modes (targets:
+the drop-in's), writes bench/results/storm-libraries.json and prints a drop-in/stock table.
+``--kind``, ``--only`` and ``--no-faults`` do not apply; ``--db``, ``--logins``, ``--quick``,
+``--concurrency``, ``--threads``, ``--latency`` and ``--conn-max-age`` do.
 
 ``--kind mp|open|mini|wecom`` (repeatable, or a comma list; default ``mp,open``) says which
 kinds of login the storm drives through their duplicate patterns, on both sites
@@ -66,6 +77,7 @@ from typing import Any
 from bench.storm.apps import APP_IDS, DEFAULT_KINDS, KIND_LABELS, WEB_KINDS
 from bench.storm.apps import KINDS as APP_KINDS
 from bench.storm.databases import KINDS, LABELS
+from bench.storm.libraries import LIBRARIES
 from bench.storm.passes import SHARE_EVERY, SITES, Storm, log_findings, split_logins
 
 __all__ = ["Storm", "main", "parse_args", "split_logins"]
@@ -86,6 +98,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                              "code POSTed to session/; wecom: the WeCom app, in-app "
                              "authorize in WeCom's browser); repeatable or a comma list; "
                              f"default {','.join(DEFAULT_KINDS)}")
+    parser.add_argument("--library", action="append", metavar="LIB[,LIB...]",
+                        help="instead of the guarded-vs-naive storm: a site of another login "
+                             f"library ({', '.join(LIBRARIES)}), with its stock WeChat backend "
+                             "and with our drop-in, side by side through the duplicate "
+                             "patterns (patterns only; repeatable or a comma list)")
     parser.add_argument("--logins", type=int, default=None,
                         help="logins per site and kind over all duplicate patterns (default "
                              "500; quick 66; mini and wecom, with fewer patterns, as many per "
@@ -120,6 +137,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
             parser.error(f"--kind: unknown kind {kind!r} (choose from {', '.join(APP_KINDS)})")
         if kind not in args.kinds:
             args.kinds.append(kind)
+    args.libraries = []
+    for name in (part.strip() for value in (args.library or []) for part in value.split(",")):
+        if name not in LIBRARIES:
+            parser.error(f"--library: unknown library {name!r} (choose from {', '.join(LIBRARIES)})")
+        if name not in args.libraries:
+            args.libraries.append(name)
+    if args.libraries and (args.kind or args.only or args.no_faults):
+        parser.error("--library runs the duplicate patterns of the library's own login: "
+                     "--kind, --only and --no-faults do not apply")
     args.databases = []
     for kind in (part.strip() for value in (args.db or ["postgres"]) for part in value.split(",")):
         if kind not in KINDS:
@@ -288,16 +314,20 @@ def gettoken_figures(stack: Any) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from bench.storm import report
+    from bench.storm import library_storm, report
 
     args = parse_args(argv)
     started = time.perf_counter()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    # --library: bench/storm/library_storm.py, its own report (storm-libraries.json) and logs.
+    libraries = bool(args.libraries)
+    run = library_storm.run_database if libraries else run_database
 
     RESULTS.mkdir(exist_ok=True)
     log_dir = RESULTS / "storm-logs"
-    for old in log_dir.rglob("*.log"):
-        old.unlink()
+    for pattern in ([f"*/{name}_*.log" for name in args.libraries] if libraries else ["*.log"]):
+        for old in log_dir.rglob(pattern):
+            old.unlink()
 
     def progress(*parts: Any) -> None:
         print(f"[storm {time.perf_counter() - started:6.1f}s]", *parts, file=sys.stderr, flush=True)
@@ -310,34 +340,35 @@ def main(argv: list[str] | None = None) -> int:
     sections: dict[str, dict[str, Any]] = {}
     for kind in args.databases:
         try:
-            sections[kind] = run_database(args, kind, facts, progress)
+            sections[kind] = run(args, kind, facts, progress)
         except Exception as exc:  # one database's failure never hides the others' figures
             progress(kind, "failed:", f"{type(exc).__name__}: {exc}")
             sections[kind] = {"error": f"{type(exc).__name__}: {exc}"[:3000]}
     out["machine"] = {"cpus": os.cpu_count(), **versions(), **facts,
                       "databases": {kind: section["database"]["version"]
                                     for kind, section in sections.items() if "database" in section}}
-    out["setup"] = setup(args)
+    out["setup"] = library_storm.setup(args) if libraries else setup(args)
     if any("targets" in section for section in sections.values()):
         out["all_targets_met"] = all(section.get("all_targets_met") is True
                                      for section in sections.values())
-    out["summary"] = report.across_databases(sections)
+    out["summary"] = (library_storm.summary(sections) if libraries
+                      else report.across_databases(sections))
     charts = [section["chart"] for section in sections.values() if "chart" in section]
     if charts:
         shutil.copyfile(RESULTS.parent.parent / charts[0], RESULTS / "storm.png")
         out["charts"] = charts
     out["databases"] = sections
-    out["definitions"] = report.DEFINITIONS
+    out["definitions"] = {**report.DEFINITIONS, **(library_storm.DEFINITIONS if libraries else {})}
     out["runtime_s"] = round(time.perf_counter() - started, 1)
     first = ("when", "command", "runtime_s", "charts", "machine", "setup", "all_targets_met",
              "summary")
     out = {**{key: out[key] for key in first if key in out}, **out}
     text = json.dumps(out, indent=2, ensure_ascii=False)
-    (RESULTS / "storm.json").write_text(text + "\n")
+    (RESULTS / ("storm-libraries.json" if libraries else "storm.json")).write_text(text + "\n")
     print(text)
     for kind, section in sections.items():
         if section.get("table"):
-            print(f"\n{LABELS[kind]} (guarded/naive):", *section["table"], sep="\n",
+            print(f"\n{library_storm.table_title(kind, section)}:", *section["table"], sep="\n",
                   file=sys.stderr)
     return 0 if out.get("all_targets_met") else 1
 

@@ -7,6 +7,7 @@ What each figure counts (also written into the report under ``definitions``):
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 from bench.storm.apps import StormApp
@@ -419,29 +420,41 @@ def side_by_side(patterns: dict[str, dict[str, dict[str, Any]]],
     return out
 
 
-def _pair(figures: tuple[dict[str, Any], ...], key: str, sub: str) -> str:
-    return "/".join(str(f[key].get(sub, "-")) for f in figures)
+#: A column of :func:`table`: its header, its width, and its figure of one site's pattern.
+Column = tuple[str, int, Callable[[dict[str, Any]], Any]]
+
+
+def failed_logins(figures: dict[str, Any]) -> int:
+    return round(figures["user_visible_failure_rate"] * figures["logins"])
+
+
+#: The storm's table (guarded/naive).
+COLUMNS: list[Column] = [
+    ("failed", 9, failed_logins),
+    ("exch/code max", 14, lambda f: f["exchanges_per_code"].get("max", "-")),
+    ("exch total", 11, lambda f: f["exchanges_per_code"].get("total", "-")),
+    ("codes", 9, lambda f: f["exchanges_per_code"].get("codes", "-")),
+    ("users/person max", 17, lambda f: f["users_per_person"].get("max", "-")),
+    ("p50 ms", 13, lambda f: f["callback_ms"].get("p50", "-")),
+]
 
 
 def table(patterns: dict[str, dict[str, dict[str, Any]]], cross: dict[str, Any] | None,
           gettoken: dict[str, Any] | None = None,
-          sites: tuple[str, str] = ("guarded", "naive")) -> str:
+          sites: tuple[str, str] = ("guarded", "naive"),
+          columns: list[Column] = COLUMNS) -> str:
     """A plain-text table of the per-kind figures, each cell guarded/naive (or ``sites``, a
-    library's drop-in/stock; printed to stderr at the end of a run, kept in the JSON as
-    ``table``)."""
-    head = (f"{'kind':5} {'pattern':20} {'logins':>6} {'failed':>9} {'exch/code max':>14} "
-            f"{'exch total':>11} {'codes':>9} {'users/person max':>17} {'p50 ms':>13}")
+    library's drop-in/stock, with its ``columns``; printed to stderr at the end of a run, kept
+    in the JSON as ``table``)."""
+    head = " ".join([f"{'kind':5} {'pattern':20} {'logins':>6}",
+                     *(f"{header:>{width}}" for header, width, _ in columns)])
     lines = [head, "-" * len(head)]
     for kind, by_pattern in patterns.items():
         for name, figures in by_pattern.items():
             both = (figures[sites[0]], figures[sites[1]])
-            failed = "/".join(str(round(f["user_visible_failure_rate"] * f["logins"])) for f in both)
-            lines.append(f"{kind:5} {name:20} {both[0]['logins']:>6} {failed:>9} "
-                         f"{_pair(both, 'exchanges_per_code', 'max'):>14} "
-                         f"{_pair(both, 'exchanges_per_code', 'total'):>11} "
-                         f"{_pair(both, 'exchanges_per_code', 'codes'):>9} "
-                         f"{_pair(both, 'users_per_person', 'max'):>17} "
-                         f"{_pair(both, 'callback_ms', 'p50'):>13}")
+            lines.append(" ".join([f"{kind:5} {name:20} {both[0]['logins']:>6}",
+                                   *(f"{'/'.join(str(cell(f)) for f in both):>{width}}"
+                                     for _, width, cell in columns)]))
     if cross:
         for site in ("guarded", "naive"):
             part = cross.get(site)
