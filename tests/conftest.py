@@ -20,6 +20,19 @@ SERVICE_MARKERS = {
 }
 
 
+#: Test modules of a drop-in, and the app their site's settings install: they run under that
+#: site's settings only (tox's social/allauth envs, ``pytest --ds ...``), and are not collected
+#: otherwise (not skipped: nothing is missing, they belong to another site).
+SITE_MODULES = {"test_contrib_social.py": "social_django"}
+
+
+def pytest_ignore_collect(collection_path: Any, config: pytest.Config) -> bool | None:
+    app = SITE_MODULES.get(collection_path.name)
+    if app is not None and app not in settings.INSTALLED_APPS:
+        return True
+    return None
+
+
 def pytest_runtest_setup(item: pytest.Item) -> None:
     for name, unavailable in SERVICE_MARKERS.items():
         if item.get_closest_marker(name) is None:

@@ -12,6 +12,8 @@ duplicate callbacks: the aborted-and-re-sent callback, 3 parallel copies, a refr
 two codes for one state. The stock backends must show the failures the issue measured (so the
 test proves something); the drop-in must end every login logged in, with one exchange per
 code and one user per openid. ``-s`` prints the rates.
+
+Under other settings it is not collected at all (tests/conftest.py ``SITE_MODULES``).
 """
 
 from __future__ import annotations
@@ -25,13 +27,8 @@ from typing import Any
 from urllib.parse import parse_qsl, urldefrag, urlencode, urlsplit
 
 import pytest
-from django.conf import settings
-
-if "social_django" not in settings.INSTALLED_APPS:
-    pytest.skip("the social-auth site's tests: pytest --ds tests.social_site.settings_stock",
-                allow_module_level=True)
-
 import requests
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import connections
 from django.http import HttpResponse
