@@ -152,3 +152,78 @@ def test_the_report_reads_a_wecom_agents_counters_and_the_gettoken_target(fake_w
     assert delta["getuserinfo_per_code"] == 1.333
     assert gettoken_target({"guarded": 1, "naive": 8})["met"]
     assert not gettoken_target({"guarded": 2, "naive": 8})["met"]
+
+
+# -- the library sites (python -m bench.storm --library; tests/test_storm_social.py runs their
+# -- logins on the social-auth site) --------------------------------------------------------
+
+
+def test_library_runs_are_asked_for_and_replace_the_kinds():
+    from bench.storm.libraries import LIBRARIES
+
+    assert parse_args([]).libraries == []
+    assert parse_args(["--library", "social", "--library", "social"]).libraries == ["social"]
+    assert set(LIBRARIES) >= {"social"}
+    for wrong in (["--library", "socialauth"], ["--library", "social", "--kind", "mp"],
+                  ["--library", "social", "--only", "probe"]):
+        with pytest.raises(SystemExit):
+            parse_args(wrong)
+
+
+def test_the_social_site_description_is_the_site_as_its_settings_say():
+    """The app, secrets, modules and paths the storm uses are those of tests/social_site."""
+    import importlib.util
+
+    from bench.storm.libraries import SOCIAL
+    from tests.social_site import settings as site_settings
+
+    assert (SOCIAL.app_id, SOCIAL.app_secret) == (site_settings.SOCIAL_AUTH_WEIXINAPP_KEY,
+                                                  site_settings.SOCIAL_AUTH_WEIXINAPP_SECRET)
+    assert SOCIAL.other_apps == ((site_settings.SOCIAL_AUTH_WEIXIN_KEY,
+                                  site_settings.SOCIAL_AUTH_WEIXIN_SECRET),)
+    for module in [*SOCIAL.settings.values(), SOCIAL.wsgi.split(":")[0]]:
+        assert importlib.util.find_spec(module) is not None, module
+    assert SOCIAL.sites == ("social_stock", "social_dropin")
+    env = SOCIAL.environment("http://127.0.0.1:1", {"ENGINE": "x"})
+    assert env == {"SOCIAL_SITE_FAKE_WECHAT": "http://127.0.0.1:1",
+                   "SOCIAL_SITE_DATABASE": '{"ENGINE": "x"}'}
+    assert SOCIAL.identity("p") == f"weixinapp:{SOCIAL.openid('p')}"
+    assert SOCIAL.who({"user": "u", "accounts": [{"provider": "weixinapp", "uid": "o1"}]}) == \
+        "weixinapp:o1"
+
+
+def test_a_library_missing_here_is_skipped_saying_what_to_install():
+    from dataclasses import replace
+
+    from bench.storm.libraries import SOCIAL
+
+    missing = replace(SOCIAL, requires=("no_such_library_here",))
+    assert missing.unavailable() == ("no_such_library_here is not installed "
+                                     "(pip install -e '.[bench,social]')")
+
+
+def test_the_library_table_and_targets_put_the_dropin_first():
+    from bench.storm.libraries import SOCIAL
+    from bench.storm.library_storm import COLUMNS, targets
+    from bench.storm.report import table
+    from bench.storm.users import SiteUsers
+
+    def figures(failed: int, exchanges: list[int]) -> dict:
+        return {"logins": 4, "user_visible_failure_rate": failed / 4,
+                "any_callback_not_landing_rate": failed / 4,
+                "exchanges_per_code": {"max": max(exchanges), "mean": sum(exchanges) / len(exchanges),
+                                       "codes": len(exchanges),
+                                       "codes_not_exactly_1": sum(n != 1 for n in exchanges)},
+                "users_per_person": {"persons": 4, "max": 1, "persons_without_user": 0},
+                "callback_ms": {"p50": 100.0}}
+
+    patterns = {"refresh": {"dropin": figures(0, [1] * 4), "stock": figures(4, [1] * 4)}}
+    lines = table({"social": patterns}, None, sites=("dropin", "stock"), columns=COLUMNS).splitlines()
+    assert lines[0].split()[:5] == ["kind", "pattern", "logins", "failed", "failed"]
+    assert lines[2].split()[:5] == ["social", "refresh", "4", "0/4", "0/100"]
+
+    users = {site: SiteUsers(site, users_without_account=0) for site in SOCIAL.sites}
+    assert all(target["met"] for target in targets(SOCIAL, patterns, users))
+    patterns["refresh"]["dropin"] = figures(1, [1, 1, 1, 2])
+    met = [target["met"] for target in targets(SOCIAL, patterns, users)]
+    assert met == [False, False, True]

@@ -144,16 +144,18 @@ class LibraryStorm(Storm):
         that did not land where the login was going (any_callback_not_landing_rate)."""
         out = report.pattern_figures(runs, calls, users)
         logins = [login for run in runs for login in run.logins]
-        off = sum(any(not self.lands(hit) for hit in login.callbacks) or not login.callbacks
+        fake = self.stack.fake.base_url
+        off = sum(any(not lands_on(hit, fake) for hit in login.callbacks) or not login.callbacks
                   for login in logins)
         out["any_callback_not_landing_rate"] = round(off / len(logins), 4) if logins else 0
         return out
 
-    def lands(self, hit: Hit) -> bool:
-        """A callback answer on the login's way: a redirect to its next, or to WeChat's page
-        (the drop-in's one restart of a login whose code is spent)."""
-        return hit.status == 302 and (urlsplit(hit.location).path == NEXT
-                                      or hit.location.startswith(self.stack.fake.base_url))
+
+def lands_on(hit: Hit, fake_url: str) -> bool:
+    """A callback answer on the login's way: a redirect to its next, or to WeChat's page on the
+    fake at ``fake_url`` (the drop-in's one restart of a login whose code is spent)."""
+    return hit.status == 302 and (urlsplit(hit.location).path == NEXT
+                                  or hit.location.startswith(fake_url))
 
 
 def targets(library: LibrarySite, patterns: dict[str, dict[str, dict[str, Any]]],
