@@ -346,6 +346,23 @@ def test_dropin_logs_in_every_duplicate_pattern(dropin: Site, pattern: str) -> N
     assert OAuthCodeUse.objects.count() == len(tally.codes)
 
 
+def test_dropin_sends_a_late_duplicate_on_to_next(dropin: Site) -> None:
+    """A duplicate that arrives after the first request of its login completed carries the
+    session cookie of before the login, a session Django's login() replaced (and deleted), so
+    social-auth's ``next`` is gone with it: it is logged in and still sent to the login's
+    ``next``, not to LOGIN_REDIRECT_URL (found by the storm's 20 and 50 parallel duplicates,
+    ``python -m bench.storm --library social``)."""
+    browser = Browser(dropin)
+    callback = browser.authorize(browser.start_login(), openid="o_social_late")
+    late = browser.copy()  # its cookies as they were when the duplicates left
+    assert landed(browser.get(callback))
+    response = late.get(callback)
+    assert landed(response), (response.status_code, response.headers.get("Location"))
+    assert late.logged_in_as("o_social_late")
+    assert dropin.fake.exchange_calls(code_of(callback)) == 1
+    assert users_per_openid(["o_social_late"]) == {"o_social_late": 1}
+
+
 def test_dropin_authorize_url_is_wechats_exact_one(dropin: Site) -> None:
     """WeChat's exact parameter order, connect_redirect=1, #wechat_redirect, one mp scope
     (social-core's default snsapi_login dropped), and a state of [A-Za-z0-9]."""

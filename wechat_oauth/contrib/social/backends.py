@@ -48,6 +48,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from django.conf import settings
+from django.core import signing
 from django.db import DatabaseError, OperationalError, router, transaction
 from django.db.models import Model
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
@@ -82,6 +83,11 @@ __all__ = ["WeChatSocialMixin", "WeixinOAuth2", "WeixinOAuth2APP", "client_for",
 RESENT_MARKERS = ("uin", "key", "pass_ticket")
 #: How many times the pipeline runs when concurrent duplicates of one new login race.
 PIPELINE_ATTEMPTS = 3
+#: The login's ``next``, signed, set at the login start beside the binding cookie: social-auth
+#: keeps ``next`` in the session only, and a duplicate that arrives after the first request of
+#: its login logged in carries the session Django's login() replaced.
+NEXT_COOKIE_NAME = "wechat_oauth_social_next"
+NEXT_COOKIE_SALT = "wechat_oauth.contrib.social.next"
 
 _clients: dict[tuple[Any, ...], WeChatClient] = {}
 _clients_lock = threading.Lock()
@@ -192,6 +198,7 @@ class WeChatSocialMixin:
         self._binding = binding_token(request)
         response = super().start()  # type: ignore[misc]  # auth_url() -> state_token()
         set_binding_cookie(response, request, self._binding)
+        remember_next(response, request, self.strategy.session_get("next"))
         return response
 
     def state_token(self) -> str:
@@ -269,6 +276,12 @@ class WeChatSocialMixin:
             logger.info("callback without the binding cookie while a user is logged in: "
                         "nothing changed")
             raise _Answer(self._continue(request))
+        if not self.strategy.session_get("next"):
+            # The session of the login start is gone (the first request of this login logged
+            # in, and Django's login() replaced it): its next, from the login start's cookie.
+            remembered = remembered_next(request)
+            if remembered:
+                self.strategy.session_set("next", remembered)
         return state
 
     def request_access_token(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
@@ -361,6 +374,30 @@ class WeChatSocialMixin:
         response = HttpResponseRedirect(self.auth_url())
         set_binding_cookie(response, request, self._binding)
         return protect_callback_response(response)
+
+
+def remember_next(response: HttpResponse, request: HttpRequest, next_url: Any) -> None:
+    """The login's ``next`` (social-auth's, sanitized by its login start), signed, in a cookie
+    that lives as long as the login's state (NEXT_COOKIE_NAME)."""
+    if isinstance(next_url, str) and next_url:
+        response.set_cookie(
+            NEXT_COOKIE_NAME, signing.dumps(next_url, salt=NEXT_COOKIE_SALT),
+            max_age=int(app_settings.STATE_MAX_AGE), path="/", secure=request.is_secure(),
+            httponly=True, samesite="Lax")
+
+
+def remembered_next(request: HttpRequest) -> str | None:
+    """The ``next`` of this browser's last login start, if its cookie is ours, not older than
+    STATE_MAX_AGE, and a safe target on this site."""
+    value = request.COOKIES.get(NEXT_COOKIE_NAME)
+    if not value:
+        return None
+    try:
+        next_url = signing.loads(value, salt=NEXT_COOKIE_SALT,
+                                 max_age=float(app_settings.STATE_MAX_AGE))
+    except signing.BadSignature:
+        return None
+    return safe_next_url(next_url, request=request) if isinstance(next_url, str) else None
 
 
 def _signed_in(request: HttpRequest) -> bool:
