@@ -76,9 +76,9 @@ from typing import Any
 
 from bench.storm.apps import APP_IDS, DEFAULT_KINDS, KIND_LABELS, WEB_KINDS
 from bench.storm.apps import KINDS as APP_KINDS
-from bench.storm.databases import KINDS, LABELS
+from bench.storm.databases import KINDS, LABELS, Database, database
 from bench.storm.libraries import LIBRARIES
-from bench.storm.passes import SHARE_EVERY, SITES, Storm, log_findings, split_logins
+from bench.storm.passes import SHARE_EVERY, SITES, Storm, log_findings, run_facts, split_logins
 
 __all__ = ["Storm", "main", "parse_args", "split_logins"]
 
@@ -203,28 +203,19 @@ def setup(args: argparse.Namespace) -> dict[str, Any]:
                       "Account login of the same pattern and index; both_apps_at_once: new "
                       "persons logging in through both apps at one instant"
                       if set(WEB_KINDS) <= set(args.kinds) else "not run (needs mp and open)"),
-        "load_generator": (f"this process: threads, one requests.Session per browser; "
-                           f"{args.concurrency} concurrent browsers per site (fewer for "
-                           f"patterns with many duplicates: at most 64 callbacks in flight)"),
-        "databases_run": args.databases,
-        "databases": "kept for inspection" if args.keep_databases else "dropped at the end",
+        **run_facts(args),
         "server_logs": "bench/results/storm-logs/<db>/",
     }
 
 
-def run_database(args: argparse.Namespace, kind: str, facts: dict[str, Any],
+def run_database(args: argparse.Namespace, db: Database, facts: dict[str, Any],
                  progress: Any) -> dict[str, Any]:
-    """The whole storm on one database: its section of the report."""
+    """The whole storm on one database (reachable): its section of the report."""
     from bench.storm import chart, faults, report
-    from bench.storm.databases import database
     from bench.storm.runner import ConnectionSampler
     from bench.storm.stack import Stack
 
-    db = database(kind)
-    reason = db.unavailable()
-    if reason is not None:
-        progress(kind, "skipped:", reason)
-        return {"skipped": reason}
+    kind = db.kind
     version = db.version()
     results: dict[str, Any] = {}
     load_start = os.getloadavg()
@@ -339,8 +330,14 @@ def main(argv: list[str] | None = None) -> int:
     facts: dict[str, Any] = {}
     sections: dict[str, dict[str, Any]] = {}
     for kind in args.databases:
+        db = database(kind)
+        reason = db.unavailable()
+        if reason is not None:
+            progress(kind, "skipped:", reason)
+            sections[kind] = {"skipped": reason}
+            continue
         try:
-            sections[kind] = run(args, kind, facts, progress)
+            sections[kind] = run(args, db, facts, progress)
         except Exception as exc:  # one database's failure never hides the others' figures
             progress(kind, "failed:", f"{type(exc).__name__}: {exc}")
             sections[kind] = {"error": f"{type(exc).__name__}: {exc}"[:3000]}

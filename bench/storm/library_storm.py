@@ -27,7 +27,7 @@ from bench.storm import report
 from bench.storm.browser import Hit
 from bench.storm.databases import LABELS, Database, name_of
 from bench.storm.libraries import LIBRARIES, MODE_LABELS, MODES, LibrarySite
-from bench.storm.passes import Storm, log_findings
+from bench.storm.passes import Storm, log_findings, run_facts
 from bench.storm.patterns import KIND_PATTERNS, NEXT, SiteHandle
 from bench.storm.report import Column, failed_logins
 from bench.storm.runner import Run
@@ -226,16 +226,11 @@ def run_library(args: argparse.Namespace, db: Database, library: LibrarySite,
     return out
 
 
-def run_database(args: argparse.Namespace, kind: str, facts: dict[str, Any],
+def run_database(args: argparse.Namespace, db: Database, facts: dict[str, Any],
                  progress: Any) -> dict[str, Any]:
-    """Every library of the run on one database, one after the other: its section."""
-    from bench.storm.databases import database
-
-    db = database(kind)
-    reason = db.unavailable()
-    if reason is not None:
-        progress(kind, "skipped:", reason)
-        return {"skipped": reason}
+    """Every library of the run on one database (reachable), one after the other: its
+    section."""
+    kind = db.kind
     section: dict[str, Any] = {"database": {"kind": kind, "version": db.version()},
                                "libraries": {}}
     for name in args.libraries:
@@ -273,11 +268,7 @@ def setup(args: argparse.Namespace) -> dict[str, Any]:
                              "provider": LIBRARIES[name].provider,
                              "app_id": LIBRARIES[name].app_id}
                       for name in args.libraries},
-        "load_generator": (f"this process: threads, one requests.Session per browser; "
-                           f"{args.concurrency} concurrent browsers per site (fewer for "
-                           f"patterns with many duplicates: at most 64 callbacks in flight)"),
-        "databases_run": args.databases,
-        "databases": "kept for inspection" if args.keep_databases else "dropped at the end",
+        **run_facts(args),
         "server_logs": "bench/results/storm-logs/<db>/<library>_<mode>-<instance>.log",
     }
 

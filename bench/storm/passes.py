@@ -28,6 +28,15 @@ def split_logins(total: int, kind: str = "mp") -> dict[str, int]:
     return {name: max(2, unit * (2 if name == "plain" else 1)) for name in KIND_PATTERNS[kind]}
 
 
+def run_facts(args: argparse.Namespace) -> dict[str, Any]:
+    """What the report's setup says of the load generator and the databases of a run."""
+    return {"load_generator": (f"this process: threads, one requests.Session per browser; "
+                               f"{args.concurrency} concurrent browsers per site (fewer for "
+                               f"patterns with many duplicates: at most 64 callbacks in flight)"),
+            "databases_run": args.databases,
+            "databases": "kept for inspection" if args.keep_databases else "dropped at the end"}
+
+
 def log_findings(text: str) -> dict[str, int]:
     lines = text.splitlines()
     return {"cache_front_warnings": sum("cache front" in line for line in lines),
