@@ -28,4 +28,8 @@ users saw, upstream exchanges per code (the fake's counters), users per person (
 database; across both apps), latency, throughput and SQL per callback. See
 ``bench/storm/__main__.py`` for the command line and ``bench/storm/report.py`` for what each
 figure counts.
+
+``--library social`` runs, instead, a site of another login library (bench/storm/libraries.py)
+with its stock WeChat backend and with our drop-in, side by side through the same patterns
+(bench/storm/library_storm.py).
 """

@@ -5,8 +5,10 @@ view of the kind's app, the fake's authorize page (``mp``; ``wecom`` with an age
 WeCom's browser) or qrconnect page (``open``, the website app's QR login), answered at once
 with a fresh code for the login's person (``fake_person=``; a WeCom member: ``fake_userid=``),
 then the pattern's callbacks, then ``/whoami/`` with the cookie jar of the response the user
-sees. The WeCom kind runs the patterns of :data:`KIND_PATTERNS` (abort-and-resend among them),
-not all of them.
+sees. On a library site (``SiteHandle.library``, bench/storm/libraries.py) the login starts
+the library's way (its login page, then its button's POST) and ``/whoami/`` must name the
+person's account there. The WeCom kind runs the patterns of :data:`KIND_PATTERNS`
+(abort-and-resend among them), not all of them.
 
 A Mini Program login (``mini``, :data:`MINI_PATTERNS`): the front end's ``wx.login()`` (the
 fake's control API hands out a code for the person), then the pattern's POSTs of
