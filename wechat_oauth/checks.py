@@ -43,6 +43,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from django.apps import apps as django_apps
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Info, Tags, Warning, register
 from django.db import connections, router
@@ -63,10 +64,28 @@ MUST_COME_BEFORE = (
 )
 
 
+#: Where the drop-ins live: a site whose logins all go through one needs no app of its own.
+DROP_IN_BACKENDS = ("wechat_oauth.contrib.social.",)
+#: The drop-ins that are installed apps (django-allauth's: its providers replace allauth's).
+DROP_IN_APPS = ("wechat_oauth.contrib.allauth",)
+
+
+def drop_in_only() -> bool:
+    """Whether the site logs in only through a drop-in (python-social-auth's backends in
+    AUTHENTICATION_BACKENDS, django-allauth's providers in INSTALLED_APPS) and configures no app
+    of its own: then APP_ID, WeChatBackend and this app's URLs are not needed (E001, E004 and
+    E008 stay silent)."""
+    if app_settings.APPS or app_settings.APP_ID:
+        return False
+    return (any(str(path).startswith(DROP_IN_BACKENDS) for path in settings.AUTHENTICATION_BACKENDS)
+            or any(django_apps.is_installed(name) for name in DROP_IN_APPS))
+
+
 @register(Tags.security)
 def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     messages: list[CheckMessage] = []
-    if not app_settings.APPS and (not app_settings.APP_ID or not app_settings.APP_SECRET):
+    if (not app_settings.APPS and (not app_settings.APP_ID or not app_settings.APP_SECRET)
+            and not drop_in_only()):
         messages.append(Error(
             "WECHAT_OAUTH has no APP_ID or no APP_SECRET.",
             hint="Set WECHAT_OAUTH = {'APP_ID': 'wx...', 'APP_SECRET': '...'} in settings.",
@@ -185,7 +204,8 @@ def check_middleware_and_backend(app_configs: Any = None, **kwargs: Any) -> list
                      "SessionMiddleware and AuthenticationMiddleware in MIDDLEWARE.",
                 id="wechat_oauth.E003",
             ))
-    if app_settings.LINK_USERS and BACKEND_PATH not in settings.AUTHENTICATION_BACKENDS:
+    if (app_settings.LINK_USERS and BACKEND_PATH not in settings.AUTHENTICATION_BACKENDS
+            and not drop_in_only()):
         messages.append(Error(
             f"{BACKEND_PATH} is not in AUTHENTICATION_BACKENDS.",
             hint="Without it a WeChat login does not survive the next request. Add it, or set "
@@ -294,14 +314,15 @@ def check_site_integration(app_configs: Any = None, **kwargs: Any) -> list[Check
     messages += _check_auto_login_paths()
     messages += _import_errors("CREATE_USER", "create_user(token, profile) -> user",
                                "wechat_oauth.E007")
-    try:
-        reverse("wechat_oauth:login")
-    except NoReverseMatch:
-        messages.append(Error(
-            "The wechat_oauth URLs are not included in the URLconf.",
-            hint='Add path("wechat/", include("wechat_oauth.urls")) to your urlpatterns.',
-            id="wechat_oauth.E008",
-        ))
+    if not drop_in_only():
+        try:
+            reverse("wechat_oauth:login")
+        except NoReverseMatch:
+            messages.append(Error(
+                "The wechat_oauth URLs are not included in the URLconf.",
+                hint='Add path("wechat/", include("wechat_oauth.urls")) to your urlpatterns.',
+                id="wechat_oauth.E008",
+            ))
     if not settings.DEBUG:
         plain = [name for name in ("API_BASE_URL", "AUTHORIZE_URL", "QRCONNECT_URL",
                                    "WECOM_API_BASE_URL", "WECOM_SSO_URL")

@@ -134,14 +134,17 @@ def json_database_error(error: DatabaseError) -> JsonResponse:
 
 
 def error_response(request: HttpRequest, error: WeChatOAuthError, *, target: str,
-                   app: str | None = None) -> HttpResponse:
+                   app: str | None = None, retry: str | None = None) -> HttpResponse:
     log_error(error)
-    return error_page(request, error.key, target=target, app=app)
+    return error_page(request, error.key, target=target, app=app, retry=retry)
 
 
-def error_page(request: HttpRequest, key: str, *, target: str, app: str | None = None
-               ) -> HttpResponse:
-    """The page of the error whose ``key`` is given (unknown keys: the generic 502 page)."""
+def error_page(request: HttpRequest, key: str, *, target: str, app: str | None = None,
+               retry: str | None = None) -> HttpResponse:
+    """The page of the error whose ``key`` is given (unknown keys: the generic 502 page).
+
+    ``retry``: the *Log in again* address, when it is not this app's own login view (a site
+    that logs in through a drop-in, e.g. :mod:`wechat_oauth.contrib.social`)."""
     if key == DATABASE_KEY:
         status, title, message = DATABASE_PAGE
     else:
@@ -150,7 +153,8 @@ def error_page(request: HttpRequest, key: str, *, target: str, app: str | None =
             return _page(request, "wechat_oauth/snapshot.html", 200, {})
         status, title, message = _page_of(error_class)
     response = _page(request, "wechat_oauth/error.html", status,
-                     {"title": title, "message": message, "retry_url": retry_url(target, app),
+                     {"title": title, "message": message,
+                      "retry_url": retry if retry is not None else retry_url(target, app),
                       "error_key": key})
     if status == 503 and key == DATABASE_KEY:
         response["Retry-After"] = "5"
@@ -182,9 +186,9 @@ def log_database_error(error: DatabaseError) -> None:
 
 
 def database_error_response(request: HttpRequest, error: DatabaseError, *, target: str,
-                            app: str | None = None) -> HttpResponse:
+                            app: str | None = None, retry: str | None = None) -> HttpResponse:
     log_database_error(error)
-    return error_page(request, DATABASE_KEY, target=target, app=app)
+    return error_page(request, DATABASE_KEY, target=target, app=app, retry=retry)
 
 
 def _page(request: HttpRequest, template: str, status: int, context: dict[str, object]) -> HttpResponse:
