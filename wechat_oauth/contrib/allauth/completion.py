@@ -281,13 +281,18 @@ def _join_known_person(sender: Any, request: HttpRequest, sociallogin: Any, **kw
 def _register_person(sender: Any, instance: Any, created: bool, **kwargs: Any) -> None:
     """A new account of a person not known yet: the person is registered with its user, in
     the completion's transaction (a concurrent first login of the person through another app
-    then fails on the unique unionid, rolls back and joins this user)."""
+    then fails on the unique unionid, rolls back and joins this user). A person registered
+    with another user since this completion looked (that login committed in between) is the
+    same race lost: an IntegrityError, and the completion runs again and joins them."""
     current = _completing.get()
     if (not created or current is None or not current.unionid
             or instance is not current.sociallogin.account):
         return
-    if not WeChatUnion.objects.filter(unionid=current.unionid).exists():
+    person = WeChatUnion.objects.filter(unionid=current.unionid).first()
+    if person is None:
         WeChatUnion.objects.create(unionid=current.unionid, user_id=instance.user_id)
+    elif person.user_id != instance.user_id:
+        raise IntegrityError("the person was registered with another user meanwhile")
 
 
 def connect_receivers() -> None:
