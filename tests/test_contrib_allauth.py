@@ -20,7 +20,7 @@ if "wechat_oauth.contrib.allauth" not in settings.INSTALLED_APPS:
                 "(tox -e allauth-oldest / allauth-newest)", allow_module_level=True)
 
 import requests
-from allauth.socialaccount.models import SocialAccount, SocialApp
+from allauth.socialaccount.models import SocialAccount, SocialApp, SocialToken
 from django.contrib.auth import get_user_model
 from django.contrib.sites.models import Site
 from django.test import Client
@@ -284,7 +284,10 @@ def test_wechat_failing_is_a_readable_page_with_log_in_again(site):
     assert response["Cache-Control"].startswith("max-age=0") and not get_user_model().objects.exists()
 
 
-def test_duplicate_in_this_process_reuses_the_exchange_and_makes_one_user(site):
+@pytest.mark.parametrize("store_tokens", [False, True])
+def test_duplicate_in_this_process_reuses_the_exchange_and_makes_one_user(site, settings,
+                                                                          store_tokens):
+    settings.SOCIALACCOUNT_STORE_TOKENS = store_tokens  # one SocialToken per account and app
     phone = Phone()
     callback = phone.authorize(phone.start(), "judy")
     site.set_latency(0.1)
@@ -299,6 +302,7 @@ def test_duplicate_in_this_process_reuses_the_exchange_and_makes_one_user(site):
     assert len(accounts_of(openid_for(site.app_id, "judy"))) == 1
     assert get_user_model().objects.count() == 1
     assert OAuthCodeUse.objects.get().duplicates == 2
+    assert SocialToken.objects.count() == (1 if store_tokens else 0)
 
 
 def test_spent_code_of_a_logged_in_browser_goes_on_to_next(site, settings):

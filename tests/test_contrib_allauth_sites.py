@@ -53,8 +53,8 @@ from django.db import connections
 
 from tests import services
 from tests.concurrency import run_together
+from tests.live_servers import LiveServer
 from wechat_oauth.testing import openid_for
-from wechat_oauth.testing.process import stop_process
 from wechat_oauth.testing.wechat_client import WECHAT_USER_AGENT, resend_params, send_and_abort
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -75,48 +75,28 @@ SITES = {"stock": "tests.allauth_site.settings_stock",
 # -- The two sites -----------------------------------------------------------------------------
 
 
-@dataclass
-class Site_:
-    name: str
-    port: int
-    log_path: Path
-    process: subprocess.Popen[bytes] | None = None
+class SiteProcess(LiveServer):
+    """One of the two sites: tests/live_servers.py's server process, under its own settings."""
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def log_text(self) -> str:
-        return services.read_log(self.log_path)
-
-    def start(self, env: dict[str, str]) -> None:
-        env = {**os.environ, **env, "DJANGO_SETTINGS_MODULE": SITES[self.name],
+    def start(self, config: dict[str, Any]) -> None:
+        env = {**os.environ, **config, "DJANGO_SETTINGS_MODULE": SITES[self.name],
                "PYTHONUNBUFFERED": "1"}
         with self.log_path.open("wb") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "django", "runserver", f"127.0.0.1:{self.port}",
-                 "--noreload", "--skip-checks"],
+                [sys.executable, "-m", "django", "runserver", self.netloc, "--noreload",
+                 "--skip-checks"],
                 cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
-
-    def wait_ready(self) -> None:
-        assert self.process is not None
-        services.wait_until_answering(self.process, f"{self.url}/whoami/", name=self.name,
-                                      log_path=self.log_path, timeout=TIMEOUT)
-
-    def stop(self) -> None:
-        process, self.process = self.process, None
-        stop_process(process)
 
 
 @pytest.fixture(scope="module")
 def sites(django_db_setup: None, fake_wechat_server: Any, tmp_path_factory: pytest.TempPathFactory
-          ) -> Iterator[dict[str, Site_]]:
+          ) -> Iterator[dict[str, SiteProcess]]:
     """Both sites, on the suite's test database, talking to the fake WeChat."""
     env = {"ALLAUTH_SITE_DATABASE": json.dumps(dict(connections["default"].settings_dict),
                                                default=str),
            "ALLAUTH_SITE_FAKE_WECHAT": fake_wechat_server.base_url}
     log_dir = tmp_path_factory.mktemp("allauth-sites")
-    running = {name: Site_(name, services.free_port(), log_dir / f"{name}.log") for name in SITES}
+    running = {name: SiteProcess(name, services.free_port(), log_dir / f"{name}.log") for name in SITES}
     try:
         for site in running.values():
             site.start(env)
@@ -158,7 +138,7 @@ class Login:
 class Browser:
     """WeChat's in-app browser: a cookie jar and WeChat's User-Agent."""
 
-    def __init__(self, site: Site_, cookies: Any = None) -> None:
+    def __init__(self, site: SiteProcess, cookies: Any = None) -> None:
         self.site = site
         self.session = requests.Session()
         self.session.headers["User-Agent"] = WECHAT_USER_AGENT
@@ -291,7 +271,7 @@ class Figures:
                 f"{max(self.users_per_openid)}, orphan users {self.orphan_users}")
 
 
-def run_pattern(site: Site_, pattern: str, fake: Any) -> Figures:
+def run_pattern(site: SiteProcess, pattern: str, fake: Any) -> Figures:
     User = get_user_model()
     users_before = set(User.objects.values_list("pk", flat=True))
     logins = []
@@ -318,7 +298,7 @@ def run_pattern(site: Site_, pattern: str, fake: Any) -> Figures:
 
 
 @pytest.fixture
-def storm(sites: dict[str, Site_], weixin_app: SocialApp, fake_wechat: Any) -> Any:
+def storm(sites: dict[str, SiteProcess], weixin_app: SocialApp, fake_wechat: Any) -> Any:
     fake_wechat.set_latency(LATENCY)
     return fake_wechat
 
@@ -339,7 +319,7 @@ STOCK_FAILS_AT_LEAST = {
 
 
 @pytest.mark.parametrize("pattern", list(PATTERNS))
-def test_stock_provider_fails_wechats_duplicate_callbacks(storm: Any, sites: dict[str, Site_],
+def test_stock_provider_fails_wechats_duplicate_callbacks(storm: Any, sites: dict[str, SiteProcess],
                                                           pattern: str) -> None:
     figures = run_pattern(sites["stock"], pattern, storm)
     if pattern == "plain login":
@@ -349,7 +329,7 @@ def test_stock_provider_fails_wechats_duplicate_callbacks(storm: Any, sites: dic
 
 
 @pytest.mark.parametrize("pattern", list(PATTERNS))
-def test_drop_in_logs_every_duplicate_pattern_in_once(storm: Any, sites: dict[str, Site_],
+def test_drop_in_logs_every_duplicate_pattern_in_once(storm: Any, sites: dict[str, SiteProcess],
                                                       pattern: str) -> None:
     log_start = len(sites["dropin"].log_text())
     figures = run_pattern(sites["dropin"], pattern, storm)
@@ -362,7 +342,7 @@ def test_drop_in_logs_every_duplicate_pattern_in_once(storm: Any, sites: dict[st
 
 
 def test_snsapi_base_fails_on_the_stock_provider_and_logs_in_through_the_drop_in(
-        sites: dict[str, Site_], weixin_app: SocialApp, fake_wechat: Any) -> None:
+        sites: dict[str, SiteProcess], weixin_app: SocialApp, fake_wechat: Any) -> None:
     weixin_app.settings = {"scope": ["snsapi_base"]}  # allauth's per-app scope
     weixin_app.save()
     seen_by = {}
@@ -382,7 +362,7 @@ def test_snsapi_base_fails_on_the_stock_provider_and_logs_in_through_the_drop_in
 
 
 def test_accounts_made_by_the_stock_provider_log_in_to_the_same_user_after_the_swap(
-        sites: dict[str, Site_], weixin_app: SocialApp, fake_wechat: Any) -> None:
+        sites: dict[str, SiteProcess], weixin_app: SocialApp, fake_wechat: Any) -> None:
     before = {}
     for person in ("anna", "ben", "chen"):
         browser, login = Browser(sites["stock"]), Login(person=person)

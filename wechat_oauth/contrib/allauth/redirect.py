@@ -22,11 +22,10 @@ import json
 from typing import Any
 from urllib.parse import urlencode
 
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, QueryDict
+from django.http import HttpRequest, HttpResponse, QueryDict
 
-from ...binding import set_binding_cookie
 from ...exceptions import BadCallback
-from ...flow import login_state
+from ...flow import authorize_redirect
 from ...registry import WeChatApp
 from ...state import LoginState, leads_into_a_callback, verify_state
 from .client import client_for, wechat_app
@@ -91,17 +90,10 @@ def start_login(request: HttpRequest, provider: Any, state: dict[str, Any], *, a
         state = {**state}
         state.pop("next")  # a login-CSRF link hidden in an ordinary login link
     target = callback_query(state)
-    issued, token = login_state(request, target=target, app=app, attempt=attempt)
     callback = provider.get_oauth2_adapter(request).get_callback_url(request, provider.app)
-    redirect_uri = f"{callback}?{target}" if target else callback
-    client = client_for(provider, app)
-    if app.is_qr_login:
-        url = client.qrconnect_url(redirect_uri, issued.value, scope=app.scope)
-    else:
-        url = client.authorize_url(redirect_uri, issued.value, app.scope)
-    response = HttpResponseRedirect(url)
-    set_binding_cookie(response, request, token)
-    return response
+    return authorize_redirect(request, target=target, attempt=attempt, app=app,
+                              redirect_uri=f"{callback}?{target}" if target else callback,
+                              client=client_for(provider, app))
 
 
 def verify(app: WeChatApp, state_value: str, state: dict[str, Any]) -> LoginState:
