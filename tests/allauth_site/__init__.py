@@ -7,19 +7,24 @@ under ``accounts/``, its templates, a ``SocialApp`` for provider ``weixin``).
   by ``wechat_oauth`` and ``wechat_oauth.contrib.allauth``);
 * ``settings``: what both share.
 
-tests/test_contrib_allauth.py runs under ``--ds tests.allauth_site.settings_dropin`` (that
-database has every table of both) and serves each module as a server process of its own on
-that database. To serve one by hand, or from a benchmark (see settings.py for the environment):
+tests/test_contrib_allauth*.py run under ``--ds tests.allauth_site.settings_dropin`` (that
+database has every table of both); test_contrib_allauth_sites.py serves each module as a server
+process of its own on that database. To serve one by hand, or from a benchmark (see settings.py
+for the environment):
 
 .. code-block:: sh
 
-    export ALLAUTH_SITE_FAKE_WECHAT=http://127.0.0.1:8900   # python -m wechat_oauth.testing --port 8900
+    python -m wechat_oauth.testing --port 8900 --app-id wxfake000000000001 --app-secret s3cret &
+    export ALLAUTH_SITE_FAKE_WECHAT=http://127.0.0.1:8900
     export ALLAUTH_SITE_DATABASE='{"ENGINE": "django.db.backends.sqlite3", "NAME": "/tmp/site.db"}'
-    export ALLAUTH_SITE_APPS='{"weixin": {"client_id": "wxfake000000000001", "secret": "..."}}'
+    export ALLAUTH_SITE_APPS='{"weixin": {"client_id": "wxfake000000000001", "secret": "s3cret"}}'
     DJANGO_SETTINGS_MODULE=tests.allauth_site.settings_dropin python -m django migrate
     DJANGO_SETTINGS_MODULE=tests.allauth_site.settings_dropin python -m django runserver 127.0.0.1:8001
     DJANGO_SETTINGS_MODULE=tests.allauth_site.settings_stock python -m django runserver 127.0.0.1:8002
 
-(the stock site migrates with its own module the same way; one database can serve both, since
-the drop-in's has every table the stock one has).
+Both serve ``/`` (the login link), ``/accounts/...`` (allauth) and ``/whoami/`` (JSON: the user
+and their social accounts). One database can serve both: the drop-in's migrations make every
+table the stock site has, and the same person is the same user on both. A benchmark serves
+each with ``gunicorn tests.allauth_site.wsgi`` and this environment (DJANGO_SETTINGS_MODULE
+picks the site).
 """
