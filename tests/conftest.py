@@ -20,6 +20,23 @@ SERVICE_MARKERS = {
 }
 
 
+#: Test modules of a drop-in, and the app their site's settings install: they run under that
+#: site's settings only (tox's social/allauth envs, ``pytest --ds ...``), and are not collected
+#: otherwise (not skipped: nothing is missing, they belong to another site).
+SITE_MODULES = {
+    "test_contrib_social.py": "social_django",
+    "test_contrib_allauth.py": "wechat_oauth.contrib.allauth",
+    "test_contrib_allauth_sites.py": "wechat_oauth.contrib.allauth",
+}
+
+
+def pytest_ignore_collect(collection_path: Any, config: pytest.Config) -> bool | None:
+    app = SITE_MODULES.get(collection_path.name)
+    if app is not None and app not in settings.INSTALLED_APPS:
+        return True
+    return None
+
+
 def pytest_runtest_setup(item: pytest.Item) -> None:
     for name, unavailable in SERVICE_MARKERS.items():
         if item.get_closest_marker(name) is None:
@@ -151,6 +168,7 @@ def no_secret_in_any_log_record(request: pytest.FixtureRequest) -> Iterator[None
     finally:
         root.removeHandler(handler)
         root.setLevel(previous_level)
+    # (the fake knows every app it was told of, secrets included; a site may have no APP_SECRET)
     secrets = {(getattr(settings, "WECHAT_OAUTH", None) or {}).get("APP_SECRET", "")}
     if fake is not None:
         secrets |= fake.issued_secrets()

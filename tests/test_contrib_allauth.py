@@ -4,8 +4,8 @@ linking, its checks and what it relies on in allauth. The stock provider against
 under WeChat's duplicate callbacks, is tests/test_contrib_allauth_sites.py.
 
 Run under the allauth site's settings (``tox -e allauth-newest``, or
-``pytest --ds tests.allauth_site.settings_dropin tests/test_contrib_allauth.py``); skipped in the
-suite's own run, which has no allauth.
+``pytest --ds tests.allauth_site.settings_dropin tests/test_contrib_allauth.py``); under other
+settings it is not collected at all (tests/conftest.py ``SITE_MODULES``).
 """
 
 from __future__ import annotations
@@ -13,12 +13,6 @@ from __future__ import annotations
 from urllib.parse import parse_qs, quote, urlencode, urlsplit
 
 import pytest
-from django.conf import settings
-
-if "wechat_oauth.contrib.allauth" not in settings.INSTALLED_APPS:
-    pytest.skip("the allauth drop-in's tests run under --ds tests.allauth_site.settings_dropin "
-                "(tox -e allauth-oldest / allauth-newest)", allow_module_level=True)
-
 import requests
 from allauth.socialaccount.models import SocialAccount, SocialApp, SocialToken
 from django.contrib.auth import get_user_model

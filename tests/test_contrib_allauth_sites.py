@@ -21,6 +21,9 @@ not logged in as the person's account afterwards. The stock provider must fail (
 something); the drop-in must log every login in with one exchange per code and one user (and
 one account) per openid. ``-s`` prints the figures. The last tests are the swap itself: accounts
 (and sessions) made by the stock provider log in to the same user through the drop-in.
+
+Under other settings than the allauth site's it is not collected (tests/conftest.py
+``SITE_MODULES``).
 """
 
 from __future__ import annotations
@@ -39,12 +42,6 @@ from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
-from django.conf import settings
-
-if "wechat_oauth.contrib.allauth" not in settings.INSTALLED_APPS:
-    pytest.skip("the allauth drop-in's tests run under --ds tests.allauth_site.settings_dropin "
-                "(tox -e allauth-oldest / allauth-newest)", allow_module_level=True)
-
 import requests
 from allauth.socialaccount.models import SocialAccount, SocialApp
 from django.contrib.auth import get_user_model

@@ -21,6 +21,7 @@ from wechat_oauth.testing import (
     DEFAULT_OPENID,
     DEFAULT_PERSON,
     DEFAULT_WECOM_USERID,
+    FakeAgent,
     FakeApp,
     FakeState,
     FakeWeChat,
@@ -34,6 +35,8 @@ from wechat_oauth.testing import (
     wecom_openid_for,
 )
 from wechat_oauth.testing.pytest_plugin import wechat_settings_override
+from wechat_oauth.testing.server import ServerThread
+from wechat_oauth.testing.wechat_client import WECHAT_USER_AGENT, send_and_abort, send_unread
 
 RID = re.compile(r", rid: [0-9a-f]{8}-[0-9a-f]{8}-[0-9a-f]{8}$")
 CALLBACK = "https://site.example/wechat/callback/?next=%2Fhome"
@@ -1580,3 +1583,95 @@ def test_process_fake_serves_wecom(fake_process: FakeWeChatProcess) -> None:
     assert wecom_token(fake_process) != token
     response = sso(fake_process, fake_userid="proc")
     assert wecom_user_of(fake_process, response.headers["Location"])["userid"] == "proc"
+
+
+def test_corps_given_at_construction_are_known_like_added_ones() -> None:
+    agents = [FakeAgent(CORP, AGENT, "given-secret"), FakeAgent(CORP, OTHER_AGENT, "other-secret")]
+    with FakeWeChat(corps=agents) as fake:
+        assert fake.wecom_secret_of(CORP, AGENT) == "given-secret"
+        assert fake.add_corp(CORP, OTHER_AGENT) == "other-secret"  # known: unchanged
+        fake.reset()  # the corps stay
+        assert wecom(fake, "gettoken", corpid=CORP, corpsecret="other-secret")["errcode"] == 0
+        assert fake.gettoken_calls(CORP, OTHER_AGENT) == 1
+    with pytest.raises(ValueError, match="another secret"):
+        FakeState(corps=[FakeAgent(CORP, AGENT, "one"), FakeAgent(CORP, AGENT, "two")])
+
+
+def test_process_fake_adds_the_corps_it_was_given_on_every_start() -> None:
+    process = FakeWeChatProcess(corps=[FakeAgent(CORP, AGENT, "process-secret")])
+    try:
+        for _ in range(2):  # a restarted fake is a new process: it learns them again
+            process.start()
+            assert process.wecom_secret_of(CORP, AGENT) == "process-secret"
+            code = process.issue_wecom_code(CORP, AGENT, "starts")
+            body = wecom(process, "auth/getuserinfo", access_token=wecom_token(process), code=code)
+            assert body["userid"] == "starts"
+            process.stop()
+    finally:
+        process.stop()
+
+
+# What WeChat's clients do to a request: wechat_client (send_unread, send_and_abort)
+
+
+@pytest.fixture
+def recorder() -> Iterator[tuple[str, list[dict[str, Any]]]]:
+    """A server that records each request it gets (after it has read it whole) and answers
+    200 "seen"."""
+    seen: list[dict[str, Any]] = []
+
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        seen.append({"method": environ["REQUEST_METHOD"], "path": environ["PATH_INFO"],
+                     "query": environ.get("QUERY_STRING", ""),
+                     # wsgiref says text/plain when no Content-Type came: the length tells.
+                     "length": environ.get("CONTENT_LENGTH") or None,
+                     "type": environ.get("CONTENT_TYPE", "") if length else "",
+                     "agent": environ.get("HTTP_USER_AGENT", ""),
+                     "cookie": environ.get("HTTP_COOKIE", ""),
+                     "body": environ["wsgi.input"].read(length) if length else b""})
+        start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "4")])
+        return [b"seen"]
+
+    server = ServerThread(app)
+    server.start()
+    try:
+        yield server.url, seen
+    finally:
+        server.stop()
+
+
+def wait_for(seen: list[Any], count: int) -> None:
+    deadline = time.monotonic() + 5
+    while len(seen) < count and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert len(seen) == count, seen
+
+
+def test_send_and_abort_gets_a_get_handled_and_hangs_up(recorder: Any) -> None:
+    url, seen = recorder
+    jar = requests.cookies.RequestsCookieJar()
+    jar.set("sessionid", "abc")
+    send_and_abort(f"{url}/wechat/callback/?code=c1&state=s", jar)
+    wait_for(seen, 1)
+    assert seen[0] == {"method": "GET", "path": "/wechat/callback/", "query": "code=c1&state=s",
+                       "length": None, "type": "", "agent": WECHAT_USER_AGENT, "cookie": "sessionid=abc",
+                       "body": b""}
+
+
+def test_send_and_abort_posts_a_body_a_mini_program_gave_up_on(recorder: Any) -> None:
+    """wx.request's task aborted (or its answer lost): the POST and its JSON body arrive whole
+    and are handled all the same."""
+    url, seen = recorder
+    body = json.dumps({"code": "js-code"}).encode()
+    send_and_abort(f"{url}/wechat/mini/session/", method="POST", body=body, user_agent="mini")
+    wait_for(seen, 1)
+    assert seen[0] == {"method": "POST", "path": "/wechat/mini/session/", "query": "",
+                       "length": str(len(body)), "type": "application/json", "agent": "mini",
+                       "cookie": "", "body": body}
+    sock = send_unread(f"{url}/empty/", method="POST", user_agent="")
+    try:
+        assert sock.recv(4096).startswith(b"HTTP/1.0 200")  # the answer is there, unread
+    finally:
+        sock.close()
+    assert (seen[1]["method"], seen[1]["length"], seen[1]["agent"]) == ("POST", "0", "")

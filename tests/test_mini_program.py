@@ -80,6 +80,9 @@ def test_the_token_authenticates_later_requests_until_it_is_revoked(mini):
     assert Client().post("/wechat/mini/session/revoke/", **bearer).json() == {"revoked": True}
     assert Client().get("/whoami/", **bearer).json()["user"] is None
     assert Client().post("/wechat/mini/session/revoke/", **bearer).status_code == 401
+    refused = Client().get("/wechat/mini/session/revoke/", **bearer)
+    assert (refused.status_code, refused["Allow"], refused.json()["error"]) == (
+        405, "POST", "method_not_allowed")
 
 
 def test_an_expired_token_is_refused(mini, settings):

@@ -15,9 +15,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from wechat_oauth import state as state_module
+from wechat_oauth.binding import commitment
 from wechat_oauth.exceptions import ExpiredState, InvalidState, WeChatOAuthError
 from wechat_oauth.hashing import signing_keys
 from wechat_oauth.state import (
+    COMPACT_BINDING_BYTES,
+    COMPACT_STATE_LENGTH,
     STATE_LENGTH,
     LoginState,
     issue_state,
@@ -515,3 +518,29 @@ def test_require_https_argument_overrides_request() -> None:
 def test_disallowed_request_host_is_not_trusted() -> None:
     request = rf.get("/", HTTP_HOST="evil.com")
     assert safe_next_url("https://evil.com/", request=request) is None
+
+
+# -- the compact layout (a state that must fit python-social-auth's 65-character nonce) -------
+
+
+def test_compact_state_is_53_characters_and_verifies() -> None:
+    issued = issue(compact=True, attempt=1,
+                   binding=commitment("a" * 22, nbytes=COMPACT_BINDING_BYTES))
+    assert len(issued.value) == COMPACT_STATE_LENGTH == 53 and STATE_RE.fullmatch(issued.value)
+    verified = verify(issued.value)
+    assert verified == issued and verified.binding_bytes == COMPACT_BINDING_BYTES
+    assert len(verified.nonce) == 11 and verified.attempt == 1
+
+
+@pytest.mark.parametrize("position", range(COMPACT_STATE_LENGTH))
+def test_compact_state_with_a_flipped_character_is_invalid(position: int) -> None:
+    assert_invalid(flip(issue(compact=True).value, position))
+
+
+def test_compact_state_is_bound_like_the_full_one() -> None:
+    value = issue(compact=True, scope="snsapi_base").value
+    verify(value, scope="snsapi_base")
+    assert_invalid(value, target="/other")
+    assert_invalid(value, scope="snsapi_userinfo")
+    assert_invalid(value[:-1])
+    assert_invalid(value + "A")

@@ -64,11 +64,13 @@ def binding_token(request: HttpRequest) -> str:
     return b62encode_bytes(secrets.token_bytes(TOKEN_BYTES))
 
 
-def commitment(token: str, *, secret: str | bytes | None = None) -> str:
+def commitment(token: str, *, secret: str | bytes | None = None,
+               nbytes: int = BINDING_BYTES) -> str:
     """What a state carries of the binding token: one-way, so a leaked state (callback URLs
-    leak through logs and shared links) does not let anyone forge the cookie."""
+    leak through logs and shared links) does not let anyone forge the cookie. ``nbytes``:
+    ``COMPACT_BINDING_BYTES`` for a compact state."""
     digest = bytes.fromhex(keyed_hash("binding", token, secret=secret))
-    return b62encode_bytes(digest[:BINDING_BYTES])
+    return b62encode_bytes(digest[:nbytes])
 
 
 def set_binding_cookie(response: HttpResponse, request: HttpRequest, token: str) -> None:
@@ -82,7 +84,8 @@ def check_binding(request: HttpRequest, state: LoginState) -> Binding:
     cookie = _cookie(request)
     if cookie is not None:
         # Every signing key: a state issued before a key rotation still matches its cookie.
-        if any(constant_time_compare(commitment(cookie, secret=key), state.binding)
+        if any(constant_time_compare(commitment(cookie, secret=key, nbytes=state.binding_bytes),
+                                     state.binding)
                for key in signing_keys()):
             return Binding.BOUND
         raise BindingMismatch()

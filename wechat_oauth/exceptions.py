@@ -234,10 +234,18 @@ class ExpiredState(InvalidState):
 
 
 class BadCallback(WeChatOAuthError):
-    """The callback's query string is malformed (e.g. a repeated parameter)."""
+    """The callback's query string is malformed (e.g. a repeated parameter), or a JSON
+    endpoint's body is (not a JSON object, too large, a repeated key: :mod:`.jsonbody`)."""
 
     key = "bad_callback"
     default_message = "The login callback is malformed"
+
+
+class UnsupportedMediaType(BadCallback):
+    """A JSON endpoint's body is not declared ``application/json`` (a form, say): a 415."""
+
+    key = "unsupported_media_type"
+    default_message = "The request body must be application/json"
 
 
 class ConsentRefused(WeChatOAuthError):

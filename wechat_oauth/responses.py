@@ -1,9 +1,10 @@
 """Pages for what went wrong: every error of the login flow becomes a readable page.
 
-Bad input (malformed, forged, replayed) is a 400; WeChat failing is a 502; this site not able
-to finish (misconfiguration, database down, a duplicate that waited too long) is a 503. No
-error of the flow ever becomes a 500. Each page is logged here, redacted, and marked so that
-Django does not log it again to ``django.request`` with the callback URL (code and state).
+Bad input (malformed, forged, replayed) is a 400 (a JSON endpoint's body of another media
+type: 415); WeChat failing is a 502; this site not able to finish (misconfiguration, database
+down, a duplicate that waited too long) is a 503. No error of the flow ever becomes a 500.
+Each page is logged here, redacted, and marked so that Django does not log it again to
+``django.request`` with the callback URL (code and state).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from .exceptions import (
     RiskyUser,
     SnapshotUser,
     TooManyCodes,
+    UnsupportedMediaType,
     UpstreamError,
     UpstreamUnavailable,
     WeChatOAuthError,
@@ -53,6 +55,8 @@ PAGES = (
      _("This login link has expired. Please log in again.")),
     (CodeSpent, 400, _("Login link already used"),
      _("This login link was already used. Please log in again.")),
+    (UnsupportedMediaType, 415, _("Invalid login link"),
+     _("This login link is not valid. Please log in again.")),
     ((InvalidState, InvalidCode, BadCallback), 400, _("Invalid login link"),
      _("This login link is not valid. Please log in again.")),
     ((BindingMismatch, BindingMissing), 400, _("Login started elsewhere"),

@@ -25,6 +25,11 @@ Why the state is built this way:
 Layout (version 2): ``version(1) issued(6, unix seconds) attempt(1 digit) nonce(22, 128 random
 bits) binding(22) mac(22, HMAC-SHA256 truncated to 128 bits)``; the MAC covers the first 52
 characters, the app id, the scope and the target.
+
+The compact layout (version ``c``, ``issue_state(compact=True)``, 53 characters) is for a state
+that must also fit a column of someone else's: python-social-auth keeps its state as a nonce
+in a 65-character column. The same fields, shorter: nonce 64 random bits (11), binding 96 bits
+(17), MAC 96 bits (17). Both layouts verify; each is checked against its own length.
 """
 
 from __future__ import annotations
@@ -55,6 +60,7 @@ UTC = timezone.utc
 
 __all__ = [
     "CLOCK_SKEW",
+    "COMPACT_STATE_LENGTH",
     "MAX_NEXT_URL_LENGTH",
     "STATE_LENGTH",
     "LoginState",
@@ -135,6 +141,50 @@ _ATTEMPT = _ISSUED.stop
 _NONCE = slice(_ATTEMPT + 1, _ATTEMPT + 1 + _NONCE_CHARS)
 _BINDING = slice(_NONCE.stop, _BODY_CHARS)
 
+#: The compact layout's version, and the bytes of its nonce, binding and MAC.
+COMPACT_VERSION = "c"
+COMPACT_NONCE_BYTES = 8
+COMPACT_BINDING_BYTES = 12
+COMPACT_MAC_BYTES = 12
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """Where each field of one version's states is, and how long the whole state is."""
+
+    version: str
+    nonce_bytes: int
+    binding_bytes: int
+    mac_bytes: int
+
+    @property
+    def nonce(self) -> slice:
+        start = len(self.version) + _ISSUED_CHARS + 1
+        return slice(start, start + b62_width(self.nonce_bytes))
+
+    @property
+    def binding(self) -> slice:
+        return slice(self.nonce.stop, self.nonce.stop + b62_width(self.binding_bytes))
+
+    @property
+    def body_chars(self) -> int:
+        return self.binding.stop
+
+    @property
+    def length(self) -> int:
+        return self.body_chars + b62_width(self.mac_bytes)
+
+
+_LAYOUTS = {
+    VERSION: _Layout(VERSION, _NONCE_BYTES, BINDING_BYTES, _MAC_BYTES),
+    COMPACT_VERSION: _Layout(COMPACT_VERSION, COMPACT_NONCE_BYTES, COMPACT_BINDING_BYTES,
+                             COMPACT_MAC_BYTES),
+}
+#: Length of every compact state (53).
+COMPACT_STATE_LENGTH = _LAYOUTS[COMPACT_VERSION].length
+#: The binding of a compact state issued for no browser in particular.
+COMPACT_NO_BINDING = "0" * b62_width(COMPACT_BINDING_BYTES)
+
 
 @dataclass(frozen=True)
 class LoginState:
@@ -147,6 +197,11 @@ class LoginState:
     #: Commitment to the starting browser's binding cookie; NO_BINDING when issued for none.
     binding: str = NO_BINDING
 
+    @property
+    def binding_bytes(self) -> int:
+        """The bytes of the commitment this state's layout carries (see binding.commitment)."""
+        return COMPACT_BINDING_BYTES if self.value[:1] == COMPACT_VERSION else BINDING_BYTES
+
 
 def issue_state(
     *,
@@ -154,14 +209,17 @@ def issue_state(
     scope: str | None = None,
     attempt: int = 0,
     app_id: str | None = None,
-    binding: str = NO_BINDING,
+    binding: str | None = None,
     now: datetime | None = None,
+    compact: bool = False,
 ) -> LoginState:
     """A new state bound to ``target`` (the path and query the user returns to), scope and app.
 
     ``scope`` and ``app_id`` default to DEFAULT_APP's (the SCOPE and APP_ID settings without
     APPS). ``binding`` is the
-    commitment to the browser's binding cookie (:func:`wechat_oauth.binding.commitment`).
+    commitment to the browser's binding cookie (:func:`wechat_oauth.binding.commitment`, of
+    ``COMPACT_BINDING_BYTES`` for a compact state); None: no browser in particular.
+    ``compact``: the 53-character layout (see the module's docstring).
     """
     if not isinstance(target, str):
         raise TypeError("target must be a str")
@@ -170,19 +228,24 @@ def issue_state(
     issued = int(aware_utc(now).timestamp())
     if issued < 0:
         raise ValueError("now is before 1970")
-    if len(binding) != BINDING_CHARS or not _ALNUM.fullmatch(binding):
-        raise ValueError(f"binding must be {BINDING_CHARS} base62 characters")
+    layout = _LAYOUTS[COMPACT_VERSION if compact else VERSION]
+    width = b62_width(layout.binding_bytes)
+    if binding is None:
+        binding = "0" * width
+    if len(binding) != width or not _ALNUM.fullmatch(binding):
+        raise ValueError(f"binding must be {width} base62 characters")
     body = (
-        VERSION
+        layout.version
         + b62encode_int(issued, _ISSUED_CHARS)
         + str(attempt)
-        + b62encode_bytes(secrets.token_bytes(_NONCE_BYTES))
+        + b62encode_bytes(secrets.token_bytes(layout.nonce_bytes))
         + binding
     )
-    mac = _mac(signing_keys()[0], body, *_context(target, scope, app_id))
+    mac = _mac(signing_keys()[0], body, *_context(target, scope, app_id),
+               nbytes=layout.mac_bytes)
     return LoginState(
         value=body + mac,
-        nonce=body[_NONCE],
+        nonce=body[layout.nonce],
         issued_at=datetime.fromtimestamp(issued, UTC),
         attempt=attempt,
         binding=binding,
@@ -210,15 +273,17 @@ def verify_state(
         raise InvalidState("The login state is missing")
     if len(value) > WECHAT_MAX_STATE or not _ALNUM.fullmatch(value):
         raise InvalidState("The login state is malformed")
-    if value[0] != VERSION:
+    layout = _LAYOUTS.get(value[0])
+    if layout is None:
         raise InvalidState("The login state has an unknown version")
-    if len(value) != STATE_LENGTH or not value[_ATTEMPT].isdigit():
+    if len(value) != layout.length or not value[_ATTEMPT].isdigit():
         raise InvalidState("The login state is malformed")
     if not isinstance(target, str):
         raise TypeError("target must be a str")
-    body, mac = value[:_BODY_CHARS], value[_BODY_CHARS:]
+    body, mac = value[:layout.body_chars], value[layout.body_chars:]
     context = _context(target, scope, app_id)
-    if not any(constant_time_compare(mac, _mac(key, body, *context)) for key in signing_keys()):
+    if not any(constant_time_compare(mac, _mac(key, body, *context, nbytes=layout.mac_bytes))
+               for key in signing_keys()):
         raise InvalidState(
             "The login state is forged, or was issued for another page, scope or app")
     issued = b62decode_int(value[_ISSUED])
@@ -229,10 +294,10 @@ def verify_state(
         raise ExpiredState()
     return LoginState(
         value=value,
-        nonce=value[_NONCE],
+        nonce=value[layout.nonce],
         issued_at=datetime.fromtimestamp(issued, UTC),
         attempt=int(value[_ATTEMPT]),
-        binding=value[_BINDING],
+        binding=value[layout.binding],
     )
 
 
@@ -248,11 +313,13 @@ def _context(target: str, scope: str | None, app_id: str | None) -> tuple[str, s
 
 
 
-def _mac(secret: str | bytes, body: str, app_id: str, scope: str, target: str) -> str:
+def _mac(secret: str | bytes, body: str, app_id: str, scope: str, target: str, *,
+         nbytes: int = _MAC_BYTES) -> str:
     # JSON of a list of strings is injective: no choice of target can imitate another field.
+    # (The version is the body's first character: a MAC never verifies under the other layout.)
     message = json.dumps([body, app_id, scope, target], ensure_ascii=True, separators=(",", ":"))
     digest = salted_hmac(_MAC_SALT, message, secret=secret, algorithm="sha256").digest()
-    return b62encode_bytes(digest[:_MAC_BYTES])
+    return b62encode_bytes(digest[:nbytes])
 
 
 

@@ -7,8 +7,6 @@ Thin on purpose: the flow lives in :mod:`.flow`, the error pages in :mod:`.respo
 
 from __future__ import annotations
 
-import json
-
 from django.db import DatabaseError, transaction
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.cache import never_cache
@@ -19,6 +17,7 @@ from . import confirm as confirmation
 from . import flow, miniprogram
 from .binding import set_binding_cookie
 from .exceptions import BadCallback, WeChatOAuthError
+from .jsonbody import SESSION_BODY_MAX_BYTES, read_json_object, require_post_json
 from .registry import UnknownApp, WeChatApp, get_app
 from .responses import (
     database_error_response,
@@ -96,17 +95,11 @@ def callback(request: HttpRequest, app: str | None = None) -> HttpResponse:
 
 
 def _json_body(request: HttpRequest) -> dict[str, object]:
-    try:
-        body = json.loads(request.body or b"{}")
-    except (ValueError, UnicodeDecodeError):
-        raise BadCallback("The request body is not JSON") from None
-    if not isinstance(body, dict):
-        raise BadCallback("The request body is not a JSON object")
-    return body
+    return read_json_object(request, max_bytes=SESSION_BODY_MAX_BYTES)
 
 
 @csrf_exempt  # no cookie authenticates it: the code is the credential
-@require_POST
+@require_post_json
 @never_cache
 @transaction.non_atomic_requests  # the exchange must commit on its own, before the response
 def session(request: HttpRequest, app: str | None = None) -> HttpResponse:
@@ -128,7 +121,7 @@ def session(request: HttpRequest, app: str | None = None) -> HttpResponse:
 
 
 @csrf_exempt
-@require_POST
+@require_post_json
 @never_cache
 def revoke_session(request: HttpRequest, app: str | None = None) -> HttpResponse:
     """Revoke every session token of the identity whose token authorises this request."""

@@ -4,19 +4,28 @@
     python -m bench.storm --quick         # smoke run (~1.5 min per database)
     python -m bench.storm --db postgres,mariadb,sqlite      # every database, side by side
     python -m bench.storm --kind open     # only the website app's QR login
+    python -m bench.storm --quick --kind mini,wecom       # the Mini Program and WeCom kinds
     python -m bench.storm --only patterns --only faults --logins 1000 --concurrency 8
 
-``--kind mp|open`` (repeatable, or a comma list; default both, ``mp,open``) says which kinds of
-login the storm drives through every duplicate pattern, on both sites (bench/storm/apps.py):
-``mp``, the Official Account (``wechat/login/`` -> WeChat's authorize page ->
-``wechat/callback/``, in WeChat's browser); ``open``, the website app's QR login
+``--kind mp|open|mini|wecom`` (repeatable, or a comma list; default ``mp,open``) says which
+kinds of login the storm drives through their duplicate patterns, on both sites
+(bench/storm/apps.py): ``mp``, the Official Account (``wechat/login/`` -> WeChat's authorize
+page -> ``wechat/callback/``, in WeChat's browser); ``open``, the website app's QR login
 (``wechat/web/login/`` -> WeChat's qrconnect page -> ``wechat/web/callback/``, in a desktop
-browser). Both sites always have both apps, one fake WeChat serving all four. With both
-kinds, every third QR login reuses the person of an Official Account login of the same run,
-and new persons also log in through both apps at once (``cross_app`` in the report): a person
-must be one Django user across both apps on the guarded site. The latency probe runs per
-kind; the 0 ms throughput pass uses the first kind given (mp by default); the fault scenarios
-always log in through the Official Account.
+browser); ``mini``, the Mini Program (a ``wx.login()`` code POSTed to ``wechat/mini/session/``
+by a careless front end: twice at once, and again after an answer it lost); ``wecom``, the
+WeCom app (``wechat/corp/login/`` -> the authorize page with an agentid ->
+``wechat/corp/callback/``, in WeCom's browser, whose callback is aborted and re-sent like
+WeChat's). ``mp`` and ``open`` run every duplicate pattern; ``mini`` its own
+(bench/storm/patterns.py: MINI_PATTERNS); ``wecom`` plain, abort-and-resend (on one instance
+and across both), 5 parallel duplicates and refresh. Both sites always have the four apps,
+one fake WeChat serving all eight. With ``mp`` and ``open``, every third QR login reuses the
+person of an Official Account login of the same run, and new persons also log in through both
+apps at once (``cross_app`` in the report): a person must be one Django user across both apps
+on the guarded site. With ``wecom``, the report also counts each site's gettoken requests
+(``wecom_gettoken``; target: one on the guarded site, whose app token lives 2 hours). The
+latency probe runs per kind; the 0 ms throughput pass uses the first kind given (mp by
+default); the fault scenarios always log in through the Official Account.
 
 ``--db`` (repeatable, or a comma list; default postgres) runs the whole storm once per
 database, one after the other, each with a fresh fake WeChat, Redis and both sites on that
@@ -55,15 +64,17 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from bench.storm.apps import APP_IDS, KIND_LABELS
+from bench.storm.apps import APP_IDS, DEFAULT_KINDS, KIND_LABELS, WEB_KINDS
 from bench.storm.apps import KINDS as APP_KINDS
 from bench.storm.databases import KINDS, LABELS, Database
-from bench.storm.patterns import PATTERNS, Login
+from bench.storm.patterns import KIND_PATTERNS, PATTERNS, Login
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
 SITES = ("naive", "guarded")
 SECTIONS = ("patterns", "probe", "throughput", "faults")
 DJANGO_DEFAULT = " (Django's default)"
+#: plain logins count twice (the ABBA pass); --logins is spread over the browser patterns, and
+#: the kinds with fewer patterns (mini, wecom) run as many logins per pattern.
 PATTERN_WEIGHTS = {name: 2 if name == "plain" else 1 for name in PATTERNS}
 #: Every SHARE_EVERY-th QR login of a pattern reuses an Official Account login's person.
 SHARE_EVERY = 3
@@ -76,11 +87,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--kind", action="append", metavar="KIND[,KIND...]",
                         help=f"kind(s) of login to storm: {', '.join(APP_KINDS)} (mp: the "
                              "Official Account, authorize page; open: the website app, QR "
-                             "login through qrconnect); repeatable or a comma list; default "
-                             "both")
+                             "login through qrconnect; mini: the Mini Program, a wx.login "
+                             "code POSTed to session/; wecom: the WeCom app, in-app "
+                             "authorize in WeCom's browser); repeatable or a comma list; "
+                             f"default {','.join(DEFAULT_KINDS)}")
     parser.add_argument("--logins", type=int, default=None,
                         help="logins per site and kind over all duplicate patterns (default "
-                             "500; quick 66)")
+                             "500; quick 66; mini and wecom, with fewer patterns, as many per "
+                             "pattern)")
     parser.add_argument("--throughput-logins", type=int, default=None,
                         help="plain logins per site at 0 ms upstream (default 400; quick 60)")
     parser.add_argument("--concurrency", type=int, default=4,
@@ -105,7 +119,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="leave both databases for inspection")
     args = parser.parse_args(argv)
     args.kinds = []
-    for kind in (part.strip() for value in (args.kind or list(APP_KINDS)) for part in value.split(",")):
+    for kind in (part.strip() for value in (args.kind or list(DEFAULT_KINDS))
+                 for part in value.split(",")):
         if kind not in APP_KINDS:
             parser.error(f"--kind: unknown kind {kind!r} (choose from {', '.join(APP_KINDS)})")
         if kind not in args.kinds:
@@ -123,9 +138,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def split_logins(total: int) -> dict[str, int]:
+def split_logins(total: int, kind: str = "mp") -> dict[str, int]:
+    """Logins per pattern of ``kind``: ``total`` spread over the browser patterns by weight."""
     unit = math.ceil(total / sum(PATTERN_WEIGHTS.values()))
-    return {name: max(2, unit * weight) for name, weight in PATTERN_WEIGHTS.items()}
+    return {name: max(2, unit * (2 if name == "plain" else 1)) for name in KIND_PATTERNS[kind]}
 
 
 def versions() -> dict[str, Any]:
@@ -158,7 +174,8 @@ class Storm:
         self.db: Database = stack.db
         self.kinds: list[str] = args.kinds
         self.handles = {site: stack.handle(site) for site in SITES}
-        self.counts = split_logins(args.logins)
+        #: kind -> pattern -> logins per site
+        self.counts = {kind: split_logins(args.logins, kind) for kind in self.kinds}
         #: kind -> pattern -> site -> runs
         self.runs: dict[str, dict[str, dict[str, list[Any]]]] = {}
         #: site -> the both_apps_at_once runs
@@ -216,7 +233,7 @@ class Storm:
     def kind_pass(self, kind: str) -> None:
         """Every pattern through ``kind``'s app, on both sites."""
         self.runs[kind] = {}
-        for index, (name, count) in enumerate(self.counts.items()):
+        for index, (name, count) in enumerate(self.counts[kind].items()):
             partners = self.partners(kind, name)
             if name == "plain":
                 self.runs[kind][name] = self.abba(name, count, concurrency=self.args.concurrency,
@@ -240,15 +257,15 @@ class Storm:
         from bench.storm.users import read_users
 
         for kind in self.kinds:
-            before = self.stack.fake.stats()["app_calls"]
+            before = self.stack.fake.stats()
             self.kind_pass(kind)
-            after = self.stack.fake.stats()["app_calls"]
+            after = self.stack.fake.stats()
             self.app_calls[kind] = {site: report.app_calls_delta(before, after, APP_IDS[site][kind],
-                                                                  APP_KINDS[kind].page)
+                                                                  APP_KINDS[kind])
                                     for site in SITES}
-        both = {"mp", "open"} <= set(self.kinds)
+        both = set(WEB_KINDS) <= set(self.kinds)
         if both:
-            count = max(4, self.counts["plain"])
+            count = max(4, self.counts["mp"]["plain"])
             halves = (count // 2, count - count // 2)
             for cycle, site in enumerate(SITES + SITES[::-1]):  # ABBA
                 self.at_once.setdefault(site, []).append(run_both_apps_at_once(
@@ -276,7 +293,7 @@ class Storm:
         return {kind: {name: {site: report.pattern_figures(
                     self.runs[kind][name][site], calls, users[site],
                     db_duplicates if site == "guarded" else None) for site in SITES}
-                       for name in PATTERNS} for kind in self.kinds}
+                       for name in KIND_PATTERNS[kind]} for kind in self.kinds}
 
     def probe(self) -> dict[str, Any]:
         """The latency target, per kind: plain logins without any instrumentation header, ABBA,
@@ -284,8 +301,8 @@ class Storm:
         from bench.storm import report
 
         out: dict[str, Any] = {}
-        plain = self.counts["plain"]
         for kind in self.kinds:
+            plain = self.counts[kind]["plain"]
             out[kind] = {}
             for label, browsers, count in (("storm_concurrency", self.args.concurrency, 2 * plain),
                                            ("one_browser", 1, max(10, 2 * plain // 3))):
@@ -327,19 +344,23 @@ def setup(args: argparse.Namespace) -> dict[str, Any]:
                     f"on the same database, CONN_MAX_AGE {args.conn_max_age}"
                     f"{DJANGO_DEFAULT if args.conn_max_age == 0 else ''}; database sessions"),
         "guarded": ("wechat_oauth views + middleware + backend, settings at their defaults, "
-                    "APPS mp (KIND mp, DEFAULT_APP) and web (KIND open), "
+                    "APPS mp (KIND mp, DEFAULT_APP), web (KIND open), mini (KIND miniprogram) "
+                    "and corp (KIND wecom, snsapi_base), "
                     "django-redis front on a private redis-server (SOCKET_TIMEOUT "
                     f"{args.redis_socket_timeout} s; a fresh one per database), database "
                     "wechat_oauth_storm"),
-        "naive": ("bench/storm/naive: the same two apps (its own appids); state in the session "
-                  "popped by the callback, requests.get exchange (+ userinfo for the QR login), "
-                  "get_or_create user by unionid; database wechat_oauth_storm_naive"),
+        "naive": ("bench/storm/naive: the same four apps (its own appids and corp); state in "
+                  "the session popped by the callback, requests.get exchange (+ userinfo for "
+                  "the QR login), get_or_create user by unionid; the Mini Program's session "
+                  "view calls jscode2session for every POST; the WeCom callback calls "
+                  "getuserinfo with a token from gettoken kept per process; database "
+                  "wechat_oauth_storm_naive"),
         "kinds": {kind: KIND_LABELS[kind] for kind in args.kinds},
         "apps": {site: {kind: APP_IDS[site][kind] for kind in args.kinds} for site in SITES},
         "cross_app": (f"every {SHARE_EVERY}rd QR login reuses the person of the Official "
                       "Account login of the same pattern and index; both_apps_at_once: new "
                       "persons logging in through both apps at one instant"
-                      if {"mp", "open"} <= set(args.kinds) else "not run (needs both kinds)"),
+                      if set(WEB_KINDS) <= set(args.kinds) else "not run (needs mp and open)"),
         "load_generator": (f"this process: threads, one requests.Session per browser; "
                            f"{args.concurrency} concurrent browsers per site (fewer for "
                            f"patterns with many duplicates: at most 64 callbacks in flight)"),
@@ -381,14 +402,17 @@ def run_database(args: argparse.Namespace, kind: str, facts: dict[str, Any],
                     results[section] = faults.run_faults(stack, quick=args.quick)
                 else:
                     results[section] = getattr(storm, section)()
+            gettoken = gettoken_figures(stack) if "wecom" in args.kinds else None
         out: dict[str, Any] = {
             "database": {"kind": kind, "version": version, "where": db.describe(),
                          "connections": sampler.figures()},
             "loadavg_at_start": [round(v, 2) for v in load_start],
             "loadavg_at_end": [round(v, 2) for v in os.getloadavg()],
             "kinds": args.kinds,
-            "naive_side_by_side": "yes: the naive site has both apps too (a naive QR callback)",
-            "logins_per_site_and_kind": sum(storm.counts.values()) if "patterns" in results else 0,
+            "naive_side_by_side": ("yes: the naive site has the four apps too (a naive QR "
+                                   "callback, Mini Program session view and WeCom callback)"),
+            "logins_per_site_and_kind": ({k: sum(c.values()) for k, c in storm.counts.items()}
+                                         if "patterns" in results else {}),
             "logins_per_pattern": storm.counts if "patterns" in results else {},
             "redis_keys_after_patterns": storm.redis_keys,
         }
@@ -398,6 +422,8 @@ def run_database(args: argparse.Namespace, kind: str, facts: dict[str, Any],
                                                 results["throughput"], storm.cross_app)
                 if "faults" in results:
                     out["targets"].append(report.fault_target(results["faults"]))
+                if gettoken is not None:
+                    out["targets"].append(report.gettoken_target(gettoken))
                 out["all_targets_met"] = all(target["met"] for target in out["targets"])
             if "patterns" in results:
                 out["summary"] = report.side_by_side(results["patterns"])
@@ -406,9 +432,12 @@ def run_database(args: argparse.Namespace, kind: str, facts: dict[str, Any],
             out["report_error"] = f"{type(exc).__name__}: {exc}"
         out["patterns"] = results.get("patterns", {})
         out["cross_app"] = storm.cross_app or {"not_run": "needs both kinds (--kind mp,open)"}
+        if gettoken is not None:
+            out["wecom_gettoken"] = gettoken
         out["fake_app_calls"] = storm.app_calls
         if "patterns" in results:
-            out["table"] = report.table(results["patterns"], storm.cross_app).splitlines()
+            out["table"] = report.table(results["patterns"], storm.cross_app,
+                                        gettoken).splitlines()
         out["latency_probe_80ms"] = results.get("probe", {})
         out["throughput_0ms"] = results.get("throughput", {})
         out["faults"] = results.get("faults", {})
@@ -418,6 +447,7 @@ def run_database(args: argparse.Namespace, kind: str, facts: dict[str, Any],
         if "patterns" in results:
             progress(kind, "chart")
             labels = {app_kind: f"{app_kind}:" if len(args.kinds) > 1 else "" for app_kind in args.kinds}
+            per_kind = ", ".join(f"{k} {sum(c.values())}" for k, c in storm.counts.items())
             chart.draw(RESULTS / f"storm-{kind}.png",
                        {f"{labels[k]}{name}": runs for k, by in storm.runs.items()
                         for name, runs in by.items()},
@@ -425,11 +455,20 @@ def run_database(args: argparse.Namespace, kind: str, facts: dict[str, Any],
                         for name, figures in by.items()},
                        results.get("throughput", {}),
                        f"Login storm on {LABELS[kind]} at {args.latency * 1000:.0f} ms upstream, "
-                       f"{sum(storm.counts.values())} logins per site and kind "
-                       f"({', '.join(args.kinds)}), {args.concurrency} "
+                       f"logins per site {per_kind}, {args.concurrency} "
                        f"browsers; load avg at start {load_start[0]:.2f}")
             out["chart"] = f"bench/results/storm-{kind}.png"
     return out
+
+
+def gettoken_figures(stack: Any) -> dict[str, Any]:
+    """Each site's cgi-bin/gettoken requests over the whole run (warm-up, patterns, probe and
+    throughput included), from the fake's per-agent counter."""
+    calls = stack.gettoken_calls()
+    return {**calls, "corps": {site: APP_IDS[site]["wecom"] for site in SITES},
+            "note": "the guarded site's app token is shared by its 4 worker processes (the "
+                    "database row, the cache) and lives 7200 s, longer than the run; the naive "
+                    "site keeps one per process"}
 
 
 def main(argv: list[str] | None = None) -> int:

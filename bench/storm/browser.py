@@ -2,12 +2,13 @@
 
 Every request is sent without following redirects and timed in this process (from just before
 it is sent to its last byte read); the SQL count comes back in ``X-Storm-SQL`` when asked for;
-of a 4xx/5xx answer, the start of its text as a reader sees it. Every request of a browser (and
-of its tabs) carries one User-Agent: WeChat's in-app browser's, or a desktop browser's for a
-website app's QR login.
+of a 4xx/5xx answer, the start of its text as a reader sees it; of a JSON answer (a Mini
+Program's session endpoint), the object too. Every request of a browser (and of its tabs)
+carries one User-Agent: WeChat's in-app browser's, a desktop browser's for a website app's QR
+login, WeCom's (``wxwork``) for a WeCom login, a Mini Program's for its wx.request.
 WeChat's aborted first callback is :func:`wechat_oauth.testing.wechat_client.send_and_abort`:
 the request goes out over a raw socket, which is closed ~5 ms later without reading the answer
-(the server still handles it).
+(the server still handles it); a Mini Program's aborted POST the same, with its JSON body.
 """
 
 from __future__ import annotations
@@ -45,6 +46,8 @@ class Hit:
     sql_ms: float | None = None
     body: str = ""
     error: str = ""
+    #: A JSON object answered (the Mini Program's session endpoint), else None.
+    answer: dict[str, Any] | None = None
 
     @property
     def failed(self) -> bool:
@@ -94,9 +97,18 @@ class Browser:
         self.session.close()
 
     def get(self, url: str, role: str) -> Hit:
+        return self._send("GET", url, role)
+
+    def post_json(self, url: str, body: bytes, role: str) -> Hit:
+        """POST ``body`` (JSON, as wx.request sends it)."""
+        return self._send("POST", url, role, data=body,
+                          headers={"Content-Type": "application/json"})
+
+    def _send(self, method: str, url: str, role: str, **options: Any) -> Hit:
         started = time.perf_counter()
         try:
-            response = self.session.get(url, allow_redirects=False, timeout=TIMEOUT)
+            response = self.session.request(method, url, allow_redirects=False, timeout=TIMEOUT,
+                                            **options)
         except requests.RequestException as exc:
             return Hit(role, url, started, time.perf_counter() - started,
                        error=type(exc).__name__)
@@ -105,13 +117,24 @@ class Browser:
         sql, server, cpu, sql_ms = (headers.get(name)
                                     for name in (SQL_HEADER, TIME_HEADER, CPU_HEADER, SQL_TIME_HEADER))
         body = "" if response.status_code < 400 else page_text(response.text)[:160]
+        answer = None
+        if headers.get("Content-Type", "").startswith("application/json"):
+            try:
+                parsed = response.json()
+            except ValueError:
+                parsed = None
+            answer = parsed if isinstance(parsed, dict) else None
         return Hit(role, url, started, elapsed, response.status_code, headers.get("Location", ""),
                    int(sql) if sql else None, float(server) if server else None,
-                   float(cpu) if cpu else None, float(sql_ms) if sql_ms else None, body)
+                   float(cpu) if cpu else None, float(sql_ms) if sql_ms else None, body,
+                   answer=answer)
 
-    def whoami(self, base_url: str) -> str | None:
+    def whoami(self, base_url: str, *, token: str | None = None) -> str | None:
+        """Who the site says is logged in: by this browser's cookies, or by a Mini Program's
+        session ``token`` (``Authorization: Bearer``)."""
+        headers = {"Authorization": f"Bearer {token}"} if token else None
         try:
-            response = self.session.get(f"{base_url}/whoami/", timeout=TIMEOUT)
+            response = self.session.get(f"{base_url}/whoami/", timeout=TIMEOUT, headers=headers)
             return response.json().get("user") if response.status_code == 200 else "!error"
         except (requests.RequestException, ValueError):
             return "!error"
@@ -137,7 +160,9 @@ def run_together(calls: list[Callable[[], Any]]) -> list[Any]:
     return results
 
 
-def authorize_url_for(login_location: str, person: str) -> str:
+def authorize_url_for(login_location: str, person: str, who: str = "fake_person") -> str:
     """The authorize (or qrconnect) URL of a login view's redirect, answered at once by the fake
-    for ``person`` (its openid in the app named by the URL's appid, and its unionid)."""
-    return with_query(login_location, urlencode({"fake_person": person}))
+    for ``person`` (its openid in the app named by the URL's appid, and its unionid); ``who``
+    the page's parameter naming them (``fake_userid``: a WeCom member, ``person`` their
+    userid)."""
+    return with_query(login_location, urlencode({who: person}))

@@ -1,9 +1,20 @@
 """The duplicate-callback patterns (wechat-web-auth.md §3) and one login under each.
 
-A login, of either kind (bench/storm/apps.py): the site's login view of the kind's app, the
-fake's authorize page (``mp``) or qrconnect page (``open``, the website app's QR login), both
-answered at once with a fresh code for the login's person (``fake_person=``), then the
-pattern's callbacks, then ``/whoami/`` with the cookie jar of the response the user sees.
+A login of a browser kind (bench/storm/apps.py: ``mp``, ``open``, ``wecom``): the site's login
+view of the kind's app, the fake's authorize page (``mp``; ``wecom`` with an agentid, in
+WeCom's browser) or qrconnect page (``open``, the website app's QR login), answered at once
+with a fresh code for the login's person (``fake_person=``; a WeCom member: ``fake_userid=``),
+then the pattern's callbacks, then ``/whoami/`` with the cookie jar of the response the user
+sees. The WeCom kind runs the patterns of :data:`KIND_PATTERNS` (abort-and-resend among them),
+not all of them.
+
+A Mini Program login (``mini``, :data:`MINI_PATTERNS`): the front end's ``wx.login()`` (the
+fake's control API hands out a code for the person), then the pattern's POSTs of
+``{"code": ...}`` to the session endpoint; it succeeds when every answer the front end keeps
+is a 200 with a token for the person's openid whose ``/whoami/`` (``Authorization: Bearer``)
+names the person's user. A POST whose answer is lost is sent over a raw socket and aborted
+~5 ms later, unread (the server still handles it).
+
 Every login uses a new person (a first login: the user is created), except the QR logins
 given a *partner*: the Official Account login of the same run whose person they reuse (the
 second app of a known person: the login joins the partner's user).
@@ -26,6 +37,7 @@ as *restarted*, not failed, if it then completes.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -33,8 +45,9 @@ from functools import partial
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from bench.storm.apps import KINDS, StormApp, new_person, user_name
+from bench.storm.apps import KINDS, WEB_KINDS, StormApp, app_id, new_person, openid_of, user_name
 from bench.storm.browser import Browser, Hit, authorize_url_for, on_netloc, run_together, with_query
+from wechat_oauth.testing.remote import RemoteFakeWeChat
 from wechat_oauth.testing.wechat_client import resend_params, send_and_abort
 
 NEXT = "/whoami/"
@@ -56,7 +69,7 @@ class Login:
     pattern: str
     index: int
     person: str
-    #: The kind of app it logs in through (bench/storm/apps.py: mp, open).
+    #: The kind of app it logs in through (bench/storm/apps.py: mp, open, mini, wecom).
     kind: str = "mp"
     #: The other app's login of the same person, when this one reuses its person.
     partner: Login | None = field(default=None, repr=False)
@@ -65,9 +78,11 @@ class Login:
     #: What /whoami/ named at the end of the login (None: it never got that far).
     user: str | None = None
     codes: list[str] = field(default_factory=list)
-    #: Every answered callback request (duplicates included; not the aborted ones).
+    #: Every answered callback request (a Mini Program's: session POST; duplicates included;
+    #: not the aborted ones).
     callbacks: list[Hit] = field(default_factory=list)
-    #: The callback responses the user sees.
+    #: The callback responses the user sees (a Mini Program's: the answers its front end
+    #: keeps).
     visible: list[Hit] = field(default_factory=list)
     outcome: str = "failed"  # ok | restarted | failed
     reason: str = ""
@@ -135,7 +150,8 @@ class Context:
     def authorize(self, browser: Browser, authorize_url: str) -> str:
         """The fake's authorize (qrconnect) page -> the callback URL with a fresh code
         (recorded)."""
-        hit = browser.get(authorize_url_for(authorize_url, self.login.person), self.app.page)
+        hit = browser.get(authorize_url_for(authorize_url, self.login.person, self.app.who),
+                          self.app.page)
         if hit.status != 302:
             raise LoginFailed(f"{self.app.page} answered {hit.status or hit.error}")
         code = dict(parse_qsl(urlsplit(hit.location).query)).get("code")
@@ -175,6 +191,53 @@ class Context:
             return
         what = hit.status or hit.error
         raise LoginFailed(f"{hit.role} answered {what} {hit.location or hit.body}".strip())
+
+    # -- a Mini Program's front end ------------------------------------------------------------
+
+    def js_code(self) -> str:
+        """``wx.login()``: a fresh code of the site's Mini Program for the login's person, from
+        the fake's control API (recorded)."""
+        fake = RemoteFakeWeChat(self.site.fake_url)
+        code = fake.issue_js_code(app_id(self.site.name, "mini"), person=self.login.person)
+        self.login.codes.append(code)
+        return code
+
+    def session_url(self, base: str) -> str:
+        return f"{base}{self.app.callback_path}"
+
+    def post(self, browser: Browser, base: str, code: str, role: str) -> Hit:
+        hit = browser.post_json(self.session_url(base), session_body(code), role)
+        if hit.status:
+            self.login.callbacks.append(hit)
+        return hit
+
+    def abort_post(self, browser: Browser, base: str, code: str) -> None:
+        """A POST whose answer the front end never reads (the task aborted, the answer lost):
+        the server still handles it."""
+        send_and_abort(self.session_url(base), user_agent=browser.user_agent, method="POST",
+                       body=session_body(code))
+        self.login.aborted += 1
+
+    def keep(self, browser: Browser, hit: Hit) -> None:
+        """Judge one answer the Mini Program keeps: a 200 with a token for the person's openid,
+        and the token names the person's user."""
+        self.login.visible.append(hit)
+        answer = hit.answer or {}
+        if hit.status != 200 or not answer.get("token"):
+            what = hit.status or hit.error
+            raise LoginFailed(f"{hit.role} answered {what} {hit.body or answer}".strip())
+        openid = openid_of(self.site.name, "mini", self.login.person)
+        if answer.get("openid") != openid:
+            raise LoginFailed(f"{hit.role}: openid {answer.get('openid')!r}, not {openid!r}")
+        user = self.login.user = browser.whoami(self.home, token=str(answer["token"]))
+        expected = self.login.expected_users()
+        if user not in expected:
+            raise LoginFailed(f"after {hit.role}: /whoami/ with its token says {user!r}, not "
+                              f"{' or '.join(map(repr, sorted(expected)))}")
+
+
+def session_body(code: str) -> bytes:
+    return json.dumps({"code": code}).encode()
 
 
 # -- the patterns ---------------------------------------------------------------------------------
@@ -240,6 +303,61 @@ def refresh(ctx: Context) -> None:
     ctx.settle(browser, ctx.callback(browser, callback, "refresh"))
 
 
+# -- the Mini Program's patterns --------------------------------------------------------------
+
+def mini_plain(ctx: Context) -> None:
+    """wx.login(), one POST."""
+    browser = ctx.browser()
+    code = ctx.js_code()
+    ctx.keep(browser, ctx.post(browser, ctx.home, code, "session POST"))
+
+
+def mini_double(ctx: Context) -> None:
+    """A careless front end: onLaunch and onLoad both POST the one code, at once; both answers
+    are kept."""
+    browser = ctx.browser()
+    code = ctx.js_code()
+    tabs = [browser.copy() for _ in range(2)]
+    results = run_together([partial(ctx.post, tab, ctx.home, code, role)
+                            for tab, role in zip(tabs, ("onLaunch POST", "onLoad POST"), strict=True)])
+    for tab, result in zip(tabs, results, strict=True):
+        if not isinstance(result, Hit):
+            raise LoginFailed(f"load generator: {result!r}")
+        ctx.keep(tab, result)
+
+
+def mini_abort_retry(ctx: Context) -> None:
+    """The POST's answer is lost (the client aborts it ~5 ms after sending: the server still
+    handles it), and ~20 ms later the front end POSTs the code again; the retry's answer is
+    kept."""
+    browser = ctx.browser()
+    code = ctx.js_code()
+    ctx.abort_post(browser, ctx.home, code)
+    time.sleep(RESEND_DELAY)
+    ctx.keep(browser, ctx.post(browser, ctx.home, code, "retried POST"))
+
+
+def mini_double_retry(ctx: Context, *, spread: bool = False) -> None:
+    """Both at once: onLaunch and onLoad POST the code together, onLaunch's answer is lost
+    (aborted) and it retries ~20 ms later; the front end keeps onLoad's answer and the
+    retry's. ``spread``: onLoad and the retry go to the other instance."""
+    browser = ctx.browser()
+    code = ctx.js_code()
+    launch, load = browser.copy(), browser.copy()
+    again = ctx.other if spread else ctx.home
+
+    def on_launch() -> Hit:
+        ctx.abort_post(launch, ctx.home, code)
+        time.sleep(RESEND_DELAY)
+        return ctx.post(launch, again, code, "retried POST")
+
+    results = run_together([partial(ctx.post, load, again, code, "onLoad POST"), on_launch])
+    for tab, result in zip((load, launch), results, strict=True):
+        if not isinstance(result, Hit):
+            raise LoginFailed(f"load generator: {result!r}")
+        ctx.keep(tab, result)
+
+
 PatternFunction = Callable[[Context], None]
 
 #: name -> (function, requests in flight per login: bounds the concurrency of browsers).
@@ -255,6 +373,28 @@ PATTERNS: dict[str, tuple[PatternFunction, int]] = {
     "spread_abort_resend": (partial(abort_resend, spread=True), 2),
     "spread_parallel_4": (partial(parallel, n=4, spread=True), 4),
 }
+#: The Mini Program's patterns (its front end POSTs a code; no callback, no page).
+MINI_PATTERNS: dict[str, tuple[PatternFunction, int]] = {
+    "plain": (mini_plain, 1),
+    "double_post": (mini_double, 2),
+    "abort_retry": (mini_abort_retry, 2),
+    "double_retry": (mini_double_retry, 3),
+    "spread_double_retry": (partial(mini_double_retry, spread=True), 3),
+}
+#: The patterns each kind runs, in order ("plain" first: the ABBA pass, the probe's).
+KIND_PATTERNS: dict[str, tuple[str, ...]] = {
+    "mp": tuple(PATTERNS),
+    "open": tuple(PATTERNS),
+    "mini": tuple(MINI_PATTERNS),
+    "wecom": ("plain", "abort_resend", "spread_abort_resend", "parallel_5", "refresh"),
+}
+
+
+def pattern_of(kind: str, name: str) -> tuple[PatternFunction, int]:
+    """The function of pattern ``name`` for ``kind``, and its requests in flight per login."""
+    if name not in KIND_PATTERNS[kind]:
+        raise KeyError(f"kind {kind} has no pattern {name!r}")
+    return (MINI_PATTERNS if kind == "mini" else PATTERNS)[name]
 
 
 def conclude(login: Login, steps: Callable[[], None]) -> None:
@@ -277,7 +417,7 @@ def run_login(site: SiteHandle, name: str, index: int, *, count_sql: bool,
     person = partner.person if partner is not None else person
     login = Login(site.name, name, index, person or new_person(site.name, name, index), kind,
                   partner=partner, accept=accept)
-    function, _ = PATTERNS[pattern or name]
+    function, _ = pattern_of(kind, pattern or name)
     try:
         conclude(login, partial(function, Context(site, count_sql, login)))
     except Exception as exc:  # a run never crashes on one login
@@ -291,12 +431,12 @@ def both_apps_at_once(site: SiteHandle, index: int, *, count_sql: bool) -> list[
     join it. Either user name is accepted by each; that both are the same user is checked
     afterwards (the report's cross_app figures)."""
     person = new_person(site.name, "both", index)
-    accept = frozenset(user_name(site.name, kind, person) for kind in KINDS)
+    accept = frozenset(user_name(site.name, kind, person) for kind in WEB_KINDS)
     results = run_together([partial(run_login, site, "both_apps_at_once", index,
                                      count_sql=count_sql, pattern="plain", kind=kind,
-                                     person=person, accept=accept) for kind in KINDS])
+                                     person=person, accept=accept) for kind in WEB_KINDS])
     logins = []
-    for kind, result in zip(KINDS, results, strict=True):
+    for kind, result in zip(WEB_KINDS, results, strict=True):
         if not isinstance(result, Login):  # run_login catches everything; just in case
             result = Login(site.name, "both_apps_at_once", index, person, kind, accept=accept,
                            reason=f"load generator: {result!r}")

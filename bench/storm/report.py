@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+from bench.storm.apps import StormApp
 from bench.storm.patterns import Login
 from bench.storm.runner import Run, summary
 from bench.storm.stats import ms_summary, value_summary
@@ -18,14 +19,28 @@ DEFINITIONS = {
     "kinds": (
         "mp: the Official Account app (login/ -> the fake's authorize page -> callback/, "
         "WeChat's in-app browser); open: the website app, QR login (web/login/ -> the fake's "
-        "qrconnect page, snsapi_login -> web/callback/, a desktop browser). Both sites have "
-        "both apps, all four on one fake WeChat, bound to one Open Platform account (one "
-        "unionid per person)"),
+        "qrconnect page, snsapi_login -> web/callback/, a desktop browser); mini: the Mini "
+        "Program (a wx.login() code from the fake's control API, POSTed as JSON to "
+        "mini/session/); wecom: the WeCom app (corp/login/ in WeCom's browser -> the fake's "
+        "authorize page with an agentid -> corp/callback/; persons are corp members). Both "
+        "sites have the four apps, all eight on one fake WeChat; the WeChat apps bound to one "
+        "Open Platform account (one unionid per person), each site's WeCom app an agent of a "
+        "corp of its own"),
+    "mini_patterns": (
+        "plain: one POST; double_post: onLaunch and onLoad POST the one code at once, both "
+        "answers kept; abort_retry: the POST's answer is lost (aborted ~5 ms after sending, "
+        "unread: the server still handles it) and the front end POSTs again ~20 ms later, the "
+        "retry's answer kept; double_retry: both (onLaunch's POST aborted and retried while "
+        "onLoad's is in flight; onLoad's answer and the retry's kept); spread_double_retry: "
+        "onLoad's POST and the retry to the other instance. A Mini Program login fails unless "
+        "every kept answer is a 200 with a token for the person's openid whose /whoami/ "
+        "(Authorization: Bearer) names the person's user"),
     "logins": (
         "logins attempted; each a new person (a first login that creates the user) except the "
         "QR logins that reuse an Official Account login's person (cross_app)"),
     "user_visible_failure_rate": (
-        "share of logins whose user-visible callback response did not end logged in: not a "
+        "share of logins whose user-visible callback response (mini: any answer its front end "
+        "keeps, see mini_patterns) did not end logged in: not a "
         "302 to /whoami/, or /whoami/ then not naming the login's user. User-visible: plain -> "
         "the callback; abort_resend -> the re-sent callback; parallel_N/two_codes/"
         "spread_parallel_4 -> the duplicate sent last (a browser renders its last navigation); "
@@ -36,14 +51,16 @@ DEFINITIONS = {
         "share of logins where any answered callback request (every duplicate, not the "
         "deliberately aborted ones) got a 4xx/5xx or no answer"),
     "exchanges_per_code": (
-        "access_token requests the fake received per code issued in the pattern (its own "
-        "per-code counter); codes_not_exactly_1 counts codes exchanged 0 or 2+ times"),
+        "requests spending a code the fake received per code issued in the pattern (its own "
+        "per-code counter: access_token; mini: jscode2session; wecom: auth/getuserinfo); "
+        "codes_not_exactly_1 counts codes exchanged 0 or 2+ times"),
     "users_per_person": (
         "Django users per person of the pattern's logins, read from each site's database after "
         "every kind ran, so a person who logged in through both apps counts its users of both "
-        "(target 1: one user per unionid). guarded: the users its WeChatAccount rows point to; "
-        "naive: users named wx_<unionid> (or wx_<openid>). 0 means the login never created its "
-        "user. guarded also: WeChatAccount rows per (appid, openid)"),
+        "(target 1: one user per unionid; a WeCom member: per corp and userid). guarded: the "
+        "users its WeChatAccount rows point to; naive: users named wx_<unionid> (or "
+        "wx_<openid>; wecom_<userid>). 0 means the login never created its user. guarded "
+        "also: WeChatAccount rows per (appid, openid)"),
     "cross_app": (
         "every third QR login (index % 3 == 0) of each pattern reuses the person of the "
         "Official Account login with the same index, which ran earlier in the same run: it "
@@ -53,9 +70,15 @@ DEFINITIONS = {
         "released at one instant. all_persons: users per person over every person of the "
         "patterns and both_apps_at_once"),
     "fake_app_calls": (
-        "the fake's own per-app counters (stats()['app_calls']) over the kind's pattern pass, "
-        "per site (each site has its own apps): codes issued (authorize or qrconnect page "
-        "answers; each issues one code) and access_token requests, and their ratio"),
+        "the fake's own per-app counters (stats()['app_calls']; wecom: per agent, "
+        "stats()['wecom_calls']) over the kind's pattern pass, per site (each site has its own "
+        "apps): codes issued by its page (authorize or qrconnect page answers; each issues one "
+        "code; mini has no page: its codes come from the control API) and the requests "
+        "spending codes (access_token, jscode2session, getuserinfo), and their ratio"),
+    "wecom_gettoken": (
+        "cgi-bin/gettoken requests of each site's WeCom agent over the whole run (warm-up, "
+        "patterns, probe, throughput), the fake's per-agent counter. Target: 1 on the guarded "
+        "site (its app token, shared by every worker, lives 7200 s)"),
     "callback_ms": ("latency of the user-visible callback responses, measured in the load "
                     "generator from just before the request is sent to the last byte read"),
     "all_callbacks_ms": "same, over every answered callback request (duplicates included)",
@@ -295,17 +318,36 @@ def _pair_figures(logins: list[Login], users: SiteUsers) -> dict[str, Any]:
             "persons_not_one_user": sum(count != 1 for count in per)}
 
 
-def app_calls_delta(before: dict[str, dict[str, int]], after: dict[str, dict[str, int]],
-                    app_id: str, page: str) -> dict[str, Any]:
-    """The fake's per-app counters of ``app_id`` between two snapshots of stats()['app_calls']."""
-    delta = {endpoint: int(after.get(app_id, {}).get(endpoint, 0))
-             - int(before.get(app_id, {}).get(endpoint, 0))
-             for endpoint in after.get(app_id, {})}
-    codes = delta.get(page, 0)
-    return {"app_id": app_id, "codes_issued": codes, "access_token_requests":
-            delta.get("access_token", 0),
-            "access_token_per_code": round(delta.get("access_token", 0) / codes, 3) if codes else None,
+def app_calls_delta(before: dict[str, Any], after: dict[str, Any], app_id: str,
+                    app: StormApp) -> dict[str, Any]:
+    """The fake's counters of ``app_id`` (a WeCom app: its corp's agent) between two snapshots
+    of stats(): requests per endpoint, codes its page issued, requests spending codes."""
+    if app.kind == "wecom":
+        def counters(stats: dict[str, Any]) -> dict[str, int]:
+            return next(iter(stats["wecom_calls"].get(app_id, {}).values()), {})
+    else:
+        def counters(stats: dict[str, Any]) -> dict[str, int]:
+            return dict(stats["app_calls"].get(app_id, {}))
+    start, end = counters(before), counters(after)
+    delta = {endpoint: int(end.get(endpoint, 0)) - int(start.get(endpoint, 0)) for endpoint in end}
+    exchanges = delta.get(app.exchange, 0)
+    codes = delta.get(app.page, 0) if app.has_page else None
+    return {"app_id": app_id,
+            # A Mini Program has no page: its codes come from the control API, one per login
+            # (counted in exchanges_per_code).
+            "codes_issued": codes,
+            f"{app.exchange}_requests": exchanges,
+            **({f"{app.exchange}_per_code": round(exchanges / codes, 3) if codes else None}
+               if codes is not None else {}),
             "calls": delta}
+
+
+def gettoken_target(gettoken: dict[str, Any]) -> dict[str, Any]:
+    """One gettoken on the guarded site over the run: its app token outlives the run."""
+    return {"target": "wecom: guarded gettoken requests = 1 over the run (one app token, "
+                      "shared by every worker, for its 7200 s lifetime)",
+            "value": {"guarded": gettoken["guarded"], "naive": gettoken["naive"]},
+            "met": gettoken["guarded"] == 1}
 
 
 def fault_target(faults: dict[str, Any]) -> dict[str, Any]:
@@ -370,7 +412,8 @@ def _pair(figures: tuple[dict[str, Any], ...], key: str, sub: str) -> str:
     return "/".join(str(f[key].get(sub, "-")) for f in figures)
 
 
-def table(patterns: dict[str, dict[str, dict[str, Any]]], cross: dict[str, Any] | None) -> str:
+def table(patterns: dict[str, dict[str, dict[str, Any]]], cross: dict[str, Any] | None,
+          gettoken: dict[str, Any] | None = None) -> str:
     """A plain-text table of the per-kind figures, each cell guarded/naive (printed to stderr
     at the end of a run, kept in the JSON as ``table``)."""
     head = (f"{'kind':5} {'pattern':20} {'logins':>6} {'failed':>9} {'exch/code max':>14} "
@@ -400,6 +443,9 @@ def table(patterns: dict[str, dict[str, dict[str, Any]]], cross: dict[str, Any] 
                 f"{both.get('same_user_through_both_apps', '-')}/{both.get('persons', '-')} same "
                 f"user; users per person over {every['persons']} persons: "
                 f"{every['histogram']}")
+    if gettoken:
+        lines.append(f"wecom gettoken requests over the run, guarded/naive: "
+                     f"{gettoken['guarded']}/{gettoken['naive']}")
     return "\n".join(lines)
 
 

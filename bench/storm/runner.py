@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bench.storm.databases import NAMES, Database
-from bench.storm.patterns import PATTERNS, Login, SiteHandle, both_apps_at_once, run_login
+from bench.storm.patterns import Login, SiteHandle, both_apps_at_once, pattern_of, run_login
 
 #: Most callback requests a pattern keeps in flight per site: browsers = this / requests per
 #: login, capped at the run's concurrency (a 50-duplicate login runs one browser at a time).
@@ -52,8 +52,8 @@ class Run:
     pg: dict[str, int] = field(default_factory=dict)
 
 
-def concurrency_for(pattern: str, concurrency: int) -> int:
-    per_login = PATTERNS[pattern][1]
+def concurrency_for(pattern: str, concurrency: int, kind: str = "mp") -> int:
+    per_login = pattern_of(kind, pattern)[1]
     return max(1, min(concurrency, IN_FLIGHT_BUDGET // per_login))
 
 
@@ -63,7 +63,7 @@ def run_pattern(site: SiteHandle, db: Database, pattern: str, count: int, *, con
     """``count`` logins of ``kind`` under ``pattern``; login ``i`` reuses the person of
     ``partners[i]`` where there is one."""
     partners = partners or {}
-    workers = concurrency_for(pattern, concurrency)
+    workers = concurrency_for(pattern, concurrency, kind)
     run = Run(site.name, pattern, workers, kind)
 
     def login(index: int) -> list[Login]:

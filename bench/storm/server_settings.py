@@ -71,12 +71,18 @@ if ENGINE == "mariadb":
     SILENCED_SYSTEM_CHECKS = ["models.W037"]
 
 FAKE_URL = os.environ.get("STORM_FAKE_URL", "http://127.0.0.1:1")
-# The site's two apps on the fake (bench/storm/apps.py): an Official Account ("mp") and a
-# website app (QR login, "web").
+# The site's four apps on the fake (bench/storm/apps.py): an Official Account ("mp"), a
+# website app (QR login, "web"), a Mini Program ("mini") and a WeCom app ("corp": its corp id,
+# agent id and the agent's secret).
 MP_APP_ID = os.environ.get("STORM_MP_APP_ID", "wxstorm")
 MP_APP_SECRET = os.environ.get("STORM_MP_APP_SECRET", "")
 WEB_APP_ID = os.environ.get("STORM_WEB_APP_ID", "wxstormweb")
 WEB_APP_SECRET = os.environ.get("STORM_WEB_APP_SECRET", "")
+MINI_APP_ID = os.environ.get("STORM_MINI_APP_ID", "wxstormmini")
+MINI_APP_SECRET = os.environ.get("STORM_MINI_APP_SECRET", "")
+WECOM_CORP_ID = os.environ.get("STORM_WECOM_APP_ID", "wwstorm")
+WECOM_SECRET = os.environ.get("STORM_WECOM_APP_SECRET", "")
+WECOM_AGENT_ID = os.environ.get("STORM_WECOM_AGENT_ID", "1000002")
 
 LOGGING = {
     "version": 1,

@@ -26,7 +26,7 @@ from typing import Any
 
 import requests
 
-from bench.storm.apps import KINDS, app_id
+from bench.storm.apps import KINDS, WECOM_AGENT_ID, app_id
 from bench.storm.databases import Database, MariaDB, Postgres
 from wechat_oauth.testing.process import stop_process
 
@@ -403,6 +403,7 @@ def site_environment(site: str, db: Database, *, fake_url: str, app_secrets: dic
         "STORM_FAKE_URL": fake_url,
         **{f"{KINDS[kind].env}_APP_ID": app_id(site, kind) for kind in KINDS},
         **{f"{KINDS[kind].env}_APP_SECRET": app_secrets[kind] for kind in KINDS},
+        "STORM_WECOM_AGENT_ID": WECOM_AGENT_ID,
         "STORM_SECRET_KEY": f"storm-{secrets.token_hex(16)}",
         "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
         "STORM_CONN_MAX_AGE": str(conn_max_age),

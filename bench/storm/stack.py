@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.storm.apps import APP_IDS, KINDS
+from bench.storm.apps import APP_IDS, KINDS, WECOM_AGENT_ID
 from bench.storm.databases import Database
 from bench.storm.patterns import SiteHandle
 from bench.storm.services import (
@@ -37,7 +37,8 @@ class Stack:
     redis: PrivateRedis | None = None
     instances: dict[str, list[Instance]] = field(default_factory=dict)
     envs: dict[str, dict[str, str]] = field(default_factory=dict)
-    #: The secret of each site's app of each kind (bench/storm/apps.py), all on the one fake.
+    #: The secret of each site's app of each kind (bench/storm/apps.py; WeCom: its agent's),
+    #: all on the one fake.
     app_secrets: dict[str, dict[str, str]] = field(default_factory=lambda: {
         site: {kind: secrets.token_hex(16) for kind in KINDS} for site in SITES})
 
@@ -55,16 +56,20 @@ class Stack:
                                 conn_max_age=self.conn_max_age)
 
     def start(self) -> None:
-        from wechat_oauth.testing import FakeApp, FakeWeChatProcess
+        from wechat_oauth.testing import FakeAgent, FakeApp, FakeWeChatProcess
 
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        # The guarded site's Official Account is the fake's default app; the other three are
-        # added to it (every one bound to the Open Platform account: one unionid per person).
+        # The guarded site's Official Account is the fake's default app; the other WeChat apps
+        # are added to it (every one bound to the Open Platform account: one unionid per
+        # person), and each site's WeCom app is an agent of a corp of its own.
         others = [FakeApp(APP_IDS[site][kind], self.app_secrets[site][kind])
-                  for site in SITES for kind in KINDS if (site, kind) != ("guarded", "mp")]
+                  for site in SITES for kind in KINDS
+                  if kind != "wecom" and (site, kind) != ("guarded", "mp")]
+        corps = [FakeAgent(APP_IDS[site]["wecom"], WECOM_AGENT_ID, self.app_secrets[site]["wecom"])
+                 for site in SITES]
         self.fake = FakeWeChatProcess(app_id=APP_IDS["guarded"]["mp"],
                                       app_secret=self.app_secrets["guarded"]["mp"], apps=others,
-                                      latency=self.latency)
+                                      corps=corps, latency=self.latency)
         self.fake.start()
         self.redis = PrivateRedis(self.log_dir / "redis.log")
         self.redis.start()
@@ -112,6 +117,11 @@ class Stack:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+    def gettoken_calls(self) -> dict[str, int]:
+        """cgi-bin/gettoken requests of each site's WeCom agent so far (the fake's counter)."""
+        return {site: self.fake.gettoken_calls(APP_IDS[site]["wecom"], WECOM_AGENT_ID)
+                for site in SITES}
 
     def logs(self, site: str) -> str:
         return "\n".join(instance.log_text() for instance in self.instances.get(site, []))

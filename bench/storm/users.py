@@ -4,7 +4,8 @@ database after the logins (bench/storm/apps.py says how each site names and link
 * guarded: a person's users are the users its WeChatAccount rows (one per app it logged in
   through: its appid and openid there) point to; also its WeChatUnion row (the person, by
   unionid) and the users no account points to;
-* naive: the users named after the person's unionid (or one of its openids).
+* naive: the users named after the person's unionid (or one of its openids), or
+  ``wecom_<userid>`` for a WeCom member.
 """
 
 from __future__ import annotations
@@ -13,9 +14,9 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from bench.storm.apps import KINDS, app_id, identities
+from bench.storm.apps import KINDS, identities, openid_of, user_name
 from bench.storm.databases import Database
-from wechat_oauth.testing import openid_for, unionid_for
+from wechat_oauth.testing import unionid_for
 
 
 @dataclass
@@ -45,8 +46,9 @@ def read_users(db: Database, site: str, persons: Iterable[str]) -> SiteUsers:
         if site == "naive":
             ids = {name: pk for pk, name in users.items()}
             for person in persons:
-                names = {f"wx_{unionid_for(person)}",
-                         *(f"wx_{openid_for(app_id(site, kind), person)}" for kind in KINDS)}
+                names = {*(user_name(site, kind, person) for kind in KINDS),
+                         *(f"wx_{openid_of(site, kind, person)}" for kind in KINDS
+                           if kind != "wecom")}
                 out.by_person[person] = {ids[name] for name in names if name in ids}
             return out
         accounts = db.query(conn, "SELECT app_id, openid, user_id FROM wechat_oauth_wechataccount")

@@ -13,7 +13,8 @@ code for ``/sns/jscode2session``, whose every success rotates the user's ``sessi
 (``session_key_of``).
 
 WeCom (企业微信) corps are added with ``add_corp(corp_id, agent_id, secret=None)``, one agent at
-a time: ``/cgi-bin/gettoken``, ``/cgi-bin/auth/getuserinfo`` (codes of ``issue_wecom_code``),
+a time, or given at construction (``corps=[FakeAgent(corp_id, agent_id, secret)]``):
+``/cgi-bin/gettoken``, ``/cgi-bin/auth/getuserinfo`` (codes of ``issue_wecom_code``),
 ``/cgi-bin/auth/getuserdetail``, the authorize page with an ``agentid`` and the SSO login page
 (``wecom_sso_url``); see :mod:`.wecom`.
 
@@ -46,6 +47,7 @@ if TYPE_CHECKING:
     from wechat_oauth.testing.state import Fault as Fault
     from wechat_oauth.testing.state import WeChatError as WeChatError
     from wechat_oauth.testing.wecom import DEFAULT_WECOM_USERID as DEFAULT_WECOM_USERID
+    from wechat_oauth.testing.wecom import FakeAgent as FakeAgent
     from wechat_oauth.testing.wecom import external_userid_for as external_userid_for
     from wechat_oauth.testing.wecom import wecom_openid_for as wecom_openid_for
 
@@ -67,6 +69,7 @@ _EXPORTS = {
     "FakeWeChatControlError": "remote",
     "FakeWeChatProcess": "process",
     "DEFAULT_WECOM_USERID": "wecom",
+    "FakeAgent": "wecom",
     "external_userid_for": "wecom",
     "wecom_openid_for": "wecom",
 }
@@ -76,6 +79,7 @@ __all__ = [
     "DEFAULT_OPENID",
     "DEFAULT_PERSON",
     "DEFAULT_WECOM_USERID",
+    "FakeAgent",
     "FakeApp",
     "FakeState",
     "FakeWeChat",

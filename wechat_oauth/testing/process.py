@@ -19,6 +19,7 @@ from wechat_oauth.testing.apps import FakeApp
 from wechat_oauth.testing.base import ServeOptions
 from wechat_oauth.testing.remote import RemoteFakeWeChat
 from wechat_oauth.testing.state import DEFAULT_APP_ID
+from wechat_oauth.testing.wecom import FakeAgent
 
 READY_PREFIX = "READY "
 
@@ -60,16 +61,18 @@ class FakeWeChatProcess(RemoteFakeWeChat):
         app_secret: str | None = None,
         *,
         apps: Iterable[FakeApp] = (),
+        corps: Iterable[FakeAgent] = (),
         python: str | None = None,
         startup_timeout: float = 15.0,
         timeout: float = 10.0,
         **options: Any,
     ) -> None:
-        """``apps``: more apps than the default one, added over the control API on every
-        :meth:`start`; ``options``: the fields of :class:`~.base.ServeOptions` (host, port,
-        latency, ...)."""
+        """``apps``: more apps than the default one and ``corps``: WeCom agents, both added over
+        the control API on every :meth:`start`; ``options``: the fields of
+        :class:`~.base.ServeOptions` (host, port, latency, ...)."""
         self.options = ServeOptions(**options)
         self.apps = tuple(apps)
+        self.corps = tuple(corps)
         super().__init__(
             app_id=app_id, app_secret=app_secret or secrets.token_hex(16), timeout=timeout
         )
@@ -133,6 +136,8 @@ class FakeWeChatProcess(RemoteFakeWeChat):
         try:
             for app in self.apps:
                 self.add_app(app.app_id, app.app_secret, unionid=app.unionid)
+            for agent in self.corps:
+                self.add_corp(agent.corp_id, agent.agent_id, agent.secret)
         except BaseException:
             self.stop()
             raise

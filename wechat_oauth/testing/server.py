@@ -22,6 +22,7 @@ from wechat_oauth.testing.state import (
     JsCodeRequest,
     WeComCodeRequest,
 )
+from wechat_oauth.testing.wecom import FakeAgent
 
 WSGIApp = Any
 
@@ -107,17 +108,20 @@ class FakeWeChat(FakeWeChatBase):
         app_secret: str | None = None,
         *,
         apps: Iterable[FakeApp] = (),
+        corps: Iterable[FakeAgent] = (),
         access_token_ttl: int = ACCESS_TOKEN_TTL,
         refresh_token_ttl: float = REFRESH_TOKEN_TTL,
         **options: Any,
     ) -> None:
-        """``apps``: more apps than the default one (see :meth:`add_app`); ``options``: the
-        fields of :class:`~.base.ServeOptions` (host, port, latency, ...)."""
+        """``apps``: more apps than the default one (see :meth:`add_app`); ``corps``: WeCom
+        agents (see :meth:`add_corp`); ``options``: the fields of
+        :class:`~.base.ServeOptions` (host, port, latency, ...)."""
         served = ServeOptions(**options)
         self.state = FakeState(
             app_id,
             app_secret,
             apps=apps,
+            corps=corps,
             code_ttl=served.code_ttl,
             access_token_ttl=access_token_ttl,
             refresh_token_ttl=refresh_token_ttl,

@@ -314,8 +314,9 @@ class FakeState(CodeIssuer):
     """Apps, codes, tokens, faults, latency and call counters of one fake WeChat.
 
     ``app_id``/``app_secret`` are the default app's (bound to the Open Platform account);
-    ``apps`` more apps, as :meth:`add_app` would add them. A code and its tokens belong to the
-    app they were issued for.
+    ``apps`` more apps, as :meth:`add_app` would add them; ``corps`` WeCom agents, as
+    :meth:`add_corp` would add them. A code and its tokens belong to the app (the agent) they
+    were issued for.
     """
 
     def __init__(
@@ -324,6 +325,7 @@ class FakeState(CodeIssuer):
         app_secret: str | None = None,
         *,
         apps: Iterable[FakeApp] = (),
+        corps: Iterable[FakeAgent] = (),
         code_ttl: float = 300.0,
         login_code_ttl: float = 600.0,
         access_token_ttl: int = ACCESS_TOKEN_TTL,
@@ -344,6 +346,8 @@ class FakeState(CodeIssuer):
         self._clock = clock
         self._lock = threading.Lock()
         self._wecom = WeComState(self._now)
+        for agent in corps:
+            self.add_corp(agent.corp_id, agent.agent_id, agent.secret)
         self._clear()
 
     def _clear(self) -> None:

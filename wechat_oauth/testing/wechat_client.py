@@ -3,7 +3,9 @@
 WeChat's client sends the callback, aborts it ~20 ms later, and sends it again with extra
 ``uin``, ``key`` and ``pass_ticket`` parameters (see the README's first section):
 :func:`send_and_abort` is the aborted request (:func:`send_unread` sends it and leaves it open),
-:func:`resend_params` the re-send's additions.
+:func:`resend_params` the re-send's additions. Both also send a POST with a body (``method``,
+``body``, ``content_type``): a Mini Program's ``wx.request`` whose task is aborted, or whose
+answer is lost, before it retries.
 """
 
 from __future__ import annotations
@@ -36,24 +38,29 @@ def resend_params() -> str:
 
 
 def send_unread(url: str, cookies: Iterable[Any] = (), *, user_agent: str = WECHAT_USER_AGENT,
-                timeout: float = 20.0) -> socket.socket:
-    """GET ``url`` over a raw socket and return the socket, the answer unread (the caller closes it).
+                timeout: float = 20.0, method: str = "GET", body: bytes = b"",
+                content_type: str = "application/json") -> socket.socket:
+    """Send ``method`` ``url`` over a raw socket and return the socket, the answer unread (the
+    caller closes it).
 
     ``cookies`` are objects with ``name`` and ``value`` (a requests cookie jar); an empty
-    ``user_agent`` sends no User-Agent header.
+    ``user_agent`` sends no User-Agent header. A ``body`` (or any method but GET and HEAD) is
+    sent whole, with its Content-Length and ``content_type``.
     """
     parts = urlsplit(url)
     target = parts.path + (f"?{parts.query}" if parts.query else "")
-    head = [f"GET {target} HTTP/1.1", f"Host: {parts.netloc}"]
+    head = [f"{method} {target} HTTP/1.1", f"Host: {parts.netloc}"]
     if user_agent:
         head.append(f"User-Agent: {user_agent}")
     head.append("Connection: close")
     cookie = "; ".join(f"{c.name}={c.value}" for c in cookies)
     if cookie:
         head.append(f"Cookie: {cookie}")
+    if body or method not in ("GET", "HEAD"):
+        head += [f"Content-Type: {content_type}", f"Content-Length: {len(body)}"]
     sock = socket.create_connection((parts.hostname, parts.port or 80), timeout=timeout)
     try:
-        sock.sendall(("\r\n".join(head) + "\r\n\r\n").encode("ascii"))
+        sock.sendall(("\r\n".join(head) + "\r\n\r\n").encode("ascii") + body)
     except BaseException:
         sock.close()
         raise
@@ -61,14 +68,18 @@ def send_unread(url: str, cookies: Iterable[Any] = (), *, user_agent: str = WECH
 
 
 def send_and_abort(url: str, cookies: Iterable[Any] = (), *, abort_after: float = 0.005,
-                   user_agent: str = WECHAT_USER_AGENT, timeout: float = 20.0) -> None:
-    """GET ``url`` over a raw socket and hang up ``abort_after`` seconds later, unread.
+                   user_agent: str = WECHAT_USER_AGENT, timeout: float = 20.0,
+                   method: str = "GET", body: bytes = b"",
+                   content_type: str = "application/json") -> None:
+    """Send ``method`` ``url`` over a raw socket and hang up ``abort_after`` seconds later,
+    unread.
 
     The server still handles the request (it learns of the hang-up only when it answers),
-    just as with WeChat's aborted first callback. ``cookies`` and ``user_agent`` as for
-    :func:`send_unread`.
+    just as with WeChat's aborted first callback. ``cookies``, ``user_agent``, ``method``,
+    ``body`` and ``content_type`` as for :func:`send_unread`.
     """
-    sock = send_unread(url, cookies, user_agent=user_agent, timeout=timeout)
+    sock = send_unread(url, cookies, user_agent=user_agent, timeout=timeout, method=method,
+                       body=body, content_type=content_type)
     try:
         time.sleep(abort_after)
     finally:

@@ -1,6 +1,8 @@
 """The guarded site: this app as its README installs it, on the run's database, with the Redis
-front, and two apps: the Official Account "mp" (DEFAULT_APP: ``wechat/login/``) and the
-website app "web" (KIND "open", QR login: ``wechat/web/login/``)."""
+front, and four apps: the Official Account "mp" (DEFAULT_APP: ``wechat/login/``), the
+website app "web" (KIND "open", QR login: ``wechat/web/login/``), the Mini Program "mini"
+(KIND "miniprogram": ``wechat/mini/session/``) and the WeCom app "corp" (KIND "wecom":
+``wechat/corp/login/``)."""
 
 import os
 
@@ -9,10 +11,15 @@ from bench.storm.server_settings import (
     FAKE_URL,
     INSTALLED_APPS,
     MIDDLEWARE,
+    MINI_APP_ID,
+    MINI_APP_SECRET,
     MP_APP_ID,
     MP_APP_SECRET,
     WEB_APP_ID,
     WEB_APP_SECRET,
+    WECOM_AGENT_ID,
+    WECOM_CORP_ID,
+    WECOM_SECRET,
 )
 
 ROOT_URLCONF = "bench.storm.guarded.urls"
@@ -39,12 +46,18 @@ WECHAT_OAUTH = {
     "APPS": {
         "mp": {"KIND": "mp", "APP_ID": MP_APP_ID, "APP_SECRET": MP_APP_SECRET},
         "web": {"KIND": "open", "APP_ID": WEB_APP_ID, "APP_SECRET": WEB_APP_SECRET},
+        "mini": {"KIND": "miniprogram", "APP_ID": MINI_APP_ID, "APP_SECRET": MINI_APP_SECRET},
+        "corp": {"KIND": "wecom", "CORP_ID": WECOM_CORP_ID, "AGENT_ID": WECOM_AGENT_ID,
+                 "SECRET": WECOM_SECRET, "SCOPE": "snsapi_base"},
     },
     "DEFAULT_APP": "mp",
     "API_BASE_URL": FAKE_URL,
     "AUTHORIZE_URL": f"{FAKE_URL}/connect/oauth2/authorize",
     "QRCONNECT_URL": f"{FAKE_URL}/connect/qrconnect",
+    "WECOM_API_BASE_URL": FAKE_URL,
+    "WECOM_SSO_URL": f"{FAKE_URL}/wwlogin/sso/login",
     "CACHE_ALIAS": "wechat" if _redis else None,
     # Everything else at its default: snsapi_base (mp), snsapi_login (web), TIMEOUT
-    # (3.05, 5.0), DEDUPE_WINDOW 60 s, one user per unionid across the apps.
+    # (3.05, 5.0), DEDUPE_WINDOW 60 s, one user per unionid across the apps, the WeCom app
+    # token shared through the database (and the cache).
 }

@@ -1,13 +1,19 @@
 """The naive baseline site: a WeChat login as tutorials write it (see views.py), with the same
-two apps as the guarded site (an Official Account and a website app's QR login)."""
+four apps as the guarded site (an Official Account, a website app's QR login, a Mini Program
+and a WeCom app)."""
 
 from bench.storm.server_settings import *  # noqa: F403
 from bench.storm.server_settings import (
     FAKE_URL,
+    MINI_APP_ID,
+    MINI_APP_SECRET,
     MP_APP_ID,
     MP_APP_SECRET,
     WEB_APP_ID,
     WEB_APP_SECRET,
+    WECOM_AGENT_ID,
+    WECOM_CORP_ID,
+    WECOM_SECRET,
 )
 
 ROOT_URLCONF = "bench.storm.naive.urls"
@@ -19,5 +25,9 @@ NAIVE_WECHAT = {
                "PAGE_URL": f"{FAKE_URL}/connect/oauth2/authorize", "CALLBACK": "/wechat/callback/"},
         "web": {"APP_ID": WEB_APP_ID, "APP_SECRET": WEB_APP_SECRET, "SCOPE": "snsapi_login",
                 "PAGE_URL": f"{FAKE_URL}/connect/qrconnect", "CALLBACK": "/wechat/web/callback/"},
+        "mini": {"APP_ID": MINI_APP_ID, "APP_SECRET": MINI_APP_SECRET},
+        "corp": {"APP_ID": WECOM_CORP_ID, "APP_SECRET": WECOM_SECRET, "AGENT_ID": WECOM_AGENT_ID,
+                 "SCOPE": "snsapi_base", "PAGE_URL": f"{FAKE_URL}/connect/oauth2/authorize",
+                 "SSO_URL": f"{FAKE_URL}/wwlogin/sso/login", "CALLBACK": "/wechat/corp/callback/"},
     },
 }
