@@ -23,7 +23,12 @@ SERVICE_MARKERS = {
 #: Test modules of a drop-in, and the app their site's settings install: they run under that
 #: site's settings only (tox's social/allauth envs, ``pytest --ds ...``), and are not collected
 #: otherwise (not skipped: nothing is missing, they belong to another site).
-SITE_MODULES = {"test_contrib_social.py": "social_django", "test_storm_social.py": "social_django"}
+SITE_MODULES = {
+    "test_contrib_social.py": "social_django",
+    "test_storm_social.py": "social_django",
+    "test_contrib_allauth.py": "wechat_oauth.contrib.allauth",
+    "test_contrib_allauth_sites.py": "wechat_oauth.contrib.allauth",
+}
 
 
 def pytest_ignore_collect(collection_path: Any, config: pytest.Config) -> bool | None:

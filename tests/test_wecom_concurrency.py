@@ -137,7 +137,7 @@ def test_with_a_cache_a_stale_token_is_dropped_only_if_it_is_still_stored(corp, 
     assert gettoken_calls(corp) == 2
 
 
-def test_exchange_once_on_a_stale_token_releases_the_claim_and_succeeds(corp, alias):
+def test_exchange_once_on_a_stale_token_takes_a_new_one_and_spends_the_code(corp, alias):
     client = get_client("corp")
     client.access_token()
     corp.invalidate_wecom_token(CORP_ID, AGENT_ID)
@@ -147,12 +147,12 @@ def test_exchange_once_on_a_stale_token_releases_the_claim_and_succeeds(corp, al
 
     assert exchange.token.openid == "zheng" and not exchange.duplicate
     assert corp.exchange_calls(code) == 2  # refused for the token, then spent
+    assert gettoken_calls(corp) == 2
     assert OAuthCodeUse.objects.using(alias).get().status == "exchanged"
 
 
 @pytest.mark.redis
-def test_through_the_cache_front_a_stale_token_releases_the_claim_and_duplicates_share_one(
-        corp, front):
+def test_through_the_cache_front_duplicates_on_a_stale_token_share_one_exchange(corp, front):
     client = get_client("corp")
     client.access_token()
     corp.invalidate_wecom_token(CORP_ID, AGENT_ID)
@@ -162,4 +162,5 @@ def test_through_the_cache_front_a_stale_token_releases_the_claim_and_duplicates
 
     assert results == [("ok", "feng")] * 6
     assert gettoken_calls(corp) == 2
+    assert corp.exchange_calls(code) == 2  # the holder, refused once, then again: no release
     assert OAuthCodeUse.objects.get().status == "exchanged"

@@ -43,6 +43,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from django.apps import apps as django_apps
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Info, Tags, Warning, register
 from django.db import connections, router
@@ -65,15 +66,19 @@ MUST_COME_BEFORE = (
 
 #: Where the drop-ins live: a site whose logins all go through one needs no app of its own.
 DROP_IN_BACKENDS = ("wechat_oauth.contrib.social.",)
+#: The drop-ins that are installed apps (django-allauth's: its providers replace allauth's).
+DROP_IN_APPS = ("wechat_oauth.contrib.allauth",)
 
 
 def drop_in_only() -> bool:
-    """Whether the site logs in only through a drop-in (e.g. python-social-auth's backends in
-    AUTHENTICATION_BACKENDS) and configures no app of its own: then APP_ID, WeChatBackend and
-    this app's URLs are not needed (E001, E004 and E008 stay silent)."""
+    """Whether the site logs in only through a drop-in (python-social-auth's backends in
+    AUTHENTICATION_BACKENDS, django-allauth's providers in INSTALLED_APPS) and configures no app
+    of its own: then APP_ID, WeChatBackend and this app's URLs are not needed (E001, E004 and
+    E008 stay silent)."""
     if app_settings.APPS or app_settings.APP_ID:
         return False
-    return any(str(path).startswith(DROP_IN_BACKENDS) for path in settings.AUTHENTICATION_BACKENDS)
+    return (any(str(path).startswith(DROP_IN_BACKENDS) for path in settings.AUTHENTICATION_BACKENDS)
+            or any(django_apps.is_installed(name) for name in DROP_IN_APPS))
 
 
 @register(Tags.security)

@@ -126,9 +126,9 @@ class AccessTokenInvalid(UpstreamError):
 
 class AppTokenRejected(AccessTokenInvalid):
     """WeCom refused the app's access token (40014 invalid, 42001 expired) with which a code was
-    to be exchanged. WeCom checks the token before it reads the code, so the code is untouched:
-    the claim is released, the stale token dropped and the exchange tried once more with a new
-    token (see :mod:`wechat_oauth.wecom_token`)."""
+    to be exchanged, and a fresh token too. WeCom checks the token before it reads the code, so
+    the code is untouched: the claim on it is released, nothing stored (see
+    :meth:`wechat_oauth.wecom.WeComClient.exchange_code`)."""
 
     key = "app_token"
     default_message = "WeCom refused the app's access token"

@@ -32,7 +32,7 @@ from .adapter import get_adapter
 from .backends import BACKEND_PATH
 from .binding import Binding, binding_token, check_binding, commitment, fingerprint, set_binding_cookie
 from .budget import CodeBudget
-from .client import get_client
+from .client import WeChatClient, get_client
 from .conf import app_settings
 from .exceptions import (
     BadCallback,
@@ -136,14 +136,16 @@ def login_state(request: HttpRequest, *, target: str, app: WeChatApp, attempt: i
 
 
 def authorize_redirect(request: HttpRequest, *, target: str, redirect_uri: str,
-                       attempt: int = 0, app: WeChatApp | None = None) -> HttpResponseRedirect:
+                       attempt: int = 0, app: WeChatApp | None = None,
+                       client: WeChatClient | None = None) -> HttpResponseRedirect:
     """Send the browser to WeChat to log in through ``app`` (default: DEFAULT_APP), coming back
     to ``redirect_uri`` for ``target``: the authorize page of an Official Account, the
     qrconnect page of a website app; for a WeCom app the in-app authorisation inside WeCom's
-    browser (``wxwork`` in its User-Agent) and the SSO QR login anywhere else."""
+    browser (``wxwork`` in its User-Agent) and the SSO QR login anywhere else. ``client``:
+    the app's client when it is not a configured app's (a drop-in's)."""
     app = app or get_app()
     state, token = login_state(request, target=target, app=app, attempt=attempt)
-    client = get_client(app)
+    client = client or get_client(app)
     if isinstance(client, WeComClient):  # inside WeCom: in-app authorisation; else SSO QR
         url = client.login_url(redirect_uri, state.value,
                                user_agent=request.headers.get("User-Agent", ""))

@@ -65,6 +65,7 @@ __all__ = [
     "STATE_LENGTH",
     "LoginState",
     "issue_state",
+    "leads_into_a_callback",
     "safe_next_url",
     "verify_state",
 ]
@@ -395,14 +396,21 @@ def _leads_into_a_callback(candidate: str) -> bool:
     """Whether ``candidate``, in any of its percent-decodings, points at the callback view or
     carries ``code``/``state``: such a ``next`` would complete a login after this one, and a
     login-CSRF link disguised as an ordinary login link of the site is exactly that."""
-    callback = _callback_path().rstrip("/")
+    return leads_into_a_callback(candidate, [_callback_path()])
+
+
+def leads_into_a_callback(candidate: str, callback_paths: Iterable[str]) -> bool:
+    """Whether ``candidate``, in any of its percent-decodings, points at one of
+    ``callback_paths`` or carries ``code``/``state`` (see :func:`safe_next_url`; a drop-in's
+    login start drops such a ``next`` for its own callbacks)."""
+    callbacks = {path.rstrip("/") for path in callback_paths} - {""}
     for form in _decodings(candidate) or [candidate]:
         try:
             parts = urlsplit(form)
         except ValueError:
             return True
         names = {name for name, _ in parse_qsl(parts.query, keep_blank_values=True)}
-        if names & CALLBACK_PARAMETERS or (callback and parts.path.rstrip("/") == callback):
+        if names & CALLBACK_PARAMETERS or parts.path.rstrip("/") in callbacks:
             return True
     return False
 

@@ -9,10 +9,12 @@ Two ways in, one callback:
 
 Either sends the browser back with a ``code`` that is single use (a reused one gets 40029) and
 expires in 5 minutes; ``cgi-bin/auth/getuserinfo?access_token=APP_TOKEN&code=`` spends it. The
-app token comes from :mod:`.wecom_token` (single-flight); a token WeCom refuses there (40014,
-42001) raises :class:`~wechat_oauth.exceptions.AppTokenRejected`, which releases the claim on
-the code (WeCom read the token, not the code) so that :func:`~wechat_oauth.guard.exchange_once`
-tries once more with a new token. Under ``snsapi_privateinfo`` a member's ``user_ticket``
+app token comes from :mod:`.wecom_token` (single-flight). WeCom checks the token before it
+reads the code, so a token it refuses as stale (40014, 42001) leaves the code untouched: the
+holder of the code's claim drops that token (compare-and-delete), takes a new one and asks
+once more, still holding the claim. A second refusal raises
+:class:`~wechat_oauth.exceptions.AppTokenRejected`, which releases the claim (nothing is
+stored for the code). Under ``snsapi_privateinfo`` a member's ``user_ticket``
 fetches their details (``auth/getuserdetail``) as part of the same guarded exchange, so every
 duplicate gets them too; the ticket itself is neither stored nor returned.
 """
@@ -128,17 +130,28 @@ class WeComClient(WeChatClient):
         """The app's access token (single-flight across processes, see :mod:`.wecom_token`)."""
         return self.tokens.get()
 
-    def exchange_code(self, code: str, *, access_token: str | None = None) -> TokenResult:
+    def exchange_code(self, code: str, *, access_token: str | None = None,
+                      retry_stale: bool = False) -> TokenResult:
         """Spend ``code`` (``auth/getuserinfo``) and, under ``snsapi_privateinfo``, fetch the
-        member's details with its ``user_ticket``. A token WeCom refuses raises
-        :class:`AppTokenRejected` (the code is untouched)."""
+        member's details with its ``user_ticket``.
+
+        A token WeCom refuses (40014, 42001) raises :class:`AppTokenRejected`: WeCom checks
+        the token before it reads the code, so the code is untouched. With ``retry_stale``
+        the stale token is first dropped (compare-and-delete), a new one taken (single-flight)
+        and the code asked for once more.
+        """
         token = access_token or self.access_token()
-        now = utc_now()
         try:
-            info = self._call(GETUSERINFO_PATH, [("access_token", token), ("code", code)])
-        except AccessTokenInvalid as refused:
-            raise AppTokenRejected(errcode=refused.errcode, errmsg=refused.errmsg,
-                                   request_id=refused.request_id) from None
+            info = self._getuserinfo(token, code)
+        except AppTokenRejected:
+            if not retry_stale:
+                raise
+            logger.info("WeCom refused the app token of %s as stale: a new one, and again",
+                        self.app_id)
+            self.tokens.drop(token)
+            token = self.access_token()
+            info = self._getuserinfo(token, code)
+        now = utc_now()
         if not info.get("userid") and not info.get("openid"):
             raise _unexpected("no userid or openid")
         scope = self.app.scope if self.app is not None else "snsapi_base"
@@ -147,6 +160,13 @@ class WeComClient(WeChatClient):
         if ticket and scope == "snsapi_privateinfo":
             detail = self._details(token, ticket, userid=as_text(info.get("userid")))
         return wecom_result(info, detail, scope=scope, now=now)
+
+    def _getuserinfo(self, token: str, code: str) -> dict[str, Any]:
+        try:
+            return self._call(GETUSERINFO_PATH, [("access_token", token), ("code", code)])
+        except AccessTokenInvalid as refused:
+            raise AppTokenRejected(errcode=refused.errcode, errmsg=refused.errmsg,
+                                   request_id=refused.request_id) from None
 
     def getuserdetail(self, user_ticket: str, *, access_token: str | None = None
                       ) -> dict[str, Any]:

@@ -244,6 +244,11 @@ class AppTokens:
         self._memory = token
         return token.value
 
+    def peek(self) -> str | None:
+        """The token this process holds in memory, if it is still usable (no I/O)."""
+        memory = self._memory
+        return memory.value if memory is not None and memory.usable(utc_now()) else None
+
     def drop(self, stale: str) -> None:
         """WeCom refused ``stale``: forget it here, and in the store if it is still there."""
         memory = self._memory

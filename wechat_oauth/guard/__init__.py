@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from ..client import WeChatClient, get_client
 from ..conf import app_settings
-from ..exceptions import AppTokenRejected, InvalidCode, WeChatOAuthError
+from ..exceptions import InvalidCode, WeChatOAuthError
 from ..hashing import code_hash, state_hash
 from ..outcome import StoredOutcome
 from ..results import PROFILE_SCOPES, TokenResult
@@ -114,22 +114,15 @@ def _guarded(call: Callable[[], TokenResult], claim: Claim, using: str | None) -
 
 
 def _exchange_wecom(client: WeComClient, code: str, claim: Claim, using: str | None) -> Exchange:
-    """A WeCom code, spent with the app's access token. The token is read before the claim
-    (its refresh must not run inside the claim's transaction). If WeCom refuses it as stale,
-    it refused before it read the code: the claim was released, the stale token is dropped
-    (compare-and-delete) and the exchange tried once more with a new one."""
-    for attempt in (1, 2):
-        app_token = client.access_token()
-        try:
-            return _guarded(partial(client.exchange_code, code, access_token=app_token),
-                            claim, using)
-        except AppTokenRejected:
-            client.tokens.drop(app_token)
-            if attempt == 2:
-                raise
-            logger.info("WeCom refused the app token of %s as stale: a new one, and again",
-                        client.app_id)
-    raise AssertionError("unreachable")
+    """A WeCom code, spent with the app's access token, read before the claim (a refresh then
+    runs outside the claim's transaction). Inside the claim the holder uses the token this
+    process holds by then (a thread before it may have replaced a stale one); a token WeCom
+    refuses as stale is replaced there and the code asked for once more (see
+    :meth:`WeComClient.exchange_code`), so duplicates waiting on the claim never see it
+    released for a stale token."""
+    fetched = client.access_token()
+    return _guarded(lambda: client.exchange_code(code, access_token=client.tokens.peek() or fetched,
+                                                 retry_stale=True), claim, using)
 
 
 def _exchange_through_front(front: CacheFront, call: Callable[[], TokenResult], claim: Claim,

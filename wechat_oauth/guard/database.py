@@ -37,7 +37,7 @@ Final (stored, and replayed to every duplicate without a new call):
 Not final: a failure that provably happened before the request left this host (DNS failure,
 connection refused, connect timeout: ``UpstreamUnavailable.request_sent`` is False). WeChat has
 not seen the code, so the claim is rolled back and the next duplicate may try. The same holds
-for a WeCom app token refused as stale (40014/42001, ``AppTokenRejected``): WeCom checks the
+for a WeCom app token refused twice (40014/42001, ``AppTokenRejected``): WeCom checks the
 token before it reads the code. Both are ``WeChatOAuthError.code_untouched``.
 
 Bounds
