@@ -28,6 +28,7 @@ SITE_MODULES = {
     "test_storm_social.py": "social_django",
     "test_contrib_allauth.py": "wechat_oauth.contrib.allauth",
     "test_contrib_allauth_sites.py": "wechat_oauth.contrib.allauth",
+    "test_storm_allauth.py": "wechat_oauth.contrib.allauth",
 }
 
 

@@ -11,6 +11,12 @@ storm's duplicate patterns (bench/storm/patterns.py) through them.
   ``weixinapp``; ``settings_dropin``, ``wechat_oauth.contrib.social``'s, with the unionid
   step). A login: the login page (``/login/``, it sets the CSRF cookie), a POST of its
   ``weixinapp`` form to ``social:begin``, WeChat's authorize page, ``social:complete``.
+* ``allauth``: django-allauth (tests/allauth_site: ``settings_stock``, allauth's Weixin
+  provider; ``settings_dropin``, ``wechat_oauth.contrib.allauth``'s, the same provider id
+  ``weixin``), an Official Account (the authorize page, ``snsapi_userinfo``) as its
+  ``SocialApp`` in settings. A login: allauth's login link ``/accounts/weixin/login/`` (its
+  confirmation page sets the CSRF cookie), the confirmation POSTed back to it, WeChat's
+  authorize page, ``/accounts/weixin/login/callback/``.
 """
 
 from __future__ import annotations
@@ -57,8 +63,8 @@ class LibrarySite:
     other_apps: tuple[tuple[str, str], ...]
     #: GET, ``{next}`` the URL-quoted next: the page a login starts on (it sets the CSRF cookie).
     login_page: str
-    #: POSTed with the CSRF token and ``next``: where the page's button sends the login; it
-    #: answers a redirect to WeChat's page.
+    #: POSTed with the CSRF token and ``next`` (``{next}`` as in ``login_page``): where the
+    #: page's button sends the login; it answers a redirect to WeChat's page.
     login_post: str
     #: The path of WeChat's callback on the site (the redirect_uri the login sends).
     callback_path: str
@@ -103,13 +109,13 @@ class LibrarySite:
         the form carries it): the answer, a redirect to WeChat's page. LoginFailed if the page
         fails or sets no CSRF cookie, or the login sends WeChat a redirect_uri off the site's
         callback path."""
-        page = browser.get(f"{base}{self.login_page.format(next=quote(next_url, safe=''))}",
-                           "login page")
+        quoted = quote(next_url, safe="")
+        page = browser.get(f"{base}{self.login_page.format(next=quoted)}", "login page")
         token = browser.session.cookies.get("csrftoken")
         if page.status != 200 or not token:
             raise LoginFailed(f"login page answered {page.status or page.error} "
                               f"{'' if token else '(no CSRF cookie)'} {page.body}".strip())
-        hit = browser.post_form(f"{base}{self.login_post}",
+        hit = browser.post_form(f"{base}{self.login_post.format(next=quoted)}",
                                 {"csrfmiddlewaretoken": token, "next": next_url}, "login start")
         redirect_uri = dict(parse_qsl(urlsplit(hit.location).query)).get("redirect_uri", "")
         if hit.status == 302 and urlsplit(redirect_uri).path != self.callback_path:
@@ -171,4 +177,30 @@ SOCIAL = LibrarySite(
     who=lambda answer: _accounts(answer, lambda account: (account["provider"], account["uid"])),
 )
 
-LIBRARIES: dict[str, LibrarySite] = {site.name: site for site in (SOCIAL,)}
+#: The allauth site's Official Account (ALLAUTH_SITE_APPS: its SocialApp, provider weixin).
+ALLAUTH_APP = ("wxallauthmp0000001", "allauth-site-mp-secret-0123456789")
+
+
+def _allauth_environment(fake_url: str, database: dict[str, Any]) -> dict[str, str]:
+    return {"ALLAUTH_SITE_FAKE_WECHAT": fake_url, "ALLAUTH_SITE_DATABASE": json.dumps(database),
+            "ALLAUTH_SITE_APPS": json.dumps({"weixin": {"client_id": ALLAUTH_APP[0],
+                                                        "secret": ALLAUTH_APP[1]}})}
+
+
+#: tests/allauth_site (its settings.py reads the environment above).
+ALLAUTH = LibrarySite(
+    name="allauth", label="django-allauth, provider weixin (an Official Account)",
+    requires=("allauth", "wechat_oauth.contrib.allauth", "tests.allauth_site"),
+    settings={"stock": "tests.allauth_site.settings_stock",
+              "dropin": "tests.allauth_site.settings_dropin"},
+    wsgi="tests.allauth_site.wsgi:application", kind="mp", provider="weixin",
+    app_id=ALLAUTH_APP[0], app_secret=ALLAUTH_APP[1], other_apps=(),
+    login_page="/accounts/weixin/login/?next={next}",
+    login_post="/accounts/weixin/login/?next={next}",
+    callback_path="/accounts/weixin/login/callback/",
+    accounts_table="socialaccount_socialaccount",
+    environment=_allauth_environment,
+    who=lambda answer: _accounts(answer, lambda account: (account[0], account[1])),
+)
+
+LIBRARIES: dict[str, LibrarySite] = {site.name: site for site in (SOCIAL, ALLAUTH)}

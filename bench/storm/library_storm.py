@@ -243,10 +243,15 @@ def run_database(args: argparse.Namespace, db: Database, facts: dict[str, Any],
     section["targets"] = [target for part in ran for target in part.get("targets", [])]
     section["all_targets_met"] = bool(ran) and all(part.get("all_targets_met") is True
                                                    for part in ran)
-    measured = {name: part["patterns"] for name, part in section["libraries"].items()
-                if "patterns" in part}
-    section["table"] = report.table(measured, None, sites=CELLS,
-                                                      columns=COLUMNS).splitlines() if measured else []
+    measured = {name: part for name, part in section["libraries"].items() if "patterns" in part}
+    section["table"] = [
+        *report.table({name: part["patterns"] for name, part in measured.items()}, None,
+                      sites=CELLS, columns=COLUMNS).splitlines(),
+        *(f"{name}: users no account points to, drop-in/stock: "
+          f"{'/'.join(str(part['users'][mode]['users_without_account']) for mode in CELLS)}; "
+          f"tracebacks in the servers' logs: "
+          f"{'/'.join(str(part['server_log_findings'][mode]['tracebacks']) for mode in CELLS)}"
+          for name, part in measured.items())] if measured else []
     section["table_cells"] = "/".join(MODE_LABELS[mode] for mode in CELLS)
     return section
 
