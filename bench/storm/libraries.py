@@ -45,12 +45,12 @@ class LibrarySite:
 
     name: str
     label: str
-    #: Modules the site needs (the library, its test site): missing, the library is skipped.
+    #: The site's package: ``settings_stock`` and ``settings_dropin`` (DJANGO_SETTINGS_MODULE of
+    #: each mode) and ``wsgi`` (the application gunicorn serves) in it.
+    package: str
+    #: Modules the site needs besides its package (the library, our drop-in): missing, the
+    #: library is skipped.
     requires: tuple[str, ...]
-    #: DJANGO_SETTINGS_MODULE of each mode (stock, dropin).
-    settings: dict[str, str]
-    #: The WSGI application gunicorn serves (module:attribute).
-    wsgi: str
     #: The storm kind whose browser (User-Agent) and fake page the login goes through
     #: (bench/storm/apps.py: ``mp``, WeChat's browser and the authorize page).
     kind: str
@@ -75,6 +75,15 @@ class LibrarySite:
     #: Its /whoami/ answer -> who is logged in (:meth:`identity` of a person), None if nobody.
     who: Callable[[dict[str, Any]], str | None]
 
+    @property
+    def settings(self) -> dict[str, str]:
+        """DJANGO_SETTINGS_MODULE of each mode."""
+        return {mode: f"{self.package}.settings_{mode}" for mode in MODES}
+
+    @property
+    def wsgi(self) -> str:
+        return f"{self.package}.wsgi:application"
+
     def site(self, mode: str) -> str:
         """The storm's name of the site of ``mode`` (its database: wechat_oauth_storm_<site>)."""
         return f"{self.name}_{mode}"
@@ -88,7 +97,7 @@ class LibrarySite:
 
     def unavailable(self) -> str | None:
         """Why this library's sites cannot run here, or None."""
-        for module in self.requires:
+        for module in (*self.requires, self.package):
             try:
                 found = importlib.util.find_spec(module) is not None
             except ModuleNotFoundError:
@@ -161,13 +170,11 @@ def _social_environment(fake_url: str, database: dict[str, Any]) -> dict[str, st
 
 
 #: tests/social_site (its settings.py names the apps: SOCIAL_AUTH_WEIXINAPP_KEY / _SECRET, and
-#: the website app's SOCIAL_AUTH_WEIXIN_KEY / _SECRET; tests/test_storm_libraries.py checks).
+#: the website app's SOCIAL_AUTH_WEIXIN_KEY / _SECRET; tests/test_storm.py checks).
 SOCIAL = LibrarySite(
     name="social", label="python-social-auth (social-auth-app-django), backend weixinapp",
-    requires=("social_core", "social_django", "tests.social_site"),
-    settings={"stock": "tests.social_site.settings_stock",
-              "dropin": "tests.social_site.settings_dropin"},
-    wsgi="tests.social_site.wsgi:application", kind="mp", provider="weixinapp",
+    package="tests.social_site", requires=("social_core", "social_django"),
+    kind="mp", provider="weixinapp",
     app_id="wxsocialmp00000001", app_secret="social-site-mp-secret-0123456789ab",
     other_apps=(("wxsocialweb0000001", "social-site-web-secret-0123456789a"),),
     login_page="/login/?next={next}", login_post="/login/weixinapp/",
@@ -190,10 +197,8 @@ def _allauth_environment(fake_url: str, database: dict[str, Any]) -> dict[str, s
 #: tests/allauth_site (its settings.py reads the environment above).
 ALLAUTH = LibrarySite(
     name="allauth", label="django-allauth, provider weixin (an Official Account)",
-    requires=("allauth", "wechat_oauth.contrib.allauth", "tests.allauth_site"),
-    settings={"stock": "tests.allauth_site.settings_stock",
-              "dropin": "tests.allauth_site.settings_dropin"},
-    wsgi="tests.allauth_site.wsgi:application", kind="mp", provider="weixin",
+    package="tests.allauth_site", requires=("allauth", "wechat_oauth.contrib.allauth"),
+    kind="mp", provider="weixin",
     app_id=ALLAUTH_APP[0], app_secret=ALLAUTH_APP[1], other_apps=(),
     login_page="/accounts/weixin/login/?next={next}",
     login_post="/accounts/weixin/login/?next={next}",
