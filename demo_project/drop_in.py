@@ -51,7 +51,7 @@ class DropIn:
         return f"Log in through {self.library} (drop-in)"
 
     @property
-    def names(self) -> str:
+    def provider_label(self) -> str:
         """What it logs in through, as the library names it."""
         return f"{'provider' if self.name == 'allauth' else 'backend'} {self.provider}"
 

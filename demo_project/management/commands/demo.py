@@ -62,9 +62,10 @@ class Command(BaseCommand):
             problem = missing(wanted)
             if problem is not None:
                 raise CommandError(problem)
-            if os.environ.get(DROP_IN_ENV) == drop_in:  # already run again: not these settings
-                raise CommandError(f"{DROP_IN_ENV}={drop_in} is set, but the settings "
-                                   f"({settings.SETTINGS_MODULE}) are not the demo's.")
+            if os.environ.get(DROP_IN_ENV) == drop_in:  # run again already: never loop
+                raise CommandError(f"{DROP_IN_ENV}={drop_in} is set, but these settings "
+                                   f"({settings.SETTINGS_MODULE}) do not read it: --drop-in "
+                                   "needs the demo's (demo_project.settings).")
             self._run_again(wanted, addrport, origin)
         serve_fake_wechat_at(origin)
         call_command("migrate", verbosity=0, interactive=False)
