@@ -6,7 +6,10 @@ the command points the WECHAT_OAUTH URLs at the address it serves (see
 
 * ``WECHAT_OAUTH_DEMO_DB``: path of the SQLite file (default ``demo_project/db.sqlite3``);
 * ``WECHAT_OAUTH_DEMO_ORIGIN``: where the fake WeChat is reached (default
-  ``http://127.0.0.1:8000``); the demo command sets it from its addrport.
+  ``http://127.0.0.1:8000``); the demo command sets it from its addrport;
+* ``WECHAT_OAUTH_DEMO_DROP_IN``: ``allauth`` or ``social`` (``demo --drop-in`` sets it): the
+  site is also set up django-allauth's or python-social-auth's way, and logs in through this
+  app's drop-in for it too (see the end of this file, and :mod:`demo_project.drop_in`).
 
 Not for production: the secret key and the app secrets are public.
 """
@@ -14,6 +17,9 @@ Not for production: the secret key and the app secrets are public.
 import os
 from pathlib import Path
 
+from django.core.exceptions import ImproperlyConfigured
+
+from demo_project.drop_in import missing, requested
 from demo_project.fake import DEFAULT_ORIGIN, ORIGIN_ENV, fake_wechat_urls
 
 BASE_DIR = Path(__file__).resolve().parent
@@ -128,3 +134,50 @@ LOGGING = {
         "demo_project": {"handlers": ["console"], "level": "INFO", "propagate": False},
     },
 }
+
+# -- Drop-in mode: the site also set up a library's own way ------------------------------------
+# What a site on django-allauth or python-social-auth has, with this app's drop-in in place of
+# the library's WeChat login; the demo's Official Account (app "mp", on the same fake WeChat)
+# is the provider's app. The fake's URLs are not repeated here: both drop-ins take WeChat's
+# hosts from WECHAT_OAUTH, which point at the fake (and follow the demo command's address).
+try:
+    _DROP_IN = requested()
+except ValueError as error:
+    raise ImproperlyConfigured(str(error)) from None
+if _DROP_IN is not None and missing(_DROP_IN):
+    raise ImproperlyConfigured(missing(_DROP_IN))
+#: "allauth", "social", or "" (the plain demo).
+DEMO_DROP_IN = _DROP_IN.name if _DROP_IN is not None else ""
+_MP = WECHAT_OAUTH["APPS"]["mp"]
+
+if DEMO_DROP_IN == "allauth":
+    INSTALLED_APPS += [
+        "django.contrib.sites",
+        "allauth",
+        "allauth.account",
+        "allauth.socialaccount",
+        # "allauth.socialaccount.providers.weixin",  # replaced by the drop-in ("wechat_oauth"
+        "wechat_oauth.contrib.allauth",              # is in INSTALLED_APPS already)
+    ]
+    MIDDLEWARE += ["allauth.account.middleware.AccountMiddleware"]
+    AUTHENTICATION_BACKENDS += ["allauth.account.auth_backends.AuthenticationBackend"]
+    SITE_ID = 1
+    # Provider weixin: the Official Account (its scope makes it one), its SocialApp in the
+    # settings instead of a row made in the admin. URLs: accounts/ (demo_project/urls.py).
+    SOCIALACCOUNT_PROVIDERS = {
+        "weixin": {
+            "SCOPE": [_MP["SCOPE"]],
+            "APPS": [{"client_id": _MP["APP_ID"], "secret": _MP["APP_SECRET"]}],
+        },
+    }
+elif DEMO_DROP_IN == "social":
+    INSTALLED_APPS += ["social_django"]
+    MIDDLEWARE += ["social_django.middleware.SocialAuthExceptionMiddleware"]
+    # Was social_core.backends.weixin.WeixinOAuth2APP (backend weixinapp, inside WeChat).
+    AUTHENTICATION_BACKENDS += ["wechat_oauth.contrib.social.backends.WeixinOAuth2APP"]
+    # URLs: social/ (demo_project/urls.py): social:begin, social:complete.
+    SOCIAL_AUTH_URL_NAMESPACE = "social"
+    SOCIAL_AUTH_WEIXINAPP_KEY = _MP["APP_ID"]
+    SOCIAL_AUTH_WEIXINAPP_SECRET = _MP["APP_SECRET"]
+    SOCIAL_AUTH_WEIXINAPP_SCOPE = [_MP["SCOPE"]]
+    SOCIAL_AUTH_LOGIN_ERROR_URL = "/"

@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 
@@ -15,3 +16,9 @@ urlpatterns = [
     path("wechat/", include("wechat_oauth.urls")),
     path("admin/", admin.site.urls),
 ]
+
+# Drop-in mode (demo_project/drop_in.py): the library's URLs, as its documentation mounts them.
+if getattr(settings, "DEMO_DROP_IN", "") == "allauth":
+    urlpatterns.append(path("accounts/", include("allauth.urls")))
+elif getattr(settings, "DEMO_DROP_IN", "") == "social":
+    urlpatterns.append(path("social/", include("social_django.urls", namespace="social")))

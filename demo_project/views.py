@@ -1,5 +1,7 @@
 """The demo's pages: home, the QR panel, the Mini Program panel, logout, and the naive login and
-naive Mini Program session endpoint that show what the app prevents."""
+naive Mini Program session endpoint that show what the app prevents. In drop-in mode
+(demo_project/drop_in.py) home also has the library's login button and shows a login made
+through it."""
 
 from __future__ import annotations
 
@@ -10,7 +12,8 @@ from collections import Counter
 from dataclasses import replace
 from typing import Any
 
-from django.contrib.auth import login, logout
+from django.conf import settings
+from django.contrib.auth import BACKEND_SESSION_KEY, login, logout
 from django.db.models import Count, Q, QuerySet, Sum
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import redirect, render
@@ -20,6 +23,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
+from demo_project.drop_in import DROP_INS, DropIn
 from demo_project.fake import MOUNT, upstream_exchanges_by_code_hash
 from demo_project.models import NaiveAttempt
 from wechat_oauth.backends import BACKEND_PATH
@@ -42,6 +46,8 @@ NAIVE_STATE_KEY = "demo_naive_state"
 QR_APP = "web"
 #: The Mini Program whose front end the Mini Program page plays (demo_project/settings.py).
 MINI_APP = "mini"
+#: The app of the drop-in's provider or backend in drop-in mode (demo_project/settings.py).
+DROP_IN_APP = "mp"
 
 
 @require_GET
@@ -51,6 +57,7 @@ def home(request: HttpRequest) -> HttpResponse:
     exchanges = upstream_exchanges_by_code_hash()
     return render(request, "demo/home.html", {
         **_logged_in(request, app_names),
+        **_drop_in(request),
         **_guarded(app_names, exchanges),
         **_naive(exchanges),
     })
@@ -80,6 +87,39 @@ def _logged_in(request: HttpRequest, app_names: dict[str, str]) -> dict[str, Any
             "openid": identity.openid if identity else (current.openid if current else "")}
 
 
+def _drop_in(request: HttpRequest) -> dict[str, Any]:
+    """The drop-in mode (None: the plain demo), and the login made through its library, if the
+    user logged in that way: the session's backend and the user's accounts of the library."""
+    drop_in = DROP_INS.get(getattr(settings, "DEMO_DROP_IN", ""))
+    if drop_in is None or not request.user.is_authenticated:
+        return {"drop_in": drop_in, "drop_in_login": None}
+    backend = request.session.get(BACKEND_SESSION_KEY, "")
+    accounts = _library_accounts(drop_in, request.user) if backend == drop_in.session_backend else []
+    if not accounts:  # another login: the app's own views, a password
+        return {"drop_in": drop_in, "drop_in_login": None}
+    return {"drop_in": drop_in, "drop_in_login": {"backend": backend, "accounts": accounts,
+                                                  "openid": accounts[0]["uid"]}}
+
+
+def _library_accounts(drop_in: DropIn, user: Any) -> list[dict[str, str]]:
+    """The user's WeChat accounts in the library's own table (allauth's ``SocialAccount``,
+    social-auth's ``UserSocialAuth``), the most recent first."""
+    if drop_in.name == "allauth":
+        from allauth.socialaccount.models import SocialAccount
+
+        rows = [(account.provider, account.uid, account.extra_data)
+                for account in SocialAccount.objects.filter(
+                    user=user, provider__in=("weixin", "weixin_mp")).order_by("-last_login", "-pk")]
+        table = "allauth SocialAccount"
+    else:
+        rows = [(social.provider, social.uid, social.extra_data)
+                for social in user.social_auth.filter(provider__in=("weixinapp", "weixin"))
+                .order_by("-modified", "-pk")]
+        table = "social_django UserSocialAuth"
+    return [{"table": table, "provider": provider, "uid": uid,
+             "unionid": str((extra or {}).get("unionid") or "")} for provider, uid, extra in rows]
+
+
 def _code_stats(code_uses: QuerySet[OAuthCodeUse]) -> dict[str, int]:
     return code_uses.aggregate(
         codes=Count("pk"),
@@ -100,6 +140,12 @@ def _guarded(app_names: dict[str, str], exchanges: dict[str, int]) -> dict[str, 
     per_app = [{"app": app, "endpoint": app_url("session" if app.is_mini_program else "callback", app),
                 **_code_stats(code_uses.filter(app_id=app.app_id))}
                for app in configured_apps().values()]
+    drop_in = DROP_INS.get(getattr(settings, "DEMO_DROP_IN", ""))
+    if drop_in is not None:  # its provider's app is the Official Account: its codes arrive there too
+        name, args = drop_in.callback
+        for stats in per_app:
+            if stats["app"].name == DROP_IN_APP:
+                stats["endpoint"] += f", {reverse(name, args=args)}"
     total = {key: sum(stats[key] for stats in per_app)
              for key in ("codes", "logins", "failures", "duplicates")}
     return {"code_uses": recent, "guarded": total, "guarded_apps": per_app}

@@ -29,6 +29,10 @@ SITE_MODULES = {
     "test_contrib_allauth.py": "wechat_oauth.contrib.allauth",
     "test_contrib_allauth_sites.py": "wechat_oauth.contrib.allauth",
     "test_storm_allauth.py": "wechat_oauth.contrib.allauth",
+    # The demo in each drop-in mode (its own server process and settings; run in the library's
+    # envs, where it is installed).
+    "test_demo_social.py": "social_django",
+    "test_demo_allauth.py": "wechat_oauth.contrib.allauth",
 }
 
 

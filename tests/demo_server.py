@@ -1,4 +1,5 @@
-"""Run the demo site (``python manage.py demo``) as a real child process, for the browser test."""
+"""Run the demo site (``python manage.py demo``, or ``demo --drop-in allauth|social``) as a real
+child process, for the browser test and the live demo tests."""
 
 from __future__ import annotations
 
@@ -17,17 +18,21 @@ if TYPE_CHECKING:
 
 ROOT = Path(__file__).resolve().parent.parent
 #: Environment variables of this test run that must not reach the demo: pytest-django sets
-#: DJANGO_SETTINGS_MODULE=tests.settings, and manage.py only *defaults* it to the demo's.
-_NOT_INHERITED = ("DJANGO_SETTINGS_MODULE", "WECHAT_OAUTH_DEMO_ORIGIN")
+#: DJANGO_SETTINGS_MODULE=tests.settings, and manage.py only *defaults* it to the demo's; a
+#: drop-in mode is the ``drop_in`` argument's.
+_NOT_INHERITED = ("DJANGO_SETTINGS_MODULE", "WECHAT_OAUTH_DEMO_ORIGIN", "WECHAT_OAUTH_DEMO_DROP_IN")
 
 
 class DemoServer:
-    """``python manage.py demo 127.0.0.1:<free port>`` on a SQLite file of its own."""
+    """``python manage.py demo 127.0.0.1:<free port>`` on a SQLite file of its own;
+    ``drop_in``: with ``--drop-in allauth`` (or ``social``)."""
 
-    def __init__(self, db_path: Path, log_path: Path, *, startup_timeout: float = 60.0) -> None:
+    def __init__(self, db_path: Path, log_path: Path, *, startup_timeout: float = 60.0,
+                 drop_in: str | None = None) -> None:
         self.db_path = db_path
         self.log_path = log_path
         self.startup_timeout = startup_timeout
+        self.drop_in = drop_in
         self.port = services.free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self._process: subprocess.Popen[bytes] | None = None
@@ -37,7 +42,8 @@ class DemoServer:
         env.update(WECHAT_OAUTH_DEMO_DB=str(self.db_path), PYTHONUNBUFFERED="1")
         with open(self.log_path, "wb") as log:
             self._process = subprocess.Popen(
-                [sys.executable, "manage.py", "demo", f"127.0.0.1:{self.port}"],
+                [sys.executable, "manage.py", "demo", f"127.0.0.1:{self.port}",
+                 *(["--drop-in", self.drop_in] if self.drop_in else [])],
                 cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                 start_new_session=True,  # its own process group: stop() ends all of it
             )

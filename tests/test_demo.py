@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import runpy
 import subprocess
 import sys
 import urllib.error
@@ -62,6 +63,81 @@ def test_the_demos_apps_pass_the_system_checks(tmp_path) -> None:
         "True",
         "True",
     ], done.stdout
+
+
+# -- Drop-in modes without their library (tests/test_demo_allauth.py and test_demo_social.py
+#    run them where it is installed) ---------------------------------------------------------
+
+#: The top-level packages each drop-in mode needs (demo_project/drop_in.py), and its library.
+DROP_IN_PACKAGES = {"allauth": ("allauth",), "social": ("social_django", "social_core")}
+LIBRARIES = {"allauth": "django-allauth", "social": "python-social-auth"}
+
+
+def test_demo_drop_in_allauth_without_allauth_is_a_command_error_naming_the_extra(tmp_path
+                                                                                   ) -> None:
+    """``python manage.py demo --drop-in allauth`` where allauth cannot be imported (a None in
+    sys.modules hides it if it is installed): CommandError's one line, before any migration."""
+    environ = {name: value for name, value in os.environ.items() if name not in _NOT_INHERITED}
+    environ.update(WECHAT_OAUTH_DEMO_DB=str(tmp_path / "db.sqlite3"),
+                   DJANGO_SETTINGS_MODULE="demo_project.settings")
+    script = ("import sys\n"
+              "sys.modules['allauth'] = None\n"
+              "from django.core.management import execute_from_command_line\n"
+              "execute_from_command_line(['manage.py', 'demo', '--drop-in', 'allauth', '127.0.0.1:9'])\n")
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=environ,
+                          capture_output=True, text=True, timeout=60)
+
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert done.stderr.splitlines() == [
+        "CommandError: The demo's allauth drop-in mode needs django-allauth, which is not "
+        "installed here (no module named 'allauth'). Install it with this package's allauth "
+        'extra, from the clone: pip install -e ".[allauth]"'], done.stderr
+    assert not (tmp_path / "db.sqlite3").exists()
+
+
+@pytest.fixture
+def without_libraries(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Neither library importable, whether installed or not (their import fails, find_spec
+    finds nothing)."""
+    for package in (name for names in DROP_IN_PACKAGES.values() for name in names):
+        monkeypatch.setitem(sys.modules, package, None)
+
+
+@pytest.mark.parametrize("mode", sorted(DROP_IN_PACKAGES))
+def test_the_drop_in_flag_without_its_library_names_the_extra(mode, without_libraries) -> None:
+    from django.core.management import CommandError, call_command
+
+    from demo_project.management.commands.demo import Command
+
+    with pytest.raises(CommandError) as raised:
+        call_command(Command(), "--drop-in", mode, "127.0.0.1:9")
+    assert f"The demo's {mode} drop-in mode needs {LIBRARIES[mode]}" in str(raised.value)
+    assert str(raised.value).endswith(f'pip install -e ".[{mode}]"')
+
+
+@pytest.mark.parametrize("mode", sorted(DROP_IN_PACKAGES))
+def test_the_drop_in_variable_without_its_library_names_the_extra(mode, without_libraries,
+                                                                  monkeypatch) -> None:
+    """WECHAT_OAUTH_DEMO_DROP_IN (what the flag sets for the server process): the demo's
+    settings refuse to load, with the same message."""
+    from django.core.exceptions import ImproperlyConfigured
+
+    monkeypatch.setenv("WECHAT_OAUTH_DEMO_DROP_IN", mode)
+    with pytest.raises(ImproperlyConfigured) as raised:
+        runpy.run_module("demo_project.settings")
+    assert str(raised.value).endswith(f'pip install -e ".[{mode}]"')
+
+
+def test_an_unknown_drop_in_mode_is_refused(monkeypatch) -> None:
+    from django.core.exceptions import ImproperlyConfigured
+
+    monkeypatch.setenv("WECHAT_OAUTH_DEMO_DROP_IN", "wagtail")
+    with pytest.raises(ImproperlyConfigured) as raised:
+        runpy.run_module("demo_project.settings")
+    assert str(raised.value) == ("WECHAT_OAUTH_DEMO_DROP_IN='wagtail': the demo's drop-in modes "
+                                 "are allauth, social (unset: the plain demo).")
+    monkeypatch.setenv("WECHAT_OAUTH_DEMO_DROP_IN", "")
+    assert runpy.run_module("demo_project.settings")["DEMO_DROP_IN"] == ""
 
 
 # -- The Mini Program panel, on the running demo (no browser) ----------------------------------
@@ -127,6 +203,9 @@ def test_the_mini_program_page_is_linked_from_home_and_names_its_endpoints(demo)
     status, home = call(demo, "/")
     assert status == 200
     assert f'href="{MINI_PAGE}"' in home and 'id="demo-mini"' in home
+
+    # The plain demo: no drop-in's button (``demo --drop-in``, tests/test_demo_allauth.py).
+    assert 'id="login-drop-in"' not in home and "drop-in" not in home.split("<body>", 1)[1]
 
     status, page = call(demo, MINI_PAGE)
     assert status == 200

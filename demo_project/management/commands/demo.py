@@ -1,15 +1,27 @@
-"""``python manage.py demo [addrport]``: migrate, then serve the demo and its fake WeChat."""
+"""``python manage.py demo [addrport] [--drop-in allauth|social]``: migrate, then serve the demo
+and its fake WeChat.
+
+``--drop-in`` (or ``WECHAT_OAUTH_DEMO_DROP_IN``) serves it in a drop-in mode
+(demo_project/drop_in.py). The mode changes INSTALLED_APPS, which are loaded before a command
+runs: the flag runs the command again in a new process with the environment variable set.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, NoReturn
 
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.core.management.commands.runserver import naiveip_re
 
-from demo_project.fake import MOUNT, serve_fake_wechat_at
+import demo_project
+from demo_project.drop_in import DROP_IN_ENV, DROP_INS, DropIn, missing
+from demo_project.fake import MOUNT, ORIGIN_ENV, serve_fake_wechat_at
 
 DEFAULT_ADDRPORT = "127.0.0.1:8000"
 #: Bind-all addresses, reached from this machine through the loopback address.
@@ -35,9 +47,26 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("addrport", nargs="?", default=DEFAULT_ADDRPORT,
                             help=f"port or address:port to serve on (default {DEFAULT_ADDRPORT})")
+        parser.add_argument(
+            "--drop-in", choices=sorted(DROP_INS), dest="drop_in",
+            help="also set the site up django-allauth's (allauth) or python-social-auth's "
+                 "(social) way, with this app's drop-in, and add its login button (needs "
+                 f'pip install -e ".[allauth]" or ".[social]"; or set {DROP_IN_ENV})')
 
-    def handle(self, *args: Any, addrport: str, **options: Any) -> None:
+    def handle(self, *args: Any, addrport: str, drop_in: str | None = None,
+               **options: Any) -> None:
         origin = origin_of(addrport)
+        mode = DROP_INS.get(getattr(settings, "DEMO_DROP_IN", ""))
+        if drop_in is not None and (mode is None or mode.name != drop_in):
+            wanted = DROP_INS[drop_in]
+            problem = missing(wanted)
+            if problem is not None:
+                raise CommandError(problem)
+            if os.environ.get(DROP_IN_ENV) == drop_in:  # run again already: never loop
+                raise CommandError(f"{DROP_IN_ENV}={drop_in} is set, but these settings "
+                                   f"({settings.SETTINGS_MODULE}) do not read it: --drop-in "
+                                   "needs the demo's (demo_project.settings).")
+            self._run_again(wanted, addrport, origin)
         serve_fake_wechat_at(origin)
         call_command("migrate", verbosity=0, interactive=False)
         self.stdout.write(self.style.SUCCESS(f"django-wechat-oauth demo: {origin}/"))
@@ -48,8 +77,32 @@ class Command(BaseCommand):
             "  consent page, and Allow; then log out and 'Scan to log in' as the same person\n"
             "  (alice): one user, two WeChat apps. 'Mini Program' POSTs one wx.login() code\n"
             "  twice at once: one call to WeChat, one identity. Quit with CONTROL-C.\n")
+        if mode is not None:
+            self.stdout.write(
+                f"  Drop-in:     {mode.library}, set up its own way, through {mode.module}\n"
+                f"               ({mode.provider}: the Official Account): click '{mode.button}'.\n")
         self.stdout.flush()
         # Threaded: the code exchange is an HTTP request from a request thread to this very
         # server. No autoreloader: one process, so the fake's counters are the ones shown.
         call_command("runserver", addrport, use_reloader=False, use_threading=True,
                      skip_checks=True)
+
+    def _run_again(self, drop_in: DropIn, addrport: str, origin: str) -> NoReturn:
+        """This command in a new process whose settings are the drop-in mode's (the
+        environment variable set), on the same address; this process becomes it (POSIX) or
+        waits for it."""
+        arguments = [sys.executable, "-m", "django", "demo", addrport]
+        project = str(Path(demo_project.__file__).resolve().parent.parent)
+        environ = {**os.environ, DROP_IN_ENV: drop_in.name, ORIGIN_ENV: origin,
+                   "DJANGO_SETTINGS_MODULE": settings.SETTINGS_MODULE,
+                   "PYTHONPATH": os.pathsep.join(filter(None, [project, os.environ.get("PYTHONPATH")]))}
+        self.stdout.flush()
+        self.stderr.flush()
+        if os.name == "posix":
+            os.execve(sys.executable, arguments, environ)
+        child = subprocess.Popen(arguments, env=environ)
+        try:
+            code = child.wait()
+        except KeyboardInterrupt:  # CONTROL-C reached the child too: let it stop
+            code = child.wait()
+        raise SystemExit(code)
