@@ -80,3 +80,30 @@ def test_the_stock_provider_fails_the_refresh_and_the_parallel_duplicates(
     off = [hit for hit in parallel.callbacks if not lands_on(hit, fake_wechat.base_url)]
     assert len(parallel.callbacks) == 5 and len(off) >= 4, [hit.status for hit in parallel.callbacks]
     assert {hit.status for hit in off} == {401}  # allauth's "Third-Party Login Failure"
+
+
+def test_the_allauth_site_takes_the_storms_app_and_database_from_its_environment():
+    """Served with the description's environment, both allauth sites have its app (the
+    SocialApp in settings) and the storm's database."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from bench.storm.libraries import ALLAUTH
+    from bench.storm.services import ROOT, server_environment
+
+    database = {"ENGINE": "django.db.backends.sqlite3", "NAME": "/tmp/storm-allauth-check.sqlite3"}
+    show = ("from django.conf import settings; import json; print(json.dumps(["
+            "settings.SOCIALACCOUNT_PROVIDERS['weixin']['APPS'], settings.DATABASES['default']"
+            "['NAME'], settings.SOCIALACCOUNT_PROVIDERS['weixin']['AUTHORIZE_URL']]))")
+    for mode in ("stock", "dropin"):
+        env = {**server_environment(ALLAUTH.settings[mode]),
+               **ALLAUTH.environment("http://127.0.0.1:9", database)}
+        env.pop("WECHAT_OAUTH_TEST_DB", None)
+        done = subprocess.run([sys.executable, "-c", f"import django; django.setup(); {show}"],
+                              cwd=ROOT, env={**os.environ, **env}, capture_output=True, text=True,
+                              timeout=60, check=True)
+        apps, name, authorize = json.loads(done.stdout.strip().splitlines()[-1])
+        assert apps == [{"client_id": ALLAUTH.app_id, "secret": ALLAUTH.app_secret}], mode
+        assert name == database["NAME"] and authorize == "http://127.0.0.1:9/connect/oauth2/authorize"
