@@ -74,7 +74,8 @@ def test_the_stock_provider_fails_the_refresh_and_the_parallel_duplicates(
     stock = servers["stock"]
     refresh = run_login(stock, "refresh", 0, count_sql=False, kind=ALLAUTH.kind)
     assert refresh.outcome == "failed"
-    assert refresh.reason.startswith("refresh answered 401"), refresh.reason
+    # allauth's error page: a 401 since 65.x's newer releases, a 200 on 65.7.
+    assert refresh.reason in ("refresh answered 401", "refresh answered 200"), refresh.reason
 
     parallel = run_login(stock, "parallel_5", 1, count_sql=False, kind=ALLAUTH.kind)
     off = [hit for hit in parallel.callbacks if not lands_on(hit, fake_wechat.base_url)]
