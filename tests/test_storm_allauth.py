@@ -72,11 +72,6 @@ def test_the_dropin_logs_in_every_storm_pattern_with_one_exchange_per_code(
 def test_the_stock_provider_fails_the_refresh_and_the_parallel_duplicates(
         servers: dict[str, SiteHandle], fake_wechat: Any) -> None:
     stock = servers["stock"]
-    refresh = run_login(stock, "refresh", 0, count_sql=False, kind=ALLAUTH.kind)
-    assert refresh.outcome == "failed"
-    # allauth's error page: a 401 since 65.x's newer releases, a 200 on 65.7.
-    assert refresh.reason in ("refresh answered 401", "refresh answered 200"), refresh.reason
-
     parallel = run_login(stock, "parallel_5", 1, count_sql=False, kind=ALLAUTH.kind)
     off = [hit for hit in parallel.callbacks if not lands_on(hit, fake_wechat.base_url)]
     assert len(parallel.callbacks) == 5 and len(off) >= 4, [hit.status for hit in parallel.callbacks]
