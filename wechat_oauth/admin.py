@@ -18,7 +18,7 @@ import hashlib
 import json
 from datetime import date, datetime, timedelta
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from django import forms
 from django.contrib import admin, messages
@@ -41,7 +41,20 @@ from django.utils.translation import ngettext
 from .models import OAuthCodeUse, WeChatAccount, WeChatUnion
 from .registry import app_with_id, configured_apps
 
-STATUS_COLOURS = {
+if TYPE_CHECKING:
+    # Django's admin, form and paginator classes are generic only in django-stubs (at run time
+    # they cannot be subscripted): the bases below, parametrised for the type checker.
+    _Paginator = Paginator[Any]
+    _CodeUseAdmin = admin.ModelAdmin[OAuthCodeUse]
+    _AccountAdmin = admin.ModelAdmin[WeChatAccount]
+    _UnionAdmin = admin.ModelAdmin[WeChatUnion]
+    _AccountForm = forms.ModelForm[WeChatAccount]
+else:
+    _Paginator = Paginator
+    _CodeUseAdmin = _AccountAdmin = _UnionAdmin = admin.ModelAdmin
+    _AccountForm = forms.ModelForm
+
+STATUS_COLOURS: dict[str, str] = {
     OAuthCodeUse.Status.EXCHANGED: "#2e7d32",
     OAuthCodeUse.Status.FAILED: "#c62828",
     OAuthCodeUse.Status.IN_FLIGHT: "#9a6700",
@@ -103,15 +116,19 @@ def date_hierarchy_from_range(cl: ChangeList) -> dict[str, Any]:
         chosen = date(int(year), int(month), int(day))
         return {
             "show": True,
-            "back": {"link": link({year_field: year, month_field: month}),
-                     "title": capfirst(formats.date_format(chosen, "YEAR_MONTH_FORMAT"))},
+            "back": {
+                "link": link({year_field: year, month_field: month}),
+                "title": capfirst(formats.date_format(chosen, "YEAR_MONTH_FORMAT")),
+            },
             "choices": [{"title": capfirst(formats.date_format(chosen, "MONTH_DAY_FORMAT"))}],
         }
     bounds = cl.queryset.aggregate(first=Min(field), last=Max(field))
     if bounds["first"] is None:
         return {"show": True, "back": None, "choices": []}
-    first, last = (timezone.localtime(value).date() if timezone.is_aware(value) else value.date()
-                   for value in (bounds["first"], bounds["last"]))
+    first, last = (
+        timezone.localtime(value).date() if timezone.is_aware(value) else value.date()
+        for value in (bounds["first"], bounds["last"])
+    )
     if not (year or month) and first.year == last.year:  # Start as deep as the range allows.
         year = str(first.year)
         if first.month == last.month:
@@ -121,22 +138,33 @@ def date_hierarchy_from_range(cl: ChangeList) -> dict[str, Any]:
         return {
             "show": True,
             "back": {"link": link({year_field: year}), "title": str(year)},
-            "choices": [{"link": link({year_field: year, month_field: month, day_field: d.day}),
-                         "title": capfirst(formats.date_format(d, "MONTH_DAY_FORMAT"))} for d in days],
+            "choices": [
+                {
+                    "link": link({year_field: year, month_field: month, day_field: d.day}),
+                    "title": capfirst(formats.date_format(d, "MONTH_DAY_FORMAT")),
+                }
+                for d in days
+            ],
         }
     if year:
         months = (date(first.year, m, 1) for m in range(first.month, last.month + 1))
         return {
             "show": True,
             "back": {"link": link({}), "title": _("All dates")},
-            "choices": [{"link": link({year_field: year, month_field: m.month}),
-                         "title": capfirst(formats.date_format(m, "YEAR_MONTH_FORMAT"))} for m in months],
+            "choices": [
+                {
+                    "link": link({year_field: year, month_field: m.month}),
+                    "title": capfirst(formats.date_format(m, "YEAR_MONTH_FORMAT")),
+                }
+                for m in months
+            ],
         }
     return {
         "show": True,
         "back": None,
-        "choices": [{"link": link({year_field: y}), "title": str(y)}
-                    for y in range(first.year, last.year + 1)],
+        "choices": [
+            {"link": link({year_field: y}), "title": str(y)} for y in range(first.year, last.year + 1)
+        ],
     }
 
 
@@ -149,7 +177,7 @@ class CodeUseChangeList(ChangeList):
         return date_hierarchy_from_range(self)
 
 
-class EstimatedCountPaginator(Paginator):
+class EstimatedCountPaginator(_Paginator):
     """A paginator that, on PostgreSQL, asks the planner for the count of a large result.
 
     ``SELECT count(*)`` reads every matching row (PostgreSQL keeps no row count): 70-150 ms at a
@@ -196,7 +224,7 @@ class AppFilter(admin.SimpleListFilter):
     title = _("WeChat app")
     parameter_name = "app"
 
-    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, Any]]:
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin[Any]) -> list[tuple[str, Any]]:
         return [(app.name, f"{app.name} ({app.app_id})") for app in configured_apps().values()]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
@@ -204,8 +232,12 @@ class AppFilter(admin.SimpleListFilter):
 
 
 #: How the admin names each kind of app (registry.KIND_SCOPES).
-KIND_LABELS = {"mp": _("Official Account (in WeChat)"), "open": _("Website QR login"),
-               "miniprogram": _("Mini Program"), "wecom": _("WeCom")}
+KIND_LABELS = {
+    "mp": _("Official Account (in WeChat)"),
+    "open": _("Website QR login"),
+    "miniprogram": _("Mini Program"),
+    "wecom": _("WeCom"),
+}
 
 
 class KindFilter(admin.SimpleListFilter):
@@ -215,7 +247,7 @@ class KindFilter(admin.SimpleListFilter):
     title = _("kind of login")
     parameter_name = "kind"
 
-    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, Any]]:
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin[Any]) -> list[tuple[str, Any]]:
         kinds = dict.fromkeys(app.kind for app in configured_apps().values())
         return [(kind, KIND_LABELS.get(kind, kind)) for kind in kinds]
 
@@ -226,8 +258,7 @@ class KindFilter(admin.SimpleListFilter):
 def filter_by_kind(queryset: QuerySet[Any], kind: str | None) -> QuerySet[Any]:
     if not kind:
         return queryset
-    return queryset.filter(app_id__in=[app.app_id for app in configured_apps().values()
-                                       if app.kind == kind])
+    return queryset.filter(app_id__in=[app.app_id for app in configured_apps().values() if app.kind == kind])
 
 
 def filter_by_app(queryset: QuerySet[Any], name: str | None) -> QuerySet[Any]:
@@ -247,7 +278,7 @@ class HasDuplicatesFilter(admin.SimpleListFilter):
     title = _("has duplicates")
     parameter_name = "has_duplicates"
 
-    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, Any]]:
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin[Any]) -> list[tuple[str, Any]]:
         return [("yes", _("Yes")), ("no", _("No"))]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[OAuthCodeUse]) -> QuerySet[OAuthCodeUse]:
@@ -265,7 +296,7 @@ class FailedFilter(admin.SimpleListFilter):
     title = _("failed")
     parameter_name = "failed"
 
-    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, Any]]:
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin[Any]) -> list[tuple[str, Any]]:
         return [
             ("yes", _("Yes")),
             ("errcode", _("With a WeChat errcode")),
@@ -288,13 +319,22 @@ class FailedFilter(admin.SimpleListFilter):
 
 
 @admin.register(OAuthCodeUse)
-class OAuthCodeUseAdmin(admin.ModelAdmin):
+class OAuthCodeUseAdmin(_CodeUseAdmin):
     """Read-only history of authorisation codes: nothing can be added, changed or deleted one by
     one; rows leave through the retention purge only."""
 
     list_display = (
-        "first_seen_at", "app", "status_badge", "openid", "duplicates", "resent_variant_seen",
-        "max_gap_ms", "exchange_ms", "errcode", "request_id", "code_hash_prefix",
+        "first_seen_at",
+        "app",
+        "status_badge",
+        "openid",
+        "duplicates",
+        "resent_variant_seen",
+        "max_gap_ms",
+        "exchange_ms",
+        "errcode",
+        "request_id",
+        "code_hash_prefix",
     )
     list_filter = (
         AppFilter,
@@ -323,15 +363,39 @@ class OAuthCodeUseAdmin(admin.ModelAdmin):
     summary_cache_timeout = 60
 
     fieldsets = (
-        (None, {"fields": ("code_hash_prefix", "app_id", "status", "first_seen_at", "last_seen_at",
-                           "completed_at", "exchange_ms")}),
-        (_("Outcome"), {"fields": ("openid", "unionid", "scope", "is_snapshot_user",
-                                   "tokens_held", "access_token_expires_at",
-                                   "refresh_token_expires_at")}),
+        (
+            None,
+            {
+                "fields": (
+                    "code_hash_prefix",
+                    "app_id",
+                    "status",
+                    "first_seen_at",
+                    "last_seen_at",
+                    "completed_at",
+                    "exchange_ms",
+                )
+            },
+        ),
+        (
+            _("Outcome"),
+            {
+                "fields": (
+                    "openid",
+                    "unionid",
+                    "scope",
+                    "is_snapshot_user",
+                    "tokens_held",
+                    "access_token_expires_at",
+                    "refresh_token_expires_at",
+                )
+            },
+        ),
         (_("Duplicates"), {"fields": ("duplicates", "resent_variant_seen", "max_gap_ms")}),
         (_("Failure"), {"fields": ("error", "errcode", "errmsg", "request_id")}),
     )
-    readonly_fields = tuple(name for _title, options in fieldsets for name in options["fields"])
+    # Each entry of the fieldsets above is one field (no row of several): names only.
+    readonly_fields = tuple(cast(str, name) for _title, options in fieldsets for name in options["fields"])
     # Belt and braces: even a subclass that re-allows changes never gets a form for these.
     exclude = OAuthCodeUse.TOKEN_FIELDS
 
@@ -349,7 +413,8 @@ class OAuthCodeUseAdmin(admin.ModelAdmin):
         """
         if lookup.split(LOOKUP_SEP, 1)[0] in OAuthCodeUse.TOKEN_FIELDS:
             return False
-        return super().lookup_allowed(lookup, value, request)
+        # Django 5.0+ always passes the request; None only from a caller of the old form.
+        return super().lookup_allowed(lookup, value, request)  # type: ignore[arg-type]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -371,8 +436,12 @@ class OAuthCodeUseAdmin(admin.ModelAdmin):
         colour = STATUS_COLOURS.get(obj.status, "inherit")
         label = obj.get_status_display()
         if obj.error:
-            return format_html('<span style="color: {}; font-weight: bold">{}</span> <small>{}</small>',
-                               colour, label, obj.error)
+            return format_html(
+                '<span style="color: {}; font-weight: bold">{}</span> <small>{}</small>',
+                colour,
+                label,
+                obj.error,
+            )
         return format_html('<span style="color: {}; font-weight: bold">{}</span>', colour, label)
 
     @admin.display(description=_("code hash"))
@@ -401,11 +470,16 @@ class OAuthCodeUseAdmin(admin.ModelAdmin):
         except ValueError as error:  # RETENTION shorter than DEDUPE_WINDOW
             self.message_user(request, str(error), messages.ERROR)
             return
-        self.message_user(request, ngettext(
-            "Purged %(count)d code use first seen more than %(age)s ago.",
-            "Purged %(count)d code uses first seen more than %(age)s ago.",
-            report.deleted) % {"count": report.deleted, "age": format_duration(report.older_than)},
-            messages.SUCCESS)
+        self.message_user(
+            request,
+            ngettext(
+                "Purged %(count)d code use first seen more than %(age)s ago.",
+                "Purged %(count)d code uses first seen more than %(age)s ago.",
+                report.deleted,
+            )
+            % {"count": report.deleted, "age": format_duration(report.older_than)},
+            messages.SUCCESS,
+        )
 
     def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
         return CodeUseChangeList
@@ -419,18 +493,20 @@ class OAuthCodeUseAdmin(admin.ModelAdmin):
         to, if any), cached ``summary_cache_timeout``."""
         queryset = filter_by_kind(
             filter_by_app(self.get_queryset(request), request.GET.get(AppFilter.parameter_name)),
-            request.GET.get(KindFilter.parameter_name))
+            request.GET.get(KindFilter.parameter_name),
+        )
         if not self.summary_cache_timeout:
             return code_use_summary(queryset)
         key = summary_cache_key(queryset)
-        summary = cache.get(key)
+        summary: dict[str, Any] | None = cache.get(key)
         if summary is None:
             summary = code_use_summary(queryset)
             cache.set(key, summary, self.summary_cache_timeout)
         return summary
 
-    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None
-                        ) -> HttpResponse:
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
         context = {**(extra_context or {}), "code_use_summary": self.get_summary(request)}
         return super().changelist_view(request, context)
 
@@ -443,7 +519,7 @@ def is_privileged(user: Any) -> bool:
     return bool(getattr(user, "is_staff", False) or getattr(user, "is_superuser", False))
 
 
-class WeChatAccountForm(forms.ModelForm):
+class WeChatAccountForm(_AccountForm):
     """The account's change form: refuses a staff member or superuser as the new user unless
     :attr:`may_link_privileged` (set per request by :meth:`WeChatAccountAdmin.get_form`)."""
 
@@ -454,12 +530,13 @@ class WeChatAccountForm(forms.ModelForm):
         if is_privileged(user) and not self.may_link_privileged:
             raise ValidationError(
                 _("Only a superuser can link a WeChat account to a staff member or a superuser."),
-                code="privileged_user")
+                code="privileged_user",
+            )
         return user
 
 
 @admin.register(WeChatAccount)
-class WeChatAccountAdmin(admin.ModelAdmin):
+class WeChatAccountAdmin(_AccountAdmin):
     """WeChat identities and their users. Accounts are created by logging in; the identity
     (app id, openid, unionid) and the profile WeChat sent are read-only; the user can be
     re-linked, and deleting an account unlinks that identity.
@@ -472,25 +549,58 @@ class WeChatAccountAdmin(admin.ModelAdmin):
 
     form = WeChatAccountForm
 
-    list_display = ("openid", "user_link", "app", "linked_by", "unionid", "nickname",
-                    "last_login_at", "created_at")
+    list_display = (
+        "openid",
+        "user_link",
+        "app",
+        "linked_by",
+        "unionid",
+        "nickname",
+        "last_login_at",
+        "created_at",
+    )
     list_filter = (AppFilter, KindFilter)
     # The user column links to the user's own admin page; the account's page opens from openid.
     list_display_links = ("openid",)
     list_select_related = ("user",)
     # Exact openid/unionid (indexed; see OAuthCodeUseAdmin); nickname and username are typed
     # in part, so they are matched loosely.
-    search_fields = ("openid__exact", "unionid__exact", "nickname__icontains",
-                     f"user__{User.USERNAME_FIELD}__istartswith")
+    search_fields = (
+        "openid__exact",
+        "unionid__exact",
+        "nickname__icontains",
+        f"user__{User.USERNAME_FIELD}__istartswith",
+    )
     search_help_text = _("An exact openid or unionid, part of a nickname, or the start of a username.")
     raw_id_fields = ("user",)
     ordering = ("-created_at",)
     show_full_result_count = False
-    readonly_fields = ("app_id", "openid", "unionid", "scope", *WeChatAccount.PROFILE_FIELDS,
-                       "last_login_at", "created_at", "updated_at")
+    readonly_fields = (
+        "app_id",
+        "openid",
+        "unionid",
+        "scope",
+        *WeChatAccount.PROFILE_FIELDS,
+        "last_login_at",
+        "created_at",
+        "updated_at",
+    )
     fieldsets = (
-        (None, {"fields": ("user", "app_id", "openid", "unionid", "scope", "last_login_at",
-                           "created_at", "updated_at")}),
+        (
+            None,
+            {
+                "fields": (
+                    "user",
+                    "app_id",
+                    "openid",
+                    "unionid",
+                    "scope",
+                    "last_login_at",
+                    "created_at",
+                    "updated_at",
+                )
+            },
+        ),
         (_("Profile"), {"fields": WeChatAccount.PROFILE_FIELDS}),
     )
 
@@ -511,16 +621,17 @@ class WeChatAccountAdmin(admin.ModelAdmin):
         """Whether the admin user may link accounts to and from staff members and superusers."""
         return bool(getattr(request.user, "is_superuser", False))
 
-    def get_readonly_fields(self, request: HttpRequest, obj: WeChatAccount | None = None
-                            ) -> tuple[str, ...]:
+    def get_readonly_fields(self, request: HttpRequest, obj: WeChatAccount | None = None) -> tuple[str, ...]:
         readonly = tuple(super().get_readonly_fields(request, obj))
         if obj is not None and is_privileged(obj.user) and not self.may_link_privileged(request):
             return ("user", *readonly)
         return readonly
 
-    def get_form(self, request: HttpRequest, obj: WeChatAccount | None = None, change: bool = False,
-                 **kwargs: Any) -> type[forms.ModelForm]:
-        form = super().get_form(request, obj, change, **kwargs)
+    def get_form(
+        self, request: HttpRequest, obj: WeChatAccount | None = None, change: bool = False, **kwargs: Any
+    ) -> type[forms.ModelForm[Any]]:
+        # self.form is WeChatAccountForm: the admin's form is a subclass of it.
+        form = cast("type[WeChatAccountForm]", super().get_form(request, obj, change, **kwargs))
         # A class of its own per call (modelform_factory), so the flag is this request's only.
         form.may_link_privileged = self.may_link_privileged(request)
         return form
@@ -529,15 +640,16 @@ class WeChatAccountAdmin(admin.ModelAdmin):
     def user_link(self, obj: WeChatAccount) -> str:
         opts = User._meta
         try:
-            url = reverse(f"{self.admin_site.name}:{opts.app_label}_{opts.model_name}_change",
-                          args=[obj.user_id])
+            url = reverse(
+                f"{self.admin_site.name}:{opts.app_label}_{opts.model_name}_change", args=[obj.user_id]
+            )
         except NoReverseMatch:  # the user model has no admin on this site
             return str(obj.user)
         return format_html('<a href="{}">{}</a>', url, obj.user)
 
 
 @admin.register(WeChatUnion)
-class WeChatUnionAdmin(admin.ModelAdmin):
+class WeChatUnionAdmin(_UnionAdmin):
     """The persons (unionid) the site knows and the user each logs in as: read-only, made by
     logins; deleting one lets the person's next first login through a new app make a new user."""
 

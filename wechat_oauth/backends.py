@@ -20,8 +20,9 @@ class WeChatBackend(BaseBackend):
     log in. Permissions are left to the other backends (usually ModelBackend).
     """
 
-    def authenticate(self, request: HttpRequest | None, wechat_account: WeChatAccount | None = None,
-                     **kwargs: Any) -> Any:
+    def authenticate(
+        self, request: HttpRequest | None, wechat_account: WeChatAccount | None = None, **kwargs: Any
+    ) -> Any:
         if wechat_account is None:
             return None
         user = wechat_account.user

@@ -38,8 +38,15 @@ from .state import BINDING_BYTES, LoginState, b62encode_bytes
 if TYPE_CHECKING:
     from django.http import HttpRequest, HttpResponse
 
-__all__ = ["Binding", "binding_token", "check_binding", "commitment", "fingerprint",
-           "fingerprint_of", "set_binding_cookie"]
+__all__ = [
+    "Binding",
+    "binding_token",
+    "check_binding",
+    "commitment",
+    "fingerprint",
+    "fingerprint_of",
+    "set_binding_cookie",
+]
 
 #: Random bytes of a binding cookie; its value is their base62 form (22 characters).
 TOKEN_BYTES = 16
@@ -64,8 +71,7 @@ def binding_token(request: HttpRequest) -> str:
     return b62encode_bytes(secrets.token_bytes(TOKEN_BYTES))
 
 
-def commitment(token: str, *, secret: str | bytes | None = None,
-               nbytes: int = BINDING_BYTES) -> str:
+def commitment(token: str, *, secret: str | bytes | None = None, nbytes: int = BINDING_BYTES) -> str:
     """What a state carries of the binding token: one-way, so a leaked state (callback URLs
     leak through logs and shared links) does not let anyone forge the cookie. ``nbytes``:
     ``COMPACT_BINDING_BYTES`` for a compact state."""
@@ -75,8 +81,14 @@ def commitment(token: str, *, secret: str | bytes | None = None,
 
 def set_binding_cookie(response: HttpResponse, request: HttpRequest, token: str) -> None:
     response.set_cookie(
-        app_settings.BINDING_COOKIE_NAME, token, max_age=int(app_settings.STATE_MAX_AGE),
-        path="/", secure=request.is_secure(), httponly=True, samesite="Lax")
+        app_settings.BINDING_COOKIE_NAME,
+        token,
+        max_age=int(app_settings.STATE_MAX_AGE),
+        path="/",
+        secure=request.is_secure(),
+        httponly=True,
+        samesite="Lax",
+    )
 
 
 def check_binding(request: HttpRequest, state: LoginState) -> Binding:
@@ -84,9 +96,10 @@ def check_binding(request: HttpRequest, state: LoginState) -> Binding:
     cookie = _cookie(request)
     if cookie is not None:
         # Every signing key: a state issued before a key rotation still matches its cookie.
-        if any(constant_time_compare(commitment(cookie, secret=key, nbytes=state.binding_bytes),
-                                     state.binding)
-               for key in signing_keys()):
+        if any(
+            constant_time_compare(commitment(cookie, secret=key, nbytes=state.binding_bytes), state.binding)
+            for key in signing_keys()
+        ):
             return Binding.BOUND
         raise BindingMismatch()
     if unbound_allowed(request):

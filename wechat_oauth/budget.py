@@ -77,8 +77,9 @@ class CodeBudget:
             logger.warning("login attempt brought %d distinct codes: refused", codes)
             raise TooManyCodes("Too many codes for one login attempt")
         if garbage >= app_settings.GARBAGE_BUDGET:
-            logger.warning("client %s used up its budget of rejected codes: refused",
-                           self._client_hash()[:12])
+            logger.warning(
+                "client %s used up its budget of rejected codes: refused", self._client_hash()[:12]
+            )
             raise TooManyCodes("Too many rejected codes from this client")
 
     def charge(self, error: WeChatOAuthError) -> None:
@@ -91,8 +92,7 @@ class CodeBudget:
             cache.add(key, 0, app_settings.GARBAGE_PERIOD)
             cache.incr(key)
         except Exception as error_:  # any cache failure: not counted
-            logger.warning("rejected code not counted (cache unusable): %s",
-                           type(error_).__name__)
+            logger.warning("rejected code not counted (cache unusable): %s", type(error_).__name__)
 
     def _cache(self) -> BaseCache:
         from django.core.cache import caches

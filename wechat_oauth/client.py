@@ -62,11 +62,12 @@ MAX_STATE_BYTES = 128
 
 _STATE_RE = re.compile(r"[A-Za-z0-9]*")
 _SCOPE_LIST_RE = re.compile(r"[A-Za-z0-9_]+(?:,[A-Za-z0-9_]+)*")
-_TOKEN_FIELDS = ("access_token", "openid")
+#: Fields an answer must carry: a token exchange's, a jscode2session's.
+TOKEN_FIELDS = ("access_token", "openid")
+SESSION_FIELDS = ("openid", "session_key")
 
 # Causes of a ConnectionError that prove no byte of the request left this host.
 _NOT_CONNECTED = (NewConnectionError, ConnectionRefusedError, socket.gaierror)
-
 
 
 # -- Client ----------------------------------------------------------------------------------
@@ -90,12 +91,9 @@ class WeChatClient:
         self.app_secret: str = app_settings.APP_SECRET if app_secret is None else app_secret
         base = app_settings.API_BASE_URL if api_base_url is None else api_base_url
         self.api_base_url: str = base.rstrip("/")
-        self.authorize_base_url: str = (
-            app_settings.AUTHORIZE_URL if authorize_url is None else authorize_url)
-        self.qrconnect_base_url: str = (
-            app_settings.QRCONNECT_URL if qrconnect_url is None else qrconnect_url)
-        self.timeout: tuple[float, float] = timeout_pair(
-            app_settings.timeout if timeout is None else timeout)
+        self.authorize_base_url: str = app_settings.AUTHORIZE_URL if authorize_url is None else authorize_url
+        self.qrconnect_base_url: str = app_settings.QRCONNECT_URL if qrconnect_url is None else qrconnect_url
+        self.timeout: tuple[float, float] = timeout_pair(app_settings.timeout if timeout is None else timeout)
         if session is None:
             session = requests.Session()
             session.headers["User-Agent"] = f"django-wechat-oauth/{__version__}"
@@ -109,10 +107,15 @@ class WeChatClient:
     @classmethod
     def for_app(cls, app: WeChatApp, *, session: requests.Session | None = None) -> WeChatClient:
         """A client of one configured app (see :mod:`.registry`), its overrides applied."""
-        client = cls(app.app_id, app.app_secret, api_base_url=app.setting("API_BASE_URL"),
-                     authorize_url=app.setting("AUTHORIZE_URL"),
-                     qrconnect_url=app.setting("QRCONNECT_URL"), timeout=app.setting("TIMEOUT"),
-                     session=session)
+        client = cls(
+            app.app_id,
+            app.app_secret,
+            api_base_url=app.setting("API_BASE_URL"),
+            authorize_url=app.setting("AUTHORIZE_URL"),
+            qrconnect_url=app.setting("QRCONNECT_URL"),
+            timeout=app.setting("TIMEOUT"),
+            session=session,
+        )
         client.app = app
         return client
 
@@ -142,8 +145,7 @@ class WeChatClient:
             scope = self.app.scope if self.app is not None else app_settings.SCOPE
         if scope not in AUTHORIZE_SCOPES:
             hint = " (use qrconnect_url() for snsapi_login)" if scope == "snsapi_login" else ""
-            raise ValueError(
-                f"scope must be one of {', '.join(AUTHORIZE_SCOPES)}, not {scope!r}{hint}")
+            raise ValueError(f"scope must be one of {', '.join(AUTHORIZE_SCOPES)}, not {scope!r}{hint}")
         url = self._redirect_url(self.authorize_base_url, redirect_uri, state, scope)
         if self.option("FORCE_POPUP") if force_popup is None else force_popup:
             url += "&forcePopup=true"
@@ -151,8 +153,7 @@ class WeChatClient:
             url += "&connect_redirect=1"
         return url + "#wechat_redirect"
 
-    def qrconnect_url(self, redirect_uri: str, state: str = "", *,
-                      scope: str = "snsapi_login") -> str:
+    def qrconnect_url(self, redirect_uri: str, state: str = "", *, scope: str = "snsapi_login") -> str:
         """The website (PC) QR-code login URL; needs an Open Platform website app's appid."""
         if not _SCOPE_LIST_RE.fullmatch(scope):
             raise ValueError("scope must be comma-separated scope names such as 'snsapi_login'")
@@ -173,57 +174,77 @@ class WeChatClient:
 
     def exchange_code(self, code: str) -> TokenResult:
         """Exchange the callback's ``code`` for tokens. A code can be exchanged only once."""
-        self._require_app_id(secret=True)
         now = utc_now()
-        payload = self._call(ACCESS_TOKEN_PATH, [
-            ("appid", self.app_id),
-            ("secret", self.app_secret),
-            ("code", code),
-            ("grant_type", "authorization_code"),
-        ], required=_TOKEN_FIELDS)
+        payload = self._call(ACCESS_TOKEN_PATH, self.exchange_params(code), required=TOKEN_FIELDS)
         return TokenResult.from_payload(payload, now=now)
 
     def jscode2session(self, js_code: str) -> TokenResult:
         """A Mini Program's ``wx.login()`` code for openid, unionid and session_key. Like a web
         code it works once; each call also rotates the user's session_key."""
-        self._require_app_id(secret=True)
         now = utc_now()
-        payload = self._call(JSCODE2SESSION_PATH, [
-            ("appid", self.app_id),
-            ("secret", self.app_secret),
-            ("js_code", js_code),
-            ("grant_type", "authorization_code"),
-        ], required=("openid", "session_key"))
+        payload = self._call(
+            JSCODE2SESSION_PATH, self.jscode2session_params(js_code), required=SESSION_FIELDS
+        )
         return session_result(payload, now=now)
 
     def refresh(self, refresh_token: str) -> TokenResult:
         """A new access token for ``refresh_token`` (valid 30 days; no secret needed)."""
         self._require_app_id()
         now = utc_now()
-        payload = self._call(REFRESH_TOKEN_PATH, [
-            ("appid", self.app_id),
-            ("grant_type", "refresh_token"),
-            ("refresh_token", refresh_token),
-        ], required=_TOKEN_FIELDS)
+        payload = self._call(
+            REFRESH_TOKEN_PATH,
+            [
+                ("appid", self.app_id),
+                ("grant_type", "refresh_token"),
+                ("refresh_token", refresh_token),
+            ],
+            required=TOKEN_FIELDS,
+        )
         return TokenResult.from_payload(payload, now=now)
 
     def userinfo(self, access_token: str, openid: str, lang: str | None = None) -> UserInfo:
         """The user's profile. Needs a ``snsapi_userinfo`` token (48001 under snsapi_base)."""
-        payload = self._call(USERINFO_PATH, [
-            ("access_token", access_token),
-            ("openid", openid),
-            ("lang", self.option("USERINFO_LANG") if lang is None else lang),
-        ], required=("openid",))
+        payload = self._call(
+            USERINFO_PATH, self.userinfo_params(access_token, openid, lang), required=("openid",)
+        )
         return UserInfo.from_payload(payload)
 
     def check(self, access_token: str, openid: str) -> bool:
         """Whether ``access_token`` is still valid for ``openid``; other errors propagate."""
         try:
-            self._call(AUTH_PATH, [("access_token", access_token), ("openid", openid)],
-                       required=("errcode",))
+            self._call(AUTH_PATH, [("access_token", access_token), ("openid", openid)], required=("errcode",))
         except (AccessTokenInvalid, InvalidOpenID):
             return False
         return True
+
+    # -- What each call sends (the async client sends the same) -------------------------------
+
+    def exchange_params(self, code: str) -> list[tuple[str, str]]:
+        self._require_app_id(secret=True)
+        return [
+            ("appid", self.app_id),
+            ("secret", self.app_secret),
+            ("code", code),
+            ("grant_type", "authorization_code"),
+        ]
+
+    def jscode2session_params(self, js_code: str) -> list[tuple[str, str]]:
+        self._require_app_id(secret=True)
+        return [
+            ("appid", self.app_id),
+            ("secret", self.app_secret),
+            ("js_code", js_code),
+            ("grant_type", "authorization_code"),
+        ]
+
+    def userinfo_params(
+        self, access_token: str, openid: str, lang: str | None = None
+    ) -> list[tuple[str, str]]:
+        return [
+            ("access_token", access_token),
+            ("openid", openid),
+            ("lang", self.option("USERINFO_LANG") if lang is None else lang),
+        ]
 
     # -- Internals ---------------------------------------------------------------------------
 
@@ -233,9 +254,14 @@ class WeChatClient:
         if secret and not self.app_secret:
             raise ConfigurationError("WECHAT_OAUTH['APP_SECRET'] is not set")
 
-    def _call(self, path: str, params: Sequence[tuple[str, str]],
-              required: Sequence[str] = (), *, json_body: dict[str, Any] | None = None
-              ) -> dict[str, Any]:
+    def _call(
+        self,
+        path: str,
+        params: Sequence[tuple[str, str]],
+        required: Sequence[str] = (),
+        *,
+        json_body: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
         """GET ``path`` (POST ``json_body`` if given) and return its JSON object, or raise the
         matching typed error.
 
@@ -248,24 +274,32 @@ class WeChatClient:
         try:
             if json_body is None:
                 response = self.session.get(
-                    self.api_base_url + path, params=params, timeout=self.timeout,
-                    allow_redirects=False)
+                    self.api_base_url + path, params=params, timeout=self.timeout, allow_redirects=False
+                )
             else:
                 response = self.session.post(
-                    self.api_base_url + path, params=params, json=json_body,
-                    timeout=self.timeout, allow_redirects=False)
+                    self.api_base_url + path,
+                    params=params,
+                    json=json_body,
+                    timeout=self.timeout,
+                    allow_redirects=False,
+                )
         except requests.RequestException as exc:
-            error = _transport_error(exc, path, self.timeout,
-                                     single_attempt=self._single_attempt(path))
-            logger.debug("%s %s failed after %d ms: %s", _method(json_body), path,
-                         _ms_since(started),
-                         type(exc).__name__)
+            error = _transport_error(exc, path, self.timeout, single_attempt=self._single_attempt(path))
+            logger.debug(
+                "%s %s failed after %d ms: %s",
+                _method(json_body),
+                path,
+                _ms_since(started),
+                type(exc).__name__,
+            )
         if error is not None:
             raise error from None
         assert response is not None
-        logger.debug("%s %s -> HTTP %s in %d ms", _method(json_body), path, response.status_code,
-                     _ms_since(started))
-        return self._payload(path, response, required)
+        logger.debug(
+            "%s %s -> HTTP %s in %d ms", _method(json_body), path, response.status_code, _ms_since(started)
+        )
+        return parse_payload(path, response.status_code, response.content, required)
 
     def _single_attempt(self, path: str) -> bool:
         """Whether urllib3 makes one attempt only (requests' default ``Retry(0)``).
@@ -274,37 +308,39 @@ class WeChatClient:
         nothing about an earlier one, which may have reached WeChat.
         """
         try:
-            retries = self.session.get_adapter(self.api_base_url + path).max_retries
+            adapter = self.session.get_adapter(self.api_base_url + path)
         except requests.RequestException:  # no adapter for the URL: assume the worst
             return False
-        total = getattr(retries, "total", None)
+        # HTTPAdapter's (requests mounts one for every URL); a bare BaseAdapter has none, and
+        # then nothing says how often it tries: assume the worst.
+        total = getattr(getattr(adapter, "max_retries", None), "total", None)
         return type(total) is int and total == 0
 
-    def _payload(self, path: str, response: requests.Response,
-                 required: Sequence[str]) -> dict[str, Any]:
-        status = response.status_code
-        if not 200 <= status < 300:
-            raise UpstreamUnavailable(f"WeChat answered HTTP {status} to {path}") from None
-        payload = _json_object(response.content)
-        if payload is None:
-            raise UpstreamUnavailable(
-                f"WeChat answered {path} with a body that is not a JSON object") from None
-        errcode = payload.get("errcode")
-        if errcode is not None and errcode != 0 and errcode != "0":
-            number = as_int(errcode, 0)
-            errmsg = as_text(payload.get("errmsg"))
-            if number == 0:
-                raise UpstreamUnavailable(
-                    f"WeChat gave an unexpected answer to {path}: bad errcode") from None
-            # DEBUG only: whoever catches the typed error reports it (the guard does, once).
-            logger.debug("WeChat answered %s with errcode %s: %s", path, number,
-                           redact.redact(errmsg))
-            raise error_for_errcode(number, errmsg) from None
-        missing = [name for name in required if payload.get(name) in (None, "")]
-        if missing:
-            raise UpstreamUnavailable(
-                f"WeChat gave an unexpected answer to {path}: no {', '.join(missing)}") from None
-        return payload
+
+def parse_payload(path: str, status: int, content: bytes, required: Sequence[str] = ()) -> dict[str, Any]:
+    """WeChat's answer to ``path`` (HTTP ``status``, body ``content``) as its JSON object, or
+    the matching typed error. Shared by the sync client and the async one
+    (:mod:`wechat_oauth.async_client`): whatever the transport, the same answer means the same."""
+    if not 200 <= status < 300:
+        raise UpstreamUnavailable(f"WeChat answered HTTP {status} to {path}") from None
+    payload = _json_object(content)
+    if payload is None:
+        raise UpstreamUnavailable(f"WeChat answered {path} with a body that is not a JSON object") from None
+    errcode = payload.get("errcode")
+    if errcode is not None and errcode != 0 and errcode != "0":
+        number = as_int(errcode, 0)
+        errmsg = as_text(payload.get("errmsg"))
+        if number == 0:
+            raise UpstreamUnavailable(f"WeChat gave an unexpected answer to {path}: bad errcode") from None
+        # DEBUG only: whoever catches the typed error reports it (the guard does, once).
+        logger.debug("WeChat answered %s with errcode %s: %s", path, number, redact.redact(errmsg))
+        raise error_for_errcode(number, errmsg) from None
+    missing = [name for name in required if payload.get(name) in (None, "")]
+    if missing:
+        raise UpstreamUnavailable(
+            f"WeChat gave an unexpected answer to {path}: no {', '.join(missing)}"
+        ) from None
+    return payload
 
 
 def _method(json_body: object) -> str:
@@ -320,8 +356,10 @@ def _check_state(state: str) -> None:
         size = len(state.encode("utf-8"))
         raise ValueError(f"state is {size} bytes; WeChat accepts at most {MAX_STATE_BYTES}")
     if not _STATE_RE.fullmatch(state):
-        raise ValueError("state may contain only the letters A-Z, a-z and digits 0-9 "
-                         "(WeChat refuses anything else); encode it to fit")
+        raise ValueError(
+            "state may contain only the letters A-Z, a-z and digits 0-9 "
+            "(WeChat refuses anything else); encode it to fit"
+        )
 
 
 def _check_redirect_uri(redirect_uri: str) -> None:
@@ -339,20 +377,21 @@ def _json_object(body: bytes) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
-def _transport_error(exc: requests.RequestException, path: str, timeout: tuple[float, float],
-                     *, single_attempt: bool = True) -> UpstreamUnavailable:
+def _transport_error(
+    exc: requests.RequestException, path: str, timeout: tuple[float, float], *, single_attempt: bool = True
+) -> UpstreamUnavailable:
     """The typed error for a failure of ``requests``; built from our own words only."""
     if isinstance(exc, requests.ConnectTimeout):
-        return UpstreamTimeout(f"Could not connect to WeChat for {path} within {timeout[0]:g} s",
-                               request_sent=not single_attempt)
-    if isinstance(exc, requests.Timeout):
         return UpstreamTimeout(
-            f"WeChat did not answer {path} within {timeout[1]:g} s", request_sent=True)
+            f"Could not connect to WeChat for {path} within {timeout[0]:g} s", request_sent=not single_attempt
+        )
+    if isinstance(exc, requests.Timeout):
+        return UpstreamTimeout(f"WeChat did not answer {path} within {timeout[1]:g} s", request_sent=True)
     if isinstance(exc, requests.ConnectionError) and _never_connected(exc):
-        return UpstreamUnavailable(
-            f"Could not connect to WeChat for {path}", request_sent=not single_attempt)
+        return UpstreamUnavailable(f"Could not connect to WeChat for {path}", request_sent=not single_attempt)
     return UpstreamUnavailable(
-        f"The connection to WeChat failed during {path} ({type(exc).__name__})", request_sent=True)
+        f"The connection to WeChat failed during {path} ({type(exc).__name__})", request_sent=True
+    )
 
 
 def _never_connected(exc: requests.ConnectionError) -> bool:

@@ -1,18 +1,31 @@
 """The ``WECHAT_OAUTH`` settings dict, its defaults, and lazy access to it.
 
-Read a value as ``app_settings.APP_ID``. Values are read from ``settings.WECHAT_OAUTH`` on first
-use and re-read whenever that setting changes (``override_settings`` in tests), following the
-pattern of django-oauth-toolkit's ``oauth2_settings``.
+Read a value as ``app_settings.APP_ID``: one typed property per setting. Values are read from
+``settings.WECHAT_OAUTH`` on first use and re-read whenever that setting changes
+(``override_settings`` in tests), following the pattern of django-oauth-toolkit's
+``oauth2_settings``; the typed properties follow django-cors-headers' ``conf``.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable, Collection, Mapping
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, cast
 
 from django.conf import settings
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 from django.utils.module_loading import import_string
+
+if TYPE_CHECKING:
+    from django.http import HttpRequest
+
+    from .results import TokenResult, UserInfo
+
+    #: CREATE_USER: ``create_user(token, profile) -> user``.
+    CreateUser = Callable[[TokenResult, UserInfo | None], Any]
+    #: CLIENT_KEY: ``client_key(request) -> str``.
+    ClientKey = Callable[[HttpRequest], str]
 
 SETTINGS_NAME = "WECHAT_OAUTH"
 
@@ -74,8 +87,8 @@ DEFAULTS: dict[str, Any] = {
     "STATE_MAX_AGE": 600,
     # Hosts besides the request's own that a ``next`` URL may point to.
     "ALLOWED_REDIRECT_HOSTS": [],
-    # How long (seconds) OAuthCodeUse rows are kept for the admin's history before
-    # purge_oauth_codes deletes them. Tokens are scrubbed much earlier (DEDUPE_WINDOW).
+    # How long (seconds, or a duration such as "7d") OAuthCodeUse rows are kept for the admin's
+    # history before purge_oauth_codes deletes them. Tokens are scrubbed much earlier (DEDUPE_WINDOW).
     "RETENTION": 7 * 24 * 3600,
     # How long (seconds) a code WeChat rejected (failed, error "spent": invalid or already used)
     # that nobody sent again (no duplicate) is kept. Anyone can send the callback made-up codes,
@@ -117,6 +130,13 @@ DEFAULTS: dict[str, Any] = {
     "CLIENT_KEY": "wechat_oauth.budget.remote_addr",
     # Alias (in CACHES) where the budgets are counted; share it between servers.
     "BUDGET_CACHE_ALIAS": "default",
+    # Which views serve login/, callback/ and <app>/session/: None picks per request, the async
+    # views (httpx, extra [async]) when the site is served by ASGI and the sync ones under
+    # WSGI; True: always the async ones; False: always the sync ones (see docs/03-6-asgi.rst).
+    "ASYNC_VIEWS": None,
+    # Longest pause (seconds) between an async duplicate's tries while the exchange of its
+    # code is in flight elsewhere, when it cannot wait on the Redis front (5 ms, doubling).
+    "ASYNC_POLL_INTERVAL": 0.05,
     # Key of the HMACs of stored codes and of login states. None: SECRET_KEY (and its
     # SECRET_KEY_FALLBACKS for states). Changing it forgets dedupe records and invalidates
     # logins in progress (states live STATE_MAX_AGE).
@@ -129,6 +149,8 @@ IMPORT_STRINGS: frozenset[str] = frozenset({"CREATE_USER", "CLIENT_KEY"})
 
 #: A requests timeout: one number for both, or (connect, read) seconds.
 TimeoutValue = float | tuple[float, float]
+#: A duration setting (GARBAGE_RETENTION): seconds, a timedelta, or "90s", "10m", "12h", "7d", "2w".
+Duration = str | float | timedelta
 
 
 def timeout_pair(value: TimeoutValue) -> tuple[float, float]:
@@ -140,7 +162,14 @@ def timeout_pair(value: TimeoutValue) -> tuple[float, float]:
 
 
 class AppSettings:
-    """Lazy view of ``settings.WECHAT_OAUTH`` merged over :data:`DEFAULTS`."""
+    """Lazy view of ``settings.WECHAT_OAUTH`` merged over :data:`DEFAULTS`.
+
+    One typed property per setting (the keys of :data:`DEFAULTS`, which stays the one source of
+    the defaults): each reads the user's value over the default on first use, imports the
+    :data:`IMPORT_STRINGS` ones, and keeps the result until :meth:`reload` (called whenever
+    WECHAT_OAUTH changes). The types are those the settings are documented with; the system
+    checks (checks.py) catch values of the wrong kind.
+    """
 
     def __init__(self, defaults: dict[str, Any] | None = None) -> None:
         self._defaults = defaults if defaults is not None else DEFAULTS
@@ -150,7 +179,9 @@ class AppSettings:
     def user_settings(self) -> dict[str, Any]:
         return getattr(settings, SETTINGS_NAME, None) or {}
 
-    def __getattr__(self, name: str) -> Any:
+    def _setting(self, name: str) -> Any:
+        """The value of setting ``name`` (the user's, else the default), imported if it is an
+        import string, cached until :meth:`reload`."""
         if name.startswith("_") or name not in self._defaults:
             raise AttributeError(f"Invalid {SETTINGS_NAME} setting: {name!r}")
         if name not in self._cache:
@@ -160,8 +191,179 @@ class AppSettings:
             self._cache[name] = value
         return self._cache[name]
 
+    if not TYPE_CHECKING:
+        # Any other key of the defaults (an AppSettings made with defaults of its own), and the
+        # error for a name that is no setting. Hidden from type checkers, so that a misspelt
+        # setting is a type error instead of Any.
+        def __getattr__(self, name: str) -> Any:
+            return self._setting(name)
+
     def reload(self) -> None:
         self._cache.clear()
+
+    # The settings, one property each (see DEFAULTS for what each means).
+
+    @property
+    def APPS(self) -> Mapping[str, Mapping[str, Any]] | None:
+        return cast("Mapping[str, Mapping[str, Any]] | None", self._setting("APPS"))
+
+    @property
+    def DEFAULT_APP(self) -> str | None:
+        return cast("str | None", self._setting("DEFAULT_APP"))
+
+    @property
+    def ADAPTER(self) -> str:
+        return cast(str, self._setting("ADAPTER"))
+
+    @property
+    def APP_ID(self) -> str:
+        return cast(str, self._setting("APP_ID"))
+
+    @property
+    def APP_SECRET(self) -> str:
+        return cast(str, self._setting("APP_SECRET"))
+
+    @property
+    def SCOPE(self) -> str:
+        return cast(str, self._setting("SCOPE"))
+
+    @property
+    def AUTHORIZE_URL(self) -> str:
+        return cast(str, self._setting("AUTHORIZE_URL"))
+
+    @property
+    def QRCONNECT_URL(self) -> str:
+        return cast(str, self._setting("QRCONNECT_URL"))
+
+    @property
+    def API_BASE_URL(self) -> str:
+        return cast(str, self._setting("API_BASE_URL"))
+
+    @property
+    def WECOM_API_BASE_URL(self) -> str:
+        return cast(str, self._setting("WECOM_API_BASE_URL"))
+
+    @property
+    def WECOM_SSO_URL(self) -> str:
+        return cast(str, self._setting("WECOM_SSO_URL"))
+
+    @property
+    def WECOM_TOKEN_REFRESH_MARGIN(self) -> float:
+        return cast(float, self._setting("WECOM_TOKEN_REFRESH_MARGIN"))
+
+    @property
+    def WXLOGIN_JS_URL(self) -> str:
+        return cast(str, self._setting("WXLOGIN_JS_URL"))
+
+    @property
+    def TIMEOUT(self) -> TimeoutValue:
+        return cast(TimeoutValue, self._setting("TIMEOUT"))
+
+    @property
+    def CONNECT_REDIRECT(self) -> bool:
+        return cast(bool, self._setting("CONNECT_REDIRECT"))
+
+    @property
+    def FORCE_POPUP(self) -> bool:
+        return cast(bool, self._setting("FORCE_POPUP"))
+
+    @property
+    def USERINFO_LANG(self) -> str:
+        return cast(str, self._setting("USERINFO_LANG"))
+
+    @property
+    def DEDUPE_WINDOW(self) -> float:
+        return cast(float, self._setting("DEDUPE_WINDOW"))
+
+    @property
+    def WAIT_TIMEOUT(self) -> float | None:
+        return cast("float | None", self._setting("WAIT_TIMEOUT"))
+
+    @property
+    def EXCHANGE_MARGIN(self) -> float:
+        return cast(float, self._setting("EXCHANGE_MARGIN"))
+
+    @property
+    def SESSION_TOKEN_MAX_AGE(self) -> int:
+        return cast(int, self._setting("SESSION_TOKEN_MAX_AGE"))
+
+    @property
+    def STATE_MAX_AGE(self) -> int:
+        return cast(int, self._setting("STATE_MAX_AGE"))
+
+    @property
+    def ALLOWED_REDIRECT_HOSTS(self) -> Collection[str]:
+        return cast("Collection[str]", self._setting("ALLOWED_REDIRECT_HOSTS"))
+
+    @property
+    def RETENTION(self) -> Duration:
+        return cast(Duration, self._setting("RETENTION"))
+
+    @property
+    def GARBAGE_RETENTION(self) -> Duration:
+        return cast(Duration, self._setting("GARBAGE_RETENTION"))
+
+    @property
+    def LINK_USERS(self) -> bool:
+        return cast(bool, self._setting("LINK_USERS"))
+
+    @property
+    def CREATE_USER(self) -> CreateUser:
+        """The hook itself (the import string imported)."""
+        return cast("CreateUser", self._setting("CREATE_USER"))
+
+    @property
+    def AUTO_LOGIN_PATHS(self) -> Collection[str]:
+        return cast("Collection[str]", self._setting("AUTO_LOGIN_PATHS"))
+
+    @property
+    def CACHE_ALIAS(self) -> str | None:
+        return cast("str | None", self._setting("CACHE_ALIAS"))
+
+    @property
+    def BINDING_COOKIE_NAME(self) -> str:
+        return cast(str, self._setting("BINDING_COOKIE_NAME"))
+
+    @property
+    def UNBOUND_USER_AGENTS(self) -> Collection[str]:
+        return cast("Collection[str]", self._setting("UNBOUND_USER_AGENTS"))
+
+    @property
+    def CONFIRM_UNBOUND(self) -> bool:
+        return cast(bool, self._setting("CONFIRM_UNBOUND"))
+
+    @property
+    def MAX_CODES_PER_LOGIN(self) -> int:
+        return cast(int, self._setting("MAX_CODES_PER_LOGIN"))
+
+    @property
+    def GARBAGE_BUDGET(self) -> int:
+        return cast(int, self._setting("GARBAGE_BUDGET"))
+
+    @property
+    def GARBAGE_PERIOD(self) -> int:
+        return cast(int, self._setting("GARBAGE_PERIOD"))
+
+    @property
+    def CLIENT_KEY(self) -> ClientKey:
+        """The function itself (the import string imported)."""
+        return cast("ClientKey", self._setting("CLIENT_KEY"))
+
+    @property
+    def BUDGET_CACHE_ALIAS(self) -> str:
+        return cast(str, self._setting("BUDGET_CACHE_ALIAS"))
+
+    @property
+    def ASYNC_VIEWS(self) -> bool | None:
+        return cast("bool | None", self._setting("ASYNC_VIEWS"))
+
+    @property
+    def ASYNC_POLL_INTERVAL(self) -> float:
+        return cast(float, self._setting("ASYNC_POLL_INTERVAL"))
+
+    @property
+    def HASH_KEY(self) -> str | bytes | None:
+        return cast("str | bytes | None", self._setting("HASH_KEY"))
 
     # Derived values: computed from the settings above, never set directly.
 
@@ -177,8 +379,12 @@ class AppSettings:
         at the longest TIMEOUT of any app (an app of APPS may set its own)."""
         from .registry import configured_apps
 
-        longest = max([sum(self.timeout), *(sum(timeout_pair(app.setting("TIMEOUT")))
-                                            for app in configured_apps().values())])
+        longest = max(
+            [
+                sum(self.timeout),
+                *(sum(timeout_pair(app.setting("TIMEOUT"))) for app in configured_apps().values()),
+            ]
+        )
         return 2 * longest + float(self.EXCHANGE_MARGIN)
 
     @property

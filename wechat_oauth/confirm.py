@@ -30,13 +30,22 @@ PENDING_KEY = "_wechat_oauth_pending"
 PENDING_MAX_AGE = 300
 
 
-def ask(request: HttpRequest, *, identity: WeChatIdentity, target: str,
-        account: WeChatAccount | None = None, created: bool = False) -> HttpResponse:
+def ask(
+    request: HttpRequest,
+    *,
+    identity: WeChatIdentity,
+    target: str,
+    account: WeChatAccount | None = None,
+    created: bool = False,
+) -> HttpResponse:
     """Park the login and render the question (200). Every duplicate of the callback parks the
     same login and shows the same page."""
     request.session[PENDING_KEY] = {
-        "identity": asdict(identity), "account": account.pk if account is not None else None,
-        "created": created, "target": target, "expires": time.time() + PENDING_MAX_AGE,
+        "identity": asdict(identity),
+        "account": account.pk if account is not None else None,
+        "created": created,
+        "target": target,
+        "expires": time.time() + PENDING_MAX_AGE,
     }
     context = {
         "current": getattr(request, "user", None),
@@ -58,8 +67,9 @@ def complete(request: HttpRequest) -> HttpResponse:
 
     pending: dict[str, Any] | None = request.session.pop(PENDING_KEY, None)
     if not isinstance(pending, dict) or pending.get("expires", 0) < time.time():
-        return error_response(request, InvalidState("No login waits for confirmation"),
-                              target=flow.default_redirect())
+        return error_response(
+            request, InvalidState("No login waits for confirmation"), target=flow.default_redirect()
+        )
     target = str(pending["target"])
     if request.POST.get("action") != "continue":
         return HttpResponseRedirect(flow.safe_target(request, target))

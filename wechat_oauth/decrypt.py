@@ -49,8 +49,8 @@ def decrypt_user_data(session_key: str, encrypted_data: str, iv: str, *, app_id:
         from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
     except ImportError as missing:
         raise ConfigurationError(
-            f"Decrypting Mini Program data needs the cryptography package: pip install "
-            f"\"{EXTRA}\"") from missing
+            f'Decrypting Mini Program data needs the cryptography package: pip install "{EXTRA}"'
+        ) from missing
     if not isinstance(app_id, str) or not app_id:
         raise ConfigurationError("Decrypting Mini Program data needs the Mini Program's app id")
 

@@ -73,8 +73,9 @@ class WeChatOAuthError(Exception):
         return (_rebuild, (type(self), self.message, self.errcode, self.errmsg, self.request_id))
 
 
-def _rebuild(cls: type[WeChatOAuthError], message: str, errcode: int | None, errmsg: str,
-             request_id: str) -> WeChatOAuthError:
+def _rebuild(
+    cls: type[WeChatOAuthError], message: str, errcode: int | None, errmsg: str, request_id: str
+) -> WeChatOAuthError:
     return cls(message, errcode=errcode, errmsg=errmsg, request_id=request_id)
 
 
@@ -187,8 +188,7 @@ class UpstreamUnavailable(WeChatOAuthError):
     key = "unavailable"
     default_message = "WeChat could not be reached"
 
-    def __init__(self, message: str | None = None, *, request_sent: bool = True,
-                 **kwargs: Any) -> None:
+    def __init__(self, message: str | None = None, *, request_sent: bool = True, **kwargs: Any) -> None:
         super().__init__(message, **kwargs)
         self.request_sent = request_sent
 
@@ -314,6 +314,7 @@ class AccountLinkFailed(WeChatOAuthError):
 
     key = "link_failed"
     default_message = "The WeChat identity could not be linked to a user"
+
 
 ERRCODE_CLASSES: dict[int, type[UpstreamError]] = {
     -1: UpstreamBusy,

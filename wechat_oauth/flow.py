@@ -62,6 +62,9 @@ OAUTH_PARAMETERS = ("code", "state", "uin", "key", "pass_ticket")
 RESENT_MARKERS = ("uin", "key", "pass_ticket")
 SESSION_KEY = "_wechat_oauth_identity"
 
+#: Rebuilds the callback address for ``target`` (an automatic restart of the login).
+RedirectUri = Callable[[str], str]
+
 
 @dataclass(frozen=True)
 class Callback:
@@ -125,19 +128,27 @@ def callback_uri(request: HttpRequest, target: str, app: WeChatApp | None = None
     return f"{callback}?{urlencode({'next': target})}"
 
 
-def login_state(request: HttpRequest, *, target: str, app: WeChatApp, attempt: int = 0
-                ) -> tuple[LoginState, str]:
+def login_state(
+    request: HttpRequest, *, target: str, app: WeChatApp, attempt: int = 0
+) -> tuple[LoginState, str]:
     """A new state of ``app`` for ``target`` and the binding token it commits to (the caller
     sets the binding cookie on its response with :func:`set_binding_cookie`)."""
     token = binding_token(request)
-    state = issue_state(target=target, scope=app.scope, app_id=app.app_id, attempt=attempt,
-                        binding=commitment(token))
+    state = issue_state(
+        target=target, scope=app.scope, app_id=app.app_id, attempt=attempt, binding=commitment(token)
+    )
     return state, token
 
 
-def authorize_redirect(request: HttpRequest, *, target: str, redirect_uri: str,
-                       attempt: int = 0, app: WeChatApp | None = None,
-                       client: WeChatClient | None = None) -> HttpResponseRedirect:
+def authorize_redirect(
+    request: HttpRequest,
+    *,
+    target: str,
+    redirect_uri: str,
+    attempt: int = 0,
+    app: WeChatApp | None = None,
+    client: WeChatClient | None = None,
+) -> HttpResponseRedirect:
     """Send the browser to WeChat to log in through ``app`` (default: DEFAULT_APP), coming back
     to ``redirect_uri`` for ``target``: the authorize page of an Official Account, the
     qrconnect page of a website app; for a WeCom app the in-app authorisation inside WeCom's
@@ -147,8 +158,7 @@ def authorize_redirect(request: HttpRequest, *, target: str, redirect_uri: str,
     state, token = login_state(request, target=target, app=app, attempt=attempt)
     client = client or get_client(app)
     if isinstance(client, WeComClient):  # inside WeCom: in-app authorisation; else SSO QR
-        url = client.login_url(redirect_uri, state.value,
-                               user_agent=request.headers.get("User-Agent", ""))
+        url = client.login_url(redirect_uri, state.value, user_agent=request.headers.get("User-Agent", ""))
     elif app.is_qr_login:
         url = client.qrconnect_url(redirect_uri, state.value, scope=app.scope)
     else:
@@ -158,15 +168,18 @@ def authorize_redirect(request: HttpRequest, *, target: str, redirect_uri: str,
     return response
 
 
-def qr_panel_parameters(request: HttpRequest, *, target: str, app: WeChatApp
-                        ) -> tuple[dict[str, Any], str]:
+def qr_panel_parameters(request: HttpRequest, *, target: str, app: WeChatApp) -> tuple[dict[str, Any], str]:
     """What WeChat's ``wxLogin.js`` needs to draw ``app``'s QR panel inside a page of the site
     (``new WxLogin({...})``), with a state issued as for any login, and the binding token the
     caller sets as the cookie. ``redirect_uri`` is URL-encoded: wxLogin.js pastes it into its
     iframe's address as it is."""
     state, token = login_state(request, target=target, app=app)
-    parameters = {"appid": app.app_id, "scope": app.scope, "state": state.value,
-                  "redirect_uri": quote(callback_uri(request, target, app), safe="")}
+    parameters = {
+        "appid": app.app_id,
+        "scope": app.scope,
+        "state": state.value,
+        "redirect_uri": quote(callback_uri(request, target, app), safe=""),
+    }
     return parameters, token
 
 
@@ -177,16 +190,59 @@ def login_here(request: HttpRequest, target: str | None = None) -> HttpResponseR
     return authorize_redirect(request, target=target, redirect_uri=request.build_absolute_uri(target))
 
 
-def complete_login(request: HttpRequest, callback: Callback, *, target: str,
-                   redirect_uri: Callable[[str], str], app: WeChatApp | None = None
-                   ) -> HttpResponse:
+@dataclass(frozen=True)
+class PendingLogin:
+    """A callback whose state and browser are verified: what its code's exchange needs."""
+
+    callback: Callback
+    state: LoginState
+    app: WeChatApp
+    target: str
+    unbound: bool
+
+    def exchange_arguments(self, request: HttpRequest) -> dict[str, Any]:
+        """The keyword arguments of ``exchange_once``/``aexchange_once`` for this callback."""
+        app, state = self.app, self.state
+        return {
+            "client": get_client(app),
+            "state": self.callback.state,
+            "resent": self.callback.resent,
+            "fingerprint": fingerprint(request),
+            "budget": CodeBudget.for_request(request, attempt=f"{app.app_id}:{state.nonce}"),
+        }
+
+
+def complete_login(
+    request: HttpRequest,
+    callback: Callback,
+    *,
+    target: str,
+    redirect_uri: RedirectUri,
+    app: WeChatApp | None = None,
+) -> HttpResponse:
     """Finish the login the callback belongs to and redirect to ``target``.
 
     ``target`` is what the state was bound to (path and query the user returns to);
     ``redirect_uri(target)`` rebuilds the callback address for an automatic restart. ``app``
     (default: DEFAULT_APP) is the app the callback's URL names: a state issued for another
-    app is refused (InvalidState), before its code is spent.
+    app is refused (InvalidState), before its code is spent. The async views run the same
+    three steps around :func:`~wechat_oauth.guard.aexchange_once`.
     """
+    pending = begin_login(request, callback, target=target, app=app)
+    if isinstance(pending, HttpResponse):
+        return pending
+    try:
+        exchange = exchange_once(pending.callback.code or "", **pending.exchange_arguments(request))
+    except CodeSpent as spent:
+        return after_spent_code(request, pending, spent, redirect_uri)
+    return finish_login(request, pending, exchange)
+
+
+def begin_login(
+    request: HttpRequest, callback: Callback, *, target: str, app: WeChatApp | None = None
+) -> PendingLogin | HttpResponse:
+    """Everything before the exchange: the state verified, the browser checked, the session
+    read; or the response that ends the callback here (a refresh long after the login)."""
     app = app or get_app()
     try:
         state = verify_state(callback.state, target=target, scope=app.scope, app_id=app.app_id)
@@ -201,33 +257,47 @@ def complete_login(request: HttpRequest, callback: Callback, *, target: str,
     # commits it logs in, which moves the session data to a new key and deletes the old one;
     # a duplicate reading the session after that would log in with the data gone.
     request.session.keys()
-    try:
-        exchange = exchange_once(
-            callback.code, client=get_client(app), state=callback.state, resent=callback.resent,
-            fingerprint=fingerprint(request),
-            budget=CodeBudget.for_request(request, attempt=f"{app.app_id}:{state.nonce}"))
-    except CodeSpent:
-        if _signed_in(request):  # Back or refresh after the login
-            return _continue(request, target)
-        if state.attempt == 0:
-            logger.info("code already spent: restarting the login once")
-            return authorize_redirect(request, target=target, redirect_uri=redirect_uri(target),
-                                      attempt=1, app=app)
-        raise
-    return _finish_login(request, exchange, app, unbound=binding is Binding.UNBOUND,
-                         target=target)
+    return PendingLogin(
+        callback=callback, state=state, app=app, target=target, unbound=binding is Binding.UNBOUND
+    )
 
 
-def _finish_login(request: HttpRequest, exchange: Exchange, app: WeChatApp, *, unbound: bool,
-                  target: str) -> HttpResponse:
+def after_spent_code(
+    request: HttpRequest, pending: PendingLogin, spent: CodeSpent, redirect_uri: RedirectUri
+) -> HttpResponse:
+    """The code was spent before this request (Back, refresh, a code WeChat refused as used):
+    a logged-in browser goes on, a first attempt restarts the login once, else CodeSpent."""
+    if _signed_in(request):  # Back or refresh after the login
+        return _continue(request, pending.target)
+    if pending.state.attempt == 0:
+        logger.info("code already spent: restarting the login once")
+        return authorize_redirect(
+            request,
+            target=pending.target,
+            redirect_uri=redirect_uri(pending.target),
+            attempt=1,
+            app=pending.app,
+        )
+    raise spent
+
+
+def finish_login(request: HttpRequest, pending: PendingLogin, exchange: Exchange) -> HttpResponse:
+    """After the exchange: link and log in, or ask first (see :func:`_finish_login`)."""
+    return _finish_login(request, exchange, pending.app, unbound=pending.unbound, target=pending.target)
+
+
+def _finish_login(
+    request: HttpRequest, exchange: Exchange, app: WeChatApp, *, unbound: bool, target: str
+) -> HttpResponse:
     """Link and log in (or keep the identity), unless an unbound callback must ask first."""
     token = exchange.token
     if token.is_snapshot_user:
         raise SnapshotUser()
     if not get_adapter().may_log_in(request, app, token):
         raise LoginRefused()
-    identity = WeChatIdentity(app_id=app.app_id, openid=token.openid,
-                              unionid=token.unionid, scope=token.scope)
+    identity = WeChatIdentity(
+        app_id=app.app_id, openid=token.openid, unionid=token.unionid, scope=token.scope
+    )
     if not app_settings.LINK_USERS:
         if unbound and (app_settings.CONFIRM_UNBOUND or _other_identity_signed_in(request, identity)):
             return confirm.ask(request, identity=identity, target=target)
@@ -236,30 +306,43 @@ def _finish_login(request: HttpRequest, exchange: Exchange, app: WeChatApp, *, u
     account, created = _link(token, app, refresh_account=not exchange.duplicate)
     user = authenticated(request, account)
     if unbound and (app_settings.CONFIRM_UNBOUND or _other_user_signed_in(request, user)):
-        return confirm.ask(request, identity=identity, target=target, account=account,
-                           created=created)
+        return confirm.ask(request, identity=identity, target=target, account=account, created=created)
     log_in(request, user, account, created=created, identity=identity)
     return _continue(request, target)
 
 
-def mini_program_session(request: HttpRequest, code: object, *, app: WeChatApp
-                         ) -> dict[str, Any]:
+def mini_program_session(request: HttpRequest, code: object, *, app: WeChatApp) -> dict[str, Any]:
     """A Mini Program login: ``code`` (from ``wx.login()``) through the fence, the identity
     linked, and what the session endpoint answers (a session token, openid, unionid, user
     id). Every duplicate of the code gets the first one's identity, session_key included."""
+    code = validate_code(code)
+    exchange = exchange_once(code, **mini_program_exchange_arguments(request, code, app))
+    return mini_program_answer(request, exchange, app=app)
+
+
+def mini_program_exchange_arguments(request: HttpRequest, code: str, app: WeChatApp) -> dict[str, Any]:
+    return {
+        "client": get_client(app),
+        "budget": CodeBudget.for_request(request, attempt=f"{app.app_id}:{code}"),
+    }
+
+
+def mini_program_answer(request: HttpRequest, exchange: Exchange, *, app: WeChatApp) -> dict[str, Any]:
+    """After a Mini Program code's exchange: the identity linked, a session token issued."""
     from . import miniprogram
 
-    code = validate_code(code)
-    exchange = exchange_once(code, client=get_client(app),
-                             budget=CodeBudget.for_request(request, attempt=f"{app.app_id}:{code}"))
     token = exchange.token
     if not get_adapter().may_log_in(request, app, token):
         raise LoginRefused()
     account, _created = link_account(token, app=app, refresh=not exchange.duplicate)
     if not account.user.is_active:
         raise InactiveUser()
-    return {"token": miniprogram.issue_token(account), "openid": token.openid,
-            "unionid": token.unionid, "user_id": account.user_id}
+    return {
+        "token": miniprogram.issue_token(account),
+        "openid": token.openid,
+        "unionid": token.unionid,
+        "user_id": account.user_id,
+    }
 
 
 def switch_identity(request: HttpRequest, identity: WeChatIdentity) -> None:
@@ -272,15 +355,14 @@ def switch_identity(request: HttpRequest, identity: WeChatIdentity) -> None:
     request.session[SESSION_KEY] = asdict(identity)
 
 
-def log_in(request: HttpRequest, user: Any, account: WeChatAccount, *, created: bool,
-           identity: WeChatIdentity) -> None:
+def log_in(
+    request: HttpRequest, user: Any, account: WeChatAccount, *, created: bool, identity: WeChatIdentity
+) -> None:
     """Log ``user`` in through ``account`` and keep ``identity`` in the session."""
     login(request, user, backend=BACKEND_PATH)
     request.session[SESSION_KEY] = asdict(identity)
-    logger.info("openid %s logged in as user %s%s", identity.openid, user.pk,
-                " (new)" if created else "")
-    wechat_login.send(sender=type(account), request=request, user=user, account=account,
-                      created=created)
+    logger.info("openid %s logged in as user %s%s", identity.openid, user.pk, " (new)" if created else "")
+    wechat_login.send(sender=type(account), request=request, user=user, account=account, created=created)
 
 
 def identity_of(request: HttpRequest) -> WeChatIdentity | None:
@@ -294,8 +376,7 @@ def identity_of(request: HttpRequest) -> WeChatIdentity | None:
         return None
 
 
-def _link(token: TokenResult, app: WeChatApp, *, refresh_account: bool
-          ) -> tuple[WeChatAccount, bool]:
+def _link(token: TokenResult, app: WeChatApp, *, refresh_account: bool) -> tuple[WeChatAccount, bool]:
     # Before linking: a site that cannot keep the login must not create users for nothing.
     if BACKEND_PATH not in settings.AUTHENTICATION_BACKENDS:
         raise ConfigurationError(f"{BACKEND_PATH} is not in AUTHENTICATION_BACKENDS (check E004)")
@@ -331,4 +412,3 @@ def _continue(request: HttpRequest, target: str) -> HttpResponseRedirect:
 def _signed_in(request: HttpRequest) -> bool:
     user = getattr(request, "user", None)
     return bool(user is not None and user.is_authenticated) or identity_of(request) is not None
-

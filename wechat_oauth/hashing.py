@@ -29,8 +29,7 @@ def keyed_hash(purpose: str, value: str, *, secret: str | bytes | None = None) -
     """
     if secret is None:
         secret = signing_keys()[0]
-    return salted_hmac(f"wechat_oauth.{purpose}", value, secret=secret,
-                       algorithm="sha256").hexdigest()
+    return salted_hmac(f"wechat_oauth.{purpose}", value, secret=secret, algorithm="sha256").hexdigest()
 
 
 def code_hash(code: str, *, secret: str | bytes | None = None) -> str:

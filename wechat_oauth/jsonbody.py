@@ -21,6 +21,7 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any, NoReturn
 
+from asgiref.sync import iscoroutinefunction
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, JsonResponse, UnreadablePostError
@@ -130,16 +131,29 @@ def _too_deep(text: str, limit: int) -> bool:
     return False
 
 
-def require_post_json(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
-    """Like Django's ``require_POST``, but the 405 is JSON too (``Allow: POST``)."""
+def require_post_json(view: Callable[..., Any]) -> Callable[..., Any]:
+    """Like Django's ``require_POST``, but the 405 is JSON too (``Allow: POST``); for sync and
+    async views alike."""
+    if iscoroutinefunction(view):
+
+        @wraps(view)
+        async def only_post_async(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+            return _refuse_other_methods(request) or await view(request, *args, **kwargs)
+
+        return only_post_async
 
     @wraps(view)
     def only_post(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        if request.method != "POST":
-            response = JsonResponse({"error": "method_not_allowed",
-                                     "message": "Use POST with a JSON body"}, status=405)
-            response["Allow"] = "POST"
-            return response
-        return view(request, *args, **kwargs)
+        return _refuse_other_methods(request) or view(request, *args, **kwargs)
 
     return only_post
+
+
+def _refuse_other_methods(request: HttpRequest) -> HttpResponse | None:
+    if request.method == "POST":
+        return None
+    response = JsonResponse(
+        {"error": "method_not_allowed", "message": "Use POST with a JSON body"}, status=405
+    )
+    response["Allow"] = "POST"
+    return response

@@ -19,15 +19,16 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Callable
-from functools import cached_property
+from typing import Any
 from urllib.parse import urlencode
 
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
 from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
 from django.utils.functional import SimpleLazyObject
 
-from . import flow, miniprogram
+from . import async_views, flow, miniprogram
 from .conf import app_settings
 from .exceptions import InvalidState, WeChatOAuthError
 from .responses import (
@@ -37,18 +38,37 @@ from .responses import (
     log_error,
     protect_callback_response,
 )
-from .state import verify_state
+from .state import callback_paths, verify_state
 
 
 class WeChatOAuthMiddleware:
-    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
-        self.get_response = get_response
+    """Sync and async (``sync_and_async_middleware``): under ASGI a callback on any page is
+    completed as the async callback view does, awaiting the exchange."""
 
-    def __call__(self, request: HttpRequest) -> HttpResponse:
+    sync_capable = True
+    async_capable = True
+
+    def __init__(self, get_response: Callable[[HttpRequest], Any]) -> None:
+        self.get_response = get_response
+        self.async_mode = iscoroutinefunction(get_response)
+        if self.async_mode:
+            markcoroutinefunction(self)
+
+    def __call__(self, request: HttpRequest) -> Any:
+        if self.async_mode:
+            return self.__acall__(request)
         request.wechat = SimpleLazyObject(lambda: flow.identity_of(request))  # type: ignore[attr-defined]
         self._authenticate_bearer(request)
         response = self._complete_callback(request) or self._auto_login(request)
         return response or self.get_response(request)
+
+    async def __acall__(self, request: HttpRequest) -> HttpResponse:
+        request.wechat = SimpleLazyObject(lambda: flow.identity_of(request))  # type: ignore[attr-defined]
+        await sync_to_async(self._authenticate_bearer)(request)
+        response = await self._acomplete_callback(request)
+        if response is None:
+            response = await sync_to_async(self._auto_login)(request)
+        return response or await self.get_response(request)
 
     def _authenticate_bearer(self, request: HttpRequest) -> None:
         """A Mini Program's ``Authorization: Bearer <session token>``: its user is the
@@ -61,27 +81,43 @@ class WeChatOAuthMiddleware:
             request.user = account.user
 
     def _complete_callback(self, request: HttpRequest) -> HttpResponse | None:
+        target = self._callback_target(request)
+        if target is None:
+            return None
+        try:
+            received = flow.read_callback(request.GET)
+            response = flow.complete_login(
+                request, received, target=target, redirect_uri=request.build_absolute_uri
+            )
+        except (WeChatOAuthError, DatabaseError) as error:
+            response = _error_redirect(error, target)
+        return protect_callback_response(response)
+
+    async def _acomplete_callback(self, request: HttpRequest) -> HttpResponse | None:
+        target = self._callback_target(request)
+        if target is None:
+            return None
+        try:
+            received = flow.read_callback(request.GET)
+            response = await async_views.acomplete_login(
+                request, received, target=target, redirect_uri=request.build_absolute_uri
+            )
+        except (WeChatOAuthError, DatabaseError) as error:
+            response = _error_redirect(error, target)
+        return protect_callback_response(response)
+
+    def _callback_target(self, request: HttpRequest) -> str | None:
+        """The page a callback on this request completes (this page without WeChat's
+        parameters), or None when the request is not such a callback."""
         # GET only: a HEAD from a link scanner or a POST must not complete (and answer) a login.
-        if (request.method != "GET" or "state" not in request.GET
-                or request.path_info == self._callback_path):
+        if request.method != "GET" or "state" not in request.GET or request.path_info in callback_paths():
             return None
         target = flow.without_oauth_parameters(request)
         try:
             verify_state(request.GET.get("state", ""), target=target, max_age=float("inf"))
         except InvalidState:
             return None  # not a state issued for this page: not ours to handle
-        try:
-            received = flow.read_callback(request.GET)
-            response = flow.complete_login(request, received, target=target,
-                                           redirect_uri=request.build_absolute_uri)
-        except WeChatOAuthError as error:
-            # The page is shown on a URL without the code (this one may be shared or logged).
-            log_error(error)
-            response = HttpResponseRedirect(error_url(error.key, target=target))
-        except DatabaseError as error:
-            log_database_error(error)
-            response = HttpResponseRedirect(error_url(DATABASE_KEY, target=target))
-        return protect_callback_response(response)
+        return target
 
     def _auto_login(self, request: HttpRequest) -> HttpResponse | None:
         patterns = _compiled(tuple(app_settings.AUTO_LOGIN_PATHS))
@@ -96,9 +132,15 @@ class WeChatOAuthMiddleware:
         query = urlencode({"next": request.get_full_path()})
         return HttpResponseRedirect(f"{reverse('wechat_oauth:login')}?{query}")
 
-    @cached_property
-    def _callback_path(self) -> str:
-        return reverse("wechat_oauth:callback")
+
+def _error_redirect(error: Exception, target: str) -> HttpResponse:
+    """The error page is shown on a URL without the code (this one may be shared or logged)."""
+    if isinstance(error, DatabaseError):
+        log_database_error(error)
+        return HttpResponseRedirect(error_url(DATABASE_KEY, target=target))
+    assert isinstance(error, WeChatOAuthError)
+    log_error(error)
+    return HttpResponseRedirect(error_url(error.key, target=target))
 
 
 @functools.lru_cache(maxsize=8)

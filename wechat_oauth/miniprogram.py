@@ -41,8 +41,15 @@ def account_for_token(token: str) -> WeChatAccount | None:
         return None
     if not isinstance(data, dict) or not isinstance(data.get("a"), int):
         return None
-    account = WeChatAccount.objects.select_related("user").filter(
-        pk=data["a"], token_version=data.get("v")).first()
+    account = (
+        WeChatAccount.objects.select_related("user")
+        .filter(
+            # A token without "v" (None) matches no account: token_version is never NULL.
+            pk=data["a"],
+            token_version=data.get("v"),  # type: ignore[misc]  # None is meant (see above)
+        )
+        .first()
+    )
     if account is None or not account.user.is_active:
         return None
     return account
@@ -62,8 +69,9 @@ def revoke(account: WeChatAccount) -> None:
 
 def session_key_of(account: WeChatAccount) -> str:
     """The identity's latest session_key (for decrypting getPhoneNumber/getUserInfo data)."""
-    return str(WeChatAccount.objects.filter(pk=account.pk).values_list("session_key", flat=True)
-               .first() or "")
+    return str(
+        WeChatAccount.objects.filter(pk=account.pk).values_list("session_key", flat=True).first() or ""
+    )
 
 
 def decrypt(account: WeChatAccount, encrypted_data: str, iv: str) -> dict[str, Any]:

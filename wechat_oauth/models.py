@@ -33,9 +33,15 @@ class OAuthCodeUse(models.Model):
     code_hash = models.CharField(_("code hash"), max_length=64, help_text=_("HMAC-SHA256 of the code."))
     state_hash = models.CharField(_("state hash"), max_length=64, blank=True)
     fingerprint = models.CharField(
-        _("browser fingerprint"), max_length=64, blank=True, editable=False,
-        help_text=_("Keyed hash of the first request's binding cookie and User-Agent: only "
-                    "duplicates from that browser are given its outcome."))
+        _("browser fingerprint"),
+        max_length=64,
+        blank=True,
+        editable=False,
+        help_text=_(
+            "Keyed hash of the first request's binding cookie and User-Agent: only "
+            "duplicates from that browser are given its outcome."
+        ),
+    )
     status = models.CharField(_("status"), max_length=16, choices=Status.choices, default=Status.IN_FLIGHT)
 
     # The outcome a duplicate replays.
@@ -62,11 +68,15 @@ class OAuthCodeUse(models.Model):
     # Duplicates.
     duplicates = models.PositiveIntegerField(_("duplicates absorbed"), default=0)
     resent_variant_seen = models.BooleanField(
-        _("re-sent variant seen"), default=False,
-        help_text=_("A request carried WeChat's uin/key/pass_ticket parameters."))
+        _("re-sent variant seen"),
+        default=False,
+        help_text=_("A request carried WeChat's uin/key/pass_ticket parameters."),
+    )
     max_gap_ms = models.PositiveIntegerField(
-        _("largest gap (ms)"), default=0,
-        help_text=_("Longest time between the first request and a duplicate."))
+        _("largest gap (ms)"),
+        default=0,
+        help_text=_("Longest time between the first request and a duplicate."),
+    )
 
     first_seen_at = models.DateTimeField(_("first seen"))
     last_seen_at = models.DateTimeField(_("last seen"))
@@ -85,8 +95,9 @@ class OAuthCodeUse(models.Model):
             # Token scrub: only rows that still hold a secret (purge.py writes the same
             # condition, so that SQLite uses the index too). A Mini Program's session_key and
             # a WeCom member's details come without an access token.
-            models.Index(fields=["first_seen_at"], name="wechat_oauth_code_has_secrets",
-                         condition=HOLDS_SECRETS),
+            models.Index(
+                fields=["first_seen_at"], name="wechat_oauth_code_has_secrets", condition=HOLDS_SECRETS
+            ),
             models.Index(fields=["openid"], name="wechat_oauth_code_openid"),
             models.Index(fields=["unionid"], name="wechat_oauth_code_unionid"),
         ]
@@ -105,9 +116,23 @@ class OAuthCodeUse(models.Model):
 
     #: What the holder writes when its exchange ends (record_success / record_failure).
     OUTCOME_FIELDS = (
-        "status", "openid", "unionid", "scope", "is_snapshot_user", "access_token", "refresh_token",
-        "session_key", "profile", "access_token_expires_at", "refresh_token_expires_at", "error", "errcode",
-        "errmsg", "request_id", "completed_at", "exchange_ms",
+        "status",
+        "openid",
+        "unionid",
+        "scope",
+        "is_snapshot_user",
+        "access_token",
+        "refresh_token",
+        "session_key",
+        "profile",
+        "access_token_expires_at",
+        "refresh_token_expires_at",
+        "error",
+        "errcode",
+        "errmsg",
+        "request_id",
+        "completed_at",
+        "exchange_ms",
     )
 
     def record_success(self, token: TokenResult) -> None:
@@ -136,15 +161,18 @@ class WeChatAccount(models.Model):
     logs in through a second app of the organisation is linked to the same Django user.
     """
 
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE,
-                             related_name="wechat_accounts", verbose_name=_("user"))
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="wechat_accounts",
+        verbose_name=_("user"),
+    )
     app_id = models.CharField(_("app id"), max_length=64)
     openid = models.CharField(_("openid"), max_length=128)
     unionid = models.CharField(_("unionid"), max_length=128, blank=True)
     scope = models.CharField(_("last scope"), max_length=64, blank=True)
     nickname = models.CharField(_("nickname"), max_length=100, blank=True)
-    sex = models.PositiveSmallIntegerField(_("sex"), default=0,
-                                           help_text=_("0 unknown, 1 male, 2 female"))
+    sex = models.PositiveSmallIntegerField(_("sex"), default=0, help_text=_("0 unknown, 1 male, 2 female"))
     province = models.CharField(_("province"), max_length=64, blank=True)
     city = models.CharField(_("city"), max_length=64, blank=True)
     country = models.CharField(_("country"), max_length=64, blank=True)
@@ -188,8 +216,12 @@ class WeChatUnion(models.Model):
     """
 
     unionid = models.CharField(_("unionid"), max_length=128, unique=True)
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE,
-                             related_name="wechat_unions", verbose_name=_("user"))
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="wechat_unions",
+        verbose_name=_("user"),
+    )
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
 
     class Meta:
@@ -208,8 +240,7 @@ class WeComAccessToken(models.Model):
     ``gettoken`` serves every process. The token itself is never shown (no admin, no repr).
     """
 
-    key = models.CharField(_("WeCom app"), max_length=160, unique=True,
-                           help_text=_("Corp id and agent id."))
+    key = models.CharField(_("WeCom app"), max_length=160, unique=True, help_text=_("Corp id and agent id."))
     access_token = models.TextField(blank=True, editable=False)
     expires_at = models.DateTimeField(_("expires"))
     #: When the next request fetches a new token (WECOM_TOKEN_REFRESH_MARGIN before expiry).

@@ -66,20 +66,28 @@ class StoredOutcome:
             raise CodeSpent("The authorisation code was already used")
         if self.status == FAILED:
             raise error_class_for_key(self.error)(
-                errcode=self.errcode, errmsg=self.errmsg, request_id=self.request_id)
+                errcode=self.errcode, errmsg=self.errmsg, request_id=self.request_id
+            )
         assert self.access_token_expires_at is not None and self.refresh_token_expires_at is not None
         return TokenResult(
-            access_token=self.access_token, refresh_token=self.refresh_token,
-            session_key=self.session_key, openid=self.openid,
-            unionid=self.unionid, scope=self.scope, is_snapshot_user=self.is_snapshot_user,
+            access_token=self.access_token,
+            refresh_token=self.refresh_token,
+            session_key=self.session_key,
+            openid=self.openid,
+            unionid=self.unionid,
+            scope=self.scope,
+            is_snapshot_user=self.is_snapshot_user,
             expires_at=self.access_token_expires_at,
-            refresh_expires_at=self.refresh_token_expires_at, raw={},
-            profile=UserInfo.from_payload(self.profile) if self.profile else None)
+            refresh_expires_at=self.refresh_token_expires_at,
+            raw={},
+            profile=UserInfo.from_payload(self.profile) if self.profile else None,
+        )
 
     def to_json(self) -> str:
         # Field by field: asdict() would deep-copy the profile for nothing.
-        return json.dumps({field.name: _encode(getattr(self, field.name)) for field in fields(self)},
-                          separators=(",", ":"))
+        return json.dumps(
+            {field.name: _encode(getattr(self, field.name)) for field in fields(self)}, separators=(",", ":")
+        )
 
     @classmethod
     def from_json(cls, text: str | bytes) -> StoredOutcome:

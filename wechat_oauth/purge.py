@@ -73,8 +73,15 @@ from .conf import app_settings
 from .exceptions import CodeSpent
 from .models import OAuthCodeUse
 
-__all__ = ["DEFAULT_BATCH_SIZE", "PurgeReport", "format_duration", "garbage_retention",
-           "parse_duration", "purge", "scrub_tokens"]
+__all__ = [
+    "DEFAULT_BATCH_SIZE",
+    "PurgeReport",
+    "format_duration",
+    "garbage_retention",
+    "parse_duration",
+    "purge",
+    "scrub_tokens",
+]
 
 DEFAULT_BATCH_SIZE = 10_000
 
@@ -149,8 +156,9 @@ class PurgeReport:
             "rows_per_second": round(self.rows_per_second),
             "dry_run": self.dry_run,
             "older_than_seconds": round(self.older_than.total_seconds()),
-            "garbage_older_than_seconds": (None if garbage_age is None
-                                           else round(garbage_age.total_seconds())),
+            "garbage_older_than_seconds": (
+                None if garbage_age is None else round(garbage_age.total_seconds())
+            ),
             "batches": self.batches,
             "app": self.app,
         }
@@ -188,8 +196,7 @@ def purge(
     window = _dedupe_window(at_most=older_than)
     garbage_age = garbage_retention()
     app_id = _app_id(app)
-    report = PurgeReport(older_than=older_than, garbage_older_than=garbage_age, dry_run=dry_run,
-                         app=app)
+    report = PurgeReport(older_than=older_than, garbage_older_than=garbage_age, dry_run=dry_run, app=app)
     run = _Run(report, using, batch_size, sleep, on_batch, app_id=app_id)
     if not dry_run:
         report.folded = _fold_counters()  # first: a rejected code's duplicates may be in Redis
@@ -237,8 +244,10 @@ def _dedupe_window(*, at_most: timedelta | None) -> timedelta:
     a row must outlive the window in which duplicates replay it."""
     window = timedelta(seconds=app_settings.DEDUPE_WINDOW)
     if at_most is not None and at_most < window:
-        raise ValueError(f"older_than ({format_duration(at_most)}) is shorter than "
-                         f"DEDUPE_WINDOW ({format_duration(window)})")
+        raise ValueError(
+            f"older_than ({format_duration(at_most)}) is shorter than "
+            f"DEDUPE_WINDOW ({format_duration(window)})"
+        )
     return window
 
 
@@ -252,8 +261,10 @@ def garbage_retention() -> timedelta:
     except ValueError as error:
         raise ValueError(f"GARBAGE_RETENTION: {error}") from None
     if age < window:
-        raise ValueError(f"GARBAGE_RETENTION ({format_duration(age)}) is shorter than "
-                         f"DEDUPE_WINDOW ({format_duration(window)})")
+        raise ValueError(
+            f"GARBAGE_RETENTION ({format_duration(age)}) is shorter than "
+            f"DEDUPE_WINDOW ({format_duration(window)})"
+        )
     return age
 
 
@@ -269,8 +280,16 @@ SQL_EMPTY_STRING = "''"
 class _Run:
     """The SQL of one pass. Every statement is a single autocommit transaction."""
 
-    def __init__(self, report: PurgeReport, using: str | None, batch_size: int, sleep: float,
-                 on_batch: BatchListener | None, *, app_id: str | None = None) -> None:
+    def __init__(
+        self,
+        report: PurgeReport,
+        using: str | None,
+        batch_size: int,
+        sleep: float,
+        on_batch: BatchListener | None,
+        *,
+        app_id: str | None = None,
+    ) -> None:
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer, not {batch_size!r}")
         if not sleep >= 0:
@@ -279,21 +298,41 @@ class _Run:
         self.connection = connections[using or router.db_for_write(OAuthCodeUse)]
         quote, meta = self.connection.ops.quote_name, OAuthCodeUse._meta
         self.table = quote(meta.db_table)
-        (self.id, self.seen, self.status, self.access, self.error, self.duplicates, app_column,
-         session_key, profile) = (
-            quote(meta.get_field(name).column)
-            for name in ("id", "first_seen_at", "status", "access_token", "error", "duplicates",
-                         "app_id", "session_key", "profile"))
+        (
+            self.id,
+            self.seen,
+            self.status,
+            self.access,
+            self.error,
+            self.duplicates,
+            app_column,
+            session_key,
+            profile,
+        ) = (
+            # Concrete fields of OAuthCodeUse, each with its column (no relation among them).
+            quote(meta.get_field(name).column)  # type: ignore[union-attr, arg-type]
+            for name in (
+                "id",
+                "first_seen_at",
+                "status",
+                "access_token",
+                "error",
+                "duplicates",
+                "app_id",
+                "session_key",
+                "profile",
+            )
+        )
         # models.HOLDS_SECRETS, as Django writes it in the index.
-        self.holds_secrets = (f"NOT ({self.access} = '') OR NOT ({session_key} = '')"
-                              f" OR {profile} IS NOT NULL")
+        self.holds_secrets = f"NOT ({self.access} = '') OR NOT ({session_key} = '') OR {profile} IS NOT NULL"
         # One app's rows only (purge(app=...)): a condition and its parameter, or nothing.
         self.of_app = f" AND {app_column} = %s" if app_id is not None else ""
         self.app_params: list[Any] = [app_id] if app_id is not None else []
         # Blank every token field: NULL where the column allows it, else the empty string.
         self.blank_tokens = ", ".join(
-            f"{quote(field.column)} = {'NULL' if field.null else SQL_EMPTY_STRING}"
-            for field in map(meta.get_field, OAuthCodeUse.TOKEN_FIELDS))
+            f"{quote(field.column)} = {'NULL' if field.null else SQL_EMPTY_STRING}"  # type: ignore[union-attr, arg-type]
+            for field in map(meta.get_field, OAuthCodeUse.TOKEN_FIELDS)
+        )
         self.started = time.monotonic()
         self.batches_started = 0
 
@@ -307,21 +346,25 @@ class _Run:
         if self.report.dry_run:
             self.report.deleted = self._value(
                 f"SELECT COUNT(*) FROM {t} WHERE {seen} < %s AND {self.status} <> %s AND {id_} <= %s"
-                + self.of_app, [self._when(before), _IN_FLIGHT, hi, *self.app_params])
+                + self.of_app,
+                [self._when(before), _IN_FLIGHT, hi, *self.app_params],
+            )
             return
-        delete = (f"DELETE FROM {t} WHERE {id_} >= %s AND {id_} < %s"
-                  f" AND {seen} < %s AND {self.status} <> %s" + self.of_app)
+        delete = (
+            f"DELETE FROM {t} WHERE {id_} >= %s AND {id_} < %s"
+            f" AND {seen} < %s AND {self.status} <> %s" + self.of_app
+        )
         lo = self._value(f"SELECT MIN({id_}) FROM {t} WHERE {id_} <= %s", [hi])
         while lo is not None:
             self._pause()
             end = min(lo + self.batch_size, hi + 1)
             self.report.deleted += self._rowcount(
-                delete, [lo, end, self._when(before), _IN_FLIGHT, *self.app_params])
+                delete, [lo, end, self._when(before), _IN_FLIGHT, *self.app_params]
+            )
             self._batch_done()
             if end > hi:
                 break
-            lo = self._value(f"SELECT MIN({id_}) FROM {t} WHERE {id_} >= %s AND {id_} <= %s",
-                             [end, hi])
+            lo = self._value(f"SELECT MIN({id_}) FROM {t} WHERE {id_} >= %s AND {id_} <= %s", [end, hi])
 
     def delete_garbage(self, *, before: datetime, not_before: datetime) -> None:
         """Delete the rejected codes first seen in [``not_before``, ``before``)."""
@@ -331,14 +374,22 @@ class _Run:
         if hi is None:
             return
         t, id_ = self.table, self.id
-        rule = (f"{self.seen} < %s AND {self.seen} >= %s AND {self.status} = %s"
-                f" AND {self.error} = %s AND {self.duplicates} = 0 AND {self.status} <> %s"
-                + self.of_app)
-        params = [self._when(before), self._when(not_before), _FAILED, CodeSpent.key, _IN_FLIGHT,
-                  *self.app_params]
+        rule = (
+            f"{self.seen} < %s AND {self.seen} >= %s AND {self.status} = %s"
+            f" AND {self.error} = %s AND {self.duplicates} = 0 AND {self.status} <> %s" + self.of_app
+        )
+        params = [
+            self._when(before),
+            self._when(not_before),
+            _FAILED,
+            CodeSpent.key,
+            _IN_FLIGHT,
+            *self.app_params,
+        ]
         if self.report.dry_run:
             self.report.garbage_deleted = self._value(
-                f"SELECT COUNT(*) FROM {t} WHERE {id_} <= %s AND {rule}", [hi, *params])
+                f"SELECT COUNT(*) FROM {t} WHERE {id_} <= %s AND {rule}", [hi, *params]
+            )
             return
         delete = f"DELETE FROM {t} WHERE {id_} >= %s AND {id_} < %s AND {rule}"
         lo = self._value(f"SELECT MIN({id_}) FROM {t} WHERE {id_} <= %s AND {rule}", [hi, *params])
@@ -349,28 +400,29 @@ class _Run:
             self._batch_done()
             if end > hi:
                 break
-            lo = self._value(f"SELECT MIN({id_}) FROM {t} WHERE {id_} >= %s AND {id_} <= %s"
-                             f" AND {rule}", [end, hi, *params])
+            lo = self._value(
+                f"SELECT MIN({id_}) FROM {t} WHERE {id_} >= %s AND {id_} <= %s AND {rule}", [end, hi, *params]
+            )
 
     def _newest_before(self, before: datetime) -> Any:
         """The id of the most recent row first seen before ``before``: two index lookups."""
         t, id_, seen = self.table, self.id, self.seen
-        return self._value(f"SELECT MAX({id_}) FROM {t} WHERE {seen} ="
-                           f" (SELECT MAX({seen}) FROM {t} WHERE {seen} < %s)", [self._when(before)])
+        return self._value(
+            f"SELECT MAX({id_}) FROM {t} WHERE {seen} = (SELECT MAX({seen}) FROM {t} WHERE {seen} < %s)",
+            [self._when(before)],
+        )
 
     # -- scrubbing -----------------------------------------------------------------------
 
     def scrub(self, *, before: datetime, not_before: datetime | None) -> None:
         # The first condition is written as in the partial index, so SQLite uses it too.
-        where = (f"({self.holds_secrets}) AND {self.seen} < %s AND {self.status} <> %s"
-                 + self.of_app)
+        where = f"({self.holds_secrets}) AND {self.seen} < %s AND {self.status} <> %s" + self.of_app
         params: list[Any] = [self._when(before), _IN_FLIGHT, *self.app_params]
         if not_before is not None:
             where += f" AND {self.seen} >= %s"
             params.append(self._when(not_before))
         if self.report.dry_run:
-            self.report.scrubbed = self._value(f"SELECT COUNT(*) FROM {self.table} WHERE {where}",
-                                               params)
+            self.report.scrubbed = self._value(f"SELECT COUNT(*) FROM {self.table} WHERE {where}", params)
             return
         update = self._batched_update(where)
         while True:
@@ -386,10 +438,11 @@ class _Run:
         if self.connection.vendor == "mysql":
             # MariaDB/MySQL refuse LIMIT inside an IN subquery (1235) and a subquery on the
             # table being updated (1093); a single-table UPDATE takes LIMIT itself.
-            return (f"UPDATE {self.table} SET {self.blank_tokens} WHERE {where}"
-                    f" ORDER BY {self.id} LIMIT %s")
-        return (f"UPDATE {self.table} SET {self.blank_tokens} WHERE {self.id} IN"
-                f" (SELECT {self.id} FROM {self.table} WHERE {where} LIMIT %s)")
+            return f"UPDATE {self.table} SET {self.blank_tokens} WHERE {where} ORDER BY {self.id} LIMIT %s"
+        return (
+            f"UPDATE {self.table} SET {self.blank_tokens} WHERE {self.id} IN"
+            f" (SELECT {self.id} FROM {self.table} WHERE {where} LIMIT %s)"
+        )
 
     # -- helpers -------------------------------------------------------------------------
 
@@ -405,7 +458,8 @@ class _Run:
     def _rowcount(self, sql: str, params: Sequence[Any]) -> int:
         with self.connection.cursor() as cursor:
             cursor.execute(sql, params)
-            return max(cursor.rowcount, 0)
+            rowcount: int = cursor.rowcount
+            return max(rowcount, 0)
 
     def _pause(self) -> None:
         if self.batches_started and self.sleep:

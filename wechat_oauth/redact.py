@@ -10,8 +10,17 @@ from __future__ import annotations
 import logging
 import re
 
-SENSITIVE_PARAMETERS = ("secret", "appsecret", "corpsecret", "code", "js_code", "access_token",
-                        "refresh_token", "session_key", "user_ticket")
+SENSITIVE_PARAMETERS = (
+    "secret",
+    "appsecret",
+    "corpsecret",
+    "code",
+    "js_code",
+    "access_token",
+    "refresh_token",
+    "session_key",
+    "user_ticket",
+)
 
 # A URL nested in another URL's query (a callback URL in ``next=``) has its ``=`` and ``&``
 # percent-encoded once (``%3D``, ``%26``), twice when nested again (``%253D``, ``%2526``).
@@ -55,6 +64,8 @@ URL_LOGGERS = (
     "django.server",  # runserver's access log: the callback's request line carries the code
     "urllib3.connectionpool",
     "urllib3.poolmanager",
+    "httpx",  # the async client's: logs every request URL at INFO
+    "uvicorn.access",  # uvicorn's access log: the callback's request line
     "urllib3.util.retry",
     "requests.packages.urllib3.connectionpool",
 )

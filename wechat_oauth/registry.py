@@ -46,8 +46,17 @@ KIND_SCOPES: dict[str, tuple[str, ...]] = {
     "wecom": ("snsapi_base", "snsapi_privateinfo"),
 }
 #: Global settings an app's own dict may override.
-PER_APP_KEYS = ("AUTHORIZE_URL", "QRCONNECT_URL", "API_BASE_URL", "TIMEOUT", "CONNECT_REDIRECT",
-                "FORCE_POPUP", "USERINFO_LANG", "WECOM_API_BASE_URL", "WECOM_SSO_URL")
+PER_APP_KEYS = (
+    "AUTHORIZE_URL",
+    "QRCONNECT_URL",
+    "API_BASE_URL",
+    "TIMEOUT",
+    "CONNECT_REDIRECT",
+    "FORCE_POPUP",
+    "USERINFO_LANG",
+    "WECOM_API_BASE_URL",
+    "WECOM_SSO_URL",
+)
 #: The keys that make an app (besides PER_APP_KEYS); CORP_ID, AGENT_ID and SECRET are a WeCom
 #: app's (CORP_ID and SECRET are its APP_ID and APP_SECRET under WeCom's names).
 APP_KEYS = ("KIND", "APP_ID", "APP_SECRET", "SCOPE", "CORP_ID", "AGENT_ID", "SECRET")
@@ -91,18 +100,27 @@ class WeChatApp:
 
 def _legacy_app() -> WeChatApp:
     scope = app_settings.SCOPE
-    return WeChatApp(name=LEGACY_APP_NAME, kind="open" if scope == "snsapi_login" else "mp",
-                     app_id=app_settings.APP_ID, app_secret=app_settings.APP_SECRET, scope=scope)
+    return WeChatApp(
+        name=LEGACY_APP_NAME,
+        kind="open" if scope == "snsapi_login" else "mp",
+        app_id=app_settings.APP_ID,
+        app_secret=app_settings.APP_SECRET,
+        scope=scope,
+    )
 
 
 def _app_from(name: str, conf: Mapping[str, Any]) -> WeChatApp:
     kind = str(conf.get("KIND", "mp"))
     scopes = KIND_SCOPES.get(kind, ("",))
-    return WeChatApp(name=name, kind=kind, app_id=str(conf.get("CORP_ID", conf.get("APP_ID", ""))),
-                     app_secret=str(conf.get("SECRET", conf.get("APP_SECRET", ""))),
-                     scope=str(conf.get("SCOPE", scopes[0])),
-                     agent_id=str(conf.get("AGENT_ID", "")).strip(),
-                     overrides={key: conf[key] for key in PER_APP_KEYS if key in conf})
+    return WeChatApp(
+        name=name,
+        kind=kind,
+        app_id=str(conf.get("CORP_ID", conf.get("APP_ID", ""))),
+        app_secret=str(conf.get("SECRET", conf.get("APP_SECRET", ""))),
+        scope=str(conf.get("SCOPE", scopes[0])),
+        agent_id=str(conf.get("AGENT_ID", "")).strip(),
+        overrides={key: conf[key] for key in PER_APP_KEYS if key in conf},
+    )
 
 
 _lock = threading.Lock()

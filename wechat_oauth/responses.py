@@ -51,37 +51,84 @@ logger = logging.getLogger("wechat_oauth.login")
 #: (error class, HTTP status, title, message), first match wins: subclasses before bases.
 PAGES = (
     (ConsentRefused, 400, _("Login cancelled"), _("You did not allow the login in WeChat.")),
-    (ExpiredState, 400, _("Login link expired"),
-     _("This login link has expired. Please log in again.")),
-    (CodeSpent, 400, _("Login link already used"),
-     _("This login link was already used. Please log in again.")),
-    (UnsupportedMediaType, 415, _("Invalid login link"),
-     _("This login link is not valid. Please log in again.")),
-    ((InvalidState, InvalidCode, BadCallback), 400, _("Invalid login link"),
-     _("This login link is not valid. Please log in again.")),
-    ((BindingMismatch, BindingMissing), 400, _("Login started elsewhere"),
-     _("This login was started in another browser. Please log in again here.")),
-    (DecryptionFailed, 400, _("Invalid data"),
-     _("The data from the Mini Program could not be read. Please try again.")),
+    (ExpiredState, 400, _("Login link expired"), _("This login link has expired. Please log in again.")),
+    (
+        CodeSpent,
+        400,
+        _("Login link already used"),
+        _("This login link was already used. Please log in again."),
+    ),
+    (
+        UnsupportedMediaType,
+        415,
+        _("Invalid login link"),
+        _("This login link is not valid. Please log in again."),
+    ),
+    (
+        (InvalidState, InvalidCode, BadCallback),
+        400,
+        _("Invalid login link"),
+        _("This login link is not valid. Please log in again."),
+    ),
+    (
+        (BindingMismatch, BindingMissing),
+        400,
+        _("Login started elsewhere"),
+        _("This login was started in another browser. Please log in again here."),
+    ),
+    (
+        DecryptionFailed,
+        400,
+        _("Invalid data"),
+        _("The data from the Mini Program could not be read. Please try again."),
+    ),
     (InactiveUser, 403, _("Account disabled"), _("This account is disabled.")),
-    ((LoginRefused, RiskyUser), 403, _("Login not allowed"),
-     _("This WeChat account may not log in to this site.")),
-    (TooManyCodes, 429, _("Too many login attempts"),
-     _("There were too many login attempts from here. Please wait a few minutes, then log in "
-       "again.")),
-    (AccountLinkFailed, 503, _("Could not link your WeChat account"),
-     _("WeChat confirmed who you are, but we could not link it to an account on this site. "
-       "Please try again later.")),
-    (ExchangeWaitTimeout, 503, _("Still logging you in"),
-     _("Your login is still being completed. Please try again in a moment.")),
-    (ConfigurationError, 503, _("WeChat login unavailable"),
-     _("WeChat login is not available right now. Please try again later.")),
-    ((UpstreamUnavailable, UpstreamError), 502, _("WeChat did not answer"),
-     _("WeChat could not complete the login. Please try again.")),
+    (
+        (LoginRefused, RiskyUser),
+        403,
+        _("Login not allowed"),
+        _("This WeChat account may not log in to this site."),
+    ),
+    (
+        TooManyCodes,
+        429,
+        _("Too many login attempts"),
+        _("There were too many login attempts from here. Please wait a few minutes, then log in again."),
+    ),
+    (
+        AccountLinkFailed,
+        503,
+        _("Could not link your WeChat account"),
+        _(
+            "WeChat confirmed who you are, but we could not link it to an account on this site. "
+            "Please try again later."
+        ),
+    ),
+    (
+        ExchangeWaitTimeout,
+        503,
+        _("Still logging you in"),
+        _("Your login is still being completed. Please try again in a moment."),
+    ),
+    (
+        ConfigurationError,
+        503,
+        _("WeChat login unavailable"),
+        _("WeChat login is not available right now. Please try again later."),
+    ),
+    (
+        (UpstreamUnavailable, UpstreamError),
+        502,
+        _("WeChat did not answer"),
+        _("WeChat could not complete the login. Please try again."),
+    ),
     (WeChatOAuthError, 502, _("Login failed"), _("The login could not be completed. Please try again.")),
 )
-DATABASE_PAGE = (503, _("Site busy"),
-                 _("The site cannot complete logins right now. Please try again in a moment."))
+DATABASE_PAGE = (
+    503,
+    _("Site busy"),
+    _("The site cannot complete logins right now. Please try again in a moment."),
+)
 
 
 #: Errors the exchange guard has logged already: the page is only a DEBUG event.
@@ -108,8 +155,11 @@ DATABASE_KEY = "database"
 
 
 def _page_of(error_class: type[WeChatOAuthError]) -> tuple[int, Any, Any]:
-    return next((status, title, message) for classes, status, title, message in PAGES
-                if issubclass(error_class, classes))
+    return next(
+        (status, title, message)
+        for classes, status, title, message in PAGES
+        if issubclass(error_class, classes)
+    )
 
 
 def log_error(error: WeChatOAuthError) -> None:
@@ -137,14 +187,21 @@ def json_database_error(error: DatabaseError) -> JsonResponse:
     return response
 
 
-def error_response(request: HttpRequest, error: WeChatOAuthError, *, target: str,
-                   app: str | None = None, retry: str | None = None) -> HttpResponse:
+def error_response(
+    request: HttpRequest,
+    error: WeChatOAuthError,
+    *,
+    target: str,
+    app: str | None = None,
+    retry: str | None = None,
+) -> HttpResponse:
     log_error(error)
     return error_page(request, error.key, target=target, app=app, retry=retry)
 
 
-def error_page(request: HttpRequest, key: str, *, target: str, app: str | None = None,
-               retry: str | None = None) -> HttpResponse:
+def error_page(
+    request: HttpRequest, key: str, *, target: str, app: str | None = None, retry: str | None = None
+) -> HttpResponse:
     """The page of the error whose ``key`` is given (unknown keys: the generic 502 page).
 
     ``retry``: the *Log in again* address, when it is not this app's own login view (a site
@@ -156,10 +213,17 @@ def error_page(request: HttpRequest, key: str, *, target: str, app: str | None =
         if issubclass(error_class, SnapshotUser):
             return _page(request, "wechat_oauth/snapshot.html", 200, {})
         status, title, message = _page_of(error_class)
-    response = _page(request, "wechat_oauth/error.html", status,
-                     {"title": title, "message": message,
-                      "retry_url": retry if retry is not None else retry_url(target, app),
-                      "error_key": key})
+    response = _page(
+        request,
+        "wechat_oauth/error.html",
+        status,
+        {
+            "title": title,
+            "message": message,
+            "retry_url": retry if retry is not None else retry_url(target, app),
+            "error_key": key,
+        },
+    )
     if status == 503 and key == DATABASE_KEY:
         response["Retry-After"] = "5"
     elif status == 429:
@@ -189,8 +253,14 @@ def log_database_error(error: DatabaseError) -> None:
         logger.error("login failed: database unavailable: %s: %s", type(error).__name__, error)
 
 
-def database_error_response(request: HttpRequest, error: DatabaseError, *, target: str,
-                            app: str | None = None, retry: str | None = None) -> HttpResponse:
+def database_error_response(
+    request: HttpRequest,
+    error: DatabaseError,
+    *,
+    target: str,
+    app: str | None = None,
+    retry: str | None = None,
+) -> HttpResponse:
     log_database_error(error)
     return error_page(request, DATABASE_KEY, target=target, app=app, retry=retry)
 

@@ -46,9 +46,14 @@ class TokenResult:
     # Not compared: a result rebuilt from stored fields must equal the original.
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
+    @property
+    def profile_allowed(self) -> bool:
+        """Whether the token's scope lets the profile be fetched with it (never for a
+        snapshot-page user, whose openid is virtual)."""
+        return self.scope in PROFILE_SCOPES and not self.is_snapshot_user
+
     @classmethod
-    def from_payload(cls, payload: Mapping[str, Any], *,
-                     now: datetime | None = None) -> TokenResult:
+    def from_payload(cls, payload: Mapping[str, Any], *, now: datetime | None = None) -> TokenResult:
         """Build from WeChat's JSON; ``now`` (aware) is when the token was issued."""
         issued = aware_utc(now)
         expires_in = as_int(payload.get("expires_in"), DEFAULT_EXPIRES_IN)
@@ -69,10 +74,17 @@ def session_result(payload: Mapping[str, Any], *, now: datetime | None = None) -
     """A ``sns/jscode2session`` answer (Mini Program) as a :class:`TokenResult`: openid,
     unionid and session_key, no access or refresh token (a Mini Program's login has none)."""
     issued = aware_utc(now)
-    return TokenResult(access_token="", refresh_token="", openid=as_text(payload.get("openid")),
-                       scope="", expires_at=issued, refresh_expires_at=issued,
-                       unionid=as_text(payload.get("unionid")),
-                       session_key=as_text(payload.get("session_key")), raw=dict(payload))
+    return TokenResult(
+        access_token="",
+        refresh_token="",
+        openid=as_text(payload.get("openid")),
+        scope="",
+        expires_at=issued,
+        refresh_expires_at=issued,
+        unionid=as_text(payload.get("unionid")),
+        session_key=as_text(payload.get("session_key")),
+        raw=dict(payload),
+    )
 
 
 #: How a WeCom non-member's account is told apart from a member's: a member's identity is
@@ -81,8 +93,9 @@ def session_result(payload: Mapping[str, Any], *, now: datetime | None = None) -
 WECOM_NON_MEMBER_PREFIX = "openid:"
 
 
-def wecom_result(info: Mapping[str, Any], detail: Mapping[str, Any] | None, *, scope: str,
-                 now: datetime | None = None) -> TokenResult:
+def wecom_result(
+    info: Mapping[str, Any], detail: Mapping[str, Any] | None, *, scope: str, now: datetime | None = None
+) -> TokenResult:
     """A WeCom ``auth/getuserinfo`` answer (and, under ``snsapi_privateinfo``, the member's
     ``auth/getuserdetail``) as a :class:`TokenResult`. ``openid`` is the identity the account
     links by: the member's userid, or :data:`WECOM_NON_MEMBER_PREFIX` + the non-member's
@@ -91,18 +104,32 @@ def wecom_result(info: Mapping[str, Any], detail: Mapping[str, Any] | None, *, s
     issued = aware_utc(now)
     userid = as_text(info.get("userid"))
     identity = userid or WECOM_NON_MEMBER_PREFIX + as_text(info.get("openid"))
-    said = {key: value for key, value in info.items()
-            if key not in ("errcode", "errmsg", "user_ticket", "expires_in")}
+    said = {
+        key: value
+        for key, value in info.items()
+        if key not in ("errcode", "errmsg", "user_ticket", "expires_in")
+    }
     if detail:
-        said.update((key, value) for key, value in detail.items()
-                    if key not in ("errcode", "errmsg"))
-    profile = UserInfo.from_payload({
-        **said, "openid": identity, "sex": as_int(said.get("gender"), 0),
-        "headimgurl": as_text(said.get("avatar")), "nickname": as_text(said.get("name")),
-    })
-    return TokenResult(access_token="", refresh_token="", openid=identity, scope=scope,
-                       expires_at=issued, refresh_expires_at=issued, profile=profile,
-                       raw=said)
+        said.update((key, value) for key, value in detail.items() if key not in ("errcode", "errmsg"))
+    profile = UserInfo.from_payload(
+        {
+            **said,
+            "openid": identity,
+            "sex": as_int(said.get("gender"), 0),
+            "headimgurl": as_text(said.get("avatar")),
+            "nickname": as_text(said.get("name")),
+        }
+    )
+    return TokenResult(
+        access_token="",
+        refresh_token="",
+        openid=identity,
+        scope=scope,
+        expires_at=issued,
+        refresh_expires_at=issued,
+        profile=profile,
+        raw=said,
+    )
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,7 @@ in a 65-character column. The same fields, shorter: nonce 64 random bits (11), b
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import secrets
@@ -41,14 +42,16 @@ import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from django.core.exceptions import DisallowedHost
+from django.core.signals import setting_changed
+from django.dispatch import receiver
 from django.utils.crypto import constant_time_compare, salted_hmac
 from django.utils.http import url_has_allowed_host_and_scheme
 
-from .conf import app_settings
+from .conf import SETTINGS_NAME, app_settings
 from .exceptions import ExpiredState, InvalidState
 from .hashing import signing_keys
 from .results import aware_utc
@@ -64,6 +67,8 @@ __all__ = [
     "MAX_NEXT_URL_LENGTH",
     "STATE_LENGTH",
     "LoginState",
+    "callback_path",
+    "callback_paths",
     "issue_state",
     "leads_into_a_callback",
     "safe_next_url",
@@ -77,8 +82,10 @@ _INDEX = {char: value for value, char in enumerate(ALPHABET)}
 _ALNUM = re.compile(r"[A-Za-z0-9]+", re.ASCII)
 
 
+@functools.cache
 def b62_width(nbytes: int) -> int:
-    """Characters needed to write any ``nbytes``-byte value in base62."""
+    """Characters needed to write any ``nbytes``-byte value in base62 (per process: a state's
+    few fixed field sizes, asked for on every login and callback)."""
     width = 0
     while 62**width < 256**nbytes:
         width += 1
@@ -168,7 +175,7 @@ class _Layout:
 
     @property
     def body_chars(self) -> int:
-        return self.binding.stop
+        return cast(int, self.binding.stop)
 
     @property
     def length(self) -> int:
@@ -177,8 +184,7 @@ class _Layout:
 
 _LAYOUTS = {
     VERSION: _Layout(VERSION, _NONCE_BYTES, BINDING_BYTES, _MAC_BYTES),
-    COMPACT_VERSION: _Layout(COMPACT_VERSION, COMPACT_NONCE_BYTES, COMPACT_BINDING_BYTES,
-                             COMPACT_MAC_BYTES),
+    COMPACT_VERSION: _Layout(COMPACT_VERSION, COMPACT_NONCE_BYTES, COMPACT_BINDING_BYTES, COMPACT_MAC_BYTES),
 }
 #: Length of every compact state (53).
 COMPACT_STATE_LENGTH = _LAYOUTS[COMPACT_VERSION].length
@@ -241,8 +247,7 @@ def issue_state(
         + b62encode_bytes(secrets.token_bytes(layout.nonce_bytes))
         + binding
     )
-    mac = _mac(signing_keys()[0], body, *_context(target, scope, app_id),
-               nbytes=layout.mac_bytes)
+    mac = _mac(signing_keys()[0], body, *_context(target, scope, app_id), nbytes=layout.mac_bytes)
     return LoginState(
         value=body + mac,
         nonce=body[layout.nonce],
@@ -280,12 +285,13 @@ def verify_state(
         raise InvalidState("The login state is malformed")
     if not isinstance(target, str):
         raise TypeError("target must be a str")
-    body, mac = value[:layout.body_chars], value[layout.body_chars:]
+    body, mac = value[: layout.body_chars], value[layout.body_chars :]
     context = _context(target, scope, app_id)
-    if not any(constant_time_compare(mac, _mac(key, body, *context, nbytes=layout.mac_bytes))
-               for key in signing_keys()):
-        raise InvalidState(
-            "The login state is forged, or was issued for another page, scope or app")
+    if not any(
+        constant_time_compare(mac, _mac(key, body, *context, nbytes=layout.mac_bytes))
+        for key in signing_keys()
+    ):
+        raise InvalidState("The login state is forged, or was issued for another page, scope or app")
     issued = b62decode_int(value[_ISSUED])
     age = aware_utc(now).timestamp() - issued
     if age < -CLOCK_SKEW:
@@ -312,15 +318,14 @@ def _context(target: str, scope: str | None, app_id: str | None) -> tuple[str, s
     return (str(app_id), str(scope), target)
 
 
-
-def _mac(secret: str | bytes, body: str, app_id: str, scope: str, target: str, *,
-         nbytes: int = _MAC_BYTES) -> str:
+def _mac(
+    secret: str | bytes, body: str, app_id: str, scope: str, target: str, *, nbytes: int = _MAC_BYTES
+) -> str:
     # JSON of a list of strings is injective: no choice of target can imitate another field.
     # (The version is the body's first character: a MAC never verifies under the other layout.)
     message = json.dumps([body, app_id, scope, target], ensure_ascii=True, separators=(",", ":"))
     digest = salted_hmac(_MAC_SALT, message, secret=secret, algorithm="sha256").digest()
     return b62encode_bytes(digest[:nbytes])
-
 
 
 # -- next URLs ---------------------------------------------------------------------------------
@@ -364,8 +369,7 @@ def safe_next_url(
 
     if any(_is_forbidden(char) or char == "\\" for char in candidate):
         return None
-    head_end = min((i for i in (candidate.find("?"), candidate.find("#")) if i >= 0),
-                   default=len(candidate))
+    head_end = min((i for i in (candidate.find("?"), candidate.find("#")) if i >= 0), default=len(candidate))
     head, tail = candidate[:head_end], candidate[head_end:]
     heads = _decodings(head)
     tails = _decodings(tail)
@@ -393,10 +397,11 @@ CALLBACK_PARAMETERS = frozenset({"code", "state"})
 
 
 def _leads_into_a_callback(candidate: str) -> bool:
-    """Whether ``candidate``, in any of its percent-decodings, points at the callback view or
-    carries ``code``/``state``: such a ``next`` would complete a login after this one, and a
-    login-CSRF link disguised as an ordinary login link of the site is exactly that."""
-    return leads_into_a_callback(candidate, [_callback_path()])
+    """Whether ``candidate``, in any of its percent-decodings, points at a callback view (any
+    app's) or carries ``code``/``state``: such a ``next`` would complete a login after this
+    one, and a login-CSRF link disguised as an ordinary login link of the site is exactly
+    that."""
+    return leads_into_a_callback(candidate, callback_paths())
 
 
 def leads_into_a_callback(candidate: str, callback_paths: Iterable[str]) -> bool:
@@ -415,13 +420,30 @@ def leads_into_a_callback(candidate: str, callback_paths: Iterable[str]) -> bool
     return False
 
 
-def _callback_path() -> str:
+def callback_path(app: str | None = None) -> str:
+    """The path of the callback view of ``app`` (else the default app's), or "" where the
+    app's URLs are not installed on this site."""
     from django.urls import NoReverseMatch, reverse
 
     try:
-        return reverse("wechat_oauth:callback")
-    except NoReverseMatch:  # the app's URLs are not installed on this site
+        return reverse("wechat_oauth:callback", kwargs={"app": app} if app else {})
+    except NoReverseMatch:
         return ""
+
+
+@functools.cache
+def callback_paths() -> frozenset[str]:
+    """The paths of every callback view of the app, the default app's and each app's (per
+    process, until WECHAT_OAUTH or the URLconf changes)."""
+    from .registry import configured_apps
+
+    return frozenset({callback_path(), *(callback_path(name) for name in configured_apps())} - {""})
+
+
+@receiver(setting_changed)
+def _forget_callback_paths(*, setting: str, **kwargs: object) -> None:
+    if setting in (SETTINGS_NAME, "ROOT_URLCONF"):
+        callback_paths.cache_clear()
 
 
 def _is_forbidden(char: str) -> bool:

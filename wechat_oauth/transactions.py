@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import cast
 
 from django.db import DatabaseError, connections, router, transaction
 from django.db.models import Model
@@ -48,7 +49,7 @@ def take_write_lock(model: type[Model], using: str) -> None:
     if mode in _WRITE_FIRST_MODES:
         return
     table = connection.ops.quote_name(model._meta.db_table)
-    pk = connection.ops.quote_name(model._meta.pk.column)
+    pk = connection.ops.quote_name(cast(str, model._meta.pk.column))  # a concrete field's column
     with connection.cursor() as cursor:
         cursor.execute(f"UPDATE {table} SET {pk} = {pk} WHERE 0")
 

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import TYPE_CHECKING, Any, cast
 
 from django.contrib.auth import get_user_model
 from django.utils.crypto import get_random_string
 
 if TYPE_CHECKING:
+    from django.db.models import Field
+
     from .results import TokenResult, UserInfo
 
 #: Characters of the suffix that tells apart a username whose ``wx_<openid>`` was taken.
@@ -38,17 +43,40 @@ def create_user(token: TokenResult, profile: UserInfo | None) -> Any:
     return user
 
 
+#: Set by :func:`identity.link_account` for its first try at a new identity (see
+#: :func:`unchecked_usernames`).
+_unchecked: ContextVar[bool] = ContextVar("wechat_oauth_unchecked_usernames", default=False)
+
+
+@contextmanager
+def unchecked_usernames(unchecked: bool = True) -> Iterator[None]:
+    """Inside: :func:`free_username` takes the wanted name without asking the database.
+    ``wx_<openid>`` is almost never taken, so asking first costs every new person a SELECT
+    to spare a few a retry: a taken name makes the user's INSERT fail on the unique username,
+    the link's transaction rolls back, and :func:`identity.link_account` tries again outside,
+    where the name is checked."""
+    token = _unchecked.set(unchecked)
+    try:
+        yield
+    finally:
+        _unchecked.reset(token)
+
+
 def free_username(wanted: str) -> str:
     """``wanted`` if no user has it, else ``wanted`` with a random suffix that no user has,
-    both cut to the username field's max_length.
+    both cut to the username field's max_length (inside :func:`unchecked_usernames`:
+    ``wanted``, cut, unchecked).
 
     Checked, not locked: a user created in between (a racing first login of the same openid)
     makes the save fail with IntegrityError, which :func:`identity.link_account` handles.
     """
     model = get_user_model()
-    max_length = model._meta.get_field(model.USERNAME_FIELD).max_length or 150
+    # USERNAME_FIELD names a concrete field (a column), never a relation.
+    max_length = cast("Field[Any, Any]", model._meta.get_field(model.USERNAME_FIELD)).max_length or 150
     candidate = wanted[:max_length]
-    base = wanted[:max_length - SUFFIX_LENGTH - 1]
+    if _unchecked.get():
+        return candidate
+    base = wanted[: max_length - SUFFIX_LENGTH - 1]
     for _attempt in range(SUFFIX_ATTEMPTS):
         if not model._default_manager.filter(**{model.USERNAME_FIELD: candidate}).exists():
             break

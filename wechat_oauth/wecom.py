@@ -61,26 +61,43 @@ def in_wecom(user_agent: str) -> bool:
 class WeComClient(WeChatClient):
     """Talks to WeCom's API for one app (corp id + agent id + the agent's secret)."""
 
-    def __init__(self, corp_id: str, secret: str, agent_id: str, *,
-                 api_base_url: str | None = None, authorize_url: str | None = None,
-                 sso_url: str | None = None, timeout: TimeoutValue | None = None,
-                 session: requests.Session | None = None) -> None:
-        super().__init__(corp_id, secret, api_base_url=(
-            app_settings.WECOM_API_BASE_URL if api_base_url is None else api_base_url),
-            authorize_url=authorize_url, timeout=timeout, session=session)
+    def __init__(
+        self,
+        corp_id: str,
+        secret: str,
+        agent_id: str,
+        *,
+        api_base_url: str | None = None,
+        authorize_url: str | None = None,
+        sso_url: str | None = None,
+        timeout: TimeoutValue | None = None,
+        session: requests.Session | None = None,
+    ) -> None:
+        super().__init__(
+            corp_id,
+            secret,
+            api_base_url=(app_settings.WECOM_API_BASE_URL if api_base_url is None else api_base_url),
+            authorize_url=authorize_url,
+            timeout=timeout,
+            session=session,
+        )
         self.agent_id = str(agent_id).strip()
         self.sso_base_url: str = app_settings.WECOM_SSO_URL if sso_url is None else sso_url
         #: The app's access token, shared by every process (see :mod:`.wecom_token`).
-        self.tokens = AppTokens(f"{self.app_id}:{self.agent_id}", self.gettoken,
-                                bound=sum(self.timeout))
+        self.tokens = AppTokens(f"{self.app_id}:{self.agent_id}", self.gettoken, bound=sum(self.timeout))
 
     @classmethod
     def for_app(cls, app: WeChatApp, *, session: requests.Session | None = None) -> WeComClient:
-        client = cls(app.app_id, app.app_secret, app.agent_id,
-                     api_base_url=app.setting("WECOM_API_BASE_URL"),
-                     authorize_url=app.setting("AUTHORIZE_URL"),
-                     sso_url=app.setting("WECOM_SSO_URL"), timeout=app.setting("TIMEOUT"),
-                     session=session)
+        client = cls(
+            app.app_id,
+            app.app_secret,
+            app.agent_id,
+            api_base_url=app.setting("WECOM_API_BASE_URL"),
+            authorize_url=app.setting("AUTHORIZE_URL"),
+            sso_url=app.setting("WECOM_SSO_URL"),
+            timeout=app.setting("TIMEOUT"),
+            session=session,
+        )
         client.app = app
         return client
 
@@ -92,8 +109,9 @@ class WeComClient(WeChatClient):
             return self.authorize_url(redirect_uri, state)
         return self.sso_url(redirect_uri, state)
 
-    def authorize_url(self, redirect_uri: str, state: str = "", scope: str | None = None,
-                      **ignored: Any) -> str:
+    def authorize_url(
+        self, redirect_uri: str, state: str = "", scope: str | None = None, **ignored: Any
+    ) -> str:
         """WeCom's in-app authorisation (open only inside WeCom's browser)."""
         scope = scope or (self.app.scope if self.app is not None else "snsapi_base")
         if scope not in WECOM_SCOPES:
@@ -101,19 +119,23 @@ class WeComClient(WeChatClient):
         self._require_agent()
         _check_redirect_uri(redirect_uri)
         _check_state(state)
-        return (f"{self.authorize_base_url}?appid={quote(self.app_id, safe='')}"
-                f"&redirect_uri={quote(redirect_uri, safe='')}&response_type=code"
-                f"&scope={scope}&state={state}&agentid={quote(self.agent_id, safe='')}"
-                "#wechat_redirect")
+        return (
+            f"{self.authorize_base_url}?appid={quote(self.app_id, safe='')}"
+            f"&redirect_uri={quote(redirect_uri, safe='')}&response_type=code"
+            f"&scope={scope}&state={state}&agentid={quote(self.agent_id, safe='')}"
+            "#wechat_redirect"
+        )
 
     def sso_url(self, redirect_uri: str, state: str = "") -> str:
         """WeCom's web SSO login: a QR code the user scans with WeCom (desktop browsers)."""
         self._require_agent()
         _check_redirect_uri(redirect_uri)
         _check_state(state)
-        return (f"{self.sso_base_url}?login_type=CorpApp&appid={quote(self.app_id, safe='')}"
-                f"&agentid={quote(self.agent_id, safe='')}"
-                f"&redirect_uri={quote(redirect_uri, safe='')}&state={state}")
+        return (
+            f"{self.sso_base_url}?login_type=CorpApp&appid={quote(self.app_id, safe='')}"
+            f"&agentid={quote(self.agent_id, safe='')}"
+            f"&redirect_uri={quote(redirect_uri, safe='')}&state={state}"
+        )
 
     # -- API calls ---------------------------------------------------------------------------
 
@@ -121,17 +143,20 @@ class WeComClient(WeChatClient):
         """A new app access token and its lifetime (``cgi-bin/gettoken``). Rate limited by
         WeCom: call :meth:`access_token` instead, which shares one token between processes."""
         self._require_app_id(secret=True)
-        payload = self._call(GETTOKEN_PATH, [("corpid", self.app_id),
-                                             ("corpsecret", self.app_secret)],
-                             required=("access_token",))
+        payload = self._call(
+            GETTOKEN_PATH,
+            [("corpid", self.app_id), ("corpsecret", self.app_secret)],
+            required=("access_token",),
+        )
         return as_text(payload["access_token"]), as_int(payload.get("expires_in"), 7200)
 
     def access_token(self) -> str:
         """The app's access token (single-flight across processes, see :mod:`.wecom_token`)."""
         return self.tokens.get()
 
-    def exchange_code(self, code: str, *, access_token: str | None = None,
-                      retry_stale: bool = False) -> TokenResult:
+    def exchange_code(
+        self, code: str, *, access_token: str | None = None, retry_stale: bool = False
+    ) -> TokenResult:
         """Spend ``code`` (``auth/getuserinfo``) and, under ``snsapi_privateinfo``, fetch the
         member's details with its ``user_ticket``.
 
@@ -146,8 +171,7 @@ class WeComClient(WeChatClient):
         except AppTokenRejected:
             if not retry_stale:
                 raise
-            logger.info("WeCom refused the app token of %s as stale: a new one, and again",
-                        self.app_id)
+            logger.info("WeCom refused the app token of %s as stale: a new one, and again", self.app_id)
             self.tokens.drop(token)
             token = self.access_token()
             info = self._getuserinfo(token, code)
@@ -165,15 +189,16 @@ class WeComClient(WeChatClient):
         try:
             return self._call(GETUSERINFO_PATH, [("access_token", token), ("code", code)])
         except AccessTokenInvalid as refused:
-            raise AppTokenRejected(errcode=refused.errcode, errmsg=refused.errmsg,
-                                   request_id=refused.request_id) from None
+            raise AppTokenRejected(
+                errcode=refused.errcode, errmsg=refused.errmsg, request_id=refused.request_id
+            ) from None
 
-    def getuserdetail(self, user_ticket: str, *, access_token: str | None = None
-                      ) -> dict[str, Any]:
+    def getuserdetail(self, user_ticket: str, *, access_token: str | None = None) -> dict[str, Any]:
         """A member's private details (gender, avatar, mobile, email...) for a user_ticket."""
         token = access_token or self.access_token()
-        return self._call(GETUSERDETAIL_PATH, [("access_token", token)],
-                          json_body={"user_ticket": user_ticket})
+        return self._call(
+            GETUSERDETAIL_PATH, [("access_token", token)], json_body={"user_ticket": user_ticket}
+        )
 
     def _details(self, token: str, ticket: str, *, userid: str) -> dict[str, Any] | None:
         """The details, or None: the code is spent already, so a failure here must not fail
@@ -181,8 +206,9 @@ class WeComClient(WeChatClient):
         try:
             return self.getuserdetail(ticket, access_token=token)
         except WeChatOAuthError as error:
-            logger.warning("getuserdetail of WeCom member %s failed, going on without the "
-                           "details: %s", userid, error)
+            logger.warning(
+                "getuserdetail of WeCom member %s failed, going on without the details: %s", userid, error
+            )
             return None
 
     def _require_agent(self) -> None:
@@ -199,4 +225,3 @@ class WeComClient(WeChatClient):
 
 def _unexpected(what: str) -> WeChatOAuthError:
     return UpstreamUnavailable(f"WeCom gave an unexpected answer to getuserinfo: {what}")
-

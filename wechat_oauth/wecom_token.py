@@ -94,8 +94,12 @@ class DatabaseTokenStore:
     def load(self, key: str) -> AppToken | None:
         from .models import WeComAccessToken
 
-        row = (WeComAccessToken.objects.using(self.using).filter(key=key)
-               .values_list("access_token", "expires_at", "refresh_at").first())
+        row = (
+            WeComAccessToken.objects.using(self.using)
+            .filter(key=key)
+            .values_list("access_token", "expires_at", "refresh_at")
+            .first()
+        )
         return AppToken(*row) if row is not None else None
 
     def refresh(self, key: str, fetch: Fetch, *, bound: float) -> AppToken:
@@ -104,8 +108,8 @@ class DatabaseTokenStore:
         # The row exists before anyone locks it: concurrent first refreshes then queue on one
         # row lock instead of racing to insert it (a duplicate-key error, or an InnoDB deadlock).
         WeComAccessToken.objects.using(self.using).bulk_create(
-            [WeComAccessToken(key=key, expires_at=EPOCH, refresh_at=EPOCH)],
-            ignore_conflicts=True)
+            [WeComAccessToken(key=key, expires_at=EPOCH, refresh_at=EPOCH)], ignore_conflicts=True
+        )
         for attempt in range(DEADLOCK_RETRIES + 1):
             try:
                 with write_transaction(WeComAccessToken, self.using) as using:
@@ -116,7 +120,10 @@ class DatabaseTokenStore:
                         return current
                     token = _fetch(key, fetch)
                     row.access_token, row.expires_at, row.refresh_at = (
-                        token.value, token.expires_at, token.refresh_at)
+                        token.value,
+                        token.expires_at,
+                        token.refresh_at,
+                    )
                     row.fetched_at, row.fetches = now, row.fetches + 1
                     row.save(using=using)
                     return token
@@ -130,7 +137,8 @@ class DatabaseTokenStore:
         from .models import WeComAccessToken
 
         WeComAccessToken.objects.using(self.using).filter(key=key, access_token=stale).update(
-            access_token="", expires_at=EPOCH, refresh_at=EPOCH)
+            access_token="", expires_at=EPOCH, refresh_at=EPOCH
+        )
 
 
 class CacheTokenStore:
@@ -153,8 +161,11 @@ class CacheTokenStore:
         if not isinstance(stored, dict):
             return None
         try:
-            return AppToken(str(stored["v"]), datetime.fromtimestamp(stored["e"], UTC),
-                            datetime.fromtimestamp(stored["r"], UTC))
+            return AppToken(
+                str(stored["v"]),
+                datetime.fromtimestamp(stored["e"], UTC),
+                datetime.fromtimestamp(stored["r"], UTC),
+            )
         except (KeyError, TypeError, ValueError, OverflowError):
             return None
 
@@ -170,9 +181,15 @@ class CacheTokenStore:
                 if held:
                     token = _fetch(key, fetch)
                     ttl = max(1, round((token.expires_at - utc_now()).total_seconds()))
-                    self.cache.set(token_key, {"v": token.value,
-                                               "e": token.expires_at.timestamp(),
-                                               "r": token.refresh_at.timestamp()}, ttl)
+                    self.cache.set(
+                        token_key,
+                        {
+                            "v": token.value,
+                            "e": token.expires_at.timestamp(),
+                            "r": token.refresh_at.timestamp(),
+                        },
+                        ttl,
+                    )
                     return token
             if time.monotonic() > deadline:  # the lock outlived its holder twice: go alone
                 return _fetch(key, fetch)
@@ -221,8 +238,9 @@ def token_store() -> TokenStore:
 class AppTokens:
     """The access token of one WeCom app, as one client (one process) sees it."""
 
-    def __init__(self, key: str, fetch: Fetch, *, bound: float,
-                 store: Callable[[], TokenStore] = token_store) -> None:
+    def __init__(
+        self, key: str, fetch: Fetch, *, bound: float, store: Callable[[], TokenStore] = token_store
+    ) -> None:
         self.key, self.fetch, self.bound, self._store = key, fetch, bound, store
         self._memory: AppToken | None = None
         self._lock = threading.Lock()

@@ -36,14 +36,13 @@ class ClusterConnectionFactory(ConnectionFactory):
 
     _clusters: ClassVar[dict[tuple[Any, ...], RedisCluster]] = {}
 
-    def connect(self, url: str) -> RedisCluster:  # type: ignore[override]
+    def connect(self, url: str) -> RedisCluster:
         params = self.make_connection_params(url)
         params.pop("parser_class", None)  # RedisCluster picks its own parser per node
         key = tuple(sorted((name, repr(value)) for name, value in params.items()))
         if key not in self._clusters:
-            self._clusters[key] = RedisCluster.from_url(params.pop("url"),
-                                                        **params, **self.pool_cls_kwargs)
+            self._clusters[key] = RedisCluster.from_url(params.pop("url"), **params, **self.pool_cls_kwargs)
         return self._clusters[key]
 
-    def disconnect(self, connection: RedisCluster) -> None:  # type: ignore[override]
+    def disconnect(self, connection: RedisCluster) -> None:
         connection.disconnect_connection_pools()

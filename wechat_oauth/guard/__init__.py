@@ -9,19 +9,21 @@ front (see :mod:`.cache`) answers duplicates before they reach the database.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from functools import partial
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from asgiref.sync import sync_to_async
 from django.utils import timezone
 
+from ..async_client import async_client_for
 from ..client import WeChatClient, get_client
 from ..conf import app_settings
 from ..exceptions import InvalidCode, WeChatOAuthError
 from ..hashing import code_hash, state_hash
 from ..outcome import StoredOutcome
-from ..results import PROFILE_SCOPES, TokenResult
+from ..results import TokenResult
 from ..wecom import WeComClient
 from .cache import CLAIMED, IN_FLIGHT, REPLAY, WAIT_MARGIN, CacheFront, cache_front
 from .database import DatabaseGuard
@@ -32,7 +34,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("wechat_oauth.exchange")
 
-__all__ = ["MAX_CODE_LENGTH", "Exchange", "exchange_once", "validate_code"]
+__all__ = ["MAX_CODE_LENGTH", "Exchange", "aexchange_once", "exchange_once", "validate_code"]
 
 #: Longest code accepted. WeChat's codes are 32 characters; anything near this is not a code.
 MAX_CODE_LENGTH = 512
@@ -57,13 +59,12 @@ def _exchange_with_profile(client: WeChatClient, code: str) -> TokenResult:
     user without it. A failing userinfo call does not fail the login.
     """
     token = client.exchange_code(code)
-    if token.scope not in PROFILE_SCOPES or token.is_snapshot_user:
+    if not token.profile_allowed:
         return token
     try:
-        profile = client.userinfo(token.access_token, token.openid, app_settings.USERINFO_LANG)
+        profile = client.userinfo(token.access_token, token.openid)  # the app's USERINFO_LANG
     except WeChatOAuthError as error:
-        logger.warning("userinfo of openid %s failed, going on without a profile: %s",
-                       token.openid, error)
+        logger.warning("userinfo of openid %s failed, going on without a profile: %s", token.openid, error)
         return token
     return replace(token, profile=profile)
 
@@ -94,8 +95,7 @@ def exchange_once(
     """
     code = validate_code(code)
     client = client or get_client()
-    claim = Claim(app_id=client.app_id, code_hash=code_hash(code), state_hash=state_hash(state),
-                  resent=resent, arrival=timezone.now(), fingerprint=fingerprint, budget=budget)
+    claim = _claim(client, code, state=state, resent=resent, fingerprint=fingerprint, budget=budget)
     if isinstance(client, WeComClient):
         return _exchange_wecom(client, code, claim, using)
     call: Callable[[], TokenResult]
@@ -104,6 +104,62 @@ def exchange_once(
     else:
         call = partial(_exchange_with_profile, client, code)
     return _guarded(call, claim, using)
+
+
+async def aexchange_once(
+    code: str,
+    *,
+    state: str = "",
+    resent: bool = False,
+    fingerprint: str = "",
+    budget: CodeBudget | None = None,
+    client: WeChatClient | None = None,
+    using: str | None = None,
+) -> Exchange:
+    """:func:`exchange_once` for async code (the async views): the same guarantee, the same
+    rows, outcomes and errors, so sync and async servers may share one database and Redis.
+
+    The call to WeChat goes through httpx (extra ``[async]``) and runs to its end even when
+    the awaiting request is cancelled; duplicates wait in the event loop, holding no thread
+    and no connection (see :mod:`.async_exchange`). A WeCom app's code goes through the sync
+    guard, in a worker thread (its app token is shared with the sync client).
+    """
+    from .async_exchange import aguarded
+
+    code = validate_code(code)
+    client = client or get_client()
+    arguments: dict[str, Any] = {
+        "state": state,
+        "resent": resent,
+        "fingerprint": fingerprint,
+        "budget": budget,
+    }
+    if isinstance(client, WeComClient):
+        return await sync_to_async(exchange_once, thread_sensitive=False)(
+            code, client=client, using=using, **arguments
+        )
+    claim = _claim(client, code, **arguments)
+    twin = async_client_for(client)
+    call: Callable[[], Awaitable[TokenResult]]
+    if client.app is not None and client.app.is_mini_program:
+        call = partial(twin.jscode2session, code)
+    else:
+        call = partial(twin.exchange_with_profile, code)
+    return await aguarded(call, claim, using, cache_front())
+
+
+def _claim(
+    client: WeChatClient, code: str, *, state: str, resent: bool, fingerprint: str, budget: CodeBudget | None
+) -> Claim:
+    return Claim(
+        app_id=client.app_id,
+        code_hash=code_hash(code),
+        state_hash=state_hash(state),
+        resent=resent,
+        arrival=timezone.now(),
+        fingerprint=fingerprint,
+        budget=budget,
+    )
 
 
 def _guarded(call: Callable[[], TokenResult], claim: Claim, using: str | None) -> Exchange:
@@ -121,12 +177,16 @@ def _exchange_wecom(client: WeComClient, code: str, claim: Claim, using: str | N
     :meth:`WeComClient.exchange_code`), so duplicates waiting on the claim never see it
     released for a stale token."""
     fetched = client.access_token()
-    return _guarded(lambda: client.exchange_code(code, access_token=client.tokens.peek() or fetched,
-                                                 retry_stale=True), claim, using)
+    return _guarded(
+        lambda: client.exchange_code(code, access_token=client.tokens.peek() or fetched, retry_stale=True),
+        claim,
+        using,
+    )
 
 
-def _exchange_through_front(front: CacheFront, call: Callable[[], TokenResult], claim: Claim,
-                            using: str | None) -> Exchange:
+def _exchange_through_front(
+    front: CacheFront, call: Callable[[], TokenResult], claim: Claim, using: str | None
+) -> Exchange:
     """Redis answers what it can; whatever it cannot goes to the database guard unchanged."""
     keys = front.keys(claim.app_id, claim.code_hash)
     entry = front.enter(keys, arrival=claim.arrival, resent=claim.resent)

@@ -31,10 +31,10 @@ from __future__ import annotations
 
 import logging
 import zlib
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from types import TracebackType
 from typing import Any
 
 from django.core.signals import setting_changed
@@ -65,7 +65,9 @@ local function count_duplicate()
 end
 """
 # A request arrives: replay a finished exchange, or claim the marker, or report it in flight.
-ENTER_SCRIPT = COUNT_DUPLICATE + """
+ENTER_SCRIPT = (
+    COUNT_DUPLICATE
+    + """
 local result = redis.call('GET', KEYS[1])
 if result then
   count_duplicate()
@@ -76,13 +78,17 @@ if redis.call('SET', KEYS[2], ARGV[2], 'NX', 'PX', ARGV[1]) then
 end
 return {3, redis.call('PTTL', KEYS[2])}
 """
+)
 # A waiter woke up: pass the token on to the next waiter and read the published outcome.
-WAKE_SCRIPT = COUNT_DUPLICATE + """
+WAKE_SCRIPT = (
+    COUNT_DUPLICATE
+    + """
 redis.call('LPUSH', KEYS[5], '1')
 local result = redis.call('GET', KEYS[1])
 if result then count_duplicate() end
 return result
 """
+)
 # The holder is done: store its outcome (ARGV[1]; none when empty) for ARGV[2] ms, drop the
 # in-flight marker and wake the waiters. KEYS = result, flight, wake; ARGV[3] = wake list TTL ms.
 PUBLISH_SCRIPT = """
@@ -110,7 +116,7 @@ BLOCKING_SOCKET_MARGIN = 0.5
 #: that many slots, spread over the masters; each has its own pending set.
 SHARDS = 64
 #: Seconds the duplicate counters of a code are kept for :func:`fold_counters` after its
-#: latest duplicate: longer than any sensible ``purge_oauth_codes`` interval (the README's
+#: latest duplicate: longer than any sensible ``purge_oauth_codes`` interval (the docs'
 #: cron runs it every 5 minutes). They are statistics: what is not folded in time is lost,
 #: never a login.
 COUNTER_RETENTION = 3600
@@ -130,12 +136,16 @@ class CodeKeys:
     """The keys of one code, all under its shard's hash tag (one slot on Redis Cluster;
     system check E013 refuses a KEY_PREFIX that would put another ``{`` first)."""
 
-    def __init__(self, make_key: Any, app_id: str, code_hash: str) -> None:
+    def __init__(self, make_key: Callable[[str], str], app_id: str, code_hash: str) -> None:
         self.member = f"{app_id}:{code_hash}"
         shard = shard_tag(zlib.crc32(self.member.encode()) % SHARDS)
         base = make_key(f"wechat_oauth:{shard}:{self.member}")
         self.result, self.flight, self.wake, self.counters = (
-            f"{base}:r", f"{base}:f", f"{base}:w", f"{base}:n")
+            f"{base}:r",
+            f"{base}:f",
+            f"{base}:w",
+            f"{base}:n",
+        )
         self.pending = pending_key(make_key, shard)
 
 
@@ -143,7 +153,7 @@ def shard_tag(shard: int) -> str:
     return f"{{s{shard}}}"
 
 
-def pending_key(make_key: Any, tag: str) -> str:
+def pending_key(make_key: Callable[[str], str], tag: str) -> str:
     return make_key(f"wechat_oauth:{tag}:pending")
 
 
@@ -167,12 +177,16 @@ class CacheFront:
     def pending_sets(self) -> list[str]:
         return [pending_key(self.cache.make_key, shard_tag(shard)) for shard in range(SHARDS)]
 
-    def _script_arguments(self, keys: CodeKeys, arrival: datetime, resent: bool
-                          ) -> dict[str, list[Any]]:
+    def _script_arguments(self, keys: CodeKeys, arrival: datetime, resent: bool) -> dict[str, list[Any]]:
         return {
             "keys": [keys.result, keys.flight, keys.counters, keys.pending, keys.wake],
-            "args": [round(app_settings.hold_timeout * 1000), _ms(arrival), int(resent),
-                     keys.member, COUNTER_RETENTION * 1000],
+            "args": [
+                round(app_settings.hold_timeout * 1000),
+                _ms(arrival),
+                int(resent),
+                keys.member,
+                COUNTER_RETENTION * 1000,
+            ],
         }
 
     def enter(self, keys: CodeKeys, *, arrival: datetime, resent: bool) -> Entry:
@@ -185,8 +199,7 @@ class CacheFront:
             return Entry(kind, flight_ttl_ms=int(value or 0))
         return Entry(BYPASS)
 
-    def wait(self, keys: CodeKeys, *, arrival: datetime, resent: bool, up_to: float
-             ) -> StoredOutcome | None:
+    def wait(self, keys: CodeKeys, *, arrival: datetime, resent: bool, up_to: float) -> StoredOutcome | None:
         """Block until the holder publishes, for at most ``up_to`` seconds (and never more than
         FRONT_WAIT); None: go to the database.
 
@@ -195,9 +208,16 @@ class CacheFront:
         database decide.
         """
         with self._degrade():
-            popped = self.waiting.blpop([keys.wake], timeout=max(0.01, min(up_to, FRONT_WAIT)))
+            popped = self.waiting.blpop([keys.wake], timeout=front_wait(up_to))
             if popped is None:
                 return None
+            return self.woken(keys, arrival=arrival, resent=resent)
+        return None
+
+    def woken(self, keys: CodeKeys, *, arrival: datetime, resent: bool) -> StoredOutcome | None:
+        """After a waiter's pop: pass the wake-up on, count the duplicate, read the outcome
+        (None: the holder released its claim, or Redis failed)."""
+        with self._degrade():
             result = self._woken(**self._script_arguments(keys, arrival, resent))
             return open_outcome(result) if result is not None else None
         return None
@@ -213,18 +233,35 @@ class CacheFront:
 
     def _finish(self, keys: CodeKeys, outcome_json: str, ttl_ms: int) -> None:
         with self._degrade():
-            self._publish(keys=[keys.result, keys.flight, keys.wake],
-                          args=[outcome_json, ttl_ms, round(app_settings.wait_timeout * 1000) + 1000])
+            self._publish(
+                keys=[keys.result, keys.flight, keys.wake],
+                args=[outcome_json, ttl_ms, round(app_settings.wait_timeout * 1000) + 1000],
+            )
 
-    @contextmanager
-    def _degrade(self) -> Iterator[None]:
+    def _degrade(self) -> _Degrade:
         """Redis failing must cost at most a socket timeout and a (rate-limited) warning."""
+        return _Degrade(self.alias)
+
+
+class _Degrade:
+    """CacheFront._degrade: a RedisError inside is warned about and swallowed (a class, not a
+    generator context manager, so that type checkers know the block may end early)."""
+
+    def __init__(self, alias: str) -> None:
+        self.alias = alias
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
+    ) -> bool:
         from redis.exceptions import RedisError
 
-        try:
-            yield
-        except RedisError as error:
+        if isinstance(error, RedisError):
             _warn_unavailable(self.alias, error)
+            return True
+        return False
 
 
 #: Hex characters of the MAC in front of each outcome the front stores.
@@ -243,13 +280,22 @@ def open_outcome(value: str | bytes) -> StoredOutcome | None:
     as any openid. The request then goes to the database, which decides."""
     text = value.decode() if isinstance(value, bytes) else value
     mac, body = text[:_MAC_CHARS], text[_MAC_CHARS:]
-    if any(constant_time_compare(mac, keyed_hash("cache.outcome", body, secret=key))
-           for key in signing_keys()):
+    if any(
+        constant_time_compare(mac, keyed_hash("cache.outcome", body, secret=key)) for key in signing_keys()
+    ):
         return StoredOutcome.from_json(body)
-    _forged.log(logging.ERROR, "cache front: an outcome in Redis failed its MAC check and was "
-                "ignored (someone else writes to this Redis, or HASH_KEY/SECRET_KEY differ "
-                "between servers)")
+    _forged.log(
+        logging.ERROR,
+        "cache front: an outcome in Redis failed its MAC check and was "
+        "ignored (someone else writes to this Redis, or HASH_KEY/SECRET_KEY differ "
+        "between servers)",
+    )
     return None
+
+
+def front_wait(up_to: float) -> float:
+    """How long one blocking pop waits: ``up_to``, never more than FRONT_WAIT."""
+    return max(0.01, min(up_to, FRONT_WAIT))
 
 
 def blocking_client(client: Any) -> Any:
@@ -272,10 +318,12 @@ def blocking_client(client: Any) -> Any:
     kwargs = {**pool.connection_kwargs, "socket_timeout": socket_timeout}
     if isinstance(pool, SentinelConnectionPool):
         kwargs.pop("connection_pool", None)
-        return redis.Redis(connection_pool=SentinelConnectionPool(
-            pool.service_name, pool.sentinel_manager, is_master=True, **kwargs))
-    return redis.Redis(connection_pool=redis.ConnectionPool(
-        connection_class=pool.connection_class, **kwargs))
+        return redis.Redis(
+            connection_pool=SentinelConnectionPool(
+                pool.service_name, pool.sentinel_manager, is_master=True, **kwargs
+            )
+        )
+    return redis.Redis(connection_pool=redis.ConnectionPool(connection_class=pool.connection_class, **kwargs))
 
 
 def fold_counters(alias: str | None = None, *, batch: int = 500) -> int:
@@ -295,8 +343,7 @@ def fold_counters(alias: str | None = None, *, batch: int = 500) -> int:
                 for member, _score in members:
                     app_id, code_hash = member.decode().split(":", 1)
                     flat = front._take_counters(keys=[front.keys(app_id, code_hash).counters])
-                    folded += _fold_one(app_id, code_hash, dict(zip(flat[::2], flat[1::2],
-                                                                    strict=True)))
+                    folded += _fold_one(app_id, code_hash, dict(zip(flat[::2], flat[1::2], strict=True)))
     return folded
 
 
@@ -308,9 +355,11 @@ def _fold_one(app_id: str, code_hash: str, counters: dict[bytes, bytes]) -> int:
     if row is None:
         return 0
     last = datetime.fromtimestamp(int(counters[b"last"]) / 1000, tz=row.first_seen_at.tzinfo)
-    changes: dict[str, Any] = {"duplicates": F("duplicates") + count,
-                               "max_gap_ms": max(row.max_gap_ms, _ms(last) - _ms(row.first_seen_at)),
-                               "last_seen_at": max(row.last_seen_at, last)}
+    changes: dict[str, Any] = {
+        "duplicates": F("duplicates") + count,
+        "max_gap_ms": max(row.max_gap_ms, _ms(last) - _ms(row.first_seen_at)),
+        "last_seen_at": max(row.last_seen_at, last),
+    }
     if counters.get(b"resent"):
         changes["resent_variant_seen"] = True
     return OAuthCodeUse.objects.filter(pk=row.pk).update(**changes)
@@ -321,8 +370,13 @@ _forged = ThrottledLog(logger)
 
 
 def _warn_unavailable(alias: str, error: Exception) -> None:
-    _unavailable.log(logging.WARNING, "cache front %r unusable, using the database alone: %s: %s",
-                     alias, type(error).__name__, error)
+    _unavailable.log(
+        logging.WARNING,
+        "cache front %r unusable, using the database alone: %s: %s",
+        alias,
+        type(error).__name__,
+        error,
+    )
 
 
 def _ms(moment: datetime) -> int:
@@ -346,7 +400,7 @@ def cache_front(alias: str | None = None) -> CacheFront | None:
 def is_django_redis(alias: str) -> bool:
     from django.conf import settings
 
-    backend = settings.CACHES.get(alias, {}).get("BACKEND", "")
+    backend: str = settings.CACHES.get(alias, {}).get("BACKEND", "")
     return backend.startswith("django_redis.")
 
 

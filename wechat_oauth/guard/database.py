@@ -20,7 +20,8 @@ So a second upstream call for a code can only happen after the first caller's tr
 gone, i.e. once it can no longer deliver its answer: never two live exchanges of a code.
 
 The INSERT comes first, without a read before it, because the first request for a code is the
-common case: it pays 5 statements, a duplicate 6 (see the README's query table).
+common case: on PostgreSQL it pays 4 statements (BEGIN, INSERT, UPDATE, COMMIT), a duplicate 5
+(see the query table in docs/04-exactly-once.rst).
 
 Which upstream outcomes are final for a code
 --------------------------------------------
@@ -44,7 +45,8 @@ Bounds
 ------
 On PostgreSQL the claim transaction sets ``lock_timeout`` (how long a twin waits: WAIT_TIMEOUT)
 and ``idle_in_transaction_session_timeout`` (how long the holder may sit in the transaction
-while WeChat answers: the client timeout plus EXCHANGE_MARGIN), both local to the transaction.
+while WeChat answers: the client timeout plus EXCHANGE_MARGIN), both local to the transaction,
+in its INSERT (:class:`AfterWaitBounds`: no round trip of their own).
 On MariaDB/MySQL the same two bounds are ``innodb_lock_wait_timeout`` and ``wait_timeout``
 (whole seconds, rounded up), which exist only per session: the claim sets them and puts the
 connection's own values back when its transaction has ended. On SQLite the wait is bounded by
@@ -64,10 +66,11 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import partial
-from typing import TYPE_CHECKING
+from itertools import chain
+from typing import TYPE_CHECKING, Any
 
 from django.db import (
     DatabaseError,
@@ -77,7 +80,7 @@ from django.db import (
     router,
     transaction,
 )
-from django.db.models import F
+from django.db.models import CharField, Expression, F
 from django.db.models.functions import Greatest
 from django.utils import timezone
 
@@ -96,6 +99,7 @@ from .duplicates import Claim, Exchange, answer_duplicate, gap_ms
 
 if TYPE_CHECKING:
     from django.db.backends.base.base import BaseDatabaseWrapper
+    from django.db.models.sql.compiler import SQLCompiler
 
     from ..results import TokenResult
 
@@ -126,13 +130,39 @@ class _ReleaseClaim(Exception):
 
 OutcomeListener = Callable[[StoredOutcome], None]
 
+#: PostgreSQL settings local to the claim's transaction: (name, value) pairs.
+WaitBounds = Sequence[tuple[str, str]]
+
+
+class AfterWaitBounds(Expression):
+    """``value`` as the claim's INSERT writes it on PostgreSQL: once the statement has set
+    the transaction's wait ``bounds`` (``set_config(name, value, true)``, local to it).
+
+    So the bounds and the fence take one round trip instead of two, and they are in force
+    before the INSERT can wait: the row's values are computed before it goes into the unique
+    index, where a twin's INSERT waits on the holder. (``set_config`` returns the value it
+    set, never NULL: every condition is evaluated and true.)"""
+
+    def __init__(self, value: str, bounds: WaitBounds) -> None:
+        super().__init__(output_field=CharField())
+        self.value, self.bounds = value, tuple(bounds)
+
+    def as_sql(
+        self, compiler: SQLCompiler, connection: BaseDatabaseWrapper
+    ) -> tuple[str, tuple[str | int, ...]]:
+        conditions = " AND ".join("set_config(%s, %s, true) IS NOT NULL" for _ in self.bounds)
+        return f"CASE WHEN {conditions} THEN %s END", (*chain.from_iterable(self.bounds), self.value)
+
 
 @contextmanager
-def _session_bounds(connection: BaseDatabaseWrapper) -> Iterator[None]:
+def _session_bounds(connection: BaseDatabaseWrapper, lock_wait: float | None = None) -> Iterator[None]:
     """MariaDB/MySQL: the claim's wait bounds, set on the session for the claim's transaction
     and put back afterwards (the next, unrelated transaction on this connection must run with
     the connection's own values). Other databases: nothing (PostgreSQL sets them inside the
-    transaction, locally)."""
+    transaction, locally). ``lock_wait``: seconds a twin's INSERT waits (default WAIT_TIMEOUT;
+    the async guard's 0: MariaDB then fails at once, MySQL after its minimum, 1 s)."""
+    if lock_wait is None:
+        lock_wait = app_settings.wait_timeout
     if connection.vendor != "mysql":
         yield
         return
@@ -141,16 +171,40 @@ def _session_bounds(connection: BaseDatabaseWrapper) -> Iterator[None]:
             "SET @wechat_oauth_lock_wait = @@SESSION.innodb_lock_wait_timeout,"
             " @wechat_oauth_idle = @@SESSION.wait_timeout,"
             " SESSION innodb_lock_wait_timeout = %s, SESSION wait_timeout = %s",
-            [math.ceil(app_settings.wait_timeout), math.ceil(app_settings.hold_timeout)])
+            [math.ceil(lock_wait), math.ceil(app_settings.hold_timeout)],
+        )
     try:
         yield
     finally:
         try:
             with connection.cursor() as cursor:
-                cursor.execute("SET SESSION innodb_lock_wait_timeout = @wechat_oauth_lock_wait,"
-                               " SESSION wait_timeout = @wechat_oauth_idle")
+                cursor.execute(
+                    "SET SESSION innodb_lock_wait_timeout = @wechat_oauth_lock_wait,"
+                    " SESSION wait_timeout = @wechat_oauth_idle"
+                )
         except DatabaseError:  # the connection is gone (cut off as a stuck holder): no session
             logger.debug("wait bounds not restored: the connection is gone")
+
+
+def final_error(error: WeChatOAuthError) -> WeChatOAuthError:
+    """``error`` as the code's final outcome, or _ReleaseClaim when WeChat cannot have spent
+    the code (not sent, or refused before the code was read): then the claim is rolled back."""
+    if error.code_untouched:
+        raise _ReleaseClaim(error) from None
+    return error
+
+
+def record_outcome(
+    row: OAuthCodeUse, started: float, token: TokenResult | None, error: WeChatOAuthError | None
+) -> None:
+    """Write the upstream call's outcome (and its duration since ``started``) into ``row``."""
+    row.exchange_ms = round((time.monotonic() - started) * 1000)
+    row.completed_at = timezone.now()
+    if token is not None:
+        row.record_success(token)
+    else:
+        assert error is not None
+        row.record_failure(error)
 
 
 class DatabaseGuard:
@@ -168,12 +222,14 @@ class DatabaseGuard:
             except _LostRace:
                 break
             except _Deadlocked:
-                logger.info("claim of code %s ended in a deadlock (attempt %d): claiming again",
-                            claim.code_hash[:12], attempt + 1)
+                logger.info(
+                    "claim of code %s ended in a deadlock (attempt %d): claiming again",
+                    claim.code_hash[:12],
+                    attempt + 1,
+                )
         else:
             raise ExchangeWaitTimeout("The claim kept ending in deadlocks") from None
-        row = OAuthCodeUse.objects.using(self.using).get(app_id=claim.app_id,
-                                                         code_hash=claim.code_hash)
+        row = OAuthCodeUse.objects.using(self.using).get(app_id=claim.app_id, code_hash=claim.code_hash)
         return self._absorb_duplicate(row, claim)
 
     # -- the holder ------------------------------------------------------------------------
@@ -181,14 +237,9 @@ class DatabaseGuard:
     def _claim_and_exchange(self, call: Callable[[], TokenResult], claim: Claim) -> Exchange:
         code_hash = claim.code_hash
         try:
-            with _session_bounds(connections[self.using]), \
-                    transaction.atomic(using=self.using, durable=True):
-                self._bound_waits()
+            with _session_bounds(connections[self.using]), transaction.atomic(using=self.using, durable=True):
                 try:
-                    row = OAuthCodeUse.objects.using(self.using).create(
-                        app_id=claim.app_id, code_hash=code_hash, state_hash=claim.state_hash,
-                        fingerprint=claim.fingerprint, resent_variant_seen=claim.resent,
-                        first_seen_at=claim.arrival, last_seen_at=claim.arrival)
+                    row = self._insert_claim(claim, bounds=self._wait_bounds(app_settings.wait_timeout))
                 except IntegrityError:
                     raise _LostRace from None
                 except OperationalError as exc:
@@ -202,33 +253,57 @@ class DatabaseGuard:
                 if self.on_outcome is not None:
                     transaction.on_commit(partial(self.on_outcome, row.outcome), using=self.using)
         except _ReleaseClaim as release:
-            logger.warning("exchange of code %s not sent (%s): claim released for a retry",
-                           code_hash[:12], release.error)
+            logger.warning(
+                "exchange of code %s not sent (%s): claim released for a retry", code_hash[:12], release.error
+            )
             raise release.error from None
         except OperationalError as exc:
             if self._is_lock_wait_timeout(exc):
                 # Measured, not WAIT_TIMEOUT: SQLite's bound is its own ``timeout`` option, and
                 # MariaDB's is WAIT_TIMEOUT rounded up to whole seconds.
                 waited = (timezone.now() - claim.arrival).total_seconds()
-                logger.warning("duplicate of code %s gave up after waiting %.1f s",
-                               code_hash[:12], waited)
+                logger.warning("duplicate of code %s gave up after waiting %.1f s", code_hash[:12], waited)
                 raise ExchangeWaitTimeout(
                     f"An earlier request is still exchanging this code (waited {waited:.1f} s)"
                 ) from None
             raise
 
+        return self._report(row, token, error, claim)
+
+    @staticmethod
+    def _report(
+        row: OAuthCodeUse, token: TokenResult | None, error: WeChatOAuthError | None, claim: Claim
+    ) -> Exchange:
+        """After the commit: charge the budget, log and signal; the holder's outcome."""
         if error is not None:
             if claim.budget is not None:
                 claim.budget.charge(error)
             level = logging.ERROR if isinstance(error, ConfigurationError) else logging.WARNING
-            logger.log(level, "exchange of code %s failed: %s", code_hash[:12], error)
+            logger.log(level, "exchange of code %s failed: %s", claim.code_hash[:12], error)
             exchange_failed.send(sender=OAuthCodeUse, code_use=row, error=error)
             raise error
         assert token is not None
-        logger.info("code %s exchanged for openid %s in %d ms", code_hash[:12], token.openid,
-                    row.exchange_ms)
+        logger.info(
+            "code %s exchanged for openid %s in %d ms", claim.code_hash[:12], token.openid, row.exchange_ms
+        )
         code_exchanged.send(sender=OAuthCodeUse, code_use=row, token=token)
         return Exchange(token=token, duplicate=False, code_use_id=row.pk)
+
+    def _insert_claim(self, claim: Claim, bounds: WaitBounds = ()) -> OAuthCodeUse:
+        """The row that fences the code (in flight until the holder saves its outcome); on
+        PostgreSQL the same statement first sets the transaction's ``bounds`` (see
+        :class:`AfterWaitBounds`)."""
+        row = OAuthCodeUse.objects.using(self.using).create(
+            app_id=claim.app_id,
+            code_hash=AfterWaitBounds(claim.code_hash, bounds) if bounds else claim.code_hash,
+            state_hash=claim.state_hash,
+            fingerprint=claim.fingerprint,
+            resent_variant_seen=claim.resent,
+            first_seen_at=claim.arrival,
+            last_seen_at=claim.arrival,
+        )
+        row.code_hash = claim.code_hash
+        return row
 
     @staticmethod
     def _admit(claim: Claim) -> None:
@@ -240,35 +315,28 @@ class DatabaseGuard:
         except TooManyCodes as refused:
             raise _ReleaseClaim(refused) from None
 
-    def _call_upstream(self, call: Callable[[], TokenResult], row: OAuthCodeUse
-                       ) -> tuple[TokenResult | None, WeChatOAuthError | None]:
+    def _call_upstream(
+        self, call: Callable[[], TokenResult], row: OAuthCodeUse
+    ) -> tuple[TokenResult | None, WeChatOAuthError | None]:
         started = time.monotonic()
         try:
             token: TokenResult | None = call()
             error: WeChatOAuthError | None = None
         except WeChatOAuthError as exc:
-            if exc.code_untouched:  # not sent, or refused before the code was read
-                raise _ReleaseClaim(exc) from None
-            token, error = None, exc
-        row.exchange_ms = round((time.monotonic() - started) * 1000)
-        row.completed_at = timezone.now()
-        if token is not None:
-            row.record_success(token)
-        else:
-            assert error is not None
-            row.record_failure(error)
+            token, error = None, final_error(exc)
+        record_outcome(row, started, token, error)
         return token, error
 
-    def _bound_waits(self) -> None:
-        connection = connections[self.using]
-        if connection.vendor != "postgresql":
-            return
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT set_config('lock_timeout', %s, true),"
-                " set_config('idle_in_transaction_session_timeout', %s, true)",
-                [f"{round(app_settings.wait_timeout * 1000)}ms",
-                 f"{round(app_settings.hold_timeout * 1000)}ms"])
+    def _wait_bounds(self, lock_wait: float) -> WaitBounds:
+        """PostgreSQL: the claim transaction's bounds, set by its INSERT: how long it waits
+        for a twin's row (``lock_wait`` seconds), how long it may then sit idle while WeChat
+        answers (the hold timeout). Elsewhere none (MariaDB's are :func:`_session_bounds`)."""
+        if connections[self.using].vendor != "postgresql":
+            return ()
+        return (
+            ("lock_timeout", f"{round(lock_wait * 1000)}ms"),
+            ("idle_in_transaction_session_timeout", f"{round(app_settings.hold_timeout * 1000)}ms"),
+        )
 
     def _is_lock_wait_timeout(self, exc: OperationalError) -> bool:
         cause = exc.__cause__
@@ -283,7 +351,7 @@ class DatabaseGuard:
 
     def _absorb_duplicate(self, row: OAuthCodeUse, claim: Claim) -> Exchange:
         outcome, arrival, resent = row.outcome, claim.arrival, claim.resent
-        changes = {
+        changes: dict[str, Any] = {
             "duplicates": F("duplicates") + 1,
             "last_seen_at": Greatest(F("last_seen_at"), arrival),
             "max_gap_ms": Greatest(F("max_gap_ms"), gap_ms(outcome, arrival)),

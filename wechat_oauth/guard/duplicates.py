@@ -59,27 +59,43 @@ def same_login(outcome: StoredOutcome, claim: Claim) -> bool:
     """Whether ``claim`` comes from the login attempt (state) and browser (fingerprint) that
     first brought the code. A leaked callback URL opened elsewhere, or the code spliced onto a
     fresh state, is not: it must not be given the victim's login."""
-    return (constant_time_compare(outcome.state_hash, claim.state_hash)
-            and constant_time_compare(outcome.fingerprint, claim.fingerprint))
+    return constant_time_compare(outcome.state_hash, claim.state_hash) and constant_time_compare(
+        outcome.fingerprint, claim.fingerprint
+    )
 
 
-def answer_duplicate(outcome: StoredOutcome, claim: Claim, *, waited: bool, source: str,
-                     code_use: OAuthCodeUse | None = None) -> Exchange:
+def answer_duplicate(
+    outcome: StoredOutcome, claim: Claim, *, waited: bool, source: str, code_use: OAuthCodeUse | None = None
+) -> Exchange:
     """Log and signal one absorbed duplicate, then replay the stored outcome to it; a duplicate
     of another login attempt or browser gets :class:`ReplayRefused` (a spent code) instead."""
     code_hash, arrival = claim.code_hash, claim.arrival
     gap = gap_ms(outcome, arrival)
     if not same_login(outcome, claim):
-        logger.warning("duplicate of code %s refused from the %s, gap %d ms: another %s",
-                       code_hash[:12], source, gap,
-                       "login attempt" if outcome.state_hash != claim.state_hash else "browser")
+        logger.warning(
+            "duplicate of code %s refused from the %s, gap %d ms: another %s",
+            code_hash[:12],
+            source,
+            gap,
+            "login attempt" if outcome.state_hash != claim.state_hash else "browser",
+        )
         raise ReplayRefused()
-    logger.info("duplicate of code %s (openid %s) absorbed from the %s, gap %d ms%s",
-                code_hash[:12], outcome.openid or "-", source, gap,
-                ", waited for the exchange" if waited else "")
+    logger.info(
+        "duplicate of code %s (openid %s) absorbed from the %s, gap %d ms%s",
+        code_hash[:12],
+        outcome.openid or "-",
+        source,
+        gap,
+        ", waited for the exchange" if waited else "",
+    )
     from ..models import OAuthCodeUse
 
-    duplicate_absorbed.send(sender=OAuthCodeUse, code_use=code_use, code_use_id=outcome.code_use_id,
-                            gap_ms=gap, waited=waited, source=source)
-    return Exchange(token=outcome.replay(), duplicate=True, code_use_id=outcome.code_use_id,
-                    gap_ms=gap)
+    duplicate_absorbed.send(
+        sender=OAuthCodeUse,
+        code_use=code_use,
+        code_use_id=outcome.code_use_id,
+        gap_ms=gap,
+        waited=waited,
+        source=source,
+    )
+    return Exchange(token=outcome.replay(), duplicate=True, code_use_id=outcome.code_use_id, gap_ms=gap)

@@ -26,8 +26,9 @@ register = template.Library()
 
 
 @register.inclusion_tag("wechat_oauth/qr_panel.html")
-def wechat_qr_panel(app: str | None = None, next: str = "", style: str = "",
-                    href: str = "") -> dict[str, Any]:
+def wechat_qr_panel(
+    app: str | None = None, next: str = "", style: str = "", href: str = ""
+) -> dict[str, Any]:
     """The QR panel of website app ``app`` (default: DEFAULT_APP); ``next``: where the login
     goes; ``style`` (``black``/``white``) and ``href`` (a stylesheet URL): wxLogin.js's own."""
     wechat_app = get_app(app)

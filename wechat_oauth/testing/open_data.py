@@ -17,18 +17,24 @@ from typing import Any
 __all__ = ["encrypt_plaintext", "encrypt_user_data"]
 
 
-def encrypt_user_data(session_key: str, data: dict[str, Any], *, app_id: str,
-                      timestamp: int | None = None, iv: bytes | None = None) -> tuple[str, str]:
+def encrypt_user_data(
+    session_key: str,
+    data: dict[str, Any],
+    *,
+    app_id: str,
+    timestamp: int | None = None,
+    iv: bytes | None = None,
+) -> tuple[str, str]:
     """``data`` plus ``watermark: {"appid": app_id, "timestamp": ...}`` (now by default) as
     WeChat's compact UTF-8 JSON, encrypted under ``session_key``: ``(encryptedData, iv)``."""
     watermark = {"appid": app_id, "timestamp": int(time.time()) if timestamp is None else timestamp}
-    plaintext = json.dumps({**data, "watermark": watermark}, ensure_ascii=False,
-                           separators=(",", ":")).encode("utf-8")
+    plaintext = json.dumps(
+        {**data, "watermark": watermark}, ensure_ascii=False, separators=(",", ":")
+    ).encode("utf-8")
     return encrypt_plaintext(session_key, plaintext, iv=iv)
 
 
-def encrypt_plaintext(session_key: str, plaintext: bytes, *, iv: bytes | None = None
-                      ) -> tuple[str, str]:
+def encrypt_plaintext(session_key: str, plaintext: bytes, *, iv: bytes | None = None) -> tuple[str, str]:
     """Any ``plaintext``, PKCS#7-padded and AES-128-CBC-encrypted under ``session_key``
     (base64) with ``iv`` (16 random bytes by default): ``(encryptedData, iv)``, base64."""
     from cryptography.hazmat.primitives import padding

@@ -53,27 +53,39 @@ bound to the Open Platform account one unionid.</p>
 <label><input type="checkbox" name="snapshot" value="1"> Snapshot user (is_snapshotuser)</label>
 """
 
-_CONSENT = Template("""<h1>Fake WeChat: authorize a web page</h1>
+_CONSENT = Template(
+    """<h1>Fake WeChat: authorize a web page</h1>
 <p class="note">A test double of WeChat's authorize page. Nothing here talks to Tencent.</p>
-""" + _APP + """<form method="post" action="$action">
-""" + _FIELDS + """<label><input type="checkbox" name="double" value="1"$double_checked>
+"""
+    + _APP
+    + """<form method="post" action="$action">
+"""
+    + _FIELDS
+    + """<label><input type="checkbox" name="double" value="1"$double_checked>
 Simulate WeChat's double callback</label>
 <button type="submit" name="decision" value="allow" class="allow">Allow</button>
 <button type="submit" name="decision" value="deny">Deny</button>
 </form>
-""")
+"""
+)
 
 # WeChat's website login: the page shows a QR code, the user scans it and confirms on the phone,
 # and the page then goes to the callback. Here the phone is a form on the same page.
-_SCAN = Template("""<h1>Fake WeChat: log in with WeChat</h1>
+_SCAN = Template(
+    """<h1>Fake WeChat: log in with WeChat</h1>
 <p class="note">A test double of WeChat's website login page. Nothing here talks to Tencent.</p>
-""" + _APP + """<div class="qr" id="qrcode">[QR code]<br>Scan with WeChat to log in</div>
+"""
+    + _APP
+    + """<div class="qr" id="qrcode">[QR code]<br>Scan with WeChat to log in</div>
 <form method="post" action="$action" class="phone">
 <h2>The phone that scanned it</h2>
-""" + _FIELDS + """<button type="submit" name="decision" value="allow" class="allow">Confirm on phone</button>
+"""
+    + _FIELDS
+    + """<button type="submit" name="decision" value="allow" class="allow">Confirm on phone</button>
 <button type="submit" name="decision" value="deny">Cancel on phone</button>
 </form>
-""")
+"""
+)
 
 # The first request to the callback is aborted ~15 ms in, as the WeChat client does, and the
 # same URL is then loaded again with the uin/key/pass_ticket it adds (see oauth-40029-origin.md).

@@ -29,8 +29,7 @@ def _package_root() -> str:
     return str(Path(wechat_oauth.__file__).resolve().parent.parent)
 
 
-def stop_process(process: subprocess.Popen[Any] | None, *, group: bool = False,
-                 grace: float = 5.0) -> None:
+def stop_process(process: subprocess.Popen[Any] | None, *, group: bool = False, grace: float = 5.0) -> None:
     """SIGTERM ``process`` (its whole process group if ``group``), SIGKILL after ``grace`` s.
 
     For any server a test starts as a child process: the fake, a site under runserver or
@@ -63,20 +62,21 @@ class FakeWeChatProcess(RemoteFakeWeChat):
         apps: Iterable[FakeApp] = (),
         corps: Iterable[FakeAgent] = (),
         python: str | None = None,
+        asgi: bool = False,
         startup_timeout: float = 15.0,
         timeout: float = 10.0,
         **options: Any,
     ) -> None:
         """``apps``: more apps than the default one and ``corps``: WeCom agents, both added over
-        the control API on every :meth:`start`; ``options``: the fields of
+        the control API on every :meth:`start`; ``asgi``: served as an ASGI app under uvicorn
+        (``--asgi``) instead of the threaded WSGI server; ``options``: the fields of
         :class:`~.base.ServeOptions` (host, port, latency, ...)."""
         self.options = ServeOptions(**options)
         self.apps = tuple(apps)
         self.corps = tuple(corps)
-        super().__init__(
-            app_id=app_id, app_secret=app_secret or secrets.token_hex(16), timeout=timeout
-        )
+        super().__init__(app_id=app_id, app_secret=app_secret or secrets.token_hex(16), timeout=timeout)
         self.python = python or sys.executable
+        self.asgi = asgi
         self.startup_timeout = startup_timeout
         self._process: subprocess.Popen[str] | None = None
 
@@ -105,6 +105,8 @@ class FakeWeChatProcess(RemoteFakeWeChat):
             "--app-id",
             self.app_id,
         ]
+        if self.asgi:
+            command.append("--asgi")
         return command if served.auto_approve else [*command, "--consent"]
 
     def _environment(self) -> dict[str, str]:
@@ -129,9 +131,7 @@ class FakeWeChatProcess(RemoteFakeWeChat):
         line = self._first_line(process)
         if not line.startswith(READY_PREFIX):
             self.stop()
-            raise RuntimeError(
-                f"the fake WeChat process did not start (exit code {process.poll()})"
-            )
+            raise RuntimeError(f"the fake WeChat process did not start (exit code {process.poll()})")
         self._base_url = line[len(READY_PREFIX) :].strip()
         try:
             for app in self.apps:

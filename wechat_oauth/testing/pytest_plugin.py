@@ -1,8 +1,8 @@
 """pytest fixtures: ``fake_wechat_server`` (one per session) and ``fake_wechat`` (per test).
 
-Loaded in every pytest run where the package is installed, possibly without Django configured,
-so this module imports nothing beyond pytest at import time; the fake and Django are imported
-inside the fixtures.
+Opt-in: a site's ``conftest.py`` says ``pytest_plugins = ["wechat_oauth.testing.pytest_plugin"]``.
+This module still imports nothing beyond pytest at import time (the fake and Django are
+imported inside the fixtures), so loading it costs nothing until a fixture is used.
 """
 
 from __future__ import annotations

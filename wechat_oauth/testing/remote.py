@@ -70,15 +70,11 @@ class RemoteFakeWeChat(FakeWeChatBase):
     ) -> Any:
         url = f"{self.base_url}/_fake/{name}"
         try:
-            response = requests.request(
-                method, url, json=payload, params=params, timeout=self.timeout
-            )
+            response = requests.request(method, url, json=payload, params=params, timeout=self.timeout)
         except requests.RequestException as exc:
             raise FakeWeChatControlError(f"{method} {url}: {exc}") from exc
         if response.status_code != 200:
-            raise FakeWeChatControlError(
-                f"{method} {url}: HTTP {response.status_code} {response.text[:200]}"
-            )
+            raise FakeWeChatControlError(f"{method} {url}: HTTP {response.status_code} {response.text[:200]}")
         return response.json()
 
     def start(self) -> None:

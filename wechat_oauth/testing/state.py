@@ -35,9 +35,7 @@ PAGE_ENDPOINTS = ("authorize", "qrconnect", "wwlogin")
 #: WeCom's API (``/cgi-bin/...``), answered in WeCom's format.
 WECOM_ENDPOINTS = ("gettoken", "getuserinfo", "getuserdetail")
 #: The API (``/sns/...``, ``jscode2session`` the Mini Program's; WeCom's): faults may target it.
-API_ENDPOINTS = (
-    "access_token", "refresh_token", "userinfo", "auth", "jscode2session", *WECOM_ENDPOINTS
-)
+API_ENDPOINTS = ("access_token", "refresh_token", "userinfo", "auth", "jscode2session", *WECOM_ENDPOINTS)
 #: Endpoints counted in :meth:`FakeState.stats`.
 ENDPOINTS = PAGE_ENDPOINTS + API_ENDPOINTS
 #: Endpoints whose requests name an app (``appid``): counted per app too.
@@ -152,9 +150,7 @@ class CodeIssuer(ABC):
         ``person`` instead of ``openid``/``unionid``: that person's openid in the app and
         unionid (see :func:`~.apps.openid_for`); neither: ``DEFAULT_OPENID``, no unionid.
         """
-        return self._issue_code(
-            CodeRequest(openid, unionid, scope, snapshot, nickname, app_id, person)
-        )
+        return self._issue_code(CodeRequest(openid, unionid, scope, snapshot, nickname, app_id, person))
 
     @abstractmethod
     def _issue_code(self, request: CodeRequest) -> str:
@@ -199,9 +195,7 @@ class CodeIssuer(ABC):
         and external_userid. ``scope``: ``snsapi_base`` or ``snsapi_privateinfo`` (a member then
         also gets a user_ticket). Valid ``code_ttl`` seconds (five minutes), once.
         """
-        return self._issue_wecom_code(
-            WeComCodeRequest(corp_id, agent_id, userid, member, person, scope)
-        )
+        return self._issue_wecom_code(WeComCodeRequest(corp_id, agent_id, userid, member, person, scope))
 
     @abstractmethod
     def _issue_wecom_code(self, request: WeComCodeRequest) -> str:
@@ -262,15 +256,8 @@ class Fault:
 
     def __post_init__(self) -> None:
         if self.endpoint not in API_ENDPOINTS:
-            raise ValueError(
-                f"endpoint must be one of {', '.join(API_ENDPOINTS)}, not {self.endpoint!r}"
-            )
-        if (
-            self.errcode is None
-            and self.status is None
-            and self.body is None
-            and self.delay is None
-        ):
+            raise ValueError(f"endpoint must be one of {', '.join(API_ENDPOINTS)}, not {self.endpoint!r}")
+        if self.errcode is None and self.status is None and self.body is None and self.delay is None:
             raise ValueError("a fault needs errcode, status, body or delay")
         if self.errmsg is not None and self.errcode is None:
             raise ValueError("errmsg needs an errcode")
@@ -518,9 +505,7 @@ class FakeState(CodeIssuer):
                     return fault
         return None
 
-    def record_call(
-        self, endpoint: str, code: str | None = None, *, app_id: str | None = None
-    ) -> None:
+    def record_call(self, endpoint: str, code: str | None = None, *, app_id: str | None = None) -> None:
         """Count a request: per endpoint, per ``code`` sent (see :data:`CODE_PARAMS`), per known
         app it names."""
         app = self._apps.find(app_id) if endpoint in APP_ENDPOINTS else None
@@ -541,16 +526,13 @@ class FakeState(CodeIssuer):
         wecom_calls = self._wecom.stats()
         apps = self.apps()
         with self._lock:
-            per_code = (
-                dict(self._exchange_calls) if code is None else {code: self._exchange_calls[code]}
-            )
+            per_code = dict(self._exchange_calls) if code is None else {code: self._exchange_calls[code]}
             return {
                 "calls": {endpoint: self._calls[endpoint] for endpoint in ENDPOINTS},
                 "exchange_calls": per_code,
                 "app_calls": {
                     app.app_id: {
-                        endpoint: self._app_calls[app.app_id, endpoint]
-                        for endpoint in APP_ENDPOINTS
+                        endpoint: self._app_calls[app.app_id, endpoint] for endpoint in APP_ENDPOINTS
                     }
                     for app in apps
                 },
@@ -582,9 +564,7 @@ class FakeState(CodeIssuer):
             nickname = request.nickname or request.person
         else:
             if request.unionid and not app.unionid:
-                raise ValueError(
-                    f"app {app.app_id} is not bound to an Open Platform account: no unionid"
-                )
+                raise ValueError(f"app {app.app_id} is not bound to an Open Platform account: no unionid")
             openid = request.openid or DEFAULT_OPENID
             unionid = request.unionid or ""
             nickname = request.nickname or f"WeChat user {openid[-4:]}"
@@ -592,9 +572,7 @@ class FakeState(CodeIssuer):
 
     def _issue_js_code(self, request: JsCodeRequest) -> str:
         user = self._user(
-            CodeRequest(
-                request.openid, request.unionid, app_id=request.app_id, person=request.person
-            )
+            CodeRequest(request.openid, request.unionid, app_id=request.app_id, person=request.person)
         )
         code = secrets.token_hex(16)
         with self._lock:
@@ -609,9 +587,7 @@ class FakeState(CodeIssuer):
         elif code:
             self.consume_code(code, query.get("appid"), endpoint)
 
-    def consume_code(
-        self, code: str, appid: str | None, endpoint: str = "access_token"
-    ) -> None:
+    def consume_code(self, code: str, appid: str | None, endpoint: str = "access_token") -> None:
         """Spend ``code`` if it is one of this app's codes for ``endpoint`` (a request WeChat
         processed but whose answer was lost)."""
         with self._lock:
@@ -653,9 +629,7 @@ class FakeState(CodeIssuer):
                 raise WeChatError(40163)
             grant.used = True
             access_token, refresh_token = _token(), _token()
-            self._access[access_token] = AccessGrant(
-                grant.user, grant.scope, now + self.access_token_ttl
-            )
+            self._access[access_token] = AccessGrant(grant.user, grant.scope, now + self.access_token_ttl)
             self._refresh[refresh_token] = RefreshGrant(
                 grant.user, grant.scope, now + self.refresh_token_ttl, access_token
             )
@@ -672,9 +646,7 @@ class FakeState(CodeIssuer):
             body["is_snapshotuser"] = 1
         return body
 
-    def refresh(
-        self, appid: str | None, refresh_token: str | None, grant_type: str | None
-    ) -> dict[str, Any]:
+    def refresh(self, appid: str | None, refresh_token: str | None, grant_type: str | None) -> dict[str, Any]:
         """``sns/oauth2/refresh_token``: extend a live access token, or issue a new one.
 
         Another app's refresh token is unknown here (40030).

@@ -87,12 +87,9 @@ class WeComPageViews:
         names = ["appid", "agentid", "redirect_uri", "state"]
         names += ["scope"] if kind == "authorize" else ["login_type"]
         hidden = "".join(
-            f'<input type="hidden" name="{name}" value="{escape(params.get(name, ""))}">\n'
-            for name in names
+            f'<input type="hidden" name="{name}" value="{escape(params.get(name, ""))}">\n' for name in names
         )
-        allow, deny = ("Allow", "Deny") if kind == "authorize" else (
-            "Confirm on phone", "Cancel on phone"
-        )
+        allow, deny = ("Allow", "Deny") if kind == "authorize" else ("Confirm on phone", "Cancel on phone")
         content = _FORM.substitute(
             title=escape(_TITLES[kind]),
             appid=escape(params["appid"]),

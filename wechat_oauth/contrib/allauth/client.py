@@ -44,7 +44,8 @@ def scope_of(provider: Any) -> str:
     scopes = [str(scope) for scope in provider.get_scope()]
     if len(scopes) != 1:
         raise ConfigurationError(
-            f"SOCIALACCOUNT_PROVIDERS[{provider.id!r}]['SCOPE'] must name one scope, not {scopes}")
+            f"SOCIALACCOUNT_PROVIDERS[{provider.id!r}]['SCOPE'] must name one scope, not {scopes}"
+        )
     scope = scopes[0]
     if scope not in KIND_SCOPES[provider.kind_for(scope)]:
         raise ConfigurationError(f"provider {provider.id!r} cannot ask for scope {scope!r}")
@@ -55,16 +56,21 @@ def wechat_app(provider: Any) -> WeChatApp:
     """The WeChat app a provider instance (with its ``SocialApp``) logs in through."""
     social_app = provider.app
     if not social_app.client_id or not social_app.secret:
-        raise ConfigurationError(f"the SocialApp of provider {provider.id!r} has no client_id "
-                                 "or no secret")
+        raise ConfigurationError(f"the SocialApp of provider {provider.id!r} has no client_id or no secret")
     scope = scope_of(provider)
     kind = provider.kind_for(scope)
     settings = provider.get_settings()
     overrides = {key: settings[key] for key in PER_APP_KEYS if key in settings}
     if kind == "open" and "AUTHORIZE_URL" in overrides:  # allauth's name for the QR page
         overrides["QRCONNECT_URL"] = overrides.pop("AUTHORIZE_URL")
-    return WeChatApp(name=provider.id, kind=kind, app_id=str(social_app.client_id),
-                     app_secret=str(social_app.secret), scope=scope, overrides=overrides)
+    return WeChatApp(
+        name=provider.id,
+        kind=kind,
+        app_id=str(social_app.client_id),
+        app_secret=str(social_app.secret),
+        scope=scope,
+        overrides=overrides,
+    )
 
 
 def client_for(provider: Any, app: WeChatApp | None = None) -> WeChatClient:
@@ -72,8 +78,11 @@ def client_for(provider: Any, app: WeChatApp | None = None) -> WeChatClient:
     from allauth.socialaccount.adapter import get_adapter
 
     app = app or wechat_app(provider)
-    key = json.dumps([app.name, app.kind, app.app_id, app.app_secret, app.scope,
-                      dict(app.overrides)], sort_keys=True, default=str)
+    key = json.dumps(
+        [app.name, app.kind, app.app_id, app.app_secret, app.scope, dict(app.overrides)],
+        sort_keys=True,
+        default=str,
+    )
     client = _clients.get(key)
     if client is not None:
         return client

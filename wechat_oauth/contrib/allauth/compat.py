@@ -34,8 +34,9 @@ UNIQUE_TOGETHER = {
 }
 
 
-def allauth_state(*, process: str, next_url: str | None = None, data: Any = None,
-                  headless: bool = False) -> dict[str, Any]:
+def allauth_state(
+    *, process: str, next_url: str | None = None, data: Any = None, headless: bool = False
+) -> dict[str, Any]:
     """The state dict as ``Provider.stash_redirect_state`` builds it for these arguments."""
     state: dict[str, Any] = {"process": process, "data": data}
     if headless:

@@ -58,8 +58,17 @@ ATTEMPTS = 3
 #: Session key of a login parked until the browser's user confirms it.
 PENDING_KEY = "_wechat_oauth_allauth_pending"
 #: Fields of WeChat's userinfo answer kept when a replayed profile has no raw answer.
-PROFILE_FIELDS = ("openid", "nickname", "sex", "province", "city", "country", "headimgurl",
-                  "privilege", "unionid")
+PROFILE_FIELDS = (
+    "openid",
+    "nickname",
+    "sex",
+    "province",
+    "city",
+    "country",
+    "headimgurl",
+    "privilege",
+    "unionid",
+)
 
 
 @dataclass(frozen=True)
@@ -95,20 +104,33 @@ class WeixinLogin:
         data["openid"] = token.openid
         if token.unionid and not data.get("unionid"):
             data["unionid"] = token.unionid
-        return cls(data=data, access_token=token.access_token, refresh_token=token.refresh_token,
-                   expires_at=token.expires_at, state=dict(state))
+        return cls(
+            data=data,
+            access_token=token.access_token,
+            refresh_token=token.refresh_token,
+            expires_at=token.expires_at,
+            state=dict(state),
+        )
 
     def to_session(self) -> dict[str, Any]:
-        return {"data": self.data, "access_token": self.access_token,
-                "refresh_token": self.refresh_token, "state": self.state,
-                "expires_at": self.expires_at.isoformat() if self.expires_at else None}
+        return {
+            "data": self.data,
+            "access_token": self.access_token,
+            "refresh_token": self.refresh_token,
+            "state": self.state,
+            "expires_at": self.expires_at.isoformat() if self.expires_at else None,
+        }
 
     @classmethod
     def from_session(cls, stored: dict[str, Any]) -> WeixinLogin:
         expires = stored.get("expires_at")
-        return cls(data=dict(stored["data"]), access_token=str(stored["access_token"]),
-                   refresh_token=str(stored["refresh_token"]), state=dict(stored["state"]),
-                   expires_at=datetime.fromisoformat(expires) if expires else None)
+        return cls(
+            data=dict(stored["data"]),
+            access_token=str(stored["access_token"]),
+            refresh_token=str(stored["refresh_token"]),
+            state=dict(stored["state"]),
+            expires_at=datetime.fromisoformat(expires) if expires else None,
+        )
 
 
 def social_login(request: HttpRequest, provider: Any, login: WeixinLogin) -> Any:
@@ -117,13 +139,17 @@ def social_login(request: HttpRequest, provider: Any, login: WeixinLogin) -> Any
 
     data = dict(login.data)
     if "nickname" not in data:  # snsapi_base: keep the profile an earlier login stored
-        previous = (SocialAccount.objects.filter(provider=provider.sub_id, uid=login.openid)
-                    .values_list("extra_data", flat=True).first())
+        previous = (
+            SocialAccount.objects.filter(provider=provider.sub_id, uid=login.openid)
+            .values_list("extra_data", flat=True)
+            .first()
+        )
         if isinstance(previous, dict):
             data = {**previous, **data}
     sociallogin = provider.sociallogin_from_response(request, data)
-    token = SocialToken(token=login.access_token, token_secret=login.refresh_token,
-                        expires_at=login.expires_at)
+    token = SocialToken(
+        token=login.access_token, token_secret=login.refresh_token, expires_at=login.expires_at
+    )
     if provider.app.pk:
         token.app = provider.app
     sociallogin.token = token
@@ -145,8 +171,7 @@ class _Completion:
 _completing: ContextVar[_Completion | None] = ContextVar("wechat_oauth_allauth", default=None)
 
 
-def finish(request: HttpRequest, provider: Any, login: WeixinLogin, *, unbound: bool
-           ) -> HttpResponse:
+def finish(request: HttpRequest, provider: Any, login: WeixinLogin, *, unbound: bool) -> HttpResponse:
     """Complete the login, unless an unbound callback must ask first."""
     if unbound and (app_settings.CONFIRM_UNBOUND or _replaces_someone(request, provider, login)):
         return ask(request, provider, login)
@@ -173,14 +198,15 @@ def hand_to_allauth(request: HttpRequest, provider: Any, login: WeixinLogin) -> 
                 raise
             lost = error
         except PermissionDenied as error:  # a site's adapter or signal refused: allauth's page
-            return render_authentication_error(request, provider, exception=error,
-                                               extra_context={"state": login.state})
+            return render_authentication_error(
+                request, provider, exception=error, extra_context={"state": login.state}
+            )
         finally:
             _completing.reset(context)
-        logger.info("openid %s: a concurrent login linked it first (attempt %d): again",
-                    login.openid, attempt)
-    logger.error("openid %s could not be linked after %d attempts", login.openid, ATTEMPTS,
-                 exc_info=lost)
+        logger.info(
+            "openid %s: a concurrent login linked it first (attempt %d): again", login.openid, attempt
+        )
+    logger.error("openid %s could not be linked after %d attempts", login.openid, ATTEMPTS, exc_info=lost)
     raise AccountLinkFailed() from lost
 
 
@@ -217,11 +243,16 @@ def _user_id_of(provider: Any, login: WeixinLogin) -> Any:
 def ask(request: HttpRequest, provider: Any, login: WeixinLogin) -> HttpResponse:
     """Park the login in this browser's session and ask (200). Every duplicate of the callback
     parks the same login and shows the same page."""
-    request.session[PENDING_KEY] = {"provider": provider.id, "login": login.to_session(),
-                                    "expires": time.time() + PENDING_MAX_AGE}
-    context = {"current": getattr(request, "user", None),
-               "nickname": str(login.data.get("nickname") or ""),
-               "confirm_url": reverse(f"{provider.id}_confirm")}
+    request.session[PENDING_KEY] = {
+        "provider": provider.id,
+        "login": login.to_session(),
+        "expires": time.time() + PENDING_MAX_AGE,
+    }
+    context = {
+        "current": getattr(request, "user", None),
+        "nickname": str(login.data.get("nickname") or ""),
+        "confirm_url": reverse(f"{provider.id}_confirm"),
+    }
     response = render(request, "wechat_oauth/confirm.html", context)
     add_never_cache_headers(response)
     return response
@@ -231,8 +262,11 @@ def confirmed(request: HttpRequest, provider: Any) -> HttpResponse:
     """The question's answer (POST): ``continue`` completes the parked login, anything else
     drops it and goes on to its ``next``. No parked login of this provider: InvalidState."""
     pending = request.session.pop(PENDING_KEY, None)
-    if (not isinstance(pending, dict) or pending.get("provider") != provider.id
-            or pending.get("expires", 0) < time.time()):
+    if (
+        not isinstance(pending, dict)
+        or pending.get("provider") != provider.id
+        or pending.get("expires", 0) < time.time()
+    ):
         raise InvalidState("No login waits for confirmation")
     login = WeixinLogin.from_session(pending["login"])
     if request.POST.get("action") != "continue":
@@ -253,10 +287,12 @@ def person_user(unionid: str, *, register: bool = True) -> Any:
     person = WeChatUnion.objects.select_related("user").filter(unionid=unionid).first()
     if person is not None:
         return person.user
-    known = (SocialAccount.objects.select_related("user")
-             .filter(provider__in=[cls.id for cls in provider_classes],
-                     extra_data__unionid=unionid)
-             .order_by("pk").first())
+    known = (
+        SocialAccount.objects.select_related("user")
+        .filter(provider__in=[cls.id for cls in provider_classes], extra_data__unionid=unionid)
+        .order_by("pk")
+        .first()
+    )
     if known is None:
         return None
     if register:
@@ -264,8 +300,7 @@ def person_user(unionid: str, *, register: bool = True) -> Any:
     return known.user
 
 
-def _join_known_person(sender: Any, request: HttpRequest, sociallogin: Any, **kwargs: Any
-                       ) -> None:
+def _join_known_person(sender: Any, request: HttpRequest, sociallogin: Any, **kwargs: Any) -> None:
     """allauth's ``pre_social_login``: a new identity of a known person joins their user."""
     current = _completing.get()
     if current is None or current.sociallogin is not sociallogin or not current.unionid:
@@ -285,8 +320,7 @@ def _register_person(sender: Any, instance: Any, created: bool, **kwargs: Any) -
     with another user since this completion looked (that login committed in between) is the
     same race lost: an IntegrityError, and the completion runs again and joins them."""
     current = _completing.get()
-    if (not created or current is None or not current.unionid
-            or instance is not current.sociallogin.account):
+    if not created or current is None or not current.unionid or instance is not current.sociallogin.account:
         return
     person = WeChatUnion.objects.filter(unionid=current.unionid).first()
     if person is None:
@@ -300,5 +334,4 @@ def connect_receivers() -> None:
     from allauth.socialaccount.signals import pre_social_login
 
     pre_social_login.connect(_join_known_person, dispatch_uid="wechat_oauth_allauth_person")
-    post_save.connect(_register_person, sender=SocialAccount,
-                      dispatch_uid="wechat_oauth_allauth_register")
+    post_save.connect(_register_person, sender=SocialAccount, dispatch_uid="wechat_oauth_allauth_register")

@@ -77,14 +77,16 @@ class WeixinProvider(OAuth2Provider):
     def extract_common_fields(self, data: dict[str, Any]) -> dict[str, Any]:
         return {"username": data.get("nickname"), "name": data.get("nickname")}
 
-    def redirect(self, request: HttpRequest, process: str, next_url: str | None = None,
-                 data: Any = None, **kwargs: Any) -> HttpResponse:
+    def redirect(
+        self, request: HttpRequest, process: str, next_url: str | None = None, data: Any = None, **kwargs: Any
+    ) -> HttpResponse:
         """The login start (allauth's login view and headless redirect call it): the scope is
         the configured one (a WeChat app asks for one), allauth's ``auth_params`` do not apply."""
         from .views import start_or_error_page
 
-        state = allauth_state(process=process, next_url=next_url, data=data,
-                              headless=bool(kwargs.get("headless")))
+        state = allauth_state(
+            process=process, next_url=next_url, data=data, headless=bool(kwargs.get("headless"))
+        )
         return start_or_error_page(request, self, state)
 
 

@@ -19,7 +19,7 @@ User-Agents.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlencode
 
 from django.http import HttpRequest, HttpResponse, QueryDict
@@ -57,12 +57,15 @@ def state_from_query(query: QueryDict) -> dict[str, Any]:
     data = None
     if "data" in query:
         try:
-            data = json.loads(query["data"])
+            data = json.loads(cast(str, query["data"]))  # QueryDict[key]: the last value
         except ValueError:
             raise BadCallback("The 'data' parameter is not JSON") from None
-    return allauth_state(process=query.get("process") or DEFAULT_PROCESS,
-                         next_url=query.get("next") or None, data=data,
-                         headless=query.get("headless") == "1")
+    return allauth_state(
+        process=query.get("process") or DEFAULT_PROCESS,
+        next_url=query.get("next") or None,
+        data=data,
+        headless=query.get("headless") == "1",
+    )
 
 
 def callback_paths() -> list[str]:
@@ -80,8 +83,14 @@ def callback_paths() -> list[str]:
     return paths
 
 
-def start_login(request: HttpRequest, provider: Any, state: dict[str, Any], *, attempt: int = 0,
-                app: WeChatApp | None = None) -> HttpResponse:
+def start_login(
+    request: HttpRequest,
+    provider: Any,
+    state: dict[str, Any],
+    *,
+    attempt: int = 0,
+    app: WeChatApp | None = None,
+) -> HttpResponse:
     """Send the browser to WeChat: the authorize page for an Official Account, qrconnect for a
     website app, with a new state and the binding cookie. ``attempt=1``: the one automatic
     restart after a spent code (the state carries it: the loop guard)."""
@@ -91,13 +100,17 @@ def start_login(request: HttpRequest, provider: Any, state: dict[str, Any], *, a
         state.pop("next")  # a login-CSRF link hidden in an ordinary login link
     target = callback_query(state)
     callback = provider.get_oauth2_adapter(request).get_callback_url(request, provider.app)
-    return authorize_redirect(request, target=target, attempt=attempt, app=app,
-                              redirect_uri=f"{callback}?{target}" if target else callback,
-                              client=client_for(provider, app))
+    return authorize_redirect(
+        request,
+        target=target,
+        attempt=attempt,
+        app=app,
+        redirect_uri=f"{callback}?{target}" if target else callback,
+        client=client_for(provider, app),
+    )
 
 
 def verify(app: WeChatApp, state_value: str, state: dict[str, Any]) -> LoginState:
     """The login state of this callback, if it is genuine, current and was issued for this app,
     its scope and exactly this allauth state (``InvalidState``, ``ExpiredState`` otherwise)."""
-    return verify_state(state_value, target=callback_query(state), scope=app.scope,
-                        app_id=app.app_id)
+    return verify_state(state_value, target=callback_query(state), scope=app.scope, app_id=app.app_id)

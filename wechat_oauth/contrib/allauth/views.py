@@ -75,8 +75,7 @@ def retry_url(request: HttpRequest, provider: Any, state: dict[str, Any]) -> str
     return str(provider.get_login_url(request, **params))
 
 
-def start_or_error_page(request: HttpRequest, provider: Any, state: dict[str, Any]
-                        ) -> HttpResponse:
+def start_or_error_page(request: HttpRequest, provider: Any, state: dict[str, Any]) -> HttpResponse:
     """The login start, or the error page of a provider that cannot start one (its scope, its
     SocialApp's credentials)."""
     try:
@@ -94,16 +93,15 @@ def _callback(request: HttpRequest, provider_id: str) -> HttpResponse:
         received = read_callback(request.GET)
         response = _complete(request, provider, received, state)
     except WeChatOAuthError as error:
-        response = error_response(request, error, target="",
-                                  retry=retry_url(request, provider, state))
+        response = error_response(request, error, target="", retry=retry_url(request, provider, state))
     except DatabaseError as error:
-        response = database_error_response(request, error, target="",
-                                           retry=retry_url(request, provider, state))
+        response = database_error_response(
+            request, error, target="", retry=retry_url(request, provider, state)
+        )
     return protect_callback_response(response)
 
 
-def _complete(request: HttpRequest, provider: Any, received: Callback, state: dict[str, Any]
-              ) -> HttpResponse:
+def _complete(request: HttpRequest, provider: Any, received: Callback, state: dict[str, Any]) -> HttpResponse:
     from allauth.socialaccount.helpers import render_authentication_error
     from allauth.socialaccount.providers.base import AuthError
 
@@ -115,8 +113,9 @@ def _complete(request: HttpRequest, provider: Any, received: Callback, state: di
             return completion.continue_to(request, state)
         raise
     if received.code is None:  # consent refused: WeChat sends the state alone
-        return render_authentication_error(request, provider, error=AuthError.CANCELLED,
-                                           extra_context={"state": state})
+        return render_authentication_error(
+            request, provider, error=AuthError.CANCELLED, extra_context={"state": state}
+        )
     binding = check_binding(request, login)  # before the code is spent: a refusal costs nothing
     unbound = binding is Binding.UNBOUND
     if unbound and state.get("process") == CONNECT:
@@ -125,9 +124,13 @@ def _complete(request: HttpRequest, provider: Any, received: Callback, state: di
     request.session.keys()
     try:
         exchange = exchange_once(
-            received.code, client=client_for(provider, app), state=received.state,
-            resent=received.resent, fingerprint=fingerprint(request),
-            budget=CodeBudget.for_request(request, attempt=f"{app.app_id}:{login.nonce}"))
+            received.code,
+            client=client_for(provider, app),
+            state=received.state,
+            resent=received.resent,
+            fingerprint=fingerprint(request),
+            budget=CodeBudget.for_request(request, attempt=f"{app.app_id}:{login.nonce}"),
+        )
     except CodeSpent:
         if _signed_in(request):  # Back or refresh after the login
             return completion.continue_to(request, state)
@@ -137,8 +140,9 @@ def _complete(request: HttpRequest, provider: Any, received: Callback, state: di
         raise
     if exchange.token.is_snapshot_user:
         raise SnapshotUser()
-    return completion.finish(request, provider,
-                             completion.WeixinLogin.of(exchange.token, state), unbound=unbound)
+    return completion.finish(
+        request, provider, completion.WeixinLogin.of(exchange.token, state), unbound=unbound
+    )
 
 
 def _confirm(request: HttpRequest, provider_id: str) -> HttpResponse:
@@ -149,8 +153,7 @@ def _confirm(request: HttpRequest, provider_id: str) -> HttpResponse:
     except WeChatOAuthError as error:
         return error_response(request, error, target="", retry=retry_url(request, provider, {}))
     except DatabaseError as error:
-        return database_error_response(request, error, target="",
-                                       retry=retry_url(request, provider, {}))
+        return database_error_response(request, error, target="", retry=retry_url(request, provider, {}))
 
 
 def _signed_in(request: HttpRequest) -> bool:
@@ -187,9 +190,19 @@ def urlpatterns_for(provider_class: Any) -> list[Any]:
     from allauth.socialaccount.providers.oauth2.views import OAuth2LoginView
 
     provider_id = provider_class.id
-    return [path(f"{provider_class.get_slug()}/", include([
-        path("login/", OAuth2LoginView.adapter_view(provider_class.oauth2_adapter_class),
-             name=f"{provider_id}_login"),
-        path("login/callback/", callback_view(provider_id), name=f"{provider_id}_callback"),
-        path("login/confirm/", confirm_view(provider_id), name=f"{provider_id}_confirm"),
-    ]))]
+    return [
+        path(
+            f"{provider_class.get_slug()}/",
+            include(
+                [
+                    path(
+                        "login/",
+                        OAuth2LoginView.adapter_view(provider_class.oauth2_adapter_class),
+                        name=f"{provider_id}_login",
+                    ),
+                    path("login/callback/", callback_view(provider_id), name=f"{provider_id}_callback"),
+                    path("login/confirm/", confirm_view(provider_id), name=f"{provider_id}_confirm"),
+                ]
+            ),
+        )
+    ]

@@ -96,15 +96,25 @@ _clients_lock = threading.Lock()
 def client_for(app_id: str, app_secret: str) -> WeChatClient:
     """One :class:`~wechat_oauth.client.WeChatClient` per credentials (and WECHAT_OAUTH's hosts
     and timeout), shared by every request of the process."""
-    key = (app_id, app_secret, app_settings.API_BASE_URL, app_settings.AUTHORIZE_URL,
-           app_settings.QRCONNECT_URL, app_settings.timeout)
+    key = (
+        app_id,
+        app_secret,
+        app_settings.API_BASE_URL,
+        app_settings.AUTHORIZE_URL,
+        app_settings.QRCONNECT_URL,
+        app_settings.timeout,
+    )
     with _clients_lock:
         client = _clients.get(key)
         if client is None:
             client = _clients[key] = WeChatClient(
-                app_id, app_secret, api_base_url=app_settings.API_BASE_URL,
+                app_id,
+                app_secret,
+                api_base_url=app_settings.API_BASE_URL,
                 authorize_url=app_settings.AUTHORIZE_URL,
-                qrconnect_url=app_settings.QRCONNECT_URL, timeout=app_settings.timeout)
+                qrconnect_url=app_settings.QRCONNECT_URL,
+                timeout=app_settings.timeout,
+            )
         return client
 
 
@@ -112,15 +122,23 @@ def wechat_response(token: TokenResult) -> dict[str, Any]:
     """The ``response`` social-core's weixin backends hand the pipeline: WeChat's token answer,
     merged with its userinfo answer when the scope gave one."""
     response: dict[str, Any] = {
-        "access_token": token.access_token, "refresh_token": token.refresh_token,
+        "access_token": token.access_token,
+        "refresh_token": token.refresh_token,
         "expires_in": max(0, int((token.expires_at - utc_now()).total_seconds())),
-        "openid": token.openid, "scope": token.scope,
+        "openid": token.openid,
+        "scope": token.scope,
     }
     profile = token.profile
     if profile is not None:
-        response.update(nickname=profile.nickname, sex=profile.sex, province=profile.province,
-                        city=profile.city, country=profile.country,
-                        headimgurl=profile.headimgurl, privilege=list(profile.privilege))
+        response.update(
+            nickname=profile.nickname,
+            sex=profile.sex,
+            province=profile.province,
+            city=profile.city,
+            country=profile.country,
+            headimgurl=profile.headimgurl,
+            privilege=list(profile.privilege),
+        )
     unionid = token.unionid or (profile.unionid if profile is not None else "")
     if unionid:
         response["unionid"] = unionid
@@ -142,8 +160,7 @@ class WeChatSocialMixin:
     WECHAT_KIND = "mp"
     #: ``weixinapp``'s scope when SOCIAL_AUTH_WEIXINAPP_SCOPE names neither mp scope.
     WECHAT_DEFAULT_SCOPE = "snsapi_userinfo"
-    EXTRA_DATA = [("nickname", "username"), ("headimgurl", "profile_image_url"),
-                  ("unionid", "unionid", True)]
+    EXTRA_DATA = [("nickname", "username"), ("headimgurl", "profile_image_url"), ("unionid", "unionid", True)]
 
     #: The binding token of this request's login start (or restart).
     _binding: str | None = None
@@ -178,8 +195,7 @@ class WeChatSocialMixin:
         configured = self.setting("SCOPE", []) or []
         if isinstance(configured, str):
             configured = configured.replace(",", " ").split()
-        return next((scope for scope in configured if scope in AUTHORIZE_SCOPES),
-                    self.WECHAT_DEFAULT_SCOPE)
+        return next((scope for scope in configured if scope in AUTHORIZE_SCOPES), self.WECHAT_DEFAULT_SCOPE)
 
     def get_scope(self) -> list[str]:
         return [self.wechat_scope()]
@@ -206,9 +222,14 @@ class WeChatSocialMixin:
         of [A-Za-z0-9]), since social-core keeps the state in a 65-character nonce column."""
         if self._binding is None:
             self._binding = binding_token(django_request(self.strategy))
-        return issue_state(target=self._state_target(), scope=self.wechat_scope(),
-                           app_id=self._app_id(), attempt=self._attempt, compact=True,
-                           binding=commitment(self._binding, nbytes=COMPACT_BINDING_BYTES)).value
+        return issue_state(
+            target=self._state_target(),
+            scope=self.wechat_scope(),
+            app_id=self._app_id(),
+            attempt=self._attempt,
+            compact=True,
+            binding=commitment(self._binding, nbytes=COMPACT_BINDING_BYTES),
+        ).value
 
     def auth_url(self) -> str:
         state = self.get_or_create_state() or ""
@@ -229,12 +250,13 @@ class WeChatSocialMixin:
         except WeChatOAuthError as error:
             target = self._next_url(request)
             return protect_callback_response(
-                error_response(request, error, target=target, retry=self._retry_url(target)))
+                error_response(request, error, target=target, retry=self._retry_url(target))
+            )
         except DatabaseError as error:
             target = self._next_url(request)
             return protect_callback_response(
-                database_error_response(request, error, target=target,
-                                        retry=self._retry_url(target)))
+                database_error_response(request, error, target=target, retry=self._retry_url(target))
+            )
 
     def validate_state(self) -> str | None:
         """social-core's check first (the session, the one-time nonce); a state it no longer
@@ -255,16 +277,22 @@ class WeChatSocialMixin:
     def _read(self, value: str) -> LoginState | None:
         """What a state social-core vouched for says (None: one the stock backend issued)."""
         try:
-            return verify_state(value, target=self._state_target(), scope=self.wechat_scope(),
-                                app_id=self._app_id(), max_age=float("inf"))
+            return verify_state(
+                value,
+                target=self._state_target(),
+                scope=self.wechat_scope(),
+                app_id=self._app_id(),
+                max_age=float("inf"),
+            )
         except InvalidState:
             return None
 
     def _verify_without_session(self, value: str) -> LoginState:
         request = django_request(self.strategy)
         try:
-            state = verify_state(value, target=self._state_target(), scope=self.wechat_scope(),
-                                 app_id=self._app_id())
+            state = verify_state(
+                value, target=self._state_target(), scope=self.wechat_scope(), app_id=self._app_id()
+            )
         except ExpiredState:
             if _signed_in(request):  # a refresh, long after the login
                 raise _Answer(self._continue(request)) from None
@@ -273,8 +301,7 @@ class WeChatSocialMixin:
             # No binding cookie and someone logged in: this may be another person's callback
             # link. It must not switch this browser to that person, nor attach that person's
             # WeChat to this user (social-auth's "connect"): it changes nothing.
-            logger.info("callback without the binding cookie while a user is logged in: "
-                        "nothing changed")
+            logger.info("callback without the binding cookie while a user is logged in: nothing changed")
             raise _Answer(self._continue(request))
         if not self.strategy.session_get("next"):
             # The session of the login start is gone (the first request of this login logged
@@ -295,15 +322,19 @@ class WeChatSocialMixin:
             raise ConfigurationError(
                 "The social-auth callback runs inside a transaction (ATOMIC_REQUESTS?): the "
                 "exchange must commit on its own. Wrap social_django's complete view in "
-                "transaction.non_atomic_requests.")
+                "transaction.non_atomic_requests."
+            )
         state = self._state
         attempt = f"{self._app_id()}:{state.nonce if state is not None else self._state_value}"
         try:
             exchange = exchange_once(
-                str(code), client=self.wechat_client(), state=self._state_value,
+                str(code),
+                client=self.wechat_client(),
+                state=self._state_value,
                 resent=any(name in self.data for name in RESENT_MARKERS),
                 fingerprint=fingerprint(request),
-                budget=CodeBudget.for_request(request, attempt=attempt))
+                budget=CodeBudget.for_request(request, attempt=attempt),
+            )
         except CodeSpent:
             if _signed_in(request):  # Back or refresh after the login
                 raise _Answer(self._continue(request)) from None
@@ -331,8 +362,7 @@ class WeChatSocialMixin:
             except Exception as error:
                 if attempt == PIPELINE_ATTEMPTS or not self._lost_a_race(storage, error, openid):
                     raise
-                logger.info("openid %s was linked by a concurrent login (attempt %d): again",
-                            openid, attempt)
+                logger.info("openid %s was linked by a concurrent login (attempt %d): again", openid, attempt)
         raise AssertionError("unreachable")
 
     @staticmethod
@@ -381,9 +411,14 @@ def remember_next(response: HttpResponse, request: HttpRequest, next_url: Any) -
     that lives as long as the login's state (NEXT_COOKIE_NAME)."""
     if isinstance(next_url, str) and next_url:
         response.set_cookie(
-            NEXT_COOKIE_NAME, signing.dumps(next_url, salt=NEXT_COOKIE_SALT),
-            max_age=int(app_settings.STATE_MAX_AGE), path="/", secure=request.is_secure(),
-            httponly=True, samesite="Lax")
+            NEXT_COOKIE_NAME,
+            signing.dumps(next_url, salt=NEXT_COOKIE_SALT),
+            max_age=int(app_settings.STATE_MAX_AGE),
+            path="/",
+            secure=request.is_secure(),
+            httponly=True,
+            samesite="Lax",
+        )
 
 
 def remembered_next(request: HttpRequest) -> str | None:
@@ -393,8 +428,8 @@ def remembered_next(request: HttpRequest) -> str | None:
     if not value:
         return None
     try:
-        next_url = signing.loads(value, salt=NEXT_COOKIE_SALT,
-                                 max_age=float(app_settings.STATE_MAX_AGE))
+        # Django compares the age with max_age as numbers: a float is fine (the stubs say int).
+        next_url = signing.loads(value, salt=NEXT_COOKIE_SALT, max_age=float(app_settings.STATE_MAX_AGE))  # type: ignore[arg-type]
     except signing.BadSignature:
         return None
     return safe_next_url(next_url, request=request) if isinstance(next_url, str) else None
@@ -405,13 +440,13 @@ def _signed_in(request: HttpRequest) -> bool:
     return bool(user is not None and user.is_authenticated)
 
 
-class WeixinOAuth2(WeChatSocialMixin, StockWeixinOAuth2):  # type: ignore[misc]
+class WeixinOAuth2(WeChatSocialMixin, StockWeixinOAuth2):
     """``weixin``: an Open Platform website app's QR login (qrconnect, snsapi_login)."""
 
     WECHAT_KIND = "open"
 
 
-class WeixinOAuth2APP(WeChatSocialMixin, StockWeixinOAuth2APP):  # type: ignore[misc]
+class WeixinOAuth2APP(WeChatSocialMixin, StockWeixinOAuth2APP):
     """``weixinapp``: an Official Account's web authorisation inside WeChat's browser."""
 
     WECHAT_KIND = "mp"

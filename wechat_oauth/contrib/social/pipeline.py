@@ -48,22 +48,39 @@ __all__ = ["associate_by_unionid", "wechat_providers"]
 
 def wechat_providers() -> list[str]:
     """The names of the site's WeChat backends (stock or drop-in) in AUTHENTICATION_BACKENDS."""
-    return [name for name, backend in load_backends(settings.AUTHENTICATION_BACKENDS).items()
-            if issubclass(backend, StockWeixinOAuth2)]
+    return [
+        name
+        for name, backend in load_backends(settings.AUTHENTICATION_BACKENDS).items()
+        if issubclass(backend, StockWeixinOAuth2)
+    ]
 
 
-def associate_by_unionid(backend: Any, response: dict[str, Any] | None = None, user: Any = None,
-                         social: Any = None, *args: Any, **kwargs: Any) -> dict[str, Any] | None:
+def associate_by_unionid(
+    backend: Any,
+    response: dict[str, Any] | None = None,
+    user: Any = None,
+    social: Any = None,
+    *args: Any,
+    **kwargs: Any,
+) -> dict[str, Any] | None:
     if user is not None or social is not None or not isinstance(backend, StockWeixinOAuth2):
         return None
     unionid = str((response or {}).get("unionid") or "")
     if not unionid:
         return None
     storage = backend.strategy.storage.user
-    known = (storage.objects.filter(provider__in=wechat_providers(), extra_data__unionid=unionid)
-             .select_related("user").order_by("pk").first())
+    known = (
+        storage.objects.filter(provider__in=wechat_providers(), extra_data__unionid=unionid)
+        .select_related("user")
+        .order_by("pk")
+        .first()
+    )
     if known is None:
         return None
-    logger.info("unionid of openid %s known from %s: linked to user %s",
-                (response or {}).get("openid", "-"), known.provider, known.user_id)
+    logger.info(
+        "unionid of openid %s known from %s: linked to user %s",
+        (response or {}).get("openid", "-"),
+        known.provider,
+        known.user_id,
+    )
     return {"user": known.user, "is_new": False}

@@ -42,5 +42,6 @@ def django_request(strategy: Any) -> HttpRequest:
     request = getattr(strategy, "request", None)
     if request is None or not hasattr(request, "COOKIES"):
         raise ConfigurationError(
-            "wechat_oauth.contrib.social needs social-auth-app-django's strategy (a Django request)")
+            "wechat_oauth.contrib.social needs social-auth-app-django's strategy (a Django request)"
+        )
     return request

@@ -72,38 +72,55 @@ Celery beat:
             except CommandError as usage:
                 raise CommandError(str(usage), returncode=2) from None
 
-        parser.error = error
+        parser.error = error  # type: ignore[method-assign]  # this parser's own, on purpose
         return parser
 
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument(
-            "--older-than", metavar="DURATION",
-            help="Delete rows first seen longer ago than this (default: the RETENTION setting).")
+            "--older-than",
+            metavar="DURATION",
+            help="Delete rows first seen longer ago than this (default: the RETENTION setting).",
+        )
         parser.add_argument(
-            "--batch-size", metavar="N", default=purging.DEFAULT_BATCH_SIZE,
-            help=f"Rows per transaction (default {purging.DEFAULT_BATCH_SIZE:,}).")
+            "--batch-size",
+            metavar="N",
+            default=purging.DEFAULT_BATCH_SIZE,
+            help=f"Rows per transaction (default {purging.DEFAULT_BATCH_SIZE:,}).",
+        )
         parser.add_argument(
-            "--sleep", metavar="SECONDS", default=0.0,
-            help="Pause between two batches, e.g. 0.05 (default 0).")
+            "--sleep",
+            metavar="SECONDS",
+            default=0.0,
+            help="Pause between two batches, e.g. 0.05 (default 0).",
+        )
         parser.add_argument(
-            "--dry-run", action="store_true",
-            help="Only count what would be deleted (rejected codes too) and scrubbed; change "
-                 "nothing.")
+            "--dry-run",
+            action="store_true",
+            help="Only count what would be deleted (rejected codes too) and scrubbed; change nothing.",
+        )
         parser.add_argument(
-            "--json", action="store_true",
+            "--json",
+            action="store_true",
             help="Print only a JSON object (deleted, garbage_deleted, scrubbed, folded, seconds, "
-                 "rows_per_second, dry_run, older_than_seconds, garbage_older_than_seconds, "
-                 "batches, app).")
+            "rows_per_second, dry_run, older_than_seconds, garbage_older_than_seconds, "
+            "batches, app).",
+        )
         parser.add_argument(
-            "--no-progress", action="store_true",
-            help="No live counter (it is shown only when stdout is a terminal anyway).")
+            "--no-progress",
+            action="store_true",
+            help="No live counter (it is shown only when stdout is a terminal anyway).",
+        )
         parser.add_argument(
-            "--database", metavar="ALIAS",
-            help="Database alias (default: the router's choice for OAuthCodeUse).")
+            "--database",
+            metavar="ALIAS",
+            help="Database alias (default: the router's choice for OAuthCodeUse).",
+        )
         parser.add_argument(
-            "--app", metavar="NAME",
+            "--app",
+            metavar="NAME",
             help="Only this configured app's rows (a name of WECHAT_OAUTH['APPS']); the report "
-                 "is that app's.")
+            "is that app's.",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         older_than, batch_size, sleep, using = self._validated(options)
@@ -111,8 +128,14 @@ Celery beat:
         progress = _Progress(self.stdout) if show_progress else None
         try:
             report = purging.purge(
-                older_than, batch_size=batch_size, sleep=sleep, dry_run=options["dry_run"],
-                on_batch=progress.update if progress else None, using=using, app=options["app"])
+                older_than,
+                batch_size=batch_size,
+                sleep=sleep,
+                dry_run=options["dry_run"],
+                on_batch=progress.update if progress else None,
+                using=using,
+                app=options["app"],
+            )
         except DatabaseError as error:
             if progress:
                 progress.clear()
@@ -137,9 +160,11 @@ Celery beat:
             except ValueError as error:
                 raise usage(f"--older-than: {error}") from None
             if older_than.total_seconds() < app_settings.DEDUPE_WINDOW:
-                raise usage(f"--older-than {purging.format_duration(older_than)} is shorter than "
-                            f"DEDUPE_WINDOW ({app_settings.DEDUPE_WINDOW} s): rows must outlive "
-                            f"the window in which duplicates replay them")
+                raise usage(
+                    f"--older-than {purging.format_duration(older_than)} is shorter than "
+                    f"DEDUPE_WINDOW ({app_settings.DEDUPE_WINDOW} s): rows must outlive "
+                    f"the window in which duplicates replay them"
+                )
         batch_size = _positive_int(options["batch_size"])
         if batch_size is None:
             raise usage(f"--batch-size: {options['batch_size']!r} is not a positive integer")
@@ -159,15 +184,21 @@ def summary(report: purging.PurgeReport, *, cache: bool = False) -> str:
     """The one-line summary printed at the end of a run."""
     purged = f"{_codes(report.deleted)} older than {purging.format_duration(report.older_than)}"
     if report.garbage_older_than is not None:
-        purged += (f" and {_codes(report.garbage_deleted, 'rejected code')} older than "
-                   f"{purging.format_duration(report.garbage_older_than)}")
+        purged += (
+            f" and {_codes(report.garbage_deleted, 'rejected code')} older than "
+            f"{purging.format_duration(report.garbage_older_than)}"
+        )
     if report.dry_run:
         comma = "," if report.garbage_older_than is not None else ""
-        return (f"dry run: would purge {purged}{comma} and scrub tokens of "
-                f"{_codes(report.scrubbed)} (nothing changed)")
+        return (
+            f"dry run: would purge {purged}{comma} and scrub tokens of "
+            f"{_codes(report.scrubbed)} (nothing changed)"
+        )
     folded = f", folded {report.folded:,} cache counters" if cache or report.folded else ""
-    return (f"purged {purged}, scrubbed tokens of {_codes(report.scrubbed)}{folded} in "
-            f"{report.seconds:.1f} s ({report.rows_per_second:,.0f} rows/s)")
+    return (
+        f"purged {purged}, scrubbed tokens of {_codes(report.scrubbed)}{folded} in "
+        f"{report.seconds:.1f} s ({report.rows_per_second:,.0f} rows/s)"
+    )
 
 
 def _positive_int(value: Any) -> int | None:
@@ -199,8 +230,9 @@ class _Progress:
             return
         self.last = now
         deleted = report.deleted + report.garbage_deleted
-        text = (f"deleted {deleted:,} codes ({report.rows_per_second:,.0f} rows/s), "
-                f"scrubbed {report.scrubbed:,}")
+        text = (
+            f"deleted {deleted:,} codes ({report.rows_per_second:,.0f} rows/s), scrubbed {report.scrubbed:,}"
+        )
         self.out.write("\r" + text.ljust(self.width), ending="")
         self.out.flush()
         self.width = len(text)
