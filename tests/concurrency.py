@@ -102,15 +102,17 @@ def start_processes(count: int, target: Callable[..., None], *args: Any) -> Proc
     context = multiprocessing.get_context("spawn")
     barrier = context.Barrier(count)
     queue = context.Queue()
-    processes = [context.Process(target=target, args=(barrier, queue, *args), daemon=True)
-                 for _ in range(count)]
+    processes = [
+        context.Process(target=target, args=(barrier, queue, *args), daemon=True) for _ in range(count)
+    ]
     for process in processes:
         process.start()
     return ProcessGroup(processes, queue, barrier)
 
 
-def setup_django_in_child(database: dict[str, Any], wechat_oauth: dict[str, Any],
-                          caches: dict[str, Any] | None = None) -> None:
+def setup_django_in_child(
+    database: dict[str, Any], wechat_oauth: dict[str, Any], caches: dict[str, Any] | None = None
+) -> None:
     """Configure Django in a spawned process: the test settings, pointed at the parent's
     test database, fake WeChat and (for the cache front) the parent's exact cache settings,
     key prefix included."""

@@ -11,6 +11,9 @@ from django.conf import settings
 
 from tests import services
 
+# The fake WeChat's fixtures (fake_wechat, fake_wechat_server): opt-in, as for any site.
+pytest_plugins = ["wechat_oauth.testing.pytest_plugin"]
+
 SERVICE_MARKERS = {
     "postgres": services.postgres_unavailable,
     "mariadb": services.mariadb_unavailable,
@@ -34,6 +37,23 @@ SITE_MODULES = {
     "test_demo_social.py": "social_django",
     "test_demo_allauth.py": "wechat_oauth.contrib.allauth",
 }
+
+
+@pytest.fixture(scope="session", autouse=True)
+def close_claim_connections(django_db_setup: None) -> Iterator[None]:
+    """The async guard's claim threads keep their connections a moment after each claim, and
+    so does asgiref's thread for AsyncClient's steps: close them before the test databases are
+    dropped (PostgreSQL refuses to drop a database with a session open)."""
+    yield
+    from asgiref.sync import SyncToAsync
+    from django.db import connections
+
+    from wechat_oauth.guard.exchange_loop import claim_threads
+
+    claim_threads.close_connections()
+    # AsyncClient's requests in asyncio.run() send thread-sensitive steps to asgiref's one
+    # shared thread, whose connections outlive the tests too.
+    SyncToAsync.single_thread_executor.submit(connections.close_all).result(timeout=10)
 
 
 def pytest_ignore_collect(collection_path: Any, config: pytest.Config) -> bool | None:
@@ -83,15 +103,24 @@ def sqlite_alias() -> str:
 DATABASE_FIXTURES = {"sqlite": "sqlite_alias", "postgres": "pg_alias", "mariadb": "mariadb_alias"}
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres),
-                        pytest.param("mariadb", marks=pytest.mark.mariadb)])
+@pytest.fixture(
+    params=[
+        "sqlite",
+        pytest.param("postgres", marks=pytest.mark.postgres),
+        pytest.param("mariadb", marks=pytest.mark.mariadb),
+    ]
+)
 def alias(request: pytest.FixtureRequest) -> str:
     """Each database of the run in turn: a SQLite file, PostgreSQL, MariaDB."""
     return request.getfixturevalue(DATABASE_FIXTURES[request.param])
 
 
-@pytest.fixture(params=[pytest.param("postgres", marks=pytest.mark.postgres),
-                        pytest.param("mariadb", marks=pytest.mark.mariadb)])
+@pytest.fixture(
+    params=[
+        pytest.param("postgres", marks=pytest.mark.postgres),
+        pytest.param("mariadb", marks=pytest.mark.mariadb),
+    ]
+)
 def server_alias(request: pytest.FixtureRequest) -> str:
     """Each database server of the run in turn (PostgreSQL, MariaDB): what SQLite has no
     equivalent of (lock timeouts, a server that cuts a holder off)."""
@@ -101,8 +130,9 @@ def server_alias(request: pytest.FixtureRequest) -> str:
 @pytest.fixture(scope="session")
 def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[services.LocalRedisCluster]:
     """A 3-master Redis Cluster on loopback, started once per test session on first use."""
-    cluster = services.LocalRedisCluster(services.redis_cluster_ports(),
-                                         tmp_path_factory.mktemp("redis-cluster"))
+    cluster = services.LocalRedisCluster(
+        services.redis_cluster_ports(), tmp_path_factory.mktemp("redis-cluster")
+    )
     try:
         cluster.start()
         yield cluster

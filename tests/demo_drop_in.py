@@ -30,15 +30,19 @@ from wechat_oauth.testing.wechat_client import send_and_abort
 #: The demo's Official Account (demo_project/settings.py): the drop-in's provider or backend.
 MP_APP_ID = "wxdemo000000000001"
 #: A desktop browser: the demo's button is clicked on a computer.
-DESKTOP_USER_AGENT = ("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
-                      "Chrome/126.0 Safari/537.36")
+DESKTOP_USER_AGENT = (
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36"
+)
 #: When the fake's double-callback page aborts the first request (wechat_oauth/testing/pages.py).
 ABORT_AFTER = 0.015
 #: Longest wait (seconds) for a request, or for the aborted request to be counted.
 TIMEOUT = 20
 
-_FORM = re.compile(r'<form method="post" action="(?P<action>[^"]*)"(?P<attributes>[^>]*)>'
-                   r'(?P<body>.*?)</form>', re.S)
+_FORM = re.compile(
+    r'<form method="post" action="(?P<action>[^"]*)"(?P<attributes>[^>]*)>'
+    r"(?P<body>.*?)</form>",
+    re.S,
+)
 _INPUT = re.compile(r'<input type="(?:hidden|text)" name="([^"]+)" value="([^"]*)"')
 
 
@@ -53,13 +57,13 @@ def form_of(page: str, form_id: str = "") -> tuple[str, dict[str, str]]:
 
 def double_callback_urls(page: str) -> tuple[str, str]:
     """The fake's double-callback page: the callback it aborts, and the re-sent one it loads."""
-    urls = [json.loads(re.search(rf"var {name} = (\"[^\"]*\");", page)[1])
-            for name in ("first", "second")]
+    urls = [json.loads(re.search(rf"var {name} = (\"[^\"]*\");", page)[1]) for name in ("first", "second")]
     return urls[0], urls[1]
 
 
-def log_in_through_the_drop_in(demo: DemoServer, person: str) -> tuple[requests.Session, str,
-                                                                         requests.Response]:
+def log_in_through_the_drop_in(
+    demo: DemoServer, person: str
+) -> tuple[requests.Session, str, requests.Response]:
     """The drop-in's button, the fake's consent (``person``, double callback ticked), the two
     callbacks: the browser, the code, and the page the browser lands on."""
     browser = requests.Session()
@@ -78,8 +82,11 @@ def log_in_through_the_drop_in(demo: DemoServer, person: str) -> tuple[requests.
     consent = browser.get(authorize.split("#", 1)[0], timeout=TIMEOUT)
     assert consent.status_code == 200 and "Simulate WeChat's double callback" in consent.text
     action, fields = form_of(consent.text)
-    answer = browser.post(urljoin(consent.url, action), data={**fields, "person": person, "double": "1",
-                                        "decision": "allow"}, timeout=TIMEOUT)
+    answer = browser.post(
+        urljoin(consent.url, action),
+        data={**fields, "person": person, "double": "1", "decision": "allow"},
+        timeout=TIMEOUT,
+    )
     assert answer.status_code == 200, answer.text
     first, second = double_callback_urls(answer.text)
     code = parse_qs(urlsplit(first).query)["code"][0]
@@ -92,8 +99,7 @@ def log_in_through_the_drop_in(demo: DemoServer, person: str) -> tuple[requests.
 
 def exchanges_of(demo: DemoServer, code: str) -> int:
     """How many times the demo's fake WeChat received ``code`` at its token endpoint."""
-    stats = requests.get(f"{demo.url}/fake-wechat/_fake/stats?{urlencode({'code': code})}",
-                         timeout=TIMEOUT)
+    stats = requests.get(f"{demo.url}/fake-wechat/_fake/stats?{urlencode({'code': code})}", timeout=TIMEOUT)
     assert stats.status_code == 200, stats.text
     return int(stats.json()["exchange_calls"][code])
 
@@ -107,17 +113,25 @@ def assert_logs_in_through_the_drop_in(demo: DemoServer) -> None:
     browser, code, landed = log_in_through_the_drop_in(demo, person)
 
     assert landed.status_code == 200 and landed.url == demo.url + "/", (
-        landed.status_code, landed.url, landed.text[:2000], demo.log()[-3000:])
+        landed.status_code,
+        landed.url,
+        landed.text[:2000],
+        demo.log()[-3000:],
+    )
     page = landed.text
     assert f'id="logged-in-through" data-drop-in="{mode.name}"' in page, page
     assert f'<dd id="openid">{openid}</dd>' in page
-    assert (f'class="drop-in-account" data-provider="{mode.provider}" data-uid="{openid}" '
-            f'data-unionid="{unionid_for(person)}"') in page, page
+    assert (
+        f'class="drop-in-account" data-provider="{mode.provider}" data-uid="{openid}" '
+        f'data-unionid="{unionid_for(person)}"'
+    ) in page, page
     assert exchanges_of(demo, code) == 1
     # The aborted first callback passed the fence too (it may finish after the page): its
     # code's row counts one duplicate, and still one exchange.
-    row = (f'class="code-use" data-app="mp" data-openid="{openid}" data-status="exchanged" '
-           f'data-duplicates="1" data-resent="1" data-upstream-exchanges="1"')
+    row = (
+        f'class="code-use" data-app="mp" data-openid="{openid}" data-status="exchanged" '
+        f'data-duplicates="1" data-resent="1" data-upstream-exchanges="1"'
+    )
     deadline = time.monotonic() + TIMEOUT
     while row not in (home := browser.get(demo.url + "/", timeout=TIMEOUT).text):
         assert time.monotonic() < deadline, f"no {row!r} on the home page:\n{home}"

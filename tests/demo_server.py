@@ -25,14 +25,22 @@ _NOT_INHERITED = ("DJANGO_SETTINGS_MODULE", "WECHAT_OAUTH_DEMO_ORIGIN", "WECHAT_
 
 class DemoServer:
     """``python manage.py demo 127.0.0.1:<free port>`` on a SQLite file of its own;
-    ``drop_in``: with ``--drop-in allauth`` (or ``social``)."""
+    ``drop_in``: with ``--drop-in allauth`` (or ``social``); ``asgi``: with ``--asgi``."""
 
-    def __init__(self, db_path: Path, log_path: Path, *, startup_timeout: float = 60.0,
-                 drop_in: str | None = None) -> None:
+    def __init__(
+        self,
+        db_path: Path,
+        log_path: Path,
+        *,
+        startup_timeout: float = 60.0,
+        drop_in: str | None = None,
+        asgi: bool = False,
+    ) -> None:
         self.db_path = db_path
         self.log_path = log_path
         self.startup_timeout = startup_timeout
         self.drop_in = drop_in
+        self.asgi = asgi
         self.port = services.free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self._process: subprocess.Popen[bytes] | None = None
@@ -42,14 +50,29 @@ class DemoServer:
         env.update(WECHAT_OAUTH_DEMO_DB=str(self.db_path), PYTHONUNBUFFERED="1")
         with open(self.log_path, "wb") as log:
             self._process = subprocess.Popen(
-                [sys.executable, "manage.py", "demo", f"127.0.0.1:{self.port}",
-                 *(["--drop-in", self.drop_in] if self.drop_in else [])],
-                cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                [
+                    sys.executable,
+                    "manage.py",
+                    "demo",
+                    f"127.0.0.1:{self.port}",
+                    *(["--drop-in", self.drop_in] if self.drop_in else []),
+                    *(["--asgi"] if self.asgi else []),
+                ],
+                cwd=ROOT,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
                 start_new_session=True,  # its own process group: stop() ends all of it
             )
         try:
-            services.wait_until_answering(self._process, self.url + "/", name="the demo",
-                                          log_path=self.log_path, timeout=self.startup_timeout)
+            services.wait_until_answering(
+                self._process,
+                self.url + "/",
+                name="the demo",
+                log_path=self.log_path,
+                timeout=self.startup_timeout,
+            )
         except RuntimeError:
             self.stop()
             raise
@@ -65,6 +88,7 @@ class DemoServer:
         self.start()
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.stop()

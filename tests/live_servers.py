@@ -51,6 +51,10 @@ class LiveServer:
     port: int
     log_path: Path
     process: subprocess.Popen[bytes] | None = None
+    #: Serve through uvicorn (tests/asgi.py) instead of runserver (WSGI).
+    asgi: bool = False
+    #: Extra environment variables of the server process.
+    env: dict[str, str] = field(default_factory=dict)
 
     @property
     def netloc(self) -> str:
@@ -64,18 +68,49 @@ class LiveServer:
         return services.read_log(self.log_path)
 
     def start(self, config: dict[str, Any]) -> None:
-        env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.server_settings",
-               CONFIG_VARIABLE: json.dumps(config), "PYTHONUNBUFFERED": "1"}
+        env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "tests.server_settings",
+            CONFIG_VARIABLE: json.dumps(config),
+            "PYTHONUNBUFFERED": "1",
+            **self.env,
+        }
+        if self.asgi:
+            command = [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "tests.asgi:application",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--no-access-log",
+            ]
+        else:
+            command = [
+                sys.executable,
+                "-m",
+                "django",
+                "runserver",
+                self.netloc,
+                "--noreload",
+                "--skip-checks",
+            ]
         with self.log_path.open("wb") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "django", "runserver", self.netloc, "--noreload",
-                 "--skip-checks"],
-                cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+                command, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT
+            )
 
     def wait_ready(self, timeout: float = TIMEOUT) -> None:
         assert self.process is not None
-        services.wait_until_answering(self.process, f"{self.url}/whoami/", name=f"server {self.name}",
-                                      log_path=self.log_path, timeout=timeout)
+        services.wait_until_answering(
+            self.process,
+            f"{self.url}/whoami/",
+            name=f"server {self.name}",
+            log_path=self.log_path,
+            timeout=timeout,
+        )
 
     def stop(self) -> None:
         process, self.process = self.process, None
@@ -83,11 +118,11 @@ class LiveServer:
 
 
 @contextlib.contextmanager
-def running_servers(names: list[str], config: dict[str, Any], log_dir: Path
-                    ) -> Iterator[dict[str, LiveServer]]:
+def running_servers(
+    names: list[str], config: dict[str, Any], log_dir: Path
+) -> Iterator[dict[str, LiveServer]]:
     """Instances of the test project named ``names``, ready; all stopped on exit."""
-    servers = {name: LiveServer(name, services.free_port(), log_dir / f"server-{name}.log")
-               for name in names}
+    servers = {name: LiveServer(name, services.free_port(), log_dir / f"server-{name}.log") for name in names}
     try:
         for server in servers.values():
             server.start(config)
@@ -130,8 +165,7 @@ class Browser:
     """One WeChat in-app browser: a cookie jar and WeChat's User-Agent (which its aborted and
     re-sent callbacks share). Every response it receives is recorded in ``tally``."""
 
-    def __init__(self, tally: Tally, cookies: requests.cookies.RequestsCookieJar | None = None
-                 ) -> None:
+    def __init__(self, tally: Tally, cookies: requests.cookies.RequestsCookieJar | None = None) -> None:
         self.tally = tally
         self.session = requests.Session()
         self.session.headers["User-Agent"] = WECHAT_USER_AGENT
@@ -158,15 +192,13 @@ class Browser:
 
     def start_login(self, server: LiveServer, next_url: str = "/whoami/") -> str:
         """The authorize URL the login view sends the browser to (fragment dropped)."""
-        response = self.get(f"{server.url}/wechat/login/?{urlencode({'next': next_url})}",
-                            "login view")
+        response = self.get(f"{server.url}/wechat/login/?{urlencode({'next': next_url})}", "login view")
         assert response.status_code == 302, response.status_code
         return with_query(response.headers["Location"], "")
 
     def authorize(self, authorize_url: str, openid: str) -> str:
         """WeChat's answer to the authorize URL: the callback URL with a fresh code."""
-        response = self.get(with_query(authorize_url, urlencode({"fake_openid": openid})),
-                            "authorize")
+        response = self.get(with_query(authorize_url, urlencode({"fake_openid": openid})), "authorize")
         assert response.status_code == 302, response.status_code
         return response.headers["Location"]
 

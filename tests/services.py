@@ -50,8 +50,9 @@ def postgres_unavailable() -> str | None:
     except ImportError:
         return "psycopg is not installed (pip install -e '.[test]')"
     try:
-        psycopg.connect(host=PG["HOST"], port=PG["PORT"], user=PG["USER"], dbname=PG["NAME"],
-                        connect_timeout=2).close()
+        psycopg.connect(
+            host=PG["HOST"], port=PG["PORT"], user=PG["USER"], dbname=PG["NAME"], connect_timeout=2
+        ).close()
     except Exception as exc:  # any failure to connect means: not usable here
         return f"PostgreSQL at {PG['HOST']}:{PG['PORT']} is not reachable ({type(exc).__name__})"
     return None
@@ -65,9 +66,14 @@ def mariadb_unavailable() -> str | None:
     except ImportError:
         return "mysqlclient is not installed (pip install -e '.[mysql]'; needs libmariadb-dev)"
     try:
-        MySQLdb.connect(host=MARIADB["HOST"], port=int(MARIADB["PORT"]), user=MARIADB["USER"],
-                        password=MARIADB["PASSWORD"], database=MARIADB["NAME"],
-                        connect_timeout=2).close()
+        MySQLdb.connect(
+            host=MARIADB["HOST"],
+            port=int(MARIADB["PORT"]),
+            user=MARIADB["USER"],
+            password=MARIADB["PASSWORD"],
+            database=MARIADB["NAME"],
+            connect_timeout=2,
+        ).close()
     except Exception as exc:  # any failure to connect means: not usable here
         return f"MariaDB at {MARIADB['HOST']}:{MARIADB['PORT']} is not reachable ({type(exc).__name__})"
     return None
@@ -119,9 +125,23 @@ class DisposableRedis:
         # Its own directory: a master serving a replica writes an RDB file there.
         self.directory = tempfile.mkdtemp(prefix="wechat-oauth-redis-")
         self.process = subprocess.Popen(
-            [binary, *self.args, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", self.directory],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            [
+                binary,
+                *self.args,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                self.directory,
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         deadline = time.monotonic() + 10
         while True:
             try:
@@ -181,20 +201,52 @@ class LocalRedisCluster:
         for port in self.ports:
             node_dir = self.directory / str(port)
             node_dir.mkdir(parents=True, exist_ok=True)
-            self.processes.append(subprocess.Popen(
-                ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--cluster-enabled",
-                 "yes", "--cluster-config-file", "nodes.conf", "--save", "", "--appendonly", "no",
-                 "--dir", str(node_dir), "--logfile", "redis.log"],
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+            self.processes.append(
+                subprocess.Popen(
+                    [
+                        "redis-server",
+                        "--port",
+                        str(port),
+                        "--bind",
+                        "127.0.0.1",
+                        "--cluster-enabled",
+                        "yes",
+                        "--cluster-config-file",
+                        "nodes.conf",
+                        "--save",
+                        "",
+                        "--appendonly",
+                        "no",
+                        "--dir",
+                        str(node_dir),
+                        "--logfile",
+                        "redis.log",
+                    ],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            )
         for port in self.ports:
             self._wait(lambda port=port: self._cli(port, "ping") == "PONG", f"node {port} to start")
-        subprocess.run(["redis-cli", "--cluster", "create",
-                        *(f"127.0.0.1:{port}" for port in self.ports),
-                        "--cluster-replicas", "0", "--cluster-yes"],
-                       check=True, capture_output=True, timeout=60)
+        subprocess.run(
+            [
+                "redis-cli",
+                "--cluster",
+                "create",
+                *(f"127.0.0.1:{port}" for port in self.ports),
+                "--cluster-replicas",
+                "0",
+                "--cluster-yes",
+            ],
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
         for port in self.ports:
-            self._wait(lambda port=port: "cluster_state:ok" in self._cli(port, "cluster", "info"),
-                       f"node {port} to see the cluster ok")
+            self._wait(
+                lambda port=port: "cluster_state:ok" in self._cli(port, "cluster", "info"),
+                f"node {port} to see the cluster ok",
+            )
 
     def stop(self) -> None:
         for process in self.processes:
@@ -208,8 +260,9 @@ class LocalRedisCluster:
 
     @staticmethod
     def _cli(port: int, *command: str) -> str:
-        done = subprocess.run(["redis-cli", "-p", str(port), *command], capture_output=True,
-                              text=True, timeout=5)
+        done = subprocess.run(
+            ["redis-cli", "-p", str(port), *command], capture_output=True, text=True, timeout=5
+        )
         return done.stdout.strip()
 
     @staticmethod
@@ -223,8 +276,7 @@ class LocalRedisCluster:
 
 @functools.cache
 def browser_unavailable() -> str | None:
-    missing = [path for path in ("/usr/bin/chromium", "/usr/bin/chromedriver")
-               if not os.path.exists(path)]
+    missing = [path for path in ("/usr/bin/chromium", "/usr/bin/chromedriver") if not os.path.exists(path)]
     if missing:
         return "Chromium is not installed (apt-get install chromium chromium-driver): " + ", ".join(missing)
     try:
@@ -248,8 +300,9 @@ def read_log(path: Path) -> str:
         return ""
 
 
-def wait_until_answering(process: subprocess.Popen[Any], url: str, *, name: str, log_path: Path,
-                         timeout: float) -> None:
+def wait_until_answering(
+    process: subprocess.Popen[Any], url: str, *, name: str, log_path: Path, timeout: float
+) -> None:
     """Return once ``url`` answers 200; RuntimeError with the log if ``process`` exits first, or
     after ``timeout`` s (the caller stops the process)."""
     deadline = time.monotonic() + timeout

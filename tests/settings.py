@@ -14,6 +14,7 @@ and processes share it.
 
 import os
 import tempfile
+from typing import Any
 
 from tests import services
 
@@ -51,16 +52,20 @@ AUTHENTICATION_BACKENDS = [
     "wechat_oauth.backends.WeChatBackend",
 ]
 
-TEMPLATES = [{
-    "BACKEND": "django.template.backends.django.DjangoTemplates",
-    "DIRS": [],
-    "APP_DIRS": True,
-    "OPTIONS": {"context_processors": [
-        "django.template.context_processors.request",
-        "django.contrib.auth.context_processors.auth",
-        "django.contrib.messages.context_processors.messages",
-    ]},
-}]
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
+    }
+]
 
 WECHAT_OAUTH = {
     "APP_ID": "wxtestappid0000001",
@@ -88,14 +93,16 @@ MARIADB = {
     "ENGINE": "django.db.backends.mysql",
     **services.MARIADB,
     "OPTIONS": {"charset": "utf8mb4"},
-    "TEST": {"NAME": f"test_wechat_oauth_{os.getpid()}", "CHARSET": "utf8mb4",
-             "COLLATION": "utf8mb4_bin"},
+    "TEST": {"NAME": f"test_wechat_oauth_{os.getpid()}", "CHARSET": "utf8mb4", "COLLATION": "utf8mb4_bin"},
 }
 
-_SERVERS = {"postgres": (POSTGRES, services.postgres_unavailable),
-            "mariadb": (MARIADB, services.mariadb_unavailable)}
+_SERVERS = {
+    "postgres": (POSTGRES, services.postgres_unavailable),
+    "mariadb": (MARIADB, services.mariadb_unavailable),
+}
 _default = os.environ.get("WECHAT_OAUTH_TEST_DB", "sqlite")
-DATABASES = {"default": _SERVERS[_default][0] if _default in _SERVERS else SQLITE}
+# Annotated as Django's own (django-stubs' mypy plugin types settings.X by this module's values).
+DATABASES: dict[str, dict[str, Any]] = {"default": _SERVERS[_default][0] if _default in _SERVERS else SQLITE}
 if _default in _SERVERS:
     DATABASES["sqlite"] = SQLITE
 for _alias, (_conf, _unavailable) in _SERVERS.items():
@@ -109,14 +116,21 @@ REDIS = {
     "KEY_PREFIX": f"wechat-oauth-tests-{os.getpid()}",
     "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 0.5, "SOCKET_TIMEOUT": 0.5},
 }
-CACHES = {"default": REDIS if os.environ.get("WECHAT_OAUTH_TEST_CACHE") == "redis" else LOCMEM}
+CACHES: dict[str, dict[str, Any]] = {
+    "default": REDIS if os.environ.get("WECHAT_OAUTH_TEST_CACHE") == "redis" else LOCMEM
+}
 if services.redis_unavailable() is None:
     CACHES["redis"] = REDIS
 if services.redis_cluster_unavailable() is None:
     # The 3-master cluster the tests start on first use (the redis_cluster fixture).
-    CACHES["redis_cluster"] = {**REDIS, "LOCATION": f"redis://127.0.0.1:{services.redis_cluster_ports()[0]}",
-                               "OPTIONS": {**REDIS["OPTIONS"], "CONNECTION_FACTORY":
-                                           "wechat_oauth.contrib.redis_cluster.ClusterConnectionFactory"}}
+    CACHES["redis_cluster"] = {
+        **REDIS,
+        "LOCATION": f"redis://127.0.0.1:{services.redis_cluster_ports()[0]}",
+        "OPTIONS": {
+            **REDIS["OPTIONS"],
+            "CONNECTION_FACTORY": "wechat_oauth.contrib.redis_cluster.ClusterConnectionFactory",
+        },
+    }
 
 STATIC_URL = "/static/"
 LOGIN_REDIRECT_URL = "/"
@@ -125,5 +139,5 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 # AdminEmailHandler mails an error); older versions ignore the setting. Tests use locmem anyway.
 MAILERS = {"default": {"BACKEND": "django.core.mail.backends.locmem.EmailBackend"}}
 # Django 6.1 runs model checks for every alias: on MariaDB the token scrub's partial index is
-# ignored (models.W037; the scrub then walks the first_seen_at index). See README, Databases.
+# ignored (models.W037; the scrub then walks the first_seen_at index). See docs/06-operations.rst, Databases.
 SILENCED_SYSTEM_CHECKS = ["models.W037"]

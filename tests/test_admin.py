@@ -40,12 +40,18 @@ def code_use(*, ago: timedelta = timedelta(minutes=5), using: str = "default", *
     """A finished code use first seen ``ago`` before now."""
     at = timezone.now() - ago
     code_hash = hashlib.sha256(str(next(_serial)).encode()).hexdigest()
-    values = {"app_id": "wxtestappid0000001", "code_hash": code_hash,
-              "status": OAuthCodeUse.Status.EXCHANGED, "openid": "o_someone",
-              "first_seen_at": at, "last_seen_at": at, "completed_at": at, "exchange_ms": 80}
+    values = {
+        "app_id": "wxtestappid0000001",
+        "code_hash": code_hash,
+        "status": OAuthCodeUse.Status.EXCHANGED,
+        "openid": "o_someone",
+        "first_seen_at": at,
+        "last_seen_at": at,
+        "completed_at": at,
+        "exchange_ms": 80,
+    }
     if fields.get("status") == OAuthCodeUse.Status.FAILED:
-        values.update(openid="", error="spent", errcode=40163, errmsg="code been used",
-                      request_id="rid-0001")
+        values.update(openid="", error="spent", errcode=40163, errmsg="code been used", request_id="rid-0001")
     return OAuthCodeUse.objects.using(using).create(**{**values, **fields})
 
 
@@ -79,19 +85,22 @@ def test_changelist_lists_newest_first_with_every_column(admin_client):
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize(("query", "expected"), [
-    ("status__exact=failed", {"failed", "timeout"}),
-    ("status__exact=exchanged", {"plain", "duplicated", "old"}),
-    ("has_duplicates=yes", {"duplicated"}),
-    ("has_duplicates=no", {"plain", "failed", "timeout", "old"}),
-    ("failed=yes", {"failed", "timeout"}),
-    ("failed=errcode", {"failed"}),
-    ("failed=other", {"timeout"}),
-    ("failed=no", {"plain", "duplicated", "old"}),
-    ("q=o_findme", {"duplicated"}),
-    ("q=u_findme", {"plain"}),
-    ("q=o_find", set()),  # exact match only
-])
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("status__exact=failed", {"failed", "timeout"}),
+        ("status__exact=exchanged", {"plain", "duplicated", "old"}),
+        ("has_duplicates=yes", {"duplicated"}),
+        ("has_duplicates=no", {"plain", "failed", "timeout", "old"}),
+        ("failed=yes", {"failed", "timeout"}),
+        ("failed=errcode", {"failed"}),
+        ("failed=other", {"timeout"}),
+        ("failed=no", {"plain", "duplicated", "old"}),
+        ("q=o_findme", {"duplicated"}),
+        ("q=u_findme", {"plain"}),
+        ("q=o_find", set()),  # exact match only
+    ],
+)
 def test_filters_and_search(admin_client, query, expected):
     rows = {
         "plain": code_use(unionid="u_findme"),
@@ -133,14 +142,17 @@ def test_date_hierarchy_drill_down(admin_client):
 
     year = admin_client.get(f"{CHANGELIST}?first_seen_at__year={now.year}")
     month = admin_client.get(f"{CHANGELIST}?first_seen_at__year={now.year}&first_seen_at__month={now.month}")
-    day = admin_client.get(f"{CHANGELIST}?first_seen_at__year={now.year}&first_seen_at__month={now.month}"
-                           f"&first_seen_at__day={now.day}")
+    day = admin_client.get(
+        f"{CHANGELIST}?first_seen_at__year={now.year}&first_seen_at__month={now.month}"
+        f"&first_seen_at__day={now.day}"
+    )
     for response in (year, month, day):
         assert response.status_code == 200
         assert listed(response) == {recent.pk}
     day_links = month.context["cl"].date_hierarchy_from_range["choices"]
     assert [link["link"] for link in day_links] == [
-        f"?first_seen_at__day={now.day}&first_seen_at__month={now.month}&first_seen_at__year={now.year}"]
+        f"?first_seen_at__day={now.day}&first_seen_at__month={now.month}&first_seen_at__year={now.year}"
+    ]
     assert "date-back" in day.content.decode()
 
 
@@ -196,12 +208,21 @@ def test_no_add_no_delete_no_change(admin_client):
 
 
 TOKEN_LOOKUPS = [
-    "access_token=ACCESS-a1", "access_token__startswith=A", "access_token__gte=ACCESS-m",
-    "access_token__regex=^ACCESS-a", "access_token__isnull=False",
-    "refresh_token__gte=m", "refresh_token__lt=m", "refresh_token__contains=refresh-a",
-    "refresh_token__in=refresh-a1,refresh-x", "refresh_token__iexact=REFRESH-A1",
-    "profile__nickname=Alice", "profile__nickname__startswith=A", "profile__has_key=nickname",
-    "profile__isnull=True", "profile=null",
+    "access_token=ACCESS-a1",
+    "access_token__startswith=A",
+    "access_token__gte=ACCESS-m",
+    "access_token__regex=^ACCESS-a",
+    "access_token__isnull=False",
+    "refresh_token__gte=m",
+    "refresh_token__lt=m",
+    "refresh_token__contains=refresh-a",
+    "refresh_token__in=refresh-a1,refresh-x",
+    "refresh_token__iexact=REFRESH-A1",
+    "profile__nickname=Alice",
+    "profile__nickname__startswith=A",
+    "profile__has_key=nickname",
+    "profile__isnull=True",
+    "profile=null",
 ]
 
 
@@ -241,8 +262,14 @@ def test_summary_counts_the_last_24_hours_and_7_days(admin_client):
     assert summary["day"] == {"codes": 2, "duplicates": 2, "failures": 1}
     assert summary["week"] == {"codes": 4, "duplicates": 6, "failures": 2}
     html = response.content.decode()
-    for cell, value in [("day-codes", 2), ("day-duplicates", 2), ("day-failures", 1),
-                        ("week-codes", 4), ("week-duplicates", 6), ("week-failures", 2)]:
+    for cell, value in [
+        ("day-codes", 2),
+        ("day-duplicates", 2),
+        ("day-failures", 1),
+        ("week-codes", 4),
+        ("week-duplicates", 6),
+        ("week-failures", 2),
+    ]:
         assert f'<td class="summary-{cell}">{value}</td>' in html
 
 
@@ -260,16 +287,27 @@ def changelist_queries(client: Any, query: str = "") -> int:
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("query", ["", "status__exact=failed", "has_duplicates=yes", "q=o_someone",
-                                   "first_seen_at__year=2026&first_seen_at__month=1"])
+@pytest.mark.parametrize(
+    "query",
+    [
+        "",
+        "status__exact=failed",
+        "has_duplicates=yes",
+        "q=o_someone",
+        "first_seen_at__year=2026&first_seen_at__month=1",
+    ],
+)
 def test_changelist_queries_do_not_grow_with_rows(admin_client, django_assert_max_num_queries, query):
     for i in range(10):
         code_use(ago=timedelta(minutes=i), duplicates=i % 2)
     with django_assert_max_num_queries(8):
         small = changelist_queries(admin_client, query)
     for i in range(190):
-        code_use(ago=timedelta(hours=i), duplicates=i % 2,
-                 status=OAuthCodeUse.Status.FAILED if i % 10 == 0 else OAuthCodeUse.Status.EXCHANGED)
+        code_use(
+            ago=timedelta(hours=i),
+            duplicates=i % 2,
+            status=OAuthCodeUse.Status.FAILED if i % 10 == 0 else OAuthCodeUse.Status.EXCHANGED,
+        )
     with django_assert_max_num_queries(8):
         large = changelist_queries(admin_client, query)
 
@@ -335,8 +373,9 @@ def test_purge_action_deletes_expired_rows_whatever_is_selected(admin_client, se
     expired = [code_use(ago=timedelta(days=30)), code_use(ago=timedelta(days=8))]
     kept = code_use(ago=timedelta(days=6))
 
-    response = admin_client.post(CHANGELIST, {
-        "action": "purge_expired", "index": "0", "_selected_action": [kept.pk]}, follow=True)
+    response = admin_client.post(
+        CHANGELIST, {"action": "purge_expired", "index": "0", "_selected_action": [kept.pk]}, follow=True
+    )
 
     assert response.status_code == 200
     assert list(OAuthCodeUse.objects.values_list("pk", flat=True)) == [kept.pk]
@@ -354,7 +393,8 @@ def test_purge_action_needs_the_delete_permission(client):
 
     assert response.status_code == 200
     assert response.context["action_form"] is None or not [
-        name for name, _label in response.context["action_form"].fields["action"].choices if name]
+        name for name, _label in response.context["action_form"].fields["action"].choices if name
+    ]
 
 
 # -- WeChat accounts -------------------------------------------------------------------------
@@ -363,10 +403,17 @@ def test_purge_action_needs_the_delete_permission(client):
 @pytest.mark.django_db
 def test_accounts_list_search_and_read_only_identity(admin_client):
     user = get_user_model().objects.create_user("alice")
-    account = WeChatAccount.objects.create(user=user, app_id="wxapp", openid="o_alice", unionid="u_alice",
-                                           nickname="Alice", last_login_at=timezone.now())
-    WeChatAccount.objects.create(user=get_user_model().objects.create_user("bob"), app_id="wxapp",
-                                 openid="o_bob", nickname="Bob")
+    account = WeChatAccount.objects.create(
+        user=user,
+        app_id="wxapp",
+        openid="o_alice",
+        unionid="u_alice",
+        nickname="Alice",
+        last_login_at=timezone.now(),
+    )
+    WeChatAccount.objects.create(
+        user=get_user_model().objects.create_user("bob"), app_id="wxapp", openid="o_bob", nickname="Bob"
+    )
     change = reverse("admin:wechat_oauth_wechataccount_change", args=[account.pk])
 
     listing = admin_client.get(ACCOUNTS)
@@ -391,8 +438,9 @@ def test_accounts_list_search_and_read_only_identity(admin_client):
 def staff_member(*permissions: str, username: str = "mallory") -> Any:
     """A staff user (not a superuser) holding ``permissions`` (codenames) of this app."""
     staff = get_user_model().objects.create_user(username, password="x", is_staff=True)
-    staff.user_permissions.add(*Permission.objects.filter(content_type__app_label="wechat_oauth",
-                                                          codename__in=permissions))
+    staff.user_permissions.add(
+        *Permission.objects.filter(content_type__app_label="wechat_oauth", codename__in=permissions)
+    )
     return staff
 
 
@@ -435,7 +483,8 @@ def test_staff_cannot_link_a_wechat_account_to_a_superuser_or_staff_member(accou
 
     assert response.status_code == 200  # the form again, with the error
     assert response.context["adminform"].form.errors["user"] == [
-        "Only a superuser can link a WeChat account to a staff member or a superuser."]
+        "Only a superuser can link a WeChat account to a staff member or a superuser."
+    ]
     assert "Only a superuser can link a WeChat account to a staff member" in response.content.decode()
     account.refresh_from_db()
     assert account.user == ordinary
@@ -446,8 +495,9 @@ def test_the_refusal_to_link_a_superuser_in_chinese(account_editor):
     account = account_of(get_user_model().objects.create_user("wx_o_mallory"))
     root = get_user_model().objects.create_superuser("root", password="x")
 
-    response = account_editor.post(account_change_url(account), {"user": root.pk, "_save": "Save"},
-                                   HTTP_ACCEPT_LANGUAGE="zh-hans")
+    response = account_editor.post(
+        account_change_url(account), {"user": root.pk, "_save": "Save"}, HTTP_ACCEPT_LANGUAGE="zh-hans"
+    )
 
     assert "只有超级用户才能将微信账号关联到工作人员或超级用户。" in response.content.decode()
 
@@ -509,8 +559,9 @@ def test_staff_can_relink_an_account_between_ordinary_users(account_editor):
 @pytest.mark.django_db(transaction=True)
 def test_no_token_secret_or_code_in_any_admin_page(admin_client, fake_wechat):
     base = fake_wechat.issue_code("o_base", unionid="u_base")
-    profiled = fake_wechat.issue_code("o_profiled", unionid="u_profiled", scope="snsapi_userinfo",
-                                      nickname="Pat")
+    profiled = fake_wechat.issue_code(
+        "o_profiled", unionid="u_profiled", scope="snsapi_userinfo", nickname="Pat"
+    )
     first = exchange_once(base)
     exchange_once(base, resent=True)  # a duplicate
     outcome = exchange_once(profiled)
@@ -526,8 +577,10 @@ def test_no_token_secret_or_code_in_any_admin_page(admin_client, fake_wechat):
 
     pages = [CHANGELIST, f"{CHANGELIST}?q=o_profiled", ACCOUNTS]
     pages += [change_url(row) for row in OAuthCodeUse.objects.all()]
-    pages += [reverse("admin:wechat_oauth_wechataccount_change", args=[account.pk])
-              for account in WeChatAccount.objects.all()]
+    pages += [
+        reverse("admin:wechat_oauth_wechataccount_change", args=[account.pk])
+        for account in WeChatAccount.objects.all()
+    ]
     secrets = fake_wechat.issued_secrets() | {test_settings.WECHAT_OAUTH["APP_SECRET"]}
     assert len(secrets) >= 8  # the app secret, three codes, two access and two refresh tokens
     for url in pages:

@@ -25,15 +25,26 @@ pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True, data
 DESKTOP_USER_AGENT = "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_4) AppleWebKit/605.1.15 Safari/605.1.15"
 #: The server's budget of rejected codes per client: small, so a flood reaches it quickly.
 GARBAGE_BUDGET = 6
+#: Its period, s: a month, so that the flood's few seconds cannot straddle two periods (each
+#: period's counter starts afresh: with the default 600 s a flood across a boundary would get
+#: a fresh budget midway, one way this test has failed intermittently).
+GARBAGE_PERIOD = 30 * 24 * 3600
 
 
 @pytest.fixture(scope="module")
-def site(django_db_setup: None, fake_wechat_server: Any, tmp_path_factory: pytest.TempPathFactory
-         ) -> Iterator[LiveServer]:
+def site(
+    django_db_setup: None, fake_wechat_server: Any, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LiveServer]:
     alias = next(a for a, c in settings.DATABASES.items() if c["ENGINE"].endswith("postgresql"))
-    config = {"database": dict(connections[alias].settings_dict),
-              "wechat_oauth": {**settings.WECHAT_OAUTH, **fake_wechat_server.settings(),
-                               "GARBAGE_BUDGET": GARBAGE_BUDGET}}
+    config = {
+        "database": dict(connections[alias].settings_dict),
+        "wechat_oauth": {
+            **settings.WECHAT_OAUTH,
+            **fake_wechat_server.settings(),
+            "GARBAGE_BUDGET": GARBAGE_BUDGET,
+            "GARBAGE_PERIOD": GARBAGE_PERIOD,
+        },
+    }
     with running_servers(["A"], config, tmp_path_factory.mktemp("attacks")) as running:
         yield running["A"]
 
@@ -50,8 +61,7 @@ def person(tally: Tally, agent: str = "wechat") -> Browser:
     return browser
 
 
-def approved_callback(browser: Browser, site: LiveServer, openid: str, next_url: str = "/whoami/"
-                      ) -> str:
+def approved_callback(browser: Browser, site: LiveServer, openid: str, next_url: str = "/whoami/") -> str:
     return browser.authorize(browser.start_login(site, next_url), openid)
 
 
@@ -143,8 +153,7 @@ def test_a_taken_username_ends_in_a_login_not_a_500(fake_wechat, site, tally, pg
     assert browser.whoami(site)["user"].startswith("wx_o_taken_")
 
 
-def test_flood_of_made_up_codes_costs_a_bounded_number_of_rows_and_calls(fake_wechat, site, tally,
-                                                                      pg_alias):
+def test_flood_of_made_up_codes_costs_a_bounded_number_of_rows_and_calls(fake_wechat, site, tally, pg_alias):
     """Last in the module: it uses up the server's budget for 127.0.0.1. Each made-up code comes
     with a fresh genuine state (free: one GET of the login view)."""
     flooder = person(tally, "desktop")
@@ -159,6 +168,9 @@ def test_flood_of_made_up_codes_costs_a_bounded_number_of_rows_and_calls(fake_we
     assert answers.count(429) == 10
     assert fake_wechat.total_exchange_calls() - calls_before == GARBAGE_BUDGET
     assert rows.count() - rows_before == GARBAGE_BUDGET
-    refused = get(flooder, f"{site.url}/wechat/callback/?" + urlencode(
-        {"next": "/whoami/", "code": "x" * 32, "state": query_of(made_up)["state"]}))
+    refused = get(
+        flooder,
+        f"{site.url}/wechat/callback/?"
+        + urlencode({"next": "/whoami/", "code": "x" * 32, "state": query_of(made_up)["state"]}),
+    )
     assert refused.status_code == 429 and "Retry-After" in refused.headers

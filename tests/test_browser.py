@@ -40,14 +40,24 @@ pytestmark = pytest.mark.browser
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
 CHROMIUM_ARGUMENTS = (
-    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 )
 #: Longest wait (seconds) for anything the browser or the server does.
 WAIT = 20
 #: The demo's app secrets (demo_project/settings.py): they must never reach the server's log.
-DEMO_APP_SECRETS = ("demo-app-secret-0123456789abcdef", "demo-web-secret-0123456789abcdef",
-                    "demo-mini-secret-0123456789abcdef", "demo-wecom-secret-0123456789abcdef")
+DEMO_APP_SECRETS = (
+    "demo-app-secret-0123456789abcdef",
+    "demo-web-secret-0123456789abcdef",
+    "demo-mini-secret-0123456789abcdef",
+    "demo-wecom-secret-0123456789abcdef",
+)
 #: The demo's apps: the Official Account (the default app), the website app (QR login) and the
 #: Mini Program (the Mini Program panel).
 MP_APP_ID = "wxdemo000000000001"
@@ -103,15 +113,17 @@ class Site:
             raise AssertionError(
                 f"timed out after {WAIT} s waiting for {what}\n"
                 f"browser at {self.driver.current_url}:\n{self._page_text()}\n"
-                f"--- demo server log (last lines) ---\n{self._log_tail()}") from None
+                f"--- demo server log (last lines) ---\n{self._log_tail()}"
+            ) from None
 
     def element(self, css: str) -> WebElement:
         from selenium.webdriver.common.by import By
 
         return self.driver.find_element(By.CSS_SELECTOR, css)
 
-    def log_in_through_fake_wechat(self, button_id: str, *, openid: str, nickname: str = "",
-                                   double_callback: bool) -> None:
+    def log_in_through_fake_wechat(
+        self, button_id: str, *, openid: str, nickname: str = "", double_callback: bool
+    ) -> None:
         """From the home page, click ``button_id`` and allow on the fake's consent page."""
         from selenium.webdriver.common.by import By
 
@@ -162,13 +174,11 @@ class Site:
         return int(self.query(f"SELECT COALESCE(MAX(id), 0) AS last FROM {table}")[0]["last"])
 
     def code_uses_since(self, last_id: int) -> list[dict[str, Any]]:
-        return self.query("SELECT * FROM wechat_oauth_oauthcodeuse WHERE id > ? ORDER BY id",
-                          last_id)
+        return self.query("SELECT * FROM wechat_oauth_oauthcodeuse WHERE id > ? ORDER BY id", last_id)
 
     def naive_attempts_since(self, last_id: int, at_least: int = 0) -> list[dict[str, Any]]:
         """The naive callback's records after ``last_id``; none until there are ``at_least``."""
-        found = self.query("SELECT * FROM demo_project_naiveattempt WHERE id > ? ORDER BY id",
-                           last_id)
+        found = self.query("SELECT * FROM demo_project_naiveattempt WHERE id > ? ORDER BY id", last_id)
         return found if len(found) >= at_least else []
 
     # -- the server's log ----------------------------------------------------------------
@@ -213,8 +223,10 @@ def test_double_callback_is_absorbed_and_the_user_is_logged_in(site: Site) -> No
 
     # Both callback requests have passed the guard once the duplicate is counted (the aborted
     # first one may still be finishing when the page shows).
-    rows = site.wait(lambda _: [r for r in site.code_uses_since(before) if r["duplicates"] >= 1],
-                     "the code's row to count the duplicate callback")
+    rows = site.wait(
+        lambda _: [r for r in site.code_uses_since(before) if r["duplicates"] >= 1],
+        "the code's row to count the duplicate callback",
+    )
     assert len(site.code_uses_since(before)) == 1, "one code, one row"
     row = rows[0]
     assert row["status"] == "exchanged"
@@ -253,9 +265,16 @@ def test_naive_callback_fails_on_the_double_callback(site: Site) -> None:
 
         shown = site.wait(answer, "the naive callback's answer (error page or home page)")
         error = shown[0] if shown[0].get_attribute("id") == "naive-error" else None
-        error_details = ((error.get_attribute("data-outcome"), error.get_attribute("data-errcode"),
-                          error.get_attribute("data-resent"), site.element("#what-failed").text)
-                         if error is not None else None)
+        error_details = (
+            (
+                error.get_attribute("data-outcome"),
+                error.get_attribute("data-errcode"),
+                error.get_attribute("data-resent"),
+                site.element("#what-failed").text,
+            )
+            if error is not None
+            else None
+        )
 
         # Both callback requests are recorded; exactly one logged in, the other failed with
         # 40163 (the code was spent) or the state check (the state was popped from the session).
@@ -273,15 +292,17 @@ def test_naive_callback_fails_on_the_double_callback(site: Site) -> None:
         # The code went to WeChat twice when the state check let both through.
         site.driver.get(site.demo.url + "/")
         upstream = site.element(f'tr.naive-attempt[data-id="{loser["id"]}"]').get_attribute(
-            "data-upstream-exchanges")
+            "data-upstream-exchanges"
+        )
         assert upstream == ("2" if loser["outcome"] == "upstream" else "1")
         if error_details is not None:
             break
         # The re-sent request overtook the aborted one: the user saw a login. Try again.
         assert winners[0]["resent"] == 1
     else:
-        pytest.fail(f"in {NAIVE_TRIES} naive logins with the double callback, the re-sent "
-                    "request never failed")
+        pytest.fail(
+            f"in {NAIVE_TRIES} naive logins with the double callback, the re-sent request never failed"
+        )
 
     # What the user saw is the re-sent callback's failure.
     outcome, errcode, resent, what_failed = error_details
@@ -307,8 +328,9 @@ def test_plain_login_without_double_callback(site: Site) -> None:
     before = site.last_id("wechat_oauth_oauthcodeuse")
     openid = new_openid("Plain")
 
-    site.log_in_through_fake_wechat("login-wechat", openid=openid, nickname="Plain Alice",
-                                    double_callback=False)
+    site.log_in_through_fake_wechat(
+        "login-wechat", openid=openid, nickname="Plain Alice", double_callback=False
+    )
     site.wait_until_home_shows(openid)
 
     assert site.element("#username").text == f"wx_{openid}"
@@ -353,16 +375,18 @@ def test_one_person_through_both_apps_is_one_user(site: Site) -> None:
 
     # 2. The QR panel on the demo's own page: the fake's qrconnect page inside an iframe.
     site.element("#login-qr-panel").click()
-    frames = site.wait(lambda d: d.find_elements("css selector", ".wechat-oauth-qr iframe"),
-                       "the QR panel's iframe")
+    frames = site.wait(
+        lambda d: d.find_elements("css selector", ".wechat-oauth-qr iframe"), "the QR panel's iframe"
+    )
     source = frames[0].get_attribute("src")
     assert "/fake-wechat/connect/qrconnect?" in source
     assert f"appid={WEB_APP_ID}" in source and "login_type=jssdk" in source
     assert "self_redirect=false" in source
     site.driver.switch_to.frame(frames[0])
-    confirm = site.wait(lambda d: d.find_element("css selector",
-                                                 "button[name=decision][value=allow]"),
-                        "the fake's scan page in the iframe")
+    confirm = site.wait(
+        lambda d: d.find_element("css selector", "button[name=decision][value=allow]"),
+        "the fake's scan page in the iframe",
+    )
     assert confirm.text == "Confirm on phone"
     assert site.element("input[name=person]").get_attribute("value") == person
     confirm.click()
@@ -373,13 +397,16 @@ def test_one_person_through_both_apps_is_one_user(site: Site) -> None:
     assert site.element("#username").text == username
     assert site.element("#logged-in-app").text == "web"
     shown = sorted(
-        tuple(row.get_attribute(f"data-{name}") for name in
-              ("app", "app-id", "openid", "unionid", "linked-by"))
-        for row in site.driver.find_elements("css selector", "tr.wechat-account"))
-    assert shown == [("mp", MP_APP_ID, mp_openid, unionid, "unionid"),
-                     ("web", WEB_APP_ID, web_openid, unionid, "unionid")]
-    accounts = site.query("SELECT user_id, app_id FROM wechat_oauth_wechataccount "
-                          "WHERE unionid = ?", unionid)
+        tuple(
+            row.get_attribute(f"data-{name}") for name in ("app", "app-id", "openid", "unionid", "linked-by")
+        )
+        for row in site.driver.find_elements("css selector", "tr.wechat-account")
+    )
+    assert shown == [
+        ("mp", MP_APP_ID, mp_openid, unionid, "unionid"),
+        ("web", WEB_APP_ID, web_openid, unionid, "unionid"),
+    ]
+    accounts = site.query("SELECT user_id, app_id FROM wechat_oauth_wechataccount WHERE unionid = ?", unionid)
     assert sorted(a["app_id"] for a in accounts) == [MP_APP_ID, WEB_APP_ID]
     assert len({a["user_id"] for a in accounts}) == 1
     persons = site.query("SELECT user_id FROM wechat_oauth_wechatunion WHERE unionid = ?", unionid)
@@ -414,8 +441,10 @@ def test_scan_to_log_in_on_wechats_qrconnect_page(site: Site) -> None:
     site.wait_until_home_shows(web_openid)
 
     assert site.element("#logged-in-app").text == "web"
-    shown = [tuple(row.get_attribute(f"data-{name}") for name in ("app", "unionid", "linked-by"))
-             for row in site.driver.find_elements("css selector", "tr.wechat-account")]
+    shown = [
+        tuple(row.get_attribute(f"data-{name}") for name in ("app", "unionid", "linked-by"))
+        for row in site.driver.find_elements("css selector", "tr.wechat-account")
+    ]
     assert shown == [("web", unionid_for(person), "unionid")]
     assert site.upstream_exchanges_shown_for(web_openid) == "1"
     site.assert_log_shows_no_secret()
@@ -469,8 +498,9 @@ def test_mini_program_panel_one_code_twice_at_once_is_one_upstream_call(site: Si
     assert {a.get_attribute("data-token-user") for a in answers} == user_ids
     assert site.element("#mini-users").get_attribute("data-users") == "1"
     assert site.element("#mini-verdict").get_attribute("data-verdict") == "same"
-    accounts = site.query("SELECT user_id FROM wechat_oauth_wechataccount WHERE app_id = ? AND "
-                          "openid = ?", MINI_APP_ID, openid)
+    accounts = site.query(
+        "SELECT user_id FROM wechat_oauth_wechataccount WHERE app_id = ? AND openid = ?", MINI_APP_ID, openid
+    )
     assert [str(a["user_id"]) for a in accounts] == list(user_ids)
 
     site.element("#mini-naive").click()

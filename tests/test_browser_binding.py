@@ -95,8 +95,11 @@ def test_confirming_the_switch_logs_in_the_new_wechat_user(fake_wechat):
     """The genuine case behind the question: the same person, cookies dropped, another account."""
     person = victim_logged_in_as_herself("wechat")
     start = person.get("/wechat/login/?next=/whoami/")["Location"].split("#")[0]
-    callback = requests.get(start + "&fake_openid=o_other_account", allow_redirects=False,
-                            timeout=5).headers["Location"].replace("http://testserver", "")
+    callback = (
+        requests.get(start + "&fake_openid=o_other_account", allow_redirects=False, timeout=5)
+        .headers["Location"]
+        .replace("http://testserver", "")
+    )
     person.cookies.pop(BINDING_COOKIE)  # WeChat's browser dropped it
 
     asked = person.get(callback)
@@ -132,8 +135,7 @@ def test_login_csrf_link_to_an_anonymous_desktop_browser_is_refused(fake_wechat)
     assert fake_wechat.exchange_calls(code_of(link)) == 0
 
 
-def test_login_csrf_link_to_an_anonymous_wechat_browser_with_confirm_unbound(fake_wechat,
-                                                                             settings):
+def test_login_csrf_link_to_an_anonymous_wechat_browser_with_confirm_unbound(fake_wechat, settings):
     """The residual risk, closed by a setting: nothing tells an anonymous WeChat browser that
     lost its cookie from the attacker's victim, so CONFIRM_UNBOUND asks first."""
     settings.WECHAT_OAUTH = {**settings.WECHAT_OAUTH, "CONFIRM_UNBOUND": True}
@@ -159,11 +161,18 @@ def test_disguised_login_link_ends_logged_in_as_the_victim_herself(fake_wechat, 
     assert fake_wechat.exchange_calls(code_of(link)) == 0
 
 
-@pytest.mark.parametrize("next_url", [
-    "/wechat/callback/?next=/", "/wechat/callback", "/page/?code=abc&state=xyz", "/x/?state=1",
-    "/wechat/callback/%3Fcode%3Dabc", "http://testserver/wechat/callback/?code=a&state=b",
-    "/page/%3Fcode%3Dabc%26state%3Dxyz",
-])
+@pytest.mark.parametrize(
+    "next_url",
+    [
+        "/wechat/callback/?next=/",
+        "/wechat/callback",
+        "/page/?code=abc&state=xyz",
+        "/x/?state=1",
+        "/wechat/callback/%3Fcode%3Dabc",
+        "http://testserver/wechat/callback/?code=a&state=b",
+        "/page/%3Fcode%3Dabc%26state%3Dxyz",
+    ],
+)
 def test_a_next_that_leads_into_a_callback_is_dropped(fake_wechat, next_url):
     login = browser().get("/wechat/login/?" + urlencode({"next": next_url}))
 
@@ -268,8 +277,7 @@ def test_two_logins_started_in_two_tabs_both_complete(fake_wechat):
 def test_one_login_attempt_brings_at_most_a_few_codes(fake_wechat, settings):
     flooder = browser()
     callback = authorize(flooder, "o_flood")
-    answers = [flooder.get(with_param(callback, "code", f"madeup{n:026d}")).status_code
-               for n in range(6)]
+    answers = [flooder.get(with_param(callback, "code", f"madeup{n:026d}")).status_code for n in range(6)]
 
     assert answers.count(429) == 3  # MAX_CODES_PER_LOGIN = 3 made-up codes, then refused
     assert OAuthCodeUse.objects.count() == 3 and fake_wechat.total_exchange_calls() == 3
@@ -277,8 +285,7 @@ def test_one_login_attempt_brings_at_most_a_few_codes(fake_wechat, settings):
     assert OAuthCodeUse.objects.count() == 3
 
 
-def test_a_flood_of_fresh_states_and_made_up_codes_costs_a_bounded_number_of_calls(fake_wechat,
-                                                                                   settings):
+def test_a_flood_of_fresh_states_and_made_up_codes_costs_a_bounded_number_of_calls(fake_wechat, settings):
     settings.WECHAT_OAUTH = {**settings.WECHAT_OAUTH, "GARBAGE_BUDGET": 5}
     flooder = browser()
     answers = []

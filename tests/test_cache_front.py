@@ -6,11 +6,13 @@ database row keeps every code to one upstream exchange.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from functools import partial
 
 import pytest
+import redis
 from django.core.cache import caches
 from django.db import connections
 from django.utils import timezone
@@ -38,21 +40,25 @@ class RedisCommands:
         from redis.cluster import ClusterPipeline, RedisCluster
 
         self.sent = []
-        for cls, method, name in ((redis.Redis, "execute_command", None),
-                                  (RedisCluster, "execute_command", None),
-                                  (redis.client.Pipeline, "execute", "PIPELINE"),
-                                  (ClusterPipeline, "execute", "PIPELINE")):
+        for cls, method, name in (
+            (redis.Redis, "execute_command", None),
+            (RedisCluster, "execute_command", None),
+            (redis.client.Pipeline, "execute", "PIPELINE"),
+            (ClusterPipeline, "execute", "PIPELINE"),
+        ):
             monkeypatch.setattr(cls, method, self._recording(getattr(cls, method), name))
 
     def _recording(self, original, name):
         def recording(client, *args, **options):
             self.sent.append(name or args[0])
             return original(client, *args, **options)
+
         return recording
 
 
-def test_late_duplicate_is_answered_from_redis_with_no_sql(front, fake_wechat,
-                                                            django_assert_num_queries, monkeypatch):
+def test_late_duplicate_is_answered_from_redis_with_no_sql(
+    front, fake_wechat, django_assert_num_queries, monkeypatch
+):
     code = fake_wechat.issue_code("o_cached")
     first = exchange_once(code)
     commands = RedisCommands(monkeypatch)
@@ -106,8 +112,7 @@ def test_duplicates_counted_in_redis_are_folded_into_the_row(front, fake_wechat)
     assert fold_counters() == 0  # nothing is folded twice
 
 
-def test_counts_wait_for_a_purge_every_few_minutes_and_a_later_duplicate_is_folded_too(
-        front, fake_wechat):
+def test_counts_wait_for_a_purge_every_few_minutes_and_a_later_duplicate_is_folded_too(front, fake_wechat):
     """The counters must outlive the README's 5-minute purge interval (they once expired
     after two minutes), and a duplicate counted after a fold lists its code again."""
     from wechat_oauth.guard.cache import COUNTER_RETENTION
@@ -134,8 +139,10 @@ def test_a_codes_keys_share_one_cluster_slot_and_codes_spread_over_many(front):
     slots_of_codes = set()
     for number in range(200):
         keys = front.keys("wxapp", code_hash(f"code-{number}"))
-        slots = {key_slot(key.encode()) for key in (keys.result, keys.flight, keys.wake,
-                                                    keys.counters, keys.pending)}
+        slots = {
+            key_slot(key.encode())
+            for key in (keys.result, keys.flight, keys.wake, keys.counters, keys.pending)
+        }
         assert len(slots) == 1, keys.__dict__
         slots_of_codes |= slots
     assert len(slots_of_codes) > 32  # SHARDS tags: many slots, so every master gets codes
@@ -182,17 +189,32 @@ def gated_client(gate: threading.Event, *, refuse: bool = False) -> WeChatClient
 
 
 def blocked_on_redis(front, keys) -> int:
-    """How many clients of the Redis server holding ``keys`` (on a cluster: its master) sit in
-    a blocking pop right now (server-wide: the tests compare it with its value before their
-    waiters start)."""
+    """How many of this test's waiters sit in a blocking pop on the Redis server holding
+    ``keys`` right now. On the suite's one server (which other test runs may share) that is
+    the blocked clients carrying this process's name (see ``record_blocking_pops``); on the
+    run's own Redis Cluster, every blocked client of the key's master."""
     if hasattr(front.redis, "get_node_from_key"):  # a RedisCluster
         node = front.redis.get_node_from_key(keys.wake)
         return front.redis.info("clients", target_nodes=node)["blocked_clients"]
-    return front.redis.info("clients")["blocked_clients"]
+    return sum(
+        1
+        for client in front.redis.client_list()
+        if client["name"] == WAITER_CLIENT_NAME and "b" in client["flags"]
+    )
+
+
+WAITER_CLIENT_NAME = f"wechat-oauth-test-waiter-{os.getpid()}"
 
 
 def record_blocking_pops(front, monkeypatch) -> list:
-    """What each of the front's blocking pops returned: a wake token, or None (it timed out)."""
+    """What each of the front's blocking pops returned: a wake token, or None (it timed out).
+    On a plain Redis the pops run on connections named ``WAITER_CLIENT_NAME``, so
+    ``blocked_on_redis`` counts this test's waiters and no other run's."""
+    if not hasattr(front.waiting, "get_node_from_key"):
+        pool = front.waiting.connection_pool
+        kwargs = {**pool.connection_kwargs, "client_name": WAITER_CLIENT_NAME}
+        named_pool = redis.ConnectionPool(connection_class=pool.connection_class, **kwargs)
+        monkeypatch.setattr(front, "waiting", redis.Redis(connection_pool=named_pool))
     popped = []
     blpop = front.waiting.blpop
 
@@ -221,8 +243,11 @@ def test_outcome_reaches_redis_only_after_its_row_is_committed(front, fake_wecha
     publish = CacheFront.publish
 
     def observing_publish(self, keys, outcome):
-        look, seen = start_thread(lambda: OAuthCodeUse.objects.filter(
-            code_hash=code_hash(code), status=OAuthCodeUse.Status.EXCHANGED).exists())
+        look, seen = start_thread(
+            lambda: OAuthCodeUse.objects.filter(
+                code_hash=code_hash(code), status=OAuthCodeUse.Status.EXCHANGED
+            ).exists()
+        )
         look.join(10)
         committed_when_published.append(seen[0])
         return publish(self, keys, outcome)
@@ -270,8 +295,7 @@ def test_released_claim_wakes_the_duplicate_waiting_on_redis(front, fake_wechat,
     assert fake_wechat.exchange_calls(code) == 1
 
 
-def test_every_duplicate_waiting_on_redis_is_woken_by_one_publication(front, fake_wechat,
-                                                                     monkeypatch):
+def test_every_duplicate_waiting_on_redis_is_woken_by_one_publication(front, fake_wechat, monkeypatch):
     """The holder pushes one wake token; each woken waiter passes it on to the next."""
     code = fake_wechat.issue_code("o_all_woken")
     gate = threading.Event()
@@ -296,8 +320,9 @@ def test_every_duplicate_waiting_on_redis_is_woken_by_one_publication(front, fak
     assert fake_wechat.exchange_calls(code) == 1
 
 
-def test_an_outcome_written_into_redis_by_someone_else_is_not_believed(front, fake_wechat,
-                                                                      caplog, monkeypatch):
+def test_an_outcome_written_into_redis_by_someone_else_is_not_believed(
+    front, fake_wechat, caplog, monkeypatch
+):
     """Whoever can write to the Redis server must not be able to mint a login for any openid:
     a stored outcome without a valid MAC is ignored, and the database decides."""
     from wechat_oauth.guard import cache
@@ -306,10 +331,16 @@ def test_an_outcome_written_into_redis_by_someone_else_is_not_believed(front, fa
     monkeypatch.setattr(cache, "_forged", ThrottledLog(cache.logger))  # not throttled by an earlier test
     code = fake_wechat.issue_code("o_genuine")
     keys = front.keys(WeChatClient().app_id, code_hash(code))
-    forged = StoredOutcome(code_use_id=1, first_seen_at=timezone.now(), status="exchanged",
-                           openid="o_admin", access_token="x", refresh_token="y",
-                           access_token_expires_at=timezone.now(),
-                           refresh_token_expires_at=timezone.now())
+    forged = StoredOutcome(
+        code_use_id=1,
+        first_seen_at=timezone.now(),
+        status="exchanged",
+        openid="o_admin",
+        access_token="x",
+        refresh_token="y",
+        access_token_expires_at=timezone.now(),
+        refresh_token_expires_at=timezone.now(),
+    )
     for sealed in (forged.to_json(), "0" * 64 + forged.to_json()):
         front.redis.set(keys.result, sealed)
 
@@ -331,11 +362,14 @@ def test_front_off_without_the_setting(settings, fake_wechat):
 def disposable_redis(settings, fake_wechat):
     server = services.DisposableRedis()
     server.start()
-    settings.CACHES = {**settings.CACHES, "disposable": {
-        "BACKEND": "django_redis.cache.RedisCache",
-        "LOCATION": f"redis://127.0.0.1:{server.port}/0",
-        "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 0.05, "SOCKET_TIMEOUT": 0.05},
-    }}
+    settings.CACHES = {
+        **settings.CACHES,
+        "disposable": {
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": f"redis://127.0.0.1:{server.port}/0",
+            "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 0.05, "SOCKET_TIMEOUT": 0.05},
+        },
+    }
     settings.WECHAT_OAUTH = {**settings.WECHAT_OAUTH, "CACHE_ALIAS": "disposable"}
     yield server
     if server.process.poll() is None:
@@ -380,8 +414,9 @@ def test_redis_restarted_empty_mid_exchange(disposable_redis, fake_wechat):
     assert fake_wechat.exchange_calls(code) == 1
 
 
-def test_waiters_are_answered_by_redis_even_with_a_short_socket_timeout(disposable_redis,
-                                                                        fake_wechat, caplog):
+def test_waiters_are_answered_by_redis_even_with_a_short_socket_timeout(
+    disposable_redis, fake_wechat, caplog
+):
     """The cache's 50 ms SOCKET_TIMEOUT must not cut off a blocking wait (Redis checks blocking
     timeouts only every ~100 ms): found by the storm benchmark."""
     fake_wechat.set_latency(0.3)
@@ -420,8 +455,9 @@ def test_redis_down_from_the_start_costs_no_error(disposable_redis, fake_wechat)
 
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True, databases="__all__")
-def test_killed_holder_does_not_stall_duplicates_waiting_on_redis(fake_wechat, pg_alias,
-                                                                  redis_alias, settings):
+def test_killed_holder_does_not_stall_duplicates_waiting_on_redis(
+    fake_wechat, pg_alias, redis_alias, settings
+):
     """Redis cannot tell that a holder died (its marker lives for the hold limit, ~17 s); the
     database can. So duplicates wait on Redis for at most FRONT_WAIT, then in the database."""
     import os
@@ -436,10 +472,14 @@ def test_killed_holder_does_not_stall_duplicates_waiting_on_redis(fake_wechat, p
     caches[redis_alias].delete_pattern("wechat_oauth:*")
     code = fake_wechat.issue_code("o_holder_killed")
     fake_wechat.add_fault("access_token", delay=5.0, code=code)  # only the holder's is slow
-    holder = start_processes(1, workers.exchange_after_barrier,
-                             dict(connections[pg_alias].settings_dict), settings.WECHAT_OAUTH,
-                             code, {"default": settings.CACHES["default"],
-                                    redis_alias: settings.CACHES[redis_alias]})
+    holder = start_processes(
+        1,
+        workers.exchange_after_barrier,
+        dict(connections[pg_alias].settings_dict),
+        settings.WECHAT_OAUTH,
+        code,
+        {"default": settings.CACHES["default"], redis_alias: settings.CACHES[redis_alias]},
+    )
     wait_until(lambda: fake_wechat.exchange_calls(code) == 1)
     duplicates = [start_thread(partial(exchange_once, code, using=pg_alias)) for _ in range(3)]
     time.sleep(0.2)
@@ -456,11 +496,11 @@ def test_killed_holder_does_not_stall_duplicates_waiting_on_redis(fake_wechat, p
     caches[redis_alias].delete_pattern("wechat_oauth:*")
 
 
-
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True, databases="__all__")
 def test_two_servers_sharing_postgresql_and_redis_make_one_exchange(
-        fake_wechat, pg_alias, redis_alias, settings, tmp_path):
+    fake_wechat, pg_alias, redis_alias, settings, tmp_path
+):
     from tests.live_servers import Browser, Tally, on_server, run_together, running_servers
 
     fake_wechat.set_latency(0.3)
@@ -475,8 +515,9 @@ def test_two_servers_sharing_postgresql_and_redis_make_one_exchange(
         browser = Browser(tally)
         callback = browser.authorize(browser.start_login(servers["A"]), "o_two_servers")
         targets = [servers[name] for name in "ABABAB"]
-        responses = run_together([partial(browser.copy().get, on_server(callback, server),
-                                          "callback") for server in targets])
+        responses = run_together(
+            [partial(browser.copy().get, on_server(callback, server), "callback") for server in targets]
+        )
 
     assert [response.status_code for response in responses] == [302] * 6
     assert {response.headers["Location"] for response in responses} == {"/whoami/"}

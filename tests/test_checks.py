@@ -14,8 +14,11 @@ pytestmark = pytest.mark.django_db(databases="__all__")
 
 def ids() -> set[str]:
     """The app's warnings and errors (advice, level INFO, is asserted where it is tested)."""
-    return {message.id for message in checks.run_checks()
-            if message.id.startswith("wechat_oauth.") and message.level > checks.INFO}
+    return {
+        message.id
+        for message in checks.run_checks()
+        if message.id.startswith("wechat_oauth.") and message.level > checks.INFO
+    }
 
 
 def sqlite_advice() -> set[str]:
@@ -23,8 +26,7 @@ def sqlite_advice() -> set[str]:
     run_checks() includes without ``databases`` differs between Django 5.2 and 6.1."""
     from wechat_oauth.checks import check_sqlite_transaction_mode
 
-    return {message.id for message in check_sqlite_transaction_mode()
-            if message.level == checks.INFO}
+    return {message.id for message in check_sqlite_transaction_mode() if message.level == checks.INFO}
 
 
 def test_the_test_settings_pass_every_check():
@@ -42,10 +44,13 @@ def test_unknown_scope(settings):
     assert ids() == {"wechat_oauth.E002"}
 
 
-@pytest.mark.parametrize("before", [
-    "django.contrib.sessions.middleware.SessionMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-])
+@pytest.mark.parametrize(
+    "before",
+    [
+        "django.contrib.sessions.middleware.SessionMiddleware",
+        "django.contrib.auth.middleware.AuthenticationMiddleware",
+    ],
+)
 def test_middleware_before_session_or_auth(settings, before):
     order = [path for path in settings.MIDDLEWARE if path != MIDDLEWARE_PATH]
     order.insert(order.index(before), MIDDLEWARE_PATH)
@@ -64,11 +69,14 @@ def test_backend_not_needed_without_django_users(settings):
     assert ids() == set()
 
 
-@pytest.mark.parametrize("backend, expected", [
-    ("django.core.cache.backends.locmem.LocMemCache", "wechat_oauth.W001"),
-    ("django.core.cache.backends.dummy.DummyCache", "wechat_oauth.W001"),
-    ("django.core.cache.backends.redis.RedisCache", "wechat_oauth.W002"),
-])
+@pytest.mark.parametrize(
+    "backend, expected",
+    [
+        ("django.core.cache.backends.locmem.LocMemCache", "wechat_oauth.W001"),
+        ("django.core.cache.backends.dummy.DummyCache", "wechat_oauth.W001"),
+        ("django.core.cache.backends.redis.RedisCache", "wechat_oauth.W002"),
+    ],
+)
 def test_cache_alias_that_cannot_front_the_exchange(settings, backend, expected):
     settings.CACHES = {**settings.CACHES, "front": {"BACKEND": backend, "LOCATION": "redis://x"}}
     settings.WECHAT_OAUTH = {**settings.WECHAT_OAUTH, "CACHE_ALIAS": "front"}
@@ -81,30 +89,45 @@ def test_cache_alias_that_does_not_exist(settings):
 
 
 def test_django_redis_alias_passes(settings):
-    settings.CACHES = {**settings.CACHES, "front": {"BACKEND": "django_redis.cache.RedisCache",
-                                                    "LOCATION": "redis://127.0.0.1:6379/15"}}
+    settings.CACHES = {
+        **settings.CACHES,
+        "front": {"BACKEND": "django_redis.cache.RedisCache", "LOCATION": "redis://127.0.0.1:6379/15"},
+    }
     settings.WECHAT_OAUTH = {**settings.WECHAT_OAUTH, "CACHE_ALIAS": "front"}
     assert ids() == set()
 
 
-@pytest.mark.parametrize("prefix, expected", [
-    ("shop", set()),
-    ("shop:{eu}", {"wechat_oauth.E013"}),  # every code in one slot: the tag would be "eu"
-    ("shop{", {"wechat_oauth.E013"}),      # the tag would run from the prefix into the key
-    ("shop}", set()),                      # a lone closing brace opens no tag
-])
+@pytest.mark.parametrize(
+    "prefix, expected",
+    [
+        ("shop", set()),
+        ("shop:{eu}", {"wechat_oauth.E013"}),  # every code in one slot: the tag would be "eu"
+        ("shop{", {"wechat_oauth.E013"}),  # the tag would run from the prefix into the key
+        ("shop}", set()),  # a lone closing brace opens no tag
+    ],
+)
 def test_key_prefix_with_braces_is_refused(settings, prefix, expected):
-    settings.CACHES = {**settings.CACHES, "front": {"BACKEND": "django_redis.cache.RedisCache",
-                                                    "LOCATION": "redis://127.0.0.1:6379/15",
-                                                    "KEY_PREFIX": prefix}}
+    settings.CACHES = {
+        **settings.CACHES,
+        "front": {
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": "redis://127.0.0.1:6379/15",
+            "KEY_PREFIX": prefix,
+        },
+    }
     settings.WECHAT_OAUTH = {**settings.WECHAT_OAUTH, "CACHE_ALIAS": "front"}
     assert ids() == expected
 
 
 def test_key_function_that_adds_a_hash_tag_is_refused(settings):
-    settings.CACHES = {**settings.CACHES, "front": {
-        "BACKEND": "django_redis.cache.RedisCache", "LOCATION": "redis://127.0.0.1:6379/15",
-        "KEY_FUNCTION": "tests.test_checks.tagged_key"}}
+    settings.CACHES = {
+        **settings.CACHES,
+        "front": {
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": "redis://127.0.0.1:6379/15",
+            "KEY_FUNCTION": "tests.test_checks.tagged_key",
+        },
+    }
     settings.WECHAT_OAUTH = {**settings.WECHAT_OAUTH, "CACHE_ALIAS": "front"}
     assert ids() == {"wechat_oauth.E013"}
 
@@ -153,8 +176,9 @@ def test_strict_session_cookie(settings):
 
 @pytest.mark.filterwarnings("ignore:Overriding setting DATABASES")  # only the check reads it
 def test_sqlite_without_immediate_transactions_is_advice_only(settings):
-    sqlite = next(conf for conf in settings.DATABASES.values()
-                  if conf["ENGINE"] == "django.db.backends.sqlite3")
+    sqlite = next(
+        conf for conf in settings.DATABASES.values() if conf["ENGINE"] == "django.db.backends.sqlite3"
+    )
     # A new dict: the settings fixture restores attributes, not nested objects changed in place.
     settings.DATABASES = {**settings.DATABASES, "default": {**sqlite, "OPTIONS": {"timeout": 20}}}
     assert sqlite_advice() == {"wechat_oauth.I004"} and ids() == set()
@@ -181,15 +205,21 @@ def test_budget_cache_alias_that_names_no_cache(settings):
 
 
 def test_budget_cache_that_counts_nothing(settings):
-    settings.CACHES = {**settings.CACHES,
-                       "budgets": {"BACKEND": "django.core.cache.backends.dummy.DummyCache"}}
+    settings.CACHES = {
+        **settings.CACHES,
+        "budgets": {"BACKEND": "django.core.cache.backends.dummy.DummyCache"},
+    }
     settings.WECHAT_OAUTH = {**settings.WECHAT_OAUTH, "BUDGET_CACHE_ALIAS": "budgets"}
     assert ids() == {"wechat_oauth.W010"}
 
 
 def test_dedupe_window_shorter_than_a_duplicates_wait(settings):
-    settings.WECHAT_OAUTH = {**settings.WECHAT_OAUTH, "DEDUPE_WINDOW": 10, "RETENTION": 3600,
-                             "GARBAGE_RETENTION": 3600}
+    settings.WECHAT_OAUTH = {
+        **settings.WECHAT_OAUTH,
+        "DEDUPE_WINDOW": 10,
+        "RETENTION": 3600,
+        "GARBAGE_RETENTION": 3600,
+    }
     assert ids() == {"wechat_oauth.W009"}
 
 
@@ -204,16 +234,24 @@ class _Everything:
 
 
 def mysql_ids(alias):
-    return {m.id for m in checks.run_checks(tags=[checks.Tags.database], databases=[alias])
-            if m.id.startswith("wechat_oauth.")}
+    return {
+        m.id
+        for m in checks.run_checks(tags=[checks.Tags.database], databases=[alias])
+        if m.id.startswith("wechat_oauth.")
+    }
 
 
 @pytest.mark.mariadb
 @pytest.mark.django_db(databases="__all__")
-@pytest.mark.parametrize(("level", "expected"), [
-    ("read committed", set()), ("repeatable read", set()),
-    ("read uncommitted", {"wechat_oauth.E014"}), ("serializable", {"wechat_oauth.W011"}),
-])
+@pytest.mark.parametrize(
+    ("level", "expected"),
+    [
+        ("read committed", set()),
+        ("repeatable read", set()),
+        ("read uncommitted", {"wechat_oauth.E014"}),
+        ("serializable", {"wechat_oauth.W011"}),
+    ],
+)
 def test_mariadb_isolation_level(settings, mariadb_alias, monkeypatch, level, expected):
     from django.db import connections
 
@@ -239,8 +277,7 @@ def test_mariadb_table_without_transactions(settings, mariadb_alias):
 
 
 TWO_APPS = {
-    "mp": {"KIND": "mp", "APP_ID": "wxmp0000000000001", "APP_SECRET": "s1",
-           "SCOPE": "snsapi_userinfo"},
+    "mp": {"KIND": "mp", "APP_ID": "wxmp0000000000001", "APP_SECRET": "s1", "SCOPE": "snsapi_userinfo"},
     "web": {"KIND": "open", "APP_ID": "wxweb000000000001", "APP_SECRET": "s2"},
 }
 
@@ -254,15 +291,18 @@ def test_two_apps_pass_every_check(settings):
     assert ids() == set()
 
 
-@pytest.mark.parametrize("change, expected", [
-    ({"mp": {**TWO_APPS["mp"], "KIND": "official"}}, "wechat_oauth.E016"),
-    ({"web": {**TWO_APPS["web"], "APP_SECRET": ""}}, "wechat_oauth.E017"),
-    ({"web": {**TWO_APPS["web"], "APP_ID": TWO_APPS["mp"]["APP_ID"]}}, "wechat_oauth.E018"),
-    ({"web": {**TWO_APPS["web"], "SCOPE": "snsapi_base"}}, "wechat_oauth.E020"),
-    ({"mp": {**TWO_APPS["mp"], "SCOPE": "snsapi_login"}}, "wechat_oauth.E020"),
-    ({"mp": {**TWO_APPS["mp"], "APP_SCERET": "typo"}}, "wechat_oauth.E021"),
-    ({"web": None, "we b": TWO_APPS["web"]}, "wechat_oauth.E021"),
-])
+@pytest.mark.parametrize(
+    "change, expected",
+    [
+        ({"mp": {**TWO_APPS["mp"], "KIND": "official"}}, "wechat_oauth.E016"),
+        ({"web": {**TWO_APPS["web"], "APP_SECRET": ""}}, "wechat_oauth.E017"),
+        ({"web": {**TWO_APPS["web"], "APP_ID": TWO_APPS["mp"]["APP_ID"]}}, "wechat_oauth.E018"),
+        ({"web": {**TWO_APPS["web"], "SCOPE": "snsapi_base"}}, "wechat_oauth.E020"),
+        ({"mp": {**TWO_APPS["mp"], "SCOPE": "snsapi_login"}}, "wechat_oauth.E020"),
+        ({"mp": {**TWO_APPS["mp"], "APP_SCERET": "typo"}}, "wechat_oauth.E021"),
+        ({"web": None, "we b": TWO_APPS["web"]}, "wechat_oauth.E021"),
+    ],
+)
 def test_each_app_is_whole_and_its_scope_fits_its_kind(settings, change, expected):
     apps = {name: conf for name, conf in {**TWO_APPS, **change}.items() if conf is not None}
     with_apps(settings, apps)
@@ -275,6 +315,34 @@ def test_default_app_must_be_one_of_the_apps(settings):
 
 
 def test_per_app_overrides_are_known_keys(settings):
-    with_apps(settings, {**TWO_APPS, "web": {**TWO_APPS["web"], "TIMEOUT": 2,
-                                             "QRCONNECT_URL": "https://example.com/qr"}})
+    with_apps(
+        settings,
+        {**TWO_APPS, "web": {**TWO_APPS["web"], "TIMEOUT": 2, "QRCONNECT_URL": "https://example.com/qr"}},
+    )
     assert ids() == set()
+
+
+@pytest.mark.parametrize(
+    "overrides", [{"ASYNC_VIEWS": "yes"}, {"ASYNC_POLL_INTERVAL": 0}, {"ASYNC_POLL_INTERVAL": "fast"}]
+)
+def test_async_settings_of_the_wrong_kind_are_e023(settings, overrides):
+    settings.WECHAT_OAUTH = {**settings.WECHAT_OAUTH, **overrides}
+    assert "wechat_oauth.E023" in ids()
+
+
+def test_async_views_forced_without_httpx_is_e023(settings, monkeypatch):
+    from wechat_oauth import async_client
+
+    settings.WECHAT_OAUTH = {**settings.WECHAT_OAUTH, "ASYNC_VIEWS": True}
+    assert "wechat_oauth.E023" not in ids()
+    monkeypatch.setattr(async_client, "httpx_installed", lambda: False)
+    assert "wechat_oauth.E023" in ids()
+
+
+def test_retention_may_be_a_duration_as_purge_reads_it(settings):
+    settings.WECHAT_OAUTH = {**settings.WECHAT_OAUTH, "RETENTION": "7d"}
+    assert "wechat_oauth.E009" not in ids()
+    settings.WECHAT_OAUTH = {**settings.WECHAT_OAUTH, "RETENTION": "20s", "DEDUPE_WINDOW": 30}
+    assert ids() == {"wechat_oauth.E009"}
+    settings.WECHAT_OAUTH = {**settings.WECHAT_OAUTH, "RETENTION": "a week"}
+    assert ids() == {"wechat_oauth.E009"}

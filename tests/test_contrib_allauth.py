@@ -36,8 +36,9 @@ MP_APP_ID = "wxfakeallauthmp001"
 
 
 def social_app(provider: str, app_id: str, secret: str, **app_settings) -> SocialApp:
-    app = SocialApp.objects.create(provider=provider, name=provider, client_id=app_id,
-                                   secret=secret, settings=app_settings)
+    app = SocialApp.objects.create(
+        provider=provider, name=provider, client_id=app_id, secret=secret, settings=app_settings
+    )
     app.sites.add(Site.objects.get_current())
     return app
 
@@ -47,10 +48,12 @@ def site(fake_wechat, settings):
     """The allauth site's providers on the fake WeChat: ``weixin`` an Official Account
     (snsapi_userinfo, as in tests/allauth_site/settings.py), its SocialApp in the database."""
     settings.SOCIALACCOUNT_PROVIDERS = {
-        "weixin": {"AUTHORIZE_URL": fake_wechat.authorize_url, "SCOPE": ["snsapi_userinfo"],
-                   "API_BASE_URL": fake_wechat.api_base_url},
-        "weixin_mp": {"AUTHORIZE_URL": fake_wechat.authorize_url,
-                      "API_BASE_URL": fake_wechat.api_base_url},
+        "weixin": {
+            "AUTHORIZE_URL": fake_wechat.authorize_url,
+            "SCOPE": ["snsapi_userinfo"],
+            "API_BASE_URL": fake_wechat.api_base_url,
+        },
+        "weixin_mp": {"AUTHORIZE_URL": fake_wechat.authorize_url, "API_BASE_URL": fake_wechat.api_base_url},
     }
     social_app("weixin", fake_wechat.app_id, fake_wechat.app_secret)
     return fake_wechat
@@ -61,10 +64,8 @@ def website_and_mp(fake_wechat, settings):
     """``weixin`` a website app (allauth's default snsapi_login, its AUTHORIZE_URL the QR page)
     and ``weixin_mp`` an Official Account (snsapi_base), one Open Platform account."""
     settings.SOCIALACCOUNT_PROVIDERS = {
-        "weixin": {"AUTHORIZE_URL": fake_wechat.qrconnect_url,
-                   "API_BASE_URL": fake_wechat.api_base_url},
-        "weixin_mp": {"AUTHORIZE_URL": fake_wechat.authorize_url,
-                      "API_BASE_URL": fake_wechat.api_base_url},
+        "weixin": {"AUTHORIZE_URL": fake_wechat.qrconnect_url, "API_BASE_URL": fake_wechat.api_base_url},
+        "weixin_mp": {"AUTHORIZE_URL": fake_wechat.authorize_url, "API_BASE_URL": fake_wechat.api_base_url},
     }
     social_app("weixin", fake_wechat.app_id, fake_wechat.app_secret)
     social_app("weixin_mp", MP_APP_ID, fake_wechat.add_app(MP_APP_ID))
@@ -73,8 +74,8 @@ def website_and_mp(fake_wechat, settings):
 
 def link_by_unionid(settings) -> None:
     settings.SOCIALACCOUNT_PROVIDERS = {
-        name: {**conf, "LINK_BY_UNIONID": True}
-        for name, conf in settings.SOCIALACCOUNT_PROVIDERS.items()}
+        name: {**conf, "LINK_BY_UNIONID": True} for name, conf in settings.SOCIALACCOUNT_PROVIDERS.items()
+    }
 
 
 class Phone:
@@ -93,8 +94,9 @@ class Phone:
     def authorize(self, authorize_url: str, person: str, **fake: str) -> str:
         """WeChat's answer (the fake's shortcut for ``person``): the callback path and query."""
         url = authorize_url.split("#", 1)[0]
-        answer = requests.get(f"{url}&{urlencode({'fake_person': person, **fake})}",
-                              allow_redirects=False, timeout=5)
+        answer = requests.get(
+            f"{url}&{urlencode({'fake_person': person, **fake})}", allow_redirects=False, timeout=5
+        )
         assert answer.status_code == 302, answer.text
         return answer.headers["Location"].replace("http://testserver", "")
 
@@ -131,8 +133,7 @@ def test_in_wechat_authorize_url_has_wechats_parameter_order_and_wechat_redirect
     assert location.endswith("&connect_redirect=1#wechat_redirect")
     query = parse_qs(urlsplit(location).query)
     assert query["appid"] == [site.app_id] and query["scope"] == ["snsapi_userinfo"]
-    assert query["redirect_uri"] == ["http://testserver/accounts/weixin/login/callback/"
-                                     "?next=%2Fwhoami%2F"]
+    assert query["redirect_uri"] == ["http://testserver/accounts/weixin/login/callback/?next=%2Fwhoami%2F"]
     assert len(query["state"][0]) == 74 and query["state"][0].isalnum()
 
 
@@ -279,8 +280,7 @@ def test_wechat_failing_is_a_readable_page_with_log_in_again(site):
 
 
 @pytest.mark.parametrize("store_tokens", [False, True])
-def test_duplicate_in_this_process_reuses_the_exchange_and_makes_one_user(site, settings,
-                                                                          store_tokens):
+def test_duplicate_in_this_process_reuses_the_exchange_and_makes_one_user(site, settings, store_tokens):
     settings.SOCIALACCOUNT_STORE_TOKENS = store_tokens  # one SocialToken per account and app
     phone = Phone()
     callback = phone.authorize(phone.start(), "judy")
@@ -289,8 +289,12 @@ def test_duplicate_in_this_process_reuses_the_exchange_and_makes_one_user(site, 
     twins = [Client(HTTP_USER_AGENT=WECHAT_USER_AGENT) for _ in range(3)]
     for twin in twins:
         twin.cookies = phone.client.cookies
-    results = run_together([lambda twin=twin, url=url: twin.get(url)
-                            for twin, url in zip(twins, [callback, resent, callback], strict=True)])
+    results = run_together(
+        [
+            lambda twin=twin, url=url: twin.get(url)
+            for twin, url in zip(twins, [callback, resent, callback], strict=True)
+        ]
+    )
     assert [(kind, value.status_code) for kind, value in results] == [("ok", 302)] * 3
     assert site.exchange_calls(code_of(callback)) == 1
     assert len(accounts_of(openid_for(site.app_id, "judy"))) == 1
@@ -332,14 +336,21 @@ def test_snsapi_base_logs_in_without_userinfo(website_and_mp):
     assert phone.whoami()["accounts"] == [["weixin_mp", openid]]
     assert website_and_mp.calls("userinfo") == 0
     assert SocialAccount.objects.get(uid=openid).extra_data == {
-        "openid": openid, "scope": "snsapi_base", "unionid": unionid_for("mia")}
+        "openid": openid,
+        "scope": "snsapi_base",
+        "unionid": unionid_for("mia"),
+    }
 
 
 def test_snsapi_base_keeps_the_profile_an_earlier_login_stored(website_and_mp):
     openid = openid_for(MP_APP_ID, "nina")
     user = get_user_model().objects.create(username="nina")
-    SocialAccount.objects.create(user=user, provider="weixin_mp", uid=openid,
-                                 extra_data={"openid": openid, "nickname": "Nina", "headimgurl": "h"})
+    SocialAccount.objects.create(
+        user=user,
+        provider="weixin_mp",
+        uid=openid,
+        extra_data={"openid": openid, "nickname": "Nina", "headimgurl": "h"},
+    )
     phone = Phone()
     phone.log_in("nina", provider="weixin_mp")
     assert phone.whoami()["id"] == user.pk
@@ -383,25 +394,31 @@ def test_unionid_linking_joins_one_user_across_the_two_apps(website_and_mp, sett
 def test_unionid_linking_finds_people_known_only_from_allauths_own_rows(website_and_mp, settings):
     link_by_unionid(settings)
     user = get_user_model().objects.create(username="rita")
-    SocialAccount.objects.create(user=user, provider="weixin", uid="o-made-by-stock", extra_data={
-        "openid": "o-made-by-stock", "nickname": "rita", "unionid": unionid_for("rita")})
+    SocialAccount.objects.create(
+        user=user,
+        provider="weixin",
+        uid="o-made-by-stock",
+        extra_data={"openid": "o-made-by-stock", "nickname": "rita", "unionid": unionid_for("rita")},
+    )
     phone = Phone()
     phone.log_in("rita", provider="weixin_mp")
     assert phone.whoami()["id"] == user.pk
     assert WeChatUnion.objects.get(unionid=unionid_for("rita")).user_id == user.pk
 
 
-def test_first_logins_of_one_person_through_both_apps_at_once_make_one_user(website_and_mp,
-                                                                             settings):
+def test_first_logins_of_one_person_through_both_apps_at_once_make_one_user(website_and_mp, settings):
     link_by_unionid(settings)
     website_and_mp.set_latency(0.05)
     people = [f"twin{n}" for n in range(4)]
     for person in people:
         desktop, phone = Phone(DESKTOP_USER_AGENT), Phone()
-        callbacks = [desktop.authorize(desktop.start("weixin"), person),
-                     phone.authorize(phone.start("weixin_mp"), person)]
-        results = run_together([lambda b=desktop, c=callbacks[0]: b.get(c),
-                                lambda b=phone, c=callbacks[1]: b.get(c)])
+        callbacks = [
+            desktop.authorize(desktop.start("weixin"), person),
+            phone.authorize(phone.start("weixin_mp"), person),
+        ]
+        results = run_together(
+            [lambda b=desktop, c=callbacks[0]: b.get(c), lambda b=phone, c=callbacks[1]: b.get(c)]
+        )
         assert [value.status_code for _, value in results] == [302, 302], results
         assert desktop.whoami()["id"] == phone.whoami()["id"]
     assert get_user_model().objects.count() == len(people)
@@ -425,23 +442,32 @@ def test_one_client_per_social_app(website_and_mp, rf):
 def test_checks_the_site_and_not_what_only_the_apps_own_views_need():
     from wechat_oauth import checks
 
-    found = [*checks.check_settings(), *checks.check_middleware_and_backend(),
-             *checks.check_site_integration(), *drop_in_checks.check_allauth_drop_in()]
+    found = [
+        *checks.check_settings(),
+        *checks.check_middleware_and_backend(),
+        *checks.check_site_integration(),
+        *drop_in_checks.check_allauth_drop_in(),
+    ]
     ids = {message.id for message in found}
     assert not ids & {"wechat_oauth.E001", "wechat_oauth.E004", "wechat_oauth.E008"}
     assert not {i for i in ids if i.startswith("wechat_oauth_allauth.")}
 
 
 def test_check_refuses_allauths_own_provider_beside_the_drop_in(monkeypatch):
-    monkeypatch.setattr(drop_in_checks.apps, "is_installed",
-                        lambda name: name in (drop_in_checks.STOCK_PROVIDER, "wechat_oauth"))
+    monkeypatch.setattr(
+        drop_in_checks.apps,
+        "is_installed",
+        lambda name: name in (drop_in_checks.STOCK_PROVIDER, "wechat_oauth"),
+    )
     ids = [message.id for message in drop_in_checks.check_allauth_drop_in()]
     assert ids == ["wechat_oauth_allauth.E001"]
 
 
 def test_check_refuses_a_scope_the_kind_of_app_cannot_ask_for(settings):
-    settings.SOCIALACCOUNT_PROVIDERS = {"weixin": {"SCOPE": ["snsapi_base", "snsapi_userinfo"]},
-                                        "weixin_mp": {"SCOPE": ["snsapi_login"]}}
+    settings.SOCIALACCOUNT_PROVIDERS = {
+        "weixin": {"SCOPE": ["snsapi_base", "snsapi_userinfo"]},
+        "weixin_mp": {"SCOPE": ["snsapi_login"]},
+    }
     ids = [message.id for message in drop_in_checks.check_allauth_drop_in()]
     assert ids == ["wechat_oauth_allauth.E003"] * 2
 
@@ -456,12 +482,16 @@ def test_allauth_internals_still_have_the_shape_the_drop_in_relies_on(site, rf):
     request = rf.get("/")
     request.session = SessionStore()
     provider = get_adapter(request).get_provider(request, "weixin")
-    cases = [dict(process="login", next_url="/x/"), dict(process="connect", data={"a": [1]}),
-             dict(process="login", next_url="https://app.example/cb", headless=True)]
+    cases = [
+        dict(process="login", next_url="/x/"),
+        dict(process="connect", data={"a": [1]}),
+        dict(process="login", next_url="https://app.example/cb", headless=True),
+    ]
     for case in cases:
         kwargs = {"headless": True} if case.get("headless") else {}
-        state_id = provider.stash_redirect_state(request, case["process"], case.get("next_url"),
-                                                 case.get("data"), **kwargs)
+        state_id = provider.stash_redirect_state(
+            request, case["process"], case.get("next_url"), case.get("data"), **kwargs
+        )
         stashed = provider.unstash_redirect_state(request, state_id)
         assert compat.allauth_state(**case) == stashed, case
         assert set(stashed) <= set(compat.STATE_KEYS)

@@ -65,8 +65,7 @@ LATENCY = 0.1
 RESEND_AFTER = 0.02
 TIMEOUT = 20
 NEXT = "/whoami/"
-SITES = {"stock": "tests.allauth_site.settings_stock",
-         "dropin": "tests.allauth_site.settings_dropin"}
+SITES = {"stock": "tests.allauth_site.settings_stock", "dropin": "tests.allauth_site.settings_dropin"}
 
 
 # -- The two sites -----------------------------------------------------------------------------
@@ -76,22 +75,27 @@ class SiteProcess(LiveServer):
     """One of the two sites: tests/live_servers.py's server process, under its own settings."""
 
     def start(self, config: dict[str, Any]) -> None:
-        env = {**os.environ, **config, "DJANGO_SETTINGS_MODULE": SITES[self.name],
-               "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, **config, "DJANGO_SETTINGS_MODULE": SITES[self.name], "PYTHONUNBUFFERED": "1"}
         with self.log_path.open("wb") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "django", "runserver", self.netloc, "--noreload",
-                 "--skip-checks"],
-                cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+                [sys.executable, "-m", "django", "runserver", self.netloc, "--noreload", "--skip-checks"],
+                cwd=ROOT,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
 
 
 @pytest.fixture(scope="module")
-def sites(django_db_setup: None, fake_wechat_server: Any, tmp_path_factory: pytest.TempPathFactory
-          ) -> Iterator[dict[str, SiteProcess]]:
+def sites(
+    django_db_setup: None, fake_wechat_server: Any, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, SiteProcess]]:
     """Both sites, on the suite's test database, talking to the fake WeChat."""
-    env = {"ALLAUTH_SITE_DATABASE": json.dumps(dict(connections["default"].settings_dict),
-                                               default=str),
-           "ALLAUTH_SITE_FAKE_WECHAT": fake_wechat_server.base_url}
+    env = {
+        "ALLAUTH_SITE_DATABASE": json.dumps(dict(connections["default"].settings_dict), default=str),
+        "ALLAUTH_SITE_FAKE_WECHAT": fake_wechat_server.base_url,
+    }
     log_dir = tmp_path_factory.mktemp("allauth-sites")
     running = {name: SiteProcess(name, services.free_port(), log_dir / f"{name}.log") for name in SITES}
     try:
@@ -108,8 +112,9 @@ def sites(django_db_setup: None, fake_wechat_server: Any, tmp_path_factory: pyte
 @pytest.fixture
 def weixin_app(fake_wechat: Any) -> SocialApp:
     """The site's SocialApp (provider weixin), as an admin would have made it for allauth."""
-    app = SocialApp.objects.create(provider="weixin", name="WeChat", client_id=fake_wechat.app_id,
-                                   secret=fake_wechat.app_secret)
+    app = SocialApp.objects.create(
+        provider="weixin", name="WeChat", client_id=fake_wechat.app_id, secret=fake_wechat.app_secret
+    )
     app.sites.add(Site.objects.get_current())
     return app
 
@@ -155,17 +160,21 @@ class Browser:
         link = html.unescape(re.search(r'id="login-weixin" href="([^"]+)"', page).group(1))
         form = self.get(f"{self.site.url}{link}")
         assert form.status_code == 200, form.text
-        started = self.session.post(f"{self.site.url}{link}", allow_redirects=False,
-                                    data={"csrfmiddlewaretoken": self.session.cookies["csrftoken"]},
-                                    timeout=TIMEOUT)
+        started = self.session.post(
+            f"{self.site.url}{link}",
+            allow_redirects=False,
+            data={"csrfmiddlewaretoken": self.session.cookies["csrftoken"]},
+            timeout=TIMEOUT,
+        )
         assert started.status_code == 302, started.text
         return started.headers["Location"]
 
     def authorize(self, authorize_url: str, person: str, login: Login) -> str:
         """WeChat's answer for ``person``: the callback URL with a fresh code."""
         url = authorize_url.split("#", 1)[0]
-        answer = requests.get(f"{url}&{urlencode({'fake_person': person})}",
-                              allow_redirects=False, timeout=TIMEOUT)
+        answer = requests.get(
+            f"{url}&{urlencode({'fake_person': person})}", allow_redirects=False, timeout=TIMEOUT
+        )
         assert answer.status_code == 302, answer.text
         callback = answer.headers["Location"]
         login.codes.append(parse_qs(urlsplit(callback).query)["code"][0])
@@ -177,8 +186,11 @@ class Browser:
 
 
 def landed(response: Any) -> bool:
-    return (not isinstance(response, BaseException) and response.status_code == 302
-            and response.headers.get("Location") == NEXT)
+    return (
+        not isinstance(response, BaseException)
+        and response.status_code == 302
+        and response.headers.get("Location") == NEXT
+    )
 
 
 def seen(response: Any) -> str:
@@ -230,8 +242,12 @@ def two_codes_one_state(browser: Browser, login: Login, openid: str) -> None:
     authorize_url = browser.start()
     callbacks = [browser.authorize(authorize_url, login.person, login) for _ in range(2)]
     twins = [browser.copy() for _ in callbacks]
-    answers = [value for _, value in run_together(
-        [lambda t=t, c=c: t.get(c) for t, c in zip(twins, callbacks, strict=True)])]
+    answers = [
+        value
+        for _, value in run_together(
+            [lambda t=t, c=c: t.get(c) for t, c in zip(twins, callbacks, strict=True)]
+        )
+    ]
     for answer in answers:
         login.expect(landed(answer), f"one of two codes: {seen(answer)}")
     login.expect(any(twin.logged_in_as(openid) for twin in twins), "neither code logged in")
@@ -261,11 +277,13 @@ class Figures:
         return sum(not login.ok for login in self.logins)
 
     def line(self) -> str:
-        return (f"{self.site:6} {self.pattern:24} failed {self.failed}/{len(self.logins)} "
-                f"({100 * self.failed / len(self.logins):.0f} %), exchanges per code "
-                f"max {max(self.exchanges)}, accounts per openid max "
-                f"{max(self.accounts_per_openid)}, users per openid max "
-                f"{max(self.users_per_openid)}, orphan users {self.orphan_users}")
+        return (
+            f"{self.site:6} {self.pattern:24} failed {self.failed}/{len(self.logins)} "
+            f"({100 * self.failed / len(self.logins):.0f} %), exchanges per code "
+            f"max {max(self.exchanges)}, accounts per openid max "
+            f"{max(self.accounts_per_openid)}, users per openid max "
+            f"{max(self.users_per_openid)}, orphan users {self.orphan_users}"
+        )
 
 
 def run_pattern(site: SiteProcess, pattern: str, fake: Any) -> Figures:
@@ -277,8 +295,7 @@ def run_pattern(site: SiteProcess, pattern: str, fake: Any) -> Figures:
         PATTERNS[pattern](Browser(site), login, openid_for(fake.app_id, login.person))
         logins.append(login)
     openids = [openid_for(fake.app_id, login.person) for login in logins]
-    accounts = [SocialAccount.objects.filter(provider="weixin", uid=openid).count()
-                for openid in openids]
+    accounts = [SocialAccount.objects.filter(provider="weixin", uid=openid).count() for openid in openids]
     new_users = User.objects.exclude(pk__in=users_before)
     users = [new_users.filter(username=login.person).count() for login in logins]
     orphans = new_users.filter(socialaccount__isnull=True).count()
@@ -316,8 +333,9 @@ STOCK_FAILS_AT_LEAST = {
 
 
 @pytest.mark.parametrize("pattern", list(PATTERNS))
-def test_stock_provider_fails_wechats_duplicate_callbacks(storm: Any, sites: dict[str, SiteProcess],
-                                                          pattern: str) -> None:
+def test_stock_provider_fails_wechats_duplicate_callbacks(
+    storm: Any, sites: dict[str, SiteProcess], pattern: str
+) -> None:
     figures = run_pattern(sites["stock"], pattern, storm)
     if pattern == "plain login":
         assert figures.failed == 0, [login.answers for login in figures.logins if not login.ok]
@@ -326,8 +344,9 @@ def test_stock_provider_fails_wechats_duplicate_callbacks(storm: Any, sites: dic
 
 
 @pytest.mark.parametrize("pattern", list(PATTERNS))
-def test_drop_in_logs_every_duplicate_pattern_in_once(storm: Any, sites: dict[str, SiteProcess],
-                                                      pattern: str) -> None:
+def test_drop_in_logs_every_duplicate_pattern_in_once(
+    storm: Any, sites: dict[str, SiteProcess], pattern: str
+) -> None:
     log_start = len(sites["dropin"].log_text())
     figures = run_pattern(sites["dropin"], pattern, storm)
     assert figures.failed == 0, [login.answers for login in figures.logins if not login.ok]
@@ -339,7 +358,8 @@ def test_drop_in_logs_every_duplicate_pattern_in_once(storm: Any, sites: dict[st
 
 
 def test_snsapi_base_fails_on_the_stock_provider_and_logs_in_through_the_drop_in(
-        sites: dict[str, SiteProcess], weixin_app: SocialApp, fake_wechat: Any) -> None:
+    sites: dict[str, SiteProcess], weixin_app: SocialApp, fake_wechat: Any
+) -> None:
     weixin_app.settings = {"scope": ["snsapi_base"]}  # allauth's per-app scope
     weixin_app.save()
     seen_by = {}
@@ -347,9 +367,12 @@ def test_snsapi_base_fails_on_the_stock_provider_and_logs_in_through_the_drop_in
         browser, login = Browser(sites[name]), Login(person=f"{name}base")
         userinfo_before = fake_wechat.calls("userinfo")
         answer = browser.get(browser.authorize(browser.start(), login.person, login))
-        seen_by[name] = (answer.status_code, landed(answer),
-                         fake_wechat.calls("userinfo") - userinfo_before,
-                         browser.logged_in_as(openid_for(fake_wechat.app_id, login.person)))
+        seen_by[name] = (
+            answer.status_code,
+            landed(answer),
+            fake_wechat.calls("userinfo") - userinfo_before,
+            browser.logged_in_as(openid_for(fake_wechat.app_id, login.person)),
+        )
     print(seen_by)
     # allauth's provider always calls userinfo: WeChat answers 48001, and the provider has no
     # openid to go on with (a 500).
@@ -359,7 +382,8 @@ def test_snsapi_base_fails_on_the_stock_provider_and_logs_in_through_the_drop_in
 
 
 def test_accounts_made_by_the_stock_provider_log_in_to_the_same_user_after_the_swap(
-        sites: dict[str, SiteProcess], weixin_app: SocialApp, fake_wechat: Any) -> None:
+    sites: dict[str, SiteProcess], weixin_app: SocialApp, fake_wechat: Any
+) -> None:
     before = {}
     for person in ("anna", "ben", "chen"):
         browser, login = Browser(sites["stock"]), Login(person=person)
@@ -377,4 +401,3 @@ def test_accounts_made_by_the_stock_provider_log_in_to_the_same_user_after_the_s
         assert SocialAccount.objects.filter(uid=openid).count() == 1
     assert get_user_model().objects.count() == users
     assert SocialApp.objects.get() == weixin_app
-

@@ -56,8 +56,7 @@ LATENCY = 0.1
 #: Where a completed login lands (the ``next`` of every login).
 NEXT = "/whoami/"
 ERROR_PAGE = "/login-error/"
-PATTERNS = ("abort-and-resend", "3 parallel duplicates", "refresh of the callback",
-            "two codes, one state")
+PATTERNS = ("abort-and-resend", "3 parallel duplicates", "refresh of the callback", "two codes, one state")
 
 
 # -- the site ------------------------------------------------------------------------------------
@@ -84,8 +83,9 @@ class Site:
 
 
 @pytest.fixture
-def site(fake_wechat: Any, live_server: Any, settings: Any, monkeypatch: pytest.MonkeyPatch
-         ) -> Iterator[Site]:
+def site(
+    fake_wechat: Any, live_server: Any, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Site]:
     """The social-auth site on the live server, its two WeChat apps known to the fake WeChat.
 
     The stock backends are pointed at the fake the way social-auth allows (their URL
@@ -127,8 +127,7 @@ _CSRF = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
 class Browser:
     """One phone's WeChat browser: a cookie jar and WeChat's User-Agent."""
 
-    def __init__(self, site: Site, cookies: Any = None, *, user_agent: str = WECHAT_USER_AGENT
-                 ) -> None:
+    def __init__(self, site: Site, cookies: Any = None, *, user_agent: str = WECHAT_USER_AGENT) -> None:
         self.site = site
         self.session = requests.Session()
         self.session.headers["User-Agent"] = user_agent
@@ -137,8 +136,7 @@ class Browser:
 
     def copy(self) -> Browser:
         """Another request of the same tab (the same cookies, at that moment)."""
-        return Browser(self.site, self.session.cookies,
-                       user_agent=str(self.session.headers["User-Agent"]))
+        return Browser(self.site, self.session.cookies, user_agent=str(self.session.headers["User-Agent"]))
 
     def get(self, url: str, **params: str) -> requests.Response:
         if not url.startswith("http"):
@@ -151,9 +149,12 @@ class Browser:
         page = self.get("/login/", next=next_url)
         token = _CSRF.search(page.text)
         assert page.status_code == 200 and token, page.text[:300]
-        response = self.session.post(f"{self.site.url}/login/{backend}/",
-                                     data={"csrfmiddlewaretoken": token.group(1), "next": next_url},
-                                     allow_redirects=False, timeout=20)
+        response = self.session.post(
+            f"{self.site.url}/login/{backend}/",
+            data={"csrfmiddlewaretoken": token.group(1), "next": next_url},
+            allow_redirects=False,
+            timeout=20,
+        )
         assert response.status_code == 302, (response.status_code, response.text[:300])
         return response.headers["Location"]
 
@@ -222,9 +223,11 @@ class Tally:
         return self.logins - self.ok
 
     def line(self) -> str:
-        return (f"[social] {self.mode:6} {self.pattern:24} failed {self.failed}/{self.logins}"
-                f" ({100 * self.failed / self.logins:.0f} %), saw an error"
-                f" {self.saw_error}/{self.logins} ({100 * self.saw_error / self.logins:.0f} %)")
+        return (
+            f"[social] {self.mode:6} {self.pattern:24} failed {self.failed}/{self.logins}"
+            f" ({100 * self.failed / self.logins:.0f} %), saw an error"
+            f" {self.saw_error}/{self.logins} ({100 * self.saw_error / self.logins:.0f} %)"
+        )
 
 
 def abort_and_resend(site: Site, tally: Tally, openid: str) -> None:
@@ -246,8 +249,13 @@ def parallel_duplicates(site: Site, tally: Tally, openid: str, copies: int = 3) 
     tally.codes.append(code_of(callback))
     tabs = [browser.copy() for _ in range(copies)]
     responses = run_together([partial(tab.get, callback) for tab in tabs])
-    tally.record(all(landed(response) and tab.logged_in_as(openid)
-                     for tab, response in zip(tabs, responses, strict=True)), responses)
+    tally.record(
+        all(
+            landed(response) and tab.logged_in_as(openid)
+            for tab, response in zip(tabs, responses, strict=True)
+        ),
+        responses,
+    )
 
 
 def refresh(site: Site, tally: Tally, openid: str) -> None:
@@ -266,18 +274,30 @@ def two_codes_one_state(site: Site, tally: Tally, openid: str) -> None:
     browser = Browser(site)
     authorize_url = browser.start_login()
     callbacks = [browser.authorize(authorize_url, openid=openid) for _ in range(2)]
-    assert dict(parse_qsl(urlsplit(callbacks[0]).query))["state"] == \
-        dict(parse_qsl(urlsplit(callbacks[1]).query))["state"]
+    assert (
+        dict(parse_qsl(urlsplit(callbacks[0]).query))["state"]
+        == dict(parse_qsl(urlsplit(callbacks[1]).query))["state"]
+    )
     tally.codes += [code_of(callback) for callback in callbacks]
     tabs = [browser.copy() for _ in callbacks]
-    responses = run_together([partial(tab.get, callback)
-                              for tab, callback in zip(tabs, callbacks, strict=True)])
-    tally.record(all(landed(response) and tab.logged_in_as(openid)
-                     for tab, response in zip(tabs, responses, strict=True)), responses)
+    responses = run_together(
+        [partial(tab.get, callback) for tab, callback in zip(tabs, callbacks, strict=True)]
+    )
+    tally.record(
+        all(
+            landed(response) and tab.logged_in_as(openid)
+            for tab, response in zip(tabs, responses, strict=True)
+        ),
+        responses,
+    )
 
 
-RUNS = {"abort-and-resend": abort_and_resend, "3 parallel duplicates": parallel_duplicates,
-        "refresh of the callback": refresh, "two codes, one state": two_codes_one_state}
+RUNS = {
+    "abort-and-resend": abort_and_resend,
+    "3 parallel duplicates": parallel_duplicates,
+    "refresh of the callback": refresh,
+    "two codes, one state": two_codes_one_state,
+}
 
 
 def run_pattern(site: Site, pattern: str, logins: int = LOGINS) -> Tally:
@@ -291,8 +311,10 @@ def run_pattern(site: Site, pattern: str, logins: int = LOGINS) -> Tally:
 
 
 def users_per_openid(openids: list[str], provider: str = "weixinapp") -> dict[str, int]:
-    return {openid: UserSocialAuth.objects.filter(provider=provider, uid=openid)
-            .values("user").distinct().count() for openid in openids}
+    return {
+        openid: UserSocialAuth.objects.filter(provider=provider, uid=openid).values("user").distinct().count()
+        for openid in openids
+    }
 
 
 # -- the stock backends fail ---------------------------------------------------------------------
@@ -301,9 +323,12 @@ def users_per_openid(openids: list[str], provider: str = "weixinapp") -> dict[st
 #: What the stock backend does to each pattern, as the issue measured it: the share of logins
 #: that failed (abort-and-resend, refresh) or during which a response was an error (parallel
 #: duplicates, two codes). Abort-and-resend is "at least", the others exactly all.
-STOCK_FAILURES = {"abort-and-resend": ("failed", 0.3), "3 parallel duplicates": ("saw_error", 1.0),
-                  "refresh of the callback": ("failed", 1.0),
-                  "two codes, one state": ("saw_error", 1.0)}
+STOCK_FAILURES = {
+    "abort-and-resend": ("failed", 0.3),
+    "3 parallel duplicates": ("saw_error", 1.0),
+    "refresh of the callback": ("failed", 1.0),
+    "two codes, one state": ("saw_error", 1.0),
+}
 
 
 @pytest.mark.parametrize("pattern", PATTERNS)
@@ -466,8 +491,7 @@ def test_dropin_links_a_persons_apps_by_unionid(dropin: Site) -> None:
     phone = Browser(dropin)
     assert landed(phone.get(phone.authorize(phone.start_login(), person="social-alice")))
     desktop = Browser(dropin, user_agent="Mozilla/5.0 (Macintosh) Chrome/120")
-    assert landed(desktop.get(desktop.authorize(desktop.start_login("weixin"),
-                                                person="social-alice")))
+    assert landed(desktop.get(desktop.authorize(desktop.start_login("weixin"), person="social-alice")))
     mp, web = phone.whoami(), desktop.whoami()
     assert mp["user_id"] == web["user_id"]
     assert sorted(account["provider"] for account in web["accounts"]) == ["weixin", "weixinapp"]
@@ -476,7 +500,8 @@ def test_dropin_links_a_persons_apps_by_unionid(dropin: Site) -> None:
 
 
 def test_accounts_of_the_stock_backend_log_in_to_the_same_user_after_the_swap(
-        site: Site, settings: Any) -> None:
+    site: Site, settings: Any
+) -> None:
     site.use("stock", settings)
     before = Browser(site)
     assert landed(before.get(before.authorize(before.start_login(), person="social-bob")))
@@ -510,15 +535,24 @@ def test_dropin_site_passes_the_system_checks(dropin: Site, settings: Any) -> No
     WeChatBackend nor this app's URLs."""
     from wechat_oauth import checks
 
-    settings.WECHAT_OAUTH = {key: value for key, value in settings.WECHAT_OAUTH.items()
-                             if key not in ("APP_ID", "APP_SECRET")}
-    messages = [*checks.check_settings(), *checks.check_middleware_and_backend(),
-                *checks.check_site_integration()]
+    settings.WECHAT_OAUTH = {
+        key: value for key, value in settings.WECHAT_OAUTH.items() if key not in ("APP_ID", "APP_SECRET")
+    }
+    messages = [
+        *checks.check_settings(),
+        *checks.check_middleware_and_backend(),
+        *checks.check_site_integration(),
+    ]
     assert [message.id for message in messages if message.is_serious()] == []
     settings.AUTHENTICATION_BACKENDS = settings_stock.AUTHENTICATION_BACKENDS
     assert {"wechat_oauth.E001", "wechat_oauth.E004", "wechat_oauth.E008"} <= {
-        message.id for message in [*checks.check_settings(), *checks.check_middleware_and_backend(),
-                                   *checks.check_site_integration()]}
+        message.id
+        for message in [
+            *checks.check_settings(),
+            *checks.check_middleware_and_backend(),
+            *checks.check_site_integration(),
+        ]
+    }
 
 
 def test_atomic_requests_is_a_readable_503(dropin: Site, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -561,33 +595,44 @@ def test_upstream_shape(rf: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     def calls_of_auth_complete(backend: Any) -> list[Any]:
         calls: list[Any] = []
         monkeypatch.setattr(backend, "validate_state", lambda: calls.append("validate_state") or "s")
-        monkeypatch.setattr(backend, "request_access_token", lambda *a, **k: calls.append(
-            "request_access_token") or {"access_token": "t", "openid": "o"})
-        monkeypatch.setattr(backend, "do_auth", lambda token, *a, **k: calls.append(
-            ("do_auth", token, k["response"]["openid"])) or "user")
+        monkeypatch.setattr(
+            backend,
+            "request_access_token",
+            lambda *a, **k: calls.append("request_access_token") or {"access_token": "t", "openid": "o"},
+        )
+        monkeypatch.setattr(
+            backend,
+            "do_auth",
+            lambda token, *a, **k: calls.append(("do_auth", token, k["response"]["openid"])) or "user",
+        )
         assert backend.auth_complete() == "user"
         return calls
 
     for stock_class in (StockWeixinOAuth2APP, StockWeixinOAuth2):
         backend = stock_class(strategy_for(code="c", state="s"), redirect_uri="/complete/x/")
         assert calls_of_auth_complete(backend) == [
-            "validate_state", "request_access_token", ("do_auth", "t", "o")], \
-            f"{stock_class.__name__}.auth_complete no longer exchanges in request_access_token"
+            "validate_state",
+            "request_access_token",
+            ("do_auth", "t", "o"),
+        ], f"{stock_class.__name__}.auth_complete no longer exchanges in request_access_token"
 
     strategy = strategy_for()
     backend = StockWeixinOAuth2APP(strategy, redirect_uri="/complete/weixinapp/")
     monkeypatch.setattr(backend, "state_token", lambda: "OurSignedState0123")
-    assert backend.get_or_create_state() == "OurSignedState0123", \
+    assert backend.get_or_create_state() == "OurSignedState0123", (
         "get_or_create_state no longer takes its state from state_token()"
+    )
 
-    unvouched = StockWeixinOAuth2APP(strategy_for(code="c", state="Unknown0"),
-                                     redirect_uri="/complete/weixinapp/")
+    unvouched = StockWeixinOAuth2APP(
+        strategy_for(code="c", state="Unknown0"), redirect_uri="/complete/weixinapp/"
+    )
     with pytest.raises(STATE_REFUSALS):
         unvouched.validate_state()
 
     answering = StockWeixinOAuth2APP(strategy_for(code="c", state="s"), redirect_uri="/c/")
     page = HttpResponse("a page")
     monkeypatch.setattr(answering, "complete", lambda *a, **k: page)
-    assert do_complete(answering, lambda *a: None) is page, \
+    assert do_complete(answering, lambda *a: None) is page, (
         "do_complete no longer hands a response from backend.complete() to the browser"
+    )
     assert issubclass(StockWeixinOAuth2APP, StockWeixinOAuth2)

@@ -47,14 +47,22 @@ EXPECTED = {
     "province": "Guangdong",
     "country": "CN",
     "avatarUrl": "http://wx.qlogo.cn/mmopen/vi_32/aSKcBBPpibyKNicHNTMM0qJVh8Kjgiak2AHWr8MHM4WgMEm7"
-                 "GFhsf8OYrySdbvAMvTsw3mo8ibKicsnfN5pRjl1p8HQ/0",
+    "GFhsf8OYrySdbvAMvTsw3mo8ibKicsnfN5pRjl1p8HQ/0",
     "unionId": "ocMvos6NjeKLIBqg5Mr9QjxrP1FA",
     "watermark": {"timestamp": 1477314187, "appid": "wx4f4bc4dec97d474b"},
 }
 
 #: What no error message may contain: the inputs, and pieces of the sample's plaintext.
-SECRETS = (SESSION_KEY, IV, ENCRYPTED_DATA, ENCRYPTED_DATA[:24], ENCRYPTED_DATA[-24:],
-           "oGZUI0egBJY1zhBYw2KhdUfwVJJE", "ocMvos6NjeKLIBqg5Mr9QjxrP1FA", "Guangzhou")
+SECRETS = (
+    SESSION_KEY,
+    IV,
+    ENCRYPTED_DATA,
+    ENCRYPTED_DATA[:24],
+    ENCRYPTED_DATA[-24:],
+    "oGZUI0egBJY1zhBYw2KhdUfwVJJE",
+    "ocMvos6NjeKLIBqg5Mr9QjxrP1FA",
+    "Guangzhou",
+)
 
 
 def flipped(data: str, index: int) -> str:
@@ -69,8 +77,10 @@ def raw_cbc(key: str, plaintext: bytes, iv: bytes = b"\x00" * 16) -> tuple[str, 
     from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
     encryptor = Cipher(algorithms.AES(base64.b64decode(key)), modes.CBC(iv)).encryptor()
-    return (base64.b64encode(encryptor.update(plaintext) + encryptor.finalize()).decode(),
-            base64.b64encode(iv).decode())
+    return (
+        base64.b64encode(encryptor.update(plaintext) + encryptor.finalize()).decode(),
+        base64.b64encode(iv).decode(),
+    )
 
 
 def failure(session_key: str, encrypted_data: str, iv: str, app_id: str = APP_ID) -> DecryptionFailed:
@@ -128,30 +138,45 @@ def test_a_prefix_of_the_app_id_is_another_app():
 # -- Malformed input ----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("session_key, encrypted_data, iv, reason", [
-    ("tiihtNczf5v6AKRyjwEUhQ=", ENCRYPTED_DATA, IV, "session_key is not valid base64"),
-    ("tiihtNczf5v6AKRyjwEUhQ", ENCRYPTED_DATA, IV, "session_key is not valid base64"),
-    ("tiihtNczf5v6AKRy*wEUhQ==", ENCRYPTED_DATA, IV, "session_key is not valid base64"),
-    (" tiihtNczf5v6AKRyjwEUhQ==", ENCRYPTED_DATA, IV, "session_key is not valid base64"),
-    ("tiihtNczf5v6AKRyjwEUhQ==\n", ENCRYPTED_DATA, IV, "session_key is not valid base64"),
-    ("tiihtNczf5v6AKRyjwEUhR==", ENCRYPTED_DATA, IV, "session_key is not valid base64"),
-    ("tiihtNczf5v6AKRyjwEUhQ==", ENCRYPTED_DATA + "=", IV, "encryptedData is not valid base64"),
-    ("tiihtNczf5v6AKRyjwEUhQ==", ENCRYPTED_DATA.replace("+", " "), IV,
-     "encryptedData is not valid base64"),
-    ("tiihtNczf5v6AKRyjwEUhQ==", ENCRYPTED_DATA, "r7BXXKkLb8qrSNn05n0qiA", "iv is not valid base64"),
-    ("tiihtNczf5v6AKRyjwEUhQ==", ENCRYPTED_DATA, "r7BXXKkLb8qrSNn05n0qiä==", "iv is not valid base64"),
-    ("tiihtNczf5v6AKRyjwEUhQ==", ENCRYPTED_DATA, "r7BXXKkLb8qrSNn05n0qiA==AAAA",
-     "iv is not valid base64"),
-    ("tiihtNczf5v6AKRyjwEUhQ==", ENCRYPTED_DATA, base64.b64encode(bytes(32)).decode(),
-     "iv is not 16 bytes"),
-    ("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=", ENCRYPTED_DATA, IV, "session_key is not 16 bytes"),
-    ("AAAAAAAAAAAAAAAAAAAA", ENCRYPTED_DATA, IV, "session_key is not 16 bytes"),
-    ("", ENCRYPTED_DATA, IV, "no session_key"),
-    (SESSION_KEY, "", IV, "encryptedData is empty"),
-    (SESSION_KEY, ENCRYPTED_DATA, "", "iv is not 16 bytes"),
-    (SESSION_KEY, ENCRYPTED_DATA[:-4], IV, "encryptedData is not whole AES blocks"),
-    (SESSION_KEY, base64.b64encode(b"x" * 17).decode(), IV, "encryptedData is not whole AES blocks"),
-])
+@pytest.mark.parametrize(
+    "session_key, encrypted_data, iv, reason",
+    [
+        ("tiihtNczf5v6AKRyjwEUhQ=", ENCRYPTED_DATA, IV, "session_key is not valid base64"),
+        ("tiihtNczf5v6AKRyjwEUhQ", ENCRYPTED_DATA, IV, "session_key is not valid base64"),
+        ("tiihtNczf5v6AKRy*wEUhQ==", ENCRYPTED_DATA, IV, "session_key is not valid base64"),
+        (" tiihtNczf5v6AKRyjwEUhQ==", ENCRYPTED_DATA, IV, "session_key is not valid base64"),
+        ("tiihtNczf5v6AKRyjwEUhQ==\n", ENCRYPTED_DATA, IV, "session_key is not valid base64"),
+        ("tiihtNczf5v6AKRyjwEUhR==", ENCRYPTED_DATA, IV, "session_key is not valid base64"),
+        ("tiihtNczf5v6AKRyjwEUhQ==", ENCRYPTED_DATA + "=", IV, "encryptedData is not valid base64"),
+        (
+            "tiihtNczf5v6AKRyjwEUhQ==",
+            ENCRYPTED_DATA.replace("+", " "),
+            IV,
+            "encryptedData is not valid base64",
+        ),
+        ("tiihtNczf5v6AKRyjwEUhQ==", ENCRYPTED_DATA, "r7BXXKkLb8qrSNn05n0qiA", "iv is not valid base64"),
+        ("tiihtNczf5v6AKRyjwEUhQ==", ENCRYPTED_DATA, "r7BXXKkLb8qrSNn05n0qiä==", "iv is not valid base64"),
+        (
+            "tiihtNczf5v6AKRyjwEUhQ==",
+            ENCRYPTED_DATA,
+            "r7BXXKkLb8qrSNn05n0qiA==AAAA",
+            "iv is not valid base64",
+        ),
+        (
+            "tiihtNczf5v6AKRyjwEUhQ==",
+            ENCRYPTED_DATA,
+            base64.b64encode(bytes(32)).decode(),
+            "iv is not 16 bytes",
+        ),
+        ("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=", ENCRYPTED_DATA, IV, "session_key is not 16 bytes"),
+        ("AAAAAAAAAAAAAAAAAAAA", ENCRYPTED_DATA, IV, "session_key is not 16 bytes"),
+        ("", ENCRYPTED_DATA, IV, "no session_key"),
+        (SESSION_KEY, "", IV, "encryptedData is empty"),
+        (SESSION_KEY, ENCRYPTED_DATA, "", "iv is not 16 bytes"),
+        (SESSION_KEY, ENCRYPTED_DATA[:-4], IV, "encryptedData is not whole AES blocks"),
+        (SESSION_KEY, base64.b64encode(b"x" * 17).decode(), IV, "encryptedData is not whole AES blocks"),
+    ],
+)
 def test_malformed_input_is_refused_with_its_reason(session_key, encrypted_data, iv, reason):
     error = failure(session_key, encrypted_data, iv)
 
@@ -160,25 +185,31 @@ def test_malformed_input_is_refused_with_its_reason(session_key, encrypted_data,
 
 @pytest.mark.parametrize("argument", [None, 12, b"tiihtNczf5v6AKRyjwEUhQ==", ["x"]])
 def test_arguments_that_are_not_text_are_refused(argument):
-    for arguments in [(argument, ENCRYPTED_DATA, IV), (SESSION_KEY, argument, IV),
-                      (SESSION_KEY, ENCRYPTED_DATA, argument)]:
+    for arguments in [
+        (argument, ENCRYPTED_DATA, IV),
+        (SESSION_KEY, argument, IV),
+        (SESSION_KEY, ENCRYPTED_DATA, argument),
+    ]:
         with pytest.raises(DecryptionFailed):
             decrypt_user_data(*arguments, app_id=APP_ID)
 
 
-@pytest.mark.parametrize("plaintext, reason", [
-    (b"\xff\xfe not UTF-8", "not JSON"),
-    (b"{\"watermark\": ", "not JSON"),
-    (b"not json at all", "not JSON"),
-    (b"[1, 2, 3]", "not a JSON object"),
-    (b"\"a string\"", "not a JSON object"),
-    (b"[" * 100_000 + b"]" * 100_000, "not JSON"),
-    (b"{\"phoneNumber\": \"13580006666\"}", "no watermark"),
-    (b"{\"watermark\": \"wx4f4bc4dec97d474b\"}", "no watermark"),
-    (b"{\"watermark\": {\"timestamp\": 1477314187}}", "no watermark"),
-    (b"{\"watermark\": {\"appid\": 12}}", "no watermark"),
-    (b"{\"watermark\": {\"appid\": \"wxsomeoneelse\"}}", "watermark names another app"),
-])
+@pytest.mark.parametrize(
+    "plaintext, reason",
+    [
+        (b"\xff\xfe not UTF-8", "not JSON"),
+        (b'{"watermark": ', "not JSON"),
+        (b"not json at all", "not JSON"),
+        (b"[1, 2, 3]", "not a JSON object"),
+        (b'"a string"', "not a JSON object"),
+        (b"[" * 100_000 + b"]" * 100_000, "not JSON"),
+        (b'{"phoneNumber": "13580006666"}', "no watermark"),
+        (b'{"watermark": "wx4f4bc4dec97d474b"}', "no watermark"),
+        (b'{"watermark": {"timestamp": 1477314187}}', "no watermark"),
+        (b'{"watermark": {"appid": 12}}', "no watermark"),
+        (b'{"watermark": {"appid": "wxsomeoneelse"}}', "watermark names another app"),
+    ],
+)
 def test_a_plaintext_that_is_not_our_apps_json_object_is_refused(plaintext, reason):
     encrypted_data, iv = encrypt_plaintext(SESSION_KEY, plaintext)
 
@@ -187,16 +218,19 @@ def test_a_plaintext_that_is_not_our_apps_json_object_is_refused(plaintext, reas
     assert reason in str(error)
 
 
-@pytest.mark.parametrize("last_block", [
-    b"{}" + b"\x00" * 14,            # pad length 0
-    b"{}" + b"\x11" * 14,            # pad length 17
-    b"\x10" * 15 + b"\xff",          # pad length 255
-    b"{}" + b"\x03" * 12 + b"\x04\x02",  # the last byte says 2, the one before disagrees
-    b"{}" + b"\x01" * 12 + b"\x02\x03",  # says 3, two of the three disagree
-    b"{}" + b"\x05" * 13 + b"\x0e",  # says 14, one of the fourteen disagrees
-])
+@pytest.mark.parametrize(
+    "last_block",
+    [
+        b"{}" + b"\x00" * 14,  # pad length 0
+        b"{}" + b"\x11" * 14,  # pad length 17
+        b"\x10" * 15 + b"\xff",  # pad length 255
+        b"{}" + b"\x03" * 12 + b"\x04\x02",  # the last byte says 2, the one before disagrees
+        b"{}" + b"\x01" * 12 + b"\x02\x03",  # says 3, two of the three disagree
+        b"{}" + b"\x05" * 13 + b"\x0e",  # says 14, one of the fourteen disagrees
+    ],
+)
 def test_every_kind_of_bad_padding_is_one_error(last_block):
-    encrypted_data, iv = raw_cbc(SESSION_KEY, b"{\"a\": 123456789}" + last_block)
+    encrypted_data, iv = raw_cbc(SESSION_KEY, b'{"a": 123456789}' + last_block)
 
     error = failure(SESSION_KEY, encrypted_data, iv)
 
@@ -209,7 +243,8 @@ def test_a_full_block_of_padding_is_valid():
     encrypted_data, iv = raw_cbc(SESSION_KEY, plaintext + b"\x10" * 16)
 
     assert decrypt_user_data(SESSION_KEY, encrypted_data, iv, app_id=APP_ID) == {
-        "watermark": {"appid": APP_ID}}
+        "watermark": {"appid": APP_ID}
+    }
 
 
 @given(st.text(max_size=60), st.text(max_size=200), st.text(max_size=40))
@@ -222,8 +257,9 @@ def test_any_text_is_decrypted_or_refused_with_decryption_failed(session_key, da
 def test_any_ciphertext_under_the_right_key_is_refused_with_decryption_failed(data, iv):
     """Random blocks: bad padding, not UTF-8, not JSON, or no watermark; never another error."""
     with pytest.raises(DecryptionFailed):
-        decrypt_user_data(SESSION_KEY, base64.b64encode(data).decode(),
-                          base64.b64encode(iv).decode(), app_id=APP_ID)
+        decrypt_user_data(
+            SESSION_KEY, base64.b64encode(data).decode(), base64.b64encode(iv).decode(), app_id=APP_ID
+        )
 
 
 # -- The error --------------------------------------------------------------------------------
@@ -232,9 +268,11 @@ def test_any_ciphertext_under_the_right_key_is_refused_with_decryption_failed(da
 def test_decryption_failed_is_a_400_json_error_whose_body_has_no_reason():
     """The client gets one answer for every failure: no padding oracle for a forger."""
     bodies = set()
-    for session_key, data, iv in [(SESSION_KEY, flipped(ENCRYPTED_DATA, 399), IV),
-                                  (SESSION_KEY, flipped(ENCRYPTED_DATA, 0), IV),
-                                  (SESSION_KEY, ENCRYPTED_DATA, "bad")]:
+    for session_key, data, iv in [
+        (SESSION_KEY, flipped(ENCRYPTED_DATA, 399), IV),
+        (SESSION_KEY, flipped(ENCRYPTED_DATA, 0), IV),
+        (SESSION_KEY, ENCRYPTED_DATA, "bad"),
+    ]:
         response = json_error(failure(session_key, data, iv))
         assert response.status_code == 400
         bodies.add(response.content)
@@ -267,15 +305,22 @@ def test_without_cryptography_decrypting_names_the_extra_to_install(monkeypatch)
 
 
 def test_the_module_imports_without_cryptography():
-    code = ("import sys; sys.modules['cryptography'] = None\n"
-            "import wechat_oauth.decrypt\n"
-            "try:\n"
-            "    wechat_oauth.decrypt.decrypt_user_data('', '', '', app_id='wx')\n"
-            "except wechat_oauth.exceptions.ConfigurationError as error:\n"
-            "    print(error)\n")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
-                            cwd=Path(__file__).resolve().parent.parent,
-                            env={"PATH": "/usr/bin:/bin"})
+    code = (
+        "import sys; sys.modules['cryptography'] = None\n"
+        "import wechat_oauth.decrypt\n"
+        "try:\n"
+        "    wechat_oauth.decrypt.decrypt_user_data('', '', '', app_id='wx')\n"
+        "except wechat_oauth.exceptions.ConfigurationError as error:\n"
+        "    print(error)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=Path(__file__).resolve().parent.parent,
+        env={"PATH": "/usr/bin:/bin"},
+    )
 
     assert result.returncode == 0, result.stderr
     assert "django-wechat-oauth[miniprogram]" in result.stdout
@@ -306,7 +351,9 @@ def test_decrypt_reads_the_accounts_session_key_and_app_id(mini):
     encrypted_data, iv = encrypt_user_data(wechat_key, PHONE, app_id=MINI_APP_ID, timestamp=1700000000)
 
     assert decrypt(account, encrypted_data, iv) == {
-        **PHONE, "watermark": {"appid": MINI_APP_ID, "timestamp": 1700000000}}
+        **PHONE,
+        "watermark": {"appid": MINI_APP_ID, "timestamp": 1700000000},
+    }
 
 
 @pytest.mark.django_db(transaction=True)

@@ -53,9 +53,14 @@ def test_the_demos_apps_pass_the_system_checks(tmp_path) -> None:
         "print(*(fake_state().wecom_secret_of(a.app_id, a.agent_id) == a.app_secret\n"
         "        for a in apps.values() if a.is_wecom))\n"
     )
-    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True,
-                          text=True, timeout=60,
-                          env={**env, "DJANGO_SETTINGS_MODULE": "demo_project.settings"})
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**env, "DJANGO_SETTINGS_MODULE": "demo_project.settings"},
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[-4:] == [
         "mp mp:mp:snsapi_userinfo web:open:snsapi_login mini:miniprogram: corp:wecom:snsapi_base",
@@ -73,25 +78,29 @@ DROP_IN_PACKAGES = {"allauth": ("allauth",), "social": ("social_django", "social
 LIBRARIES = {"allauth": "django-allauth", "social": "python-social-auth"}
 
 
-def test_demo_drop_in_allauth_without_allauth_is_a_command_error_naming_the_extra(tmp_path
-                                                                                   ) -> None:
+def test_demo_drop_in_allauth_without_allauth_is_a_command_error_naming_the_extra(tmp_path) -> None:
     """``python manage.py demo --drop-in allauth`` where allauth cannot be imported (a None in
     sys.modules hides it if it is installed): CommandError's one line, before any migration."""
     environ = {name: value for name, value in os.environ.items() if name not in _NOT_INHERITED}
-    environ.update(WECHAT_OAUTH_DEMO_DB=str(tmp_path / "db.sqlite3"),
-                   DJANGO_SETTINGS_MODULE="demo_project.settings")
-    script = ("import sys\n"
-              "sys.modules['allauth'] = None\n"
-              "from django.core.management import execute_from_command_line\n"
-              "execute_from_command_line(['manage.py', 'demo', '--drop-in', 'allauth', '127.0.0.1:9'])\n")
-    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=environ,
-                          capture_output=True, text=True, timeout=60)
+    environ.update(
+        WECHAT_OAUTH_DEMO_DB=str(tmp_path / "db.sqlite3"), DJANGO_SETTINGS_MODULE="demo_project.settings"
+    )
+    script = (
+        "import sys\n"
+        "sys.modules['allauth'] = None\n"
+        "from django.core.management import execute_from_command_line\n"
+        "execute_from_command_line(['manage.py', 'demo', '--drop-in', 'allauth', '127.0.0.1:9'])\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, env=environ, capture_output=True, text=True, timeout=60
+    )
 
     assert done.returncode == 1, done.stdout + done.stderr
     assert done.stderr.splitlines() == [
         "CommandError: The demo's allauth drop-in mode needs django-allauth, which is not "
         "installed here (no module named 'allauth'). Install it with this package's allauth "
-        'extra, from the clone: pip install -e ".[allauth]"'], done.stderr
+        'extra, from the clone: pip install -e ".[allauth]"'
+    ], done.stderr
 
 
 @pytest.fixture
@@ -115,8 +124,9 @@ def test_the_drop_in_flag_without_its_library_names_the_extra(mode, without_libr
 
 
 @pytest.mark.parametrize("mode", sorted(DROP_IN_PACKAGES))
-def test_the_drop_in_variable_without_its_library_names_the_extra(mode, without_libraries,
-                                                                  monkeypatch) -> None:
+def test_the_drop_in_variable_without_its_library_names_the_extra(
+    mode, without_libraries, monkeypatch
+) -> None:
     """WECHAT_OAUTH_DEMO_DROP_IN (what the flag sets for the server process): the demo's
     settings refuse to load, with the same message."""
     from django.core.exceptions import ImproperlyConfigured
@@ -133,8 +143,10 @@ def test_an_unknown_drop_in_mode_is_refused(monkeypatch) -> None:
     monkeypatch.setenv("WECHAT_OAUTH_DEMO_DROP_IN", "wagtail")
     with pytest.raises(ImproperlyConfigured) as raised:
         runpy.run_module("demo_project.settings")
-    assert str(raised.value) == ("WECHAT_OAUTH_DEMO_DROP_IN='wagtail': the demo's drop-in modes "
-                                 "are allauth, social (unset: the plain demo).")
+    assert str(raised.value) == (
+        "WECHAT_OAUTH_DEMO_DROP_IN='wagtail': the demo's drop-in modes "
+        "are allauth, social (unset: the plain demo)."
+    )
     monkeypatch.setenv("WECHAT_OAUTH_DEMO_DROP_IN", "")
     assert runpy.run_module("demo_project.settings")["DEMO_DROP_IN"] == ""
 
@@ -160,8 +172,9 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoServer]:
 def call(demo: DemoServer, path: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:
     """GET ``path`` (or POST ``body`` as JSON): the status and the JSON answer (text if not JSON)."""
     data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(demo.url + path, data=data,
-                                     headers={"Content-Type": "application/json"} if data else {})
+    request = urllib.request.Request(
+        demo.url + path, data=data, headers={"Content-Type": "application/json"} if data else {}
+    )
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
             status, raw = response.status, response.read()
@@ -208,8 +221,16 @@ def test_the_mini_program_page_is_linked_from_home_and_names_its_endpoints(demo)
 
     status, page = call(demo, MINI_PAGE)
     assert status == 200
-    for needed in ('id="mini-guarded"', 'id="mini-naive"', 'id="mini-person"', GUARDED_SESSION,
-                   NAIVE_SESSION, MINI_REPORT, "/fake-wechat/_fake/js_codes", "Promise.all"):
+    for needed in (
+        'id="mini-guarded"',
+        'id="mini-naive"',
+        'id="mini-person"',
+        GUARDED_SESSION,
+        NAIVE_SESSION,
+        MINI_REPORT,
+        "/fake-wechat/_fake/js_codes",
+        "Promise.all",
+    ):
         assert needed in page, needed
 
 
@@ -217,33 +238,34 @@ def test_one_code_posted_twice_at_once_is_one_upstream_call_and_one_identity(dem
     person = new_person()
     code = wx_login(demo, person)
     # WeChat slow on this code: the second POST arrives while the first one's call is in flight.
-    status, _ = call(demo, "/fake-wechat/_fake/faults",
-                     {"endpoint": "jscode2session", "code": code, "delay": 0.4})
+    status, _ = call(
+        demo, "/fake-wechat/_fake/faults", {"endpoint": "jscode2session", "code": code, "delay": 0.4}
+    )
     assert status == 200
 
     answers = post_twice_at_once(demo, GUARDED_SESSION, code)
 
     assert [status for status, _ in answers] == [200, 200], answers
     identities = {(body["openid"], body["unionid"], body["user_id"]) for _, body in answers}
-    assert identities == {(openid_for(MINI_APP_ID, person), unionid_for(person),
-                           answers[0][1]["user_id"])}
+    assert identities == {(openid_for(MINI_APP_ID, person), unionid_for(person), answers[0][1]["user_id"])}
     assert upstream_calls(demo, code) == 1
-    status, report = call(demo, MINI_REPORT, {
-        "person": person, "tokens": [body["token"] for _, body in answers]})
+    status, report = call(
+        demo, MINI_REPORT, {"person": person, "tokens": [body["token"] for _, body in answers]}
+    )
     assert status == 200, report
     user_id = answers[0][1]["user_id"]
     assert report["token_users"] == [user_id, user_id]
     assert report["users"] == [user_id]
     assert [(a["app"], a["openid"]) for a in report["accounts"]] == [
-        ("mini", openid_for(MINI_APP_ID, person))]
+        ("mini", openid_for(MINI_APP_ID, person))
+    ]
     # The home page counts the Mini Program's code among the guarded ones, once exchanged.
     status, home = call(demo, "/")
     assert status == 200
     assert 'class="guarded-app" data-app="mini"' in home
 
 
-def test_the_naive_session_endpoint_sends_the_code_to_wechat_twice_and_one_answer_fails(demo
-                                                                                          ) -> None:
+def test_the_naive_session_endpoint_sends_the_code_to_wechat_twice_and_one_answer_fails(demo) -> None:
     person = new_person()
     code = wx_login(demo, person)
 

@@ -28,4 +28,3 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoServer]:
 
 def test_the_drop_in_button_logs_in_through_allauth(demo: DemoServer) -> None:
     assert_logs_in_through_the_drop_in(demo)
-

@@ -52,8 +52,10 @@ LOGINS = 8
 LATENCY = 0.15
 #: The servers' DEDUPE_WINDOW (seconds): short, so a refresh can arrive after it has closed.
 DEDUPE_WINDOW = 1.5
-IN_FLIGHT_MISSED = ("a duplicate arrived after its code's exchange had completed: the scenario did"
-                    " not exercise a duplicate of an exchange in flight (machine overloaded?)")
+IN_FLIGHT_MISSED = (
+    "a duplicate arrived after its code's exchange had completed: the scenario did"
+    " not exercise a duplicate of an exchange in flight (machine overloaded?)"
+)
 #: Where a completed login lands.
 NEXT = "/whoami/"
 #: What a shop keeps in an anonymous session; login() keeps it in the logged-in session.
@@ -61,17 +63,20 @@ CART = [1, 2, 3]
 
 
 def postgres_alias() -> str:
-    return next(alias for alias, conf in settings.DATABASES.items()
-                if conf["ENGINE"] == "django.db.backends.postgresql")
+    return next(
+        alias
+        for alias, conf in settings.DATABASES.items()
+        if conf["ENGINE"] == "django.db.backends.postgresql"
+    )
 
 
 @pytest.fixture(scope="module")
-def servers(django_db_setup: None, fake_wechat_server: Any, tmp_path_factory: pytest.TempPathFactory
-            ) -> Iterator[tuple[LiveServer, LiveServer]]:
+def servers(
+    django_db_setup: None, fake_wechat_server: Any, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[LiveServer, LiveServer]]:
     """Instances A and B, on the PostgreSQL test database, talking to the fake WeChat."""
     database = dict(connections[postgres_alias()].settings_dict)
-    wechat_oauth = {**settings.WECHAT_OAUTH, **fake_wechat_server.settings(),
-                    "DEDUPE_WINDOW": DEDUPE_WINDOW}
+    wechat_oauth = {**settings.WECHAT_OAUTH, **fake_wechat_server.settings(), "DEDUPE_WINDOW": DEDUPE_WINDOW}
     config = {"database": database, "wechat_oauth": wechat_oauth}
     with running_servers(["A", "B"], config, tmp_path_factory.mktemp("e2e")) as running:
         yield running["A"], running["B"]
@@ -90,15 +95,20 @@ class E2E:
 
     def server_logs(self) -> str:
         """What the servers logged during this test."""
-        return "\n".join(f"--- server {server.name} ---\n{server.log_text()[self.log_offsets[server.name]:]}"
-                         for server in (self.a, self.b))
+        return "\n".join(
+            f"--- server {server.name} ---\n{server.log_text()[self.log_offsets[server.name] :]}"
+            for server in (self.a, self.b)
+        )
 
-    def finish(self, tally: Tally, browser: Browser, response: Any, openid: str,
-               check_on: LiveServer, what: str) -> bool:
+    def finish(
+        self, tally: Tally, browser: Browser, response: Any, openid: str, check_on: LiveServer, what: str
+    ) -> bool:
         """``response`` must send the browser to NEXT, and the browser must be logged in."""
         location = response.headers.get("Location", "")
-        tally.expect(response.status_code == 302 and location == NEXT,
-                     f"{what}: {response.status_code} to {location!r}, not a redirect to {NEXT}")
+        tally.expect(
+            response.status_code == 302 and location == NEXT,
+            f"{what}: {response.status_code} to {location!r}, not a redirect to {NEXT}",
+        )
         leaked = [] if location.startswith(self.fake.base_url) else oauth_parameters_in(location)
         tally.expect(not leaked, f"{what}: the final redirect carries {leaked}")
         seen = browser.whoami(check_on)
@@ -111,8 +121,10 @@ class E2E:
         ``browser``'s jar; its key."""
         key = get_random_string(32, "abcdefghijklmnopqrstuvwxyz0123456789")
         Session.objects.using(self.alias).create(
-            session_key=key, session_data=SessionStore().encode({"cart": CART}),
-            expire_date=timezone.now() + timedelta(hours=1))
+            session_key=key,
+            session_data=SessionStore().encode({"cart": CART}),
+            expire_date=timezone.now() + timedelta(hours=1),
+        )
         browser.session.cookies.set("sessionid", key, domain="127.0.0.1", path="/")
         return key
 
@@ -120,24 +132,30 @@ class E2E:
         stored = Session.objects.using(self.alias).filter(session_key=browser.session_cookie).first()
         return stored.get_decoded().get("cart") if stored is not None else None
 
-    def check(self, tally: Tally, openids: list[str], *, duplicates: int | None = None,
-              logins: int = LOGINS) -> None:
+    def check(
+        self, tally: Tally, openids: list[str], *, duplicates: int | None = None, logins: int = LOGINS
+    ) -> None:
         """Print the scenario's counts and assert everything the brief of every scenario says."""
         exchanges = {code: self.fake.exchange_calls(code) for code in tally.codes}
-        accounts = {openid: WeChatAccount.objects.using(self.alias).filter(openid=openid).count()
-                    for openid in openids}
+        accounts = {
+            openid: WeChatAccount.objects.using(self.alias).filter(openid=openid).count()
+            for openid in openids
+        }
         users = get_user_model().objects.using(self.alias)
         per_openid = {openid: users.filter(username=f"wx_{openid}").count() for openid in openids}
-        print(f"\n[e2e] {tally.scenario}: logins {tally.logins}/{logins}, responses {tally.responses},"
-              f" failures {len(tally.failures)}, codes {len(exchanges)},"
-              f" exchanges per code max {max(exchanges.values(), default=0)},"
-              f" accounts per openid max {max(accounts.values(), default=0)},"
-              f" users {users.count()} for {len(openids)} openids")
+        print(
+            f"\n[e2e] {tally.scenario}: logins {tally.logins}/{logins}, responses {tally.responses},"
+            f" failures {len(tally.failures)}, codes {len(exchanges)},"
+            f" exchanges per code max {max(exchanges.values(), default=0)},"
+            f" accounts per openid max {max(accounts.values(), default=0)},"
+            f" users {users.count()} for {len(openids)} openids"
+        )
         for failure in tally.failures:
             print(f"[e2e]   {failure}")
         log = self.server_logs()
-        assert not tally.failures, f"{len(tally.failures)} user-visible failures:\n" + \
-            "\n".join(tally.failures) + "\n" + log
+        assert not tally.failures, (
+            f"{len(tally.failures)} user-visible failures:\n" + "\n".join(tally.failures) + "\n" + log
+        )
         assert tally.logins == logins
         assert all(count == 1 for count in exchanges.values()), exchanges
         assert all(count == 1 for count in accounts.values()), accounts
@@ -150,8 +168,11 @@ class E2E:
 
     def assert_no_secret_in_app_log(self, log: str) -> None:
         """The app's own log records (not runserver's access log) never carry codes or tokens."""
-        app_lines = [line for line in log.splitlines()
-                     if len(line.split()) > 2 and line.split()[2].startswith("wechat_oauth")]
+        app_lines = [
+            line
+            for line in log.splitlines()
+            if len(line.split()) > 2 and line.split()[2].startswith("wechat_oauth")
+        ]
         secrets = self.fake.issued_secrets()
         leaks = [line for line in app_lines for secret in secrets if secret and secret in line]
         assert not leaks, leaks[:3]
@@ -183,10 +204,10 @@ def test_abort_and_resend(e2e: E2E) -> None:
         tally.code_of(callback)
         send_and_abort(on_server(callback, e2e.a), browser.session.cookies)
         time.sleep(0.02)
-        response = browser.get(with_query(on_server(callback, e2e.b), RESEND_QUERY),
-                               "re-sent callback")
-        tally.logins += e2e.finish(tally, browser, response, openid,
-                                   check_on=(e2e.a, e2e.b)[i % 2], what=f"login {i}")
+        response = browser.get(with_query(on_server(callback, e2e.b), RESEND_QUERY), "re-sent callback")
+        tally.logins += e2e.finish(
+            tally, browser, response, openid, check_on=(e2e.a, e2e.b)[i % 2], what=f"login {i}"
+        )
 
     e2e.check(tally, openids, duplicates=1)
     # The aborted request was handled, and the re-sent one arrived while its exchange was in
@@ -221,13 +242,25 @@ def test_three_parallel_duplicates_share_one_cookie_jar(e2e: E2E) -> None:
         tally.code_of(callback)
         tabs = [browser.copy() for _ in range(3)]
         targets = [e2e.a, e2e.b, e2e.a]
-        responses = run_together([partial(tab.get, on_server(callback, server), "parallel duplicate")
-                                  for tab, server in zip(tabs, targets, strict=True)])
+        responses = run_together(
+            [
+                partial(tab.get, on_server(callback, server), "parallel duplicate")
+                for tab, server in zip(tabs, targets, strict=True)
+            ]
+        )
         # Only now that all three are done: no duplicate may have ended another's session.
-        oks = [not isinstance(response, Exception)  # (counted by the tally)
-               and e2e.finish(tally, tab, response, openid, check_on=targets[(n + 1) % 3],
-                              what=f"login {i} ({jar}), duplicate {n} on {targets[n].name}")
-               for n, (tab, response) in enumerate(zip(tabs, responses, strict=True))]
+        oks = [
+            not isinstance(response, Exception)  # (counted by the tally)
+            and e2e.finish(
+                tally,
+                tab,
+                response,
+                openid,
+                check_on=targets[(n + 1) % 3],
+                what=f"login {i} ({jar}), duplicate {n} on {targets[n].name}",
+            )
+            for n, (tab, response) in enumerate(zip(tabs, responses, strict=True))
+        ]
         tally.logins += all(oks)
         if jar == "anonymous session":  # the jar did send it: login() replaced it
             assert not Session.objects.using(e2e.alias).filter(session_key=anonymous_key).exists()
@@ -253,12 +286,24 @@ def test_two_codes_with_one_state(e2e: E2E) -> None:
         assert query_of(callbacks[0])["state"] == query_of(callbacks[1])["state"]
         tabs = [browser.copy() for _ in range(2)]
         targets = [e2e.a, e2e.b]
-        responses = run_together([partial(tab.get, on_server(callback, server), "callback")
-                                  for tab, callback, server in zip(tabs, callbacks, targets, strict=True)])
-        oks = [not isinstance(response, Exception)
-               and e2e.finish(tally, tab, response, openid, check_on=targets[1 - n],
-                              what=f"login {i}, code {n} on {targets[n].name}")
-               for n, (tab, response) in enumerate(zip(tabs, responses, strict=True))]
+        responses = run_together(
+            [
+                partial(tab.get, on_server(callback, server), "callback")
+                for tab, callback, server in zip(tabs, callbacks, targets, strict=True)
+            ]
+        )
+        oks = [
+            not isinstance(response, Exception)
+            and e2e.finish(
+                tally,
+                tab,
+                response,
+                openid,
+                check_on=targets[1 - n],
+                what=f"login {i}, code {n} on {targets[n].name}",
+            )
+            for n, (tab, response) in enumerate(zip(tabs, responses, strict=True))
+        ]
         tally.logins += all(oks)
 
     e2e.check(tally, openids, duplicates=0)
@@ -277,14 +322,16 @@ def test_refresh_after_login(e2e: E2E) -> None:
 
     for i, ((browser, openid), callback) in enumerate(zip(logins, callbacks, strict=True)):
         response = browser.get(on_server(callback, e2e.b), "refresh inside the window")
-        ok[openid] &= e2e.finish(tally, browser, response, openid, check_on=e2e.a,
-                                 what=f"refresh {i} (window open)")
+        ok[openid] &= e2e.finish(
+            tally, browser, response, openid, check_on=e2e.a, what=f"refresh {i} (window open)"
+        )
 
     time.sleep(max(0.0, window_closed_at - time.monotonic()))
     for i, ((browser, openid), callback) in enumerate(zip(logins, callbacks, strict=True)):
         response = browser.get(on_server(callback, e2e.b), "refresh after the window")
-        ok[openid] &= e2e.finish(tally, browser, response, openid, check_on=e2e.a,
-                                 what=f"refresh {i} (window closed)")
+        ok[openid] &= e2e.finish(
+            tally, browser, response, openid, check_on=e2e.a, what=f"refresh {i} (window closed)"
+        )
 
     for i, ((_, openid), callback) in enumerate(zip(logins, callbacks, strict=True)):
         stranger = Browser(tally)
@@ -292,8 +339,11 @@ def test_refresh_after_login(e2e: E2E) -> None:
         response = stranger.get(on_server(callback, server), "refresh without cookies")
         location = response.headers.get("Location", "")
         restarts = response.status_code == 302 and location.startswith(e2e.fake.authorize_url + "?")
-        tally.expect(restarts, f"refresh {i} without cookies: {response.status_code} to {location!r},"
-                               " not a restart of the login")
+        tally.expect(
+            restarts,
+            f"refresh {i} without cookies: {response.status_code} to {location!r},"
+            " not a restart of the login",
+        )
         anonymous = stranger.whoami(server).get("user") is None
         tally.expect(anonymous, f"refresh {i} without cookies logged the browser in")
         ok[openid] &= restarts and anonymous
@@ -301,8 +351,7 @@ def test_refresh_after_login(e2e: E2E) -> None:
             restarted = stranger.authorize(location, openid)
             tally.code_of(restarted)
             response = stranger.get(restarted, "restarted login")
-            ok[openid] &= e2e.finish(tally, stranger, response, openid, check_on=server,
-                                     what=f"restart {i}")
+            ok[openid] &= e2e.finish(tally, stranger, response, openid, check_on=server, what=f"restart {i}")
     tally.logins = sum(ok.values())
 
     e2e.check(tally, openids)
@@ -328,18 +377,28 @@ def test_duplicate_logins_keep_the_anonymous_session_data(e2e: E2E) -> None:
             send_and_abort(on_server(callback, e2e.a), browser.session.cookies)
             time.sleep(0.02)
             tabs = [browser]
-            responses = [browser.get(with_query(on_server(callback, e2e.b), RESEND_QUERY),
-                                     "re-sent callback")]
+            responses = [
+                browser.get(with_query(on_server(callback, e2e.b), RESEND_QUERY), "re-sent callback")
+            ]
         else:
             tabs = [browser.copy() for _ in range(3)]
-            responses = run_together([partial(tab.get, on_server(callback, server), "parallel duplicate")
-                                      for tab, server in zip(tabs, [e2e.a, e2e.b, e2e.a], strict=True)])
-        oks = [not isinstance(response, Exception)
-               and e2e.finish(tally, tab, response, f"o_e2e_cart_{i}", check_on=e2e.b, what=f"login {i}")
-               for tab, response in zip(tabs, responses, strict=True)]
+            responses = run_together(
+                [
+                    partial(tab.get, on_server(callback, server), "parallel duplicate")
+                    for tab, server in zip(tabs, [e2e.a, e2e.b, e2e.a], strict=True)
+                ]
+            )
+        oks = [
+            not isinstance(response, Exception)
+            and e2e.finish(tally, tab, response, f"o_e2e_cart_{i}", check_on=e2e.b, what=f"login {i}")
+            for tab, response in zip(tabs, responses, strict=True)
+        ]
         tally.logins += all(oks)
-        lost += [f"login {i} ({'re-sent' if i % 2 == 0 else 'parallel'}), session {n}"
-                 for n, tab in enumerate(tabs) if e2e.cart_in_session_of(tab) != CART]
+        lost += [
+            f"login {i} ({'re-sent' if i % 2 == 0 else 'parallel'}), session {n}"
+            for n, tab in enumerate(tabs)
+            if e2e.cart_in_session_of(tab) != CART
+        ]
     print(f"[e2e]   anonymous session data lost by {len(lost)} logged-in sessions: {lost}")
 
     e2e.check(tally, [f"o_e2e_cart_{i}" for i in range(logins)], logins=logins)

@@ -96,8 +96,7 @@ def test_duplicate_of_another_login_attempt_or_browser_is_refused_not_replayed(f
 
 
 @pytest.mark.redis
-def test_duplicate_of_another_login_attempt_or_browser_is_refused_by_the_redis_front(
-        front, fake_wechat):
+def test_duplicate_of_another_login_attempt_or_browser_is_refused_by_the_redis_front(front, fake_wechat):
     """The same, answered by the Redis front (one server, then a cluster)."""
     _refuses_replays_of_another_attempt_or_browser(fake_wechat)
 
@@ -150,11 +149,14 @@ def test_spent_code_is_recorded_and_replayed_to_duplicates(fake_wechat):
     assert fake_wechat.exchange_calls(code) == 1
 
 
-@pytest.mark.parametrize("fault, error", [
-    ({"errcode": -1, "errmsg": "system error"}, UpstreamBusy),
-    ({"status": 500, "body": "<html>Internal Server Error</html>"}, UpstreamUnavailable),
-    ({"body": "this is not json"}, UpstreamUnavailable),
-])
+@pytest.mark.parametrize(
+    "fault, error",
+    [
+        ({"errcode": -1, "errmsg": "system error"}, UpstreamBusy),
+        ({"status": 500, "body": "<html>Internal Server Error</html>"}, UpstreamUnavailable),
+        ({"body": "this is not json"}, UpstreamUnavailable),
+    ],
+)
 def test_upstream_failure_is_final_and_replayed_without_a_new_call(fake_wechat, fault, error):
     code = fake_wechat.issue_code("o_frank")
     fake_wechat.add_fault("access_token", **fault)
@@ -243,13 +245,14 @@ def test_raw_code_and_secret_never_reach_the_row(fake_wechat, settings):
     assert settings.WECHAT_OAUTH["APP_SECRET"] not in text
 
 
-#: Statements as Django logs them. First request: BEGIN, INSERT, UPDATE, COMMIT, and on
-#: PostgreSQL one set_config() that bounds the waits of this transaction; on MariaDB/MySQL a
-#: SET of the session's bounds before and one putting them back after.
-FIRST_REQUEST_QUERIES = {"postgresql": 5, "sqlite": 4, "mysql": 6}
-#: Late duplicate: BEGIN, [set_config,] INSERT (conflicts), ROLLBACK, SELECT, UPDATE (MariaDB:
-#: the two SETs instead of set_config).
-LATE_DUPLICATE_QUERIES = {"postgresql": 6, "sqlite": 5, "mysql": 7}
+#: Statements as Django logs them. First request: BEGIN, INSERT, UPDATE, COMMIT (on
+#: PostgreSQL the INSERT also sets the bounds of this transaction's waits, set_config() in
+#: the same statement); on MariaDB/MySQL a SET of the session's bounds before and one
+#: putting them back after.
+FIRST_REQUEST_QUERIES = {"postgresql": 4, "sqlite": 4, "mysql": 6}
+#: Late duplicate: BEGIN, INSERT (conflicts), ROLLBACK, SELECT, UPDATE (MariaDB: and the two
+#: SETs).
+LATE_DUPLICATE_QUERIES = {"postgresql": 5, "sqlite": 5, "mysql": 7}
 
 
 def test_query_counts_of_first_request_and_late_duplicate(fake_wechat, django_assert_num_queries):

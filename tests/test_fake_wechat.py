@@ -58,9 +58,7 @@ def api(fake: Any, path: str, timeout: float = 5, **params: Any) -> requests.Res
     return requests.get(f"{fake.api_base_url}{path}", params=params, timeout=timeout)
 
 
-def exchange(
-    fake: Any, code: str | None, timeout: float = 5, **overrides: Any
-) -> requests.Response:
+def exchange(fake: Any, code: str | None, timeout: float = 5, **overrides: Any) -> requests.Response:
     params = {
         "appid": fake.app_id,
         "secret": fake.app_secret,
@@ -104,9 +102,7 @@ def confirm(fake: Any, **overrides: str) -> requests.Response:
         "decision": "allow",
         **overrides,
     }
-    return requests.post(
-        f"{fake.authorize_url}/confirm", data=form, allow_redirects=False, timeout=5
-    )
+    return requests.post(f"{fake.authorize_url}/confirm", data=form, allow_redirects=False, timeout=5)
 
 
 def script_string(html: str, name: str) -> str:
@@ -203,10 +199,7 @@ def test_refresh_gives_a_working_access_token_after_expiry(fake: FakeWeChat) -> 
     ).json()
     assert body["access_token"] != first["access_token"]
     assert body["expires_in"] == 7200
-    assert (
-        api(fake, "/sns/auth", access_token=body["access_token"], openid="oAlice").json()["errcode"]
-        == 0
-    )
+    assert api(fake, "/sns/auth", access_token=body["access_token"], openid="oAlice").json()["errcode"] == 0
 
 
 def test_refresh_of_unknown_token_is_40030(fake: FakeWeChat) -> None:
@@ -234,9 +227,7 @@ def test_refresh_after_thirty_days_is_42002(fake: FakeWeChat) -> None:
 
 
 def test_userinfo_returns_the_profile_with_sex_as_a_string(fake: FakeWeChat) -> None:
-    grant = tokens(
-        fake, openid="oAlice", unionid="uAlice", scope="snsapi_userinfo", nickname="Alice"
-    )
+    grant = tokens(fake, openid="oAlice", unionid="uAlice", scope="snsapi_userinfo", nickname="Alice")
     body = api(
         fake, "/sns/userinfo", access_token=grant["access_token"], openid="oAlice", lang="zh_CN"
     ).json()
@@ -256,18 +247,14 @@ def test_userinfo_under_snsapi_base_is_48001(fake: FakeWeChat) -> None:
 
 
 def test_userinfo_with_unknown_token_is_40014(fake: FakeWeChat) -> None:
-    assert (
-        api(fake, "/sns/userinfo", access_token="nope", openid="oAlice").json()["errcode"] == 40014
-    )
+    assert api(fake, "/sns/userinfo", access_token="nope", openid="oAlice").json()["errcode"] == 40014
 
 
 def test_userinfo_with_expired_token_is_42001(fake: FakeWeChat) -> None:
     grant = tokens(fake, openid="oAlice", scope="snsapi_userinfo")
     fake.advance(7201)
     assert (
-        api(fake, "/sns/userinfo", access_token=grant["access_token"], openid="oAlice").json()[
-            "errcode"
-        ]
+        api(fake, "/sns/userinfo", access_token=grant["access_token"], openid="oAlice").json()["errcode"]
         == 42001
     )
 
@@ -275,9 +262,7 @@ def test_userinfo_with_expired_token_is_42001(fake: FakeWeChat) -> None:
 def test_userinfo_for_another_openid_is_40003(fake: FakeWeChat) -> None:
     grant = tokens(fake, openid="oAlice", scope="snsapi_userinfo")
     assert (
-        api(fake, "/sns/userinfo", access_token=grant["access_token"], openid="oBob").json()[
-            "errcode"
-        ]
+        api(fake, "/sns/userinfo", access_token=grant["access_token"], openid="oBob").json()["errcode"]
         == 40003
     )
 
@@ -298,18 +283,14 @@ def test_auth_with_expired_token_is_42001(fake: FakeWeChat) -> None:
     grant = tokens(fake, openid="oAlice")
     fake.advance(7201)
     assert (
-        api(fake, "/sns/auth", access_token=grant["access_token"], openid="oAlice").json()[
-            "errcode"
-        ]
-        == 42001
+        api(fake, "/sns/auth", access_token=grant["access_token"], openid="oAlice").json()["errcode"] == 42001
     )
 
 
 def test_auth_for_another_openid_is_40003(fake: FakeWeChat) -> None:
     grant = tokens(fake, openid="oAlice")
     assert (
-        api(fake, "/sns/auth", access_token=grant["access_token"], openid="oBob").json()["errcode"]
-        == 40003
+        api(fake, "/sns/auth", access_token=grant["access_token"], openid="oBob").json()["errcode"] == 40003
     )
 
 
@@ -361,9 +342,7 @@ def test_consent_page_shows_app_scope_and_default_openid(consent_fake: FakeWeCha
 
 
 def test_consent_page_escapes_what_it_echoes(consent_fake: FakeWeChat) -> None:
-    response = authorize(
-        consent_fake, redirect_uri='https://site.example/cb?x="><script>alert(1)</script>'
-    )
+    response = authorize(consent_fake, redirect_uri='https://site.example/cb?x="><script>alert(1)</script>')
     assert "<script>alert(1)" not in response.text
     assert "&quot;&gt;&lt;script&gt;" in response.text
 
@@ -471,8 +450,9 @@ def test_userinfo_of_a_person_carries_the_unionid(apps_fake: FakeWeChat) -> None
     ).json()
     assert (profile["unionid"], profile["nickname"]) == (unionid_for("bob"), "bob")
     assert (
-        api(apps_fake, "/sns/auth", access_token=grant["access_token"], openid=grant["openid"])
-        .json()["errcode"]
+        api(apps_fake, "/sns/auth", access_token=grant["access_token"], openid=grant["openid"]).json()[
+            "errcode"
+        ]
         == 0
     )
 
@@ -618,9 +598,7 @@ def test_the_consent_form_as_shown_logs_the_same_person_in_through_two_apps(
         allow_redirects=False,
         timeout=5,
     )
-    official = exchange_as(
-        consent_fake, DEFAULT_APP_ID, query_of(in_wechat.headers["Location"])["code"][0]
-    )
+    official = exchange_as(consent_fake, DEFAULT_APP_ID, query_of(in_wechat.headers["Location"])["code"][0])
     website = exchange_as(consent_fake, WEB_APP, query_of(on_the_web.headers["Location"])["code"][0])
     assert official["openid"] == openid_for(DEFAULT_APP_ID, "alice")
     assert website["openid"] == openid_for(WEB_APP, "alice")
@@ -747,9 +725,7 @@ def test_fault_on_another_endpoint_leaves_the_exchange_alone(fake: FakeWeChat) -
     fake.add_fault("userinfo", errcode=-1)
     grant = tokens(fake, openid="oAlice", scope="snsapi_userinfo")
     assert (
-        api(fake, "/sns/userinfo", access_token=grant["access_token"], openid="oAlice").json()[
-            "errcode"
-        ]
+        api(fake, "/sns/userinfo", access_token=grant["access_token"], openid="oAlice").json()["errcode"]
         == -1
     )
 
@@ -806,9 +782,7 @@ def test_consent_form_posts_under_the_mount_prefix() -> None:
 def test_api_answers_under_the_mount_prefix() -> None:
     state = FakeState()
     code = state.issue_code()
-    query = (
-        f"appid={state.app_id}&secret={state.app_secret}&code={code}&grant_type=authorization_code"
-    )
+    query = f"appid={state.app_id}&secret={state.app_secret}&code={code}&grant_type=authorization_code"
     status, headers, body = call_wsgi(FakeWeChatApp(state), "/sns/oauth2/access_token", query)
     assert status == "200 OK"
     assert headers["Content-Type"].startswith("application/json")
@@ -1030,8 +1004,7 @@ def test_qr_panel_page_answers_in_the_top_window(consent_fake: FakeWeChat) -> No
     assert consent_fake.calls("qrconnect", app_id=WEB_APP) == 1
     hidden = re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)">', page.text)
     form = {name: unescape(value) for name, value in hidden}
-    assert form == {"appid": WEB_APP, "redirect_uri": CALLBACK, "scope": "snsapi_login",
-                    "state": "s1"}
+    assert form == {"appid": WEB_APP, "redirect_uri": CALLBACK, "scope": "snsapi_login", "state": "s1"}
     response = requests.post(
         f"{consent_fake.qrconnect_url}/confirm",
         data=form | {"person": DEFAULT_PERSON, "decision": "allow"},
@@ -1061,8 +1034,9 @@ def test_qr_panel_approved_at_once_moves_the_top_window(apps_fake: FakeWeChat) -
     location = json.loads(found.group(1))
     assert location.startswith(CALLBACK + "&code=")
     assert "access_token" in exchange_as(apps_fake, WEB_APP, query_of(location)["code"][0])
-    in_frame = requests.get(wxlogin_iframe_url(apps_fake, self_redirect="true"),
-                            allow_redirects=False, timeout=5)
+    in_frame = requests.get(
+        wxlogin_iframe_url(apps_fake, self_redirect="true"), allow_redirects=False, timeout=5
+    )
     assert in_frame.status_code == 302
     assert in_frame.headers["Location"].startswith(CALLBACK + "&code=")
 
@@ -1351,9 +1325,7 @@ def test_getuserinfo_answers_a_member_once(wecom_fake: FakeWeChat) -> None:
 def test_wecom_code_lives_five_minutes_and_belongs_to_its_agent(wecom_fake: FakeWeChat) -> None:
     token, other_token = wecom_token(wecom_fake), wecom_token(wecom_fake, OTHER_AGENT)
     code = wecom_fake.issue_wecom_code(CORP, AGENT)
-    assert wecom(wecom_fake, "auth/getuserinfo", access_token=other_token, code=code)[
-        "errcode"
-    ] == 40029
+    assert wecom(wecom_fake, "auth/getuserinfo", access_token=other_token, code=code)["errcode"] == 40029
     wecom_fake.advance(299)
     assert wecom(wecom_fake, "auth/getuserinfo", access_token=token, code=code)["userid"] == (
         DEFAULT_WECOM_USERID
@@ -1471,8 +1443,7 @@ def sso(fake: Any, **overrides: Any) -> requests.Response:
 def wecom_user_of(fake: Any, location: str, agent: str = AGENT) -> dict[str, Any]:
     query = query_of(location)
     assert query["state"] == ["St4te"] and set(query) == {"next", "code", "state"}
-    return wecom(fake, "auth/getuserinfo", access_token=wecom_token(fake, agent),
-                 code=query["code"][0])
+    return wecom(fake, "auth/getuserinfo", access_token=wecom_token(fake, agent), code=query["code"][0])
 
 
 def test_wecom_authorize_redirects_with_a_code_of_the_agent(wecom_fake: FakeWeChat) -> None:
@@ -1622,14 +1593,19 @@ def recorder() -> Iterator[tuple[str, list[dict[str, Any]]]]:
 
     def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
         length = int(environ.get("CONTENT_LENGTH") or 0)
-        seen.append({"method": environ["REQUEST_METHOD"], "path": environ["PATH_INFO"],
-                     "query": environ.get("QUERY_STRING", ""),
-                     # wsgiref says text/plain when no Content-Type came: the length tells.
-                     "length": environ.get("CONTENT_LENGTH") or None,
-                     "type": environ.get("CONTENT_TYPE", "") if length else "",
-                     "agent": environ.get("HTTP_USER_AGENT", ""),
-                     "cookie": environ.get("HTTP_COOKIE", ""),
-                     "body": environ["wsgi.input"].read(length) if length else b""})
+        seen.append(
+            {
+                "method": environ["REQUEST_METHOD"],
+                "path": environ["PATH_INFO"],
+                "query": environ.get("QUERY_STRING", ""),
+                # wsgiref says text/plain when no Content-Type came: the length tells.
+                "length": environ.get("CONTENT_LENGTH") or None,
+                "type": environ.get("CONTENT_TYPE", "") if length else "",
+                "agent": environ.get("HTTP_USER_AGENT", ""),
+                "cookie": environ.get("HTTP_COOKIE", ""),
+                "body": environ["wsgi.input"].read(length) if length else b"",
+            }
+        )
         start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "4")])
         return [b"seen"]
 
@@ -1654,9 +1630,16 @@ def test_send_and_abort_gets_a_get_handled_and_hangs_up(recorder: Any) -> None:
     jar.set("sessionid", "abc")
     send_and_abort(f"{url}/wechat/callback/?code=c1&state=s", jar)
     wait_for(seen, 1)
-    assert seen[0] == {"method": "GET", "path": "/wechat/callback/", "query": "code=c1&state=s",
-                       "length": None, "type": "", "agent": WECHAT_USER_AGENT, "cookie": "sessionid=abc",
-                       "body": b""}
+    assert seen[0] == {
+        "method": "GET",
+        "path": "/wechat/callback/",
+        "query": "code=c1&state=s",
+        "length": None,
+        "type": "",
+        "agent": WECHAT_USER_AGENT,
+        "cookie": "sessionid=abc",
+        "body": b"",
+    }
 
 
 def test_send_and_abort_posts_a_body_a_mini_program_gave_up_on(recorder: Any) -> None:
@@ -1666,9 +1649,16 @@ def test_send_and_abort_posts_a_body_a_mini_program_gave_up_on(recorder: Any) ->
     body = json.dumps({"code": "js-code"}).encode()
     send_and_abort(f"{url}/wechat/mini/session/", method="POST", body=body, user_agent="mini")
     wait_for(seen, 1)
-    assert seen[0] == {"method": "POST", "path": "/wechat/mini/session/", "query": "",
-                       "length": str(len(body)), "type": "application/json", "agent": "mini",
-                       "cookie": "", "body": body}
+    assert seen[0] == {
+        "method": "POST",
+        "path": "/wechat/mini/session/",
+        "query": "",
+        "length": str(len(body)),
+        "type": "application/json",
+        "agent": "mini",
+        "cookie": "",
+        "body": body,
+    }
     sock = send_unread(f"{url}/empty/", method="POST", user_agent="")
     try:
         assert sock.recv(4096).startswith(b"HTTP/1.0 200")  # the answer is there, unread

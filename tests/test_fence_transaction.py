@@ -27,6 +27,7 @@ from wechat_oauth.models import OAuthCodeUse
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 
+
 def test_no_row_is_committed_while_wechat_is_being_asked(fake_wechat, alias):
     fake_wechat.set_latency(0.5)
     code = fake_wechat.issue_code("o_uncommitted")
@@ -41,8 +42,7 @@ def test_no_row_is_committed_while_wechat_is_being_asked(fake_wechat, alias):
     assert OAuthCodeUse.objects.using(alias).get().status == OAuthCodeUse.Status.EXCHANGED
 
 
-def test_exchange_inside_a_callers_transaction_is_refused_before_the_code_is_spent(fake_wechat,
-                                                                                    alias):
+def test_exchange_inside_a_callers_transaction_is_refused_before_the_code_is_spent(fake_wechat, alias):
     """Nested in the caller's block, the fence row would stay uncommitted (and every twin
     waiting) until the caller's whole block ends. Django's durable atomic refuses instead."""
     code = fake_wechat.issue_code("o_nested")
@@ -57,8 +57,10 @@ def test_exchange_inside_a_callers_transaction_is_refused_before_the_code_is_spe
 
 #: The claim's two bounds, as each database server names them (session-wide on MariaDB).
 WAIT_BOUNDS = {
-    "postgresql": ("current_setting('lock_timeout')",
-                   "current_setting('idle_in_transaction_session_timeout')"),
+    "postgresql": (
+        "current_setting('lock_timeout')",
+        "current_setting('idle_in_transaction_session_timeout')",
+    ),
     "mysql": ("@@SESSION.innodb_lock_wait_timeout", "@@SESSION.wait_timeout"),
 }
 
@@ -70,8 +72,9 @@ def wait_bounds(alias: str) -> tuple[str, ...]:
         return tuple(str(value) for value in cursor.fetchone())
 
 
-@pytest.mark.parametrize("fault", [None, {"errcode": 40163, "errmsg": "code been used"}],
-                         ids=["exchanged", "failed"])
+@pytest.mark.parametrize(
+    "fault", [None, {"errcode": 40163, "errmsg": "code been used"}], ids=["exchanged", "failed"]
+)
 def test_wait_bounds_end_with_the_claim(fake_wechat, server_alias, settings, fault):
     """PostgreSQL sets them with set_config(..., is_local => true), MariaDB for the session and
     puts the old values back: they must not outlive the claim's transaction on the worker's

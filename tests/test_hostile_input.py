@@ -39,8 +39,12 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 #: Small enough for the whole file to run in well under a minute; no example database is
 #: written into the repository (``database=None``).
-COMMON = {"deadline": None, "database": None, "print_blob": True,
-          "suppress_health_check": [HealthCheck.function_scoped_fixture, HealthCheck.too_slow]}
+COMMON = {
+    "deadline": None,
+    "database": None,
+    "print_blob": True,
+    "suppress_health_check": [HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+}
 
 ALNUM = string.ascii_letters + string.digits
 NAMES = ("code", "state", "next", "uin", "key", "pass_ticket")
@@ -117,19 +121,52 @@ def assert_on_site(url: str) -> None:
 
 #: Already-encoded fragments of a query string, in WSGI's latin-1 form.
 SPECIAL_FRAGMENTS = (
-    "%ED%A0%80",            # a lone high surrogate, UTF-8 encoded (invalid UTF-8)
-    "%ED%B0%80%ED%A0%80",   # a reversed surrogate pair
-    "%E2%80%AE",            # RIGHT-TO-LEFT OVERRIDE
-    "%E2%80%8F",            # RIGHT-TO-LEFT MARK
-    "%E2%80%8B",            # ZERO WIDTH SPACE
-    "%00", "%00%00", "\x00",
-    "%", "%%", "%G0", "%4", "%e4%bd", "%C0%AF", "%FF%FE", "%EF%BB%BF",
-    "+", "%2B", "%20", "%0D%0ALocation:%20https://evil.com", "%26state%3D1",
-    "\xff\xfe", "é", "&", "=", "==", "&&", ";", "#",
+    "%ED%A0%80",  # a lone high surrogate, UTF-8 encoded (invalid UTF-8)
+    "%ED%B0%80%ED%A0%80",  # a reversed surrogate pair
+    "%E2%80%AE",  # RIGHT-TO-LEFT OVERRIDE
+    "%E2%80%8F",  # RIGHT-TO-LEFT MARK
+    "%E2%80%8B",  # ZERO WIDTH SPACE
+    "%00",
+    "%00%00",
+    "\x00",
+    "%",
+    "%%",
+    "%G0",
+    "%4",
+    "%e4%bd",
+    "%C0%AF",
+    "%FF%FE",
+    "%EF%BB%BF",
+    "+",
+    "%2B",
+    "%20",
+    "%0D%0ALocation:%20https://evil.com",
+    "%26state%3D1",
+    "\xff\xfe",
+    "é",
+    "&",
+    "=",
+    "==",
+    "&&",
+    ";",
+    "#",
 )
 #: Parameter names, raw: WeChat's and this app's, encoded spellings of them, and look-alikes.
-NAME_FRAGMENTS = (*NAMES, "%63ode", "st%61te", "CODE", "State", "code%00", "code ", "code[]",
-                  "", "x", "%00", "n%65xt", "%E2%80%AEcode")
+NAME_FRAGMENTS = (
+    *NAMES,
+    "%63ode",
+    "st%61te",
+    "CODE",
+    "State",
+    "code%00",
+    "code ",
+    "code[]",
+    "",
+    "x",
+    "%00",
+    "n%65xt",
+    "%E2%80%AEcode",
+)
 
 huge_values = st.builds(
     lambda unit, size: (unit * (size // len(unit) + 1))[:size],
@@ -139,9 +176,9 @@ huge_values = st.builds(
 state_shaped = st.text(ALNUM, min_size=STATE_LENGTH - 1, max_size=STATE_LENGTH - 1).map(lambda s: "1" + s)
 code_shaped = st.text(st.characters(min_codepoint=33, max_codepoint=126), min_size=1, max_size=40)
 small_values = st.one_of(
-    st.text(max_size=40).map(lambda text: quote(text, safe="")),      # any unicode, encoded
+    st.text(max_size=40).map(lambda text: quote(text, safe="")),  # any unicode, encoded
     st.binary(max_size=40).map(lambda data: data.decode("latin-1")),  # raw bytes
-    st.binary(max_size=40).map(lambda data: quote(data, safe="")),    # any bytes, encoded
+    st.binary(max_size=40).map(lambda data: quote(data, safe="")),  # any bytes, encoded
     st.sampled_from(SPECIAL_FRAGMENTS),
     state_shaped,
     code_shaped.map(lambda text: quote(text, safe="")),
@@ -174,23 +211,44 @@ def hostile_queries(draw: st.DrawFn) -> str:
 next_texts = st.one_of(
     st.text(max_size=80),
     st.sampled_from(OPEN_REDIRECT_CORPUS + SAFE_NEXT_URLS),
-    st.builds(lambda a, b: a + b, st.sampled_from(OPEN_REDIRECT_CORPUS + SAFE_NEXT_URLS),
-              st.text(max_size=20)),
-    st.builds(lambda a, b: a + b,
-              st.sampled_from(["/", "//", "/\\", "http://testserver", "https://testserver",
-                               "http://testserver@", "http:", "javascript:", "/%2f", "%2F"]),
-              st.text(max_size=40)),
+    st.builds(
+        lambda a, b: a + b, st.sampled_from(OPEN_REDIRECT_CORPUS + SAFE_NEXT_URLS), st.text(max_size=20)
+    ),
+    st.builds(
+        lambda a, b: a + b,
+        st.sampled_from(
+            [
+                "/",
+                "//",
+                "/\\",
+                "http://testserver",
+                "https://testserver",
+                "http://testserver@",
+                "http:",
+                "javascript:",
+                "/%2f",
+                "%2F",
+            ]
+        ),
+        st.text(max_size=40),
+    ),
 )
 
 malformed_codes = st.one_of(
     st.just(""),
-    st.text(st.characters(min_codepoint=33, max_codepoint=126),
-            min_size=MAX_CODE_LENGTH + 1, max_size=MAX_CODE_LENGTH + 3000),
-    st.builds(lambda before, bad, after: before + bad + after,
-              code_shaped | st.just(""),
-              st.one_of(st.characters(max_codepoint=32), st.just("\x7f"),
-                        st.characters(min_codepoint=128)),  # anything but "!".."~"
-              code_shaped | st.just("")),
+    st.text(
+        st.characters(min_codepoint=33, max_codepoint=126),
+        min_size=MAX_CODE_LENGTH + 1,
+        max_size=MAX_CODE_LENGTH + 3000,
+    ),
+    st.builds(
+        lambda before, bad, after: before + bad + after,
+        code_shaped | st.just(""),
+        st.one_of(
+            st.characters(max_codepoint=32), st.just("\x7f"), st.characters(min_codepoint=128)
+        ),  # anything but "!".."~"
+        code_shaped | st.just(""),
+    ),
 )
 
 
@@ -238,15 +296,17 @@ def test_page_with_any_query_string_is_left_to_the_page(fake_wechat, query):
 
 
 page_params = st.lists(
-    st.tuples(st.one_of(st.sampled_from(["next", "x", "p", "q"]), st.text(min_size=1, max_size=8))
-              .filter(lambda name: name not in OAUTH_PARAMETERS),
-              st.text(max_size=12)),
+    st.tuples(
+        st.one_of(st.sampled_from(["next", "x", "p", "q"]), st.text(min_size=1, max_size=8)).filter(
+            lambda name: name not in OAUTH_PARAMETERS
+        ),
+        st.text(max_size=12),
+    ),
     max_size=4,
 )
 
 
-def page_callback(params: list[tuple[str, str]], openid: str, client: Client
-                  ) -> tuple[str, str]:
+def page_callback(params: list[tuple[str, str]], openid: str, client: Client) -> tuple[str, str]:
     """What WeChat sends back for a login started by login_here() on /page/?<params> in
     ``client`` (which gets the binding cookie): the callback path, and the target the state
     was issued for."""
@@ -262,8 +322,14 @@ def page_callback(params: list[tuple[str, str]], openid: str, client: Client
 
 
 @settings(max_examples=40, **COMMON)
-@given(params=page_params, junk=st.lists(st.tuples(st.sampled_from(("next", "x", "p", "q", "code2")),
-                                                   st.text(max_size=8)), min_size=1, max_size=3))
+@given(
+    params=page_params,
+    junk=st.lists(
+        st.tuples(st.sampled_from(("next", "x", "p", "q", "code2")), st.text(max_size=8)),
+        min_size=1,
+        max_size=3,
+    ),
+)
 def test_a_state_issued_for_a_page_completes_there_and_nowhere_else(fake_wechat, params, junk):
     """login_here() on /page/?<params> sends WeChat back to that page: the middleware completes
     the login there (one exchange), and the same code+state with extra page parameters (another
@@ -378,20 +444,21 @@ def _flip(state: str, position: int, shift: int) -> str:
     position %= len(state) or 1
     if not state:
         return "1"
-    replacement = ALNUM[(ALNUM.index(state[position]) + shift) % len(ALNUM)] \
-        if state[position] in ALNUM else "A"
-    return state[:position] + replacement + state[position + 1:]
+    replacement = (
+        ALNUM[(ALNUM.index(state[position]) + shift) % len(ALNUM)] if state[position] in ALNUM else "A"
+    )
+    return state[:position] + replacement + state[position + 1 :]
 
 
 mutations = st.one_of(
     st.tuples(st.just("flip"), st.integers(0, STATE_LENGTH - 1), st.integers(1, len(ALNUM) - 1)),
     # Any character a URL can carry: a lone surrogate (Cs) has no UTF-8 form to send.
-    st.tuples(st.just("insert"), st.integers(0, STATE_LENGTH),
-              st.characters(blacklist_categories=("Cs",))),
+    st.tuples(st.just("insert"), st.integers(0, STATE_LENGTH), st.characters(blacklist_categories=("Cs",))),
     st.tuples(st.just("delete"), st.integers(0, STATE_LENGTH - 1)),
     st.tuples(st.just("truncate"), st.integers(0, STATE_LENGTH - 1)),
-    st.tuples(st.just("swap"), st.sampled_from(["/page/", "/", "/whoami", "/whoami/?x=1",
-                                                "/WHOAMI/", "/whoami//"])),
+    st.tuples(
+        st.just("swap"), st.sampled_from(["/page/", "/", "/whoami", "/whoami/?x=1", "/WHOAMI/", "/whoami//"])
+    ),
 )
 
 
@@ -404,9 +471,9 @@ def _mutate(state: str, mutation: tuple, client: Client) -> str:
         return state[:position] + args[1] + state[position:]
     if kind == "delete":
         position = args[0] % max(len(state), 1)
-        return state[:position] + state[position + 1:]
+        return state[:position] + state[position + 1 :]
     if kind == "truncate":
-        return state[:args[0]]
+        return state[: args[0]]
     return started_login(client, args[0])[1]  # a genuine state, issued for another next
 
 
@@ -457,8 +524,9 @@ def test_genuine_state_with_a_code_wechat_never_issued_logs_nobody_in(fake_wecha
     assert not WeChatAccount.objects.exists() and not get_user_model().objects.exists()
     assert not signed_in(client)
 
-    again = client.get(with_param(with_param(callback, "state", restarted["state"][0]),
-                                  "code", code[::-1] + "y"))
+    again = client.get(
+        with_param(with_param(callback, "state", restarted["state"][0]), "code", code[::-1] + "y")
+    )
     assert again.status_code == 400
     assert fake_wechat.total_exchange_calls() == before + 2
     assert not WeChatAccount.objects.exists() and not get_user_model().objects.exists()
@@ -500,8 +568,11 @@ def test_replayed_callback_completes_once_and_then_goes_to_next(fake_wechat, rep
 
 
 @settings(max_examples=80, **COMMON)
-@given(code=malformed_codes, raw=st.none() | st.sampled_from(
-    ["%FF", "%ED%A0%80", "%00", "%C0%AF", "%E2%80%AE", "+", "%20abc", "abc%0A", "%7F"]))
+@given(
+    code=malformed_codes,
+    raw=st.none()
+    | st.sampled_from(["%FF", "%ED%A0%80", "%00", "%C0%AF", "%E2%80%AE", "+", "%20abc", "abc%0A", "%7F"]),
+)
 @example(code="", raw=None)
 @example(code="a" * (MAX_CODE_LENGTH + 1), raw=None)
 @example(code="abc\x00", raw=None)
@@ -537,8 +608,9 @@ def test_callback_refuses_other_methods_and_the_code_stays_usable(fake_wechat, m
     other = browser(enforce_csrf_checks=csrf)
 
     with no_upstream_call(fake_wechat):
-        response = other.generic(method, callback, data="code=x&state=y",
-                                 content_type="application/x-www-form-urlencoded")
+        response = other.generic(
+            method, callback, data="code=x&state=y", content_type="application/x-www-form-urlencoded"
+        )
     # Without CSRF enforcement require_GET answers; with it an unsafe method may be refused
     # by CsrfViewMiddleware first. Never a 500, never an exchange.
     allowed = {405} if not csrf or method in {"HEAD", "OPTIONS", "TRACE"} else {403, 405}
@@ -560,19 +632,40 @@ def test_pages_answer_any_method_without_a_5xx(fake_wechat, method, query):
 
 latin1_text = st.text(st.characters(max_codepoint=255), max_size=200)
 hosts = st.one_of(
-    st.sampled_from(["testserver", "localhost", "127.0.0.1", "localhost:8000", "TESTSERVER",
-                     "testserver:80", "testserver.", "evil.com", "testserver.evil.com",
-                     "testserver@evil.com", "evil.com#testserver", "[::1]", "[", "testserver:abc",
-                     "", " ", "testserver\r\nX: 1", "\x00", "localhost:99999999999999999999"]),
+    st.sampled_from(
+        [
+            "testserver",
+            "localhost",
+            "127.0.0.1",
+            "localhost:8000",
+            "TESTSERVER",
+            "testserver:80",
+            "testserver.",
+            "evil.com",
+            "testserver.evil.com",
+            "testserver@evil.com",
+            "evil.com#testserver",
+            "[::1]",
+            "[",
+            "testserver:abc",
+            "",
+            " ",
+            "testserver\r\nX: 1",
+            "\x00",
+            "localhost:99999999999999999999",
+        ]
+    ),
     latin1_text,
 )
 
 
 @settings(max_examples=120, **COMMON)
-@given(host=hosts, forwarded=st.none() | latin1_text, agent=latin1_text, language=latin1_text,
-       cookie=latin1_text)
+@given(
+    host=hosts, forwarded=st.none() | latin1_text, agent=latin1_text, language=latin1_text, cookie=latin1_text
+)
 def test_any_headers_never_give_a_5xx_and_redirect_uri_stays_on_an_allowed_host(
-        fake_wechat, host, forwarded, agent, language, cookie):
+    fake_wechat, host, forwarded, agent, language, cookie
+):
     headers = {"Host": host, "User-Agent": agent, "Accept-Language": language, "Cookie": cookie}
     if forwarded is not None:
         headers["X-Forwarded-Host"] = forwarded
@@ -597,8 +690,9 @@ def test_any_headers_never_give_a_5xx_and_redirect_uri_stays_on_an_allowed_host(
 
 
 @settings(max_examples=60, **COMMON)
-@given(agent=st.one_of(latin1_text, st.builds(lambda a, b: a + "MicroMessenger" + b,
-                                               latin1_text, latin1_text)))
+@given(
+    agent=st.one_of(latin1_text, st.builds(lambda a, b: a + "MicroMessenger" + b, latin1_text, latin1_text))
+)
 def test_auto_login_follows_the_user_agent_and_nothing_else(fake_wechat, agent):
     with override_settings(WECHAT_OAUTH={**django_settings.WECHAT_OAUTH, "AUTO_LOGIN_PATHS": [r"^/page/"]}):
         response = browser().get("/page/?x=1", headers={"User-Agent": agent})

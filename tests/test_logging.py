@@ -153,8 +153,9 @@ def _assert_not_reported(records, secrets):
 
 @pytest.mark.parametrize("start", STARTS.values(), ids=STARTS.keys())
 @pytest.mark.parametrize("case", FLOW_ERRORS.values(), ids=FLOW_ERRORS.keys())
-def test_error_pages_of_the_flow_reach_no_error_report(client, fake_wechat, monkeypatch, settings,
-                                                       django_request_log, case, start):
+def test_error_pages_of_the_flow_reach_no_error_report(
+    client, fake_wechat, monkeypatch, settings, django_request_log, case, start
+):
     """Including the 502 after which the code is still unused (the claim was released): an
     error report holding the callback URL would let its reader log in as the user."""
     status, fault = case

@@ -25,8 +25,9 @@ pytestmark = pytest.mark.django_db(transaction=True)
 RESENT = "&uin=MTMyMjE0NDU%3D&key=63e987ba88ddfb44&pass_ticket=SISrTjV8ln27168AZM%2FsFXkc2yp5i2lm"
 
 
-def authorize(client: Client, openid: str, *, start: str = "/wechat/login/?next=/whoami/",
-              **fake: str) -> str:
+def authorize(
+    client: Client, openid: str, *, start: str = "/wechat/login/?next=/whoami/", **fake: str
+) -> str:
     """Start a login and let the fake WeChat approve it; the callback path WeChat sends back."""
     response = client.get(start)
     assert response.status_code == 302, response.content
@@ -125,8 +126,11 @@ def test_duplicate_that_links_first_still_gets_the_profile(client, fake_wechat, 
     callback = authorize(client, "o_dora2", nickname="Dora")
     query = parse_qs(urlsplit(callback).query)
     # The first request (from this browser, same login attempt) exchanged, but has not linked yet.
-    exchange_once(query["code"][0], state=query["state"][0],
-                  fingerprint=fingerprint_of(client.cookies["wechat_oauth_binding"].value, ""))
+    exchange_once(
+        query["code"][0],
+        state=query["state"][0],
+        fingerprint=fingerprint_of(client.cookies["wechat_oauth_binding"].value, ""),
+    )
 
     assert_clean_redirect(client.get(callback + RESENT))
 
@@ -176,9 +180,12 @@ def test_wechat_login_signal_says_whether_the_account_is_new(client, fake_wechat
 def test_two_codes_with_one_state_end_in_one_user(fake_wechat):
     browser = Client()
     start = browser.get("/wechat/login/?next=/whoami/")["Location"].split("#")[0]
-    callbacks = [requests.get(start + "&fake_openid=o_hana", allow_redirects=False,
-                              timeout=5).headers["Location"].replace("http://testserver", "")
-                 for _ in range(2)]
+    callbacks = [
+        requests.get(start + "&fake_openid=o_hana", allow_redirects=False, timeout=5)
+        .headers["Location"]
+        .replace("http://testserver", "")
+        for _ in range(2)
+    ]
     assert callbacks[0] != callbacks[1]
 
     results = run_in_threads(2, lambda: copy_of(browser).get(callbacks.pop()))
@@ -191,8 +198,7 @@ def test_two_codes_with_one_state_end_in_one_user(fake_wechat):
 def first_logins_at_once(openid: str, devices: int = 6) -> list:
     """One person logging in on ``devices`` browsers at once: each starts its own login, then
     all callbacks are released together; their outcomes."""
-    callbacks = [(browser, authorize(browser, openid)) for browser in
-                 (Client() for _ in range(devices))]
+    callbacks = [(browser, authorize(browser, openid)) for browser in (Client() for _ in range(devices))]
     return run_together([partial(browser.get, callback) for browser, callback in callbacks])
 
 
@@ -247,8 +253,9 @@ def test_refresh_by_another_browser_after_the_window_restarts_login_once(fake_we
     assert restart["Location"].startswith(fake_wechat.authorize_url)
     # The restarted login's own code is spent too (e.g. the same URL reopened later): the
     # loop guard shows the page instead of restarting again.
-    again = requests.get(restart["Location"].split("#")[0] + "&fake_openid=o_lee",
-                         allow_redirects=False, timeout=5).headers["Location"]
+    again = requests.get(
+        restart["Location"].split("#")[0] + "&fake_openid=o_lee", allow_redirects=False, timeout=5
+    ).headers["Location"]
     again = again.replace("http://testserver", "")
     stranger.get(again)
     OAuthCodeUse.objects.update(first_seen_at=timezone.now() - timedelta(hours=1))
@@ -264,17 +271,20 @@ def _valid_callback(client) -> str:
     return authorize(client, "o_bad")
 
 
-@pytest.mark.parametrize("mangle, text", [
-    (lambda cb: cb.replace("&code=", "&nocode="), b"did not allow"),          # consent refused
-    (lambda cb: cb.replace("&state=", "&nostate="), b"not valid"),            # missing state
-    (lambda cb: cb + "&code=again", b"not valid"),                              # repeated code
-    (lambda cb: cb + "&state=again", b"not valid"),                             # repeated state
-    (lambda cb: cb.replace("&code=", "&code=x" + "a" * 600), b"not valid"),    # oversized code
-    (lambda cb: cb.replace("&code=", "&code=%E4%BD%A0"), b"not valid"),        # non-ASCII code
-    (lambda cb: cb.split("&code=")[0] + "&code=&state=" + cb.split("&state=")[1], b"not valid"),
-    (lambda cb: cb.replace("&state=2", "&state=3"), b"not valid"),              # forged state
-    (lambda cb: cb.replace("next=%2Fwhoami%2F", "next=%2Fpage%2F"), b"not valid"),  # other next
-])
+@pytest.mark.parametrize(
+    "mangle, text",
+    [
+        (lambda cb: cb.replace("&code=", "&nocode="), b"did not allow"),  # consent refused
+        (lambda cb: cb.replace("&state=", "&nostate="), b"not valid"),  # missing state
+        (lambda cb: cb + "&code=again", b"not valid"),  # repeated code
+        (lambda cb: cb + "&state=again", b"not valid"),  # repeated state
+        (lambda cb: cb.replace("&code=", "&code=x" + "a" * 600), b"not valid"),  # oversized code
+        (lambda cb: cb.replace("&code=", "&code=%E4%BD%A0"), b"not valid"),  # non-ASCII code
+        (lambda cb: cb.split("&code=")[0] + "&code=&state=" + cb.split("&state=")[1], b"not valid"),
+        (lambda cb: cb.replace("&state=2", "&state=3"), b"not valid"),  # forged state
+        (lambda cb: cb.replace("next=%2Fwhoami%2F", "next=%2Fpage%2F"), b"not valid"),  # other next
+    ],
+)
 def test_bad_callback_gets_a_400_page_and_nothing_is_stored(client, fake_wechat, mangle, text):
     bad = mangle(_valid_callback(client))
 
@@ -308,11 +318,14 @@ def test_snapshot_user_gets_the_snapshot_page_and_no_account(client, fake_wechat
     assert get_user_model().objects.count() == 0
 
 
-@pytest.mark.parametrize("fault, status", [
-    ({"errcode": -1}, 502),
-    ({"status": 500, "body": "oops"}, 502),
-    ({"errcode": 40125, "errmsg": "invalid appsecret"}, 503),
-])
+@pytest.mark.parametrize(
+    "fault, status",
+    [
+        ({"errcode": -1}, 502),
+        ({"status": 500, "body": "oops"}, 502),
+        ({"errcode": 40125, "errmsg": "invalid appsecret"}, 503),
+    ],
+)
 def test_upstream_failures_get_a_friendly_page(client, fake_wechat, fault, status):
     callback = _valid_callback(client)
     fake_wechat.add_fault("access_token", **fault)
@@ -323,8 +336,7 @@ def test_upstream_failures_get_a_friendly_page(client, fake_wechat, fault, statu
     assert b"Log in again" in response.content
 
 
-def test_wechat_answering_too_slowly_is_final_for_the_resent_duplicate(client, fake_wechat,
-                                                                      settings):
+def test_wechat_answering_too_slowly_is_final_for_the_resent_duplicate(client, fake_wechat, settings):
     """WeChat may have spent the code on the request that timed out: the duplicate the user
     sees gets the same page, and the code is not sent a second time."""
     settings.WECHAT_OAUTH = {**settings.WECHAT_OAUTH, "TIMEOUT": (1.0, 0.3)}
@@ -353,8 +365,9 @@ def test_database_down_gets_a_503_page(client, fake_wechat, monkeypatch):
     assert response["Retry-After"] == "5"
 
 
-def test_database_outage_logs_its_traceback_once_then_a_line_per_login(client, fake_wechat,
-                                                                       monkeypatch, caplog):
+def test_database_outage_logs_its_traceback_once_then_a_line_per_login(
+    client, fake_wechat, monkeypatch, caplog
+):
     from wechat_oauth import responses
     from wechat_oauth.throttled_log import ThrottledLog
 
@@ -373,8 +386,7 @@ def test_database_outage_logs_its_traceback_once_then_a_line_per_login(client, f
     assert records[1].getMessage().endswith("OperationalError: server closed the connection unexpectedly")
 
 
-def test_missing_backend_is_a_configuration_error_not_a_disabled_account(client, fake_wechat,
-                                                                        settings):
+def test_missing_backend_is_a_configuration_error_not_a_disabled_account(client, fake_wechat, settings):
     settings.AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.ModelBackend"]
 
     response = client.get(_valid_callback(client))
@@ -435,12 +447,17 @@ def atomic_requests(monkeypatch):
     monkeypatch.setitem(connections["default"].settings_dict, "ATOMIC_REQUESTS", True)
 
 
-@pytest.mark.parametrize("start, lands_on", [
-    ("/wechat/login/?next=/whoami/", "/whoami/"),  # the callback view
-    ("/page/login/", "/page/?x=1"),                # the middleware, on a page of the site
-], ids=["callback view", "middleware"])
-def test_atomic_requests_site_logs_in_with_one_exchange_per_code(client, fake_wechat,
-                                                                 atomic_requests, start, lands_on):
+@pytest.mark.parametrize(
+    "start, lands_on",
+    [
+        ("/wechat/login/?next=/whoami/", "/whoami/"),  # the callback view
+        ("/page/login/", "/page/?x=1"),  # the middleware, on a page of the site
+    ],
+    ids=["callback view", "middleware"],
+)
+def test_atomic_requests_site_logs_in_with_one_exchange_per_code(
+    client, fake_wechat, atomic_requests, start, lands_on
+):
     """The exchange must commit on its own: the callback view opts out of the request's
     transaction, and the middleware runs before any view's transaction begins."""
     callback = authorize(client, "o_atomic", start=start)
@@ -461,8 +478,7 @@ def test_any_page_can_be_the_redirect_uri(client, fake_wechat):
     response = client.get(callback + RESENT)
 
     assert_clean_redirect(response, to="/page/?x=1")
-    assert client.get("/page/?x=1").json() == {"user": "wx_o_mia", "openid": "o_mia",
-                                               "path": "/page/?x=1"}
+    assert client.get("/page/?x=1").json() == {"user": "wx_o_mia", "openid": "o_mia", "path": "/page/?x=1"}
 
 
 @pytest.mark.parametrize("method", ["head", "post", "put", "delete", "options"])

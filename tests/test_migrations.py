@@ -39,5 +39,4 @@ def test_each_linked_unionid_becomes_a_person_of_its_first_accounts_user():
 
     from wechat_oauth.models import WeChatUnion
 
-    assert list(WeChatUnion.objects.values_list("unionid", "user__username")) == [
-        ("u_shared", "first")]
+    assert list(WeChatUnion.objects.values_list("unionid", "user__username")) == [("u_shared", "first")]

@@ -26,8 +26,11 @@ SESSION = "/wechat/mini/session/"
 def mini(fake_wechat, settings):
     """A site with the two web apps of test_several_apps and a Mini Program, "mini"."""
     conf = two_apps_settings(fake_wechat)
-    conf["APPS"]["mini"] = {"KIND": "miniprogram", "APP_ID": MINI_APP_ID,
-                            "APP_SECRET": fake_wechat.add_app(MINI_APP_ID)}
+    conf["APPS"]["mini"] = {
+        "KIND": "miniprogram",
+        "APP_ID": MINI_APP_ID,
+        "APP_SECRET": fake_wechat.add_app(MINI_APP_ID),
+    }
     settings.WECHAT_OAUTH = conf
     return fake_wechat
 
@@ -44,8 +47,7 @@ def test_a_code_logs_in_and_answers_a_token_openid_unionid_and_user(mini):
 
     assert response.status_code == 200, response.content
     body = response.json()
-    assert (body["openid"], body["unionid"]) == (openid_for(MINI_APP_ID, "alice"),
-                                                 unionid_for("alice"))
+    assert (body["openid"], body["unionid"]) == (openid_for(MINI_APP_ID, "alice"), unionid_for("alice"))
     account = WeChatAccount.objects.get()
     assert body["user_id"] == account.user_id and body["token"]
     assert "session_key" not in response.content.decode()
@@ -67,7 +69,8 @@ def test_two_posts_of_one_code_at_once_share_one_call_and_one_session_key(mini):
     assert mini.exchange_calls(code) == 1
     # The one jscode2session call's session_key: a second call would have rotated it.
     assert session_key_of(WeChatAccount.objects.get()) == mini.session_key_of(
-        MINI_APP_ID, openid_for(MINI_APP_ID, "bob"))
+        MINI_APP_ID, openid_for(MINI_APP_ID, "bob")
+    )
     assert OAuthCodeUse.objects.get().duplicates == 4
 
 
@@ -82,15 +85,17 @@ def test_the_token_authenticates_later_requests_until_it_is_revoked(mini):
     assert Client().post("/wechat/mini/session/revoke/", **bearer).status_code == 401
     refused = Client().get("/wechat/mini/session/revoke/", **bearer)
     assert (refused.status_code, refused["Allow"], refused.json()["error"]) == (
-        405, "POST", "method_not_allowed")
+        405,
+        "POST",
+        "method_not_allowed",
+    )
 
 
 def test_an_expired_token_is_refused(mini, settings):
     body = post({"code": mini.issue_js_code(MINI_APP_ID, person="dan")}).json()
     settings.WECHAT_OAUTH = {**settings.WECHAT_OAUTH, "SESSION_TOKEN_MAX_AGE": -1}
 
-    assert Client().get("/whoami/", HTTP_AUTHORIZATION=f"Bearer {body['token']}").json()[
-        "user"] is None
+    assert Client().get("/whoami/", HTTP_AUTHORIZATION=f"Bearer {body['token']}").json()["user"] is None
 
 
 def test_unionid_makes_the_mini_programs_user_the_web_apps_user(mini):
@@ -98,19 +103,24 @@ def test_unionid_makes_the_mini_programs_user_the_web_apps_user(mini):
 
     body = post({"code": mini.issue_js_code(MINI_APP_ID, person="erin")}).json()
 
-    assert get_user_model().objects.get(pk=body["user_id"]).get_username() == browser.get(
-        "/whoami/").json()["user"]
+    assert (
+        get_user_model().objects.get(pk=body["user_id"]).get_username()
+        == browser.get("/whoami/").json()["user"]
+    )
 
 
-@pytest.mark.parametrize("body, status, error", [
-    ("not json", 400, "bad_callback"),
-    ("[1, 2]", 400, "bad_callback"),
-    ({}, 400, "invalid_code"),
-    ({"code": ""}, 400, "invalid_code"),
-    ({"code": "x" * 600}, 400, "invalid_code"),
-    ({"code": 12}, 400, "invalid_code"),
-    ({"code": "made-up-code"}, 400, "spent"),
-])
+@pytest.mark.parametrize(
+    "body, status, error",
+    [
+        ("not json", 400, "bad_callback"),
+        ("[1, 2]", 400, "bad_callback"),
+        ({}, 400, "invalid_code"),
+        ({"code": ""}, 400, "invalid_code"),
+        ({"code": "x" * 600}, 400, "invalid_code"),
+        ({"code": 12}, 400, "invalid_code"),
+        ({"code": "made-up-code"}, 400, "spent"),
+    ],
+)
 def test_bad_input_gets_a_json_error_never_a_page(mini, body, status, error):
     response = post(body)
 
@@ -119,8 +129,9 @@ def test_bad_input_gets_a_json_error_never_a_page(mini, body, status, error):
     assert response.json()["error"] == error
 
 
-@pytest.mark.parametrize("errcode, status, error", [(45011, 502, "rate_limited"),
-                                                   (40226, 403, "risky_user"), (-1, 502, "busy")])
+@pytest.mark.parametrize(
+    "errcode, status, error", [(45011, 502, "rate_limited"), (40226, 403, "risky_user"), (-1, 502, "busy")]
+)
 def test_wechat_refusing_gets_a_typed_json_error(mini, errcode, status, error):
     mini.add_fault("jscode2session", errcode=errcode)
     response = post({"code": mini.issue_js_code(MINI_APP_ID, person="frank")})

@@ -31,8 +31,7 @@ from wechat_oauth.miniprogram import account_for_token, session_key_of
 from wechat_oauth.models import OAuthCodeUse, WeChatAccount
 from wechat_oauth.testing import openid_for, unionid_for
 
-pytestmark = [pytest.mark.django_db(transaction=True, databases="__all__"),
-              pytest.mark.usefixtures("mini")]
+pytestmark = [pytest.mark.django_db(transaction=True, databases="__all__"), pytest.mark.usefixtures("mini")]
 
 #: How many POSTs of one code at once.
 POSTS = 8
@@ -54,7 +53,8 @@ def on(settings, alias: str) -> str:
 def post_here(code: str) -> tuple[int, str, Any]:
     """POST ``code`` through this process's Django: (status, content type, JSON body)."""
     response = Client(raise_request_exception=False).post(
-        SESSION, data=json.dumps({"code": code}), content_type="application/json")
+        SESSION, data=json.dumps({"code": code}), content_type="application/json"
+    )
     return response.status_code, response["Content-Type"], json.loads(response.content)
 
 
@@ -64,14 +64,17 @@ def post_to(server: LiveServer, code: str) -> tuple[int, str, Any]:
     return response.status_code, response.headers["Content-Type"], response.json()
 
 
-def assert_one_identity_from_one_call(answers: list[tuple[int, str, Any]], fake, code: str,
-                                      person: str, alias: str) -> None:
-    assert [(status, kind) for status, kind, _ in answers] == \
-        [(200, "application/json")] * len(answers), answers
+def assert_one_identity_from_one_call(
+    answers: list[tuple[int, str, Any]], fake, code: str, person: str, alias: str
+) -> None:
+    assert [(status, kind) for status, kind, _ in answers] == [(200, "application/json")] * len(answers), (
+        answers
+    )
     bodies = [body for _, _, body in answers]
     account = WeChatAccount.objects.using(alias).get()
     assert {(body["openid"], body["unionid"], body["user_id"]) for body in bodies} == {
-        (openid_for(MINI_APP_ID, person), unionid_for(person), account.user_id)}
+        (openid_for(MINI_APP_ID, person), unionid_for(person), account.user_id)
+    }
     assert {account_for_token(body["token"]).pk for body in bodies} == {account.pk}
     assert fake.exchange_calls(code) == 1
     assert fake.calls("jscode2session") == 1
@@ -90,8 +93,7 @@ def test_posts_of_one_code_from_threads_at_once_get_one_identity_from_one_call(f
     results = run_together([partial(post_here, code) for _ in range(POSTS)], TIMEOUT)
 
     assert [kind for kind, _ in results] == ["ok"] * POSTS, results
-    assert_one_identity_from_one_call([value for _, value in results], fake_wechat, code,
-                                      "alice", on)
+    assert_one_identity_from_one_call([value for _, value in results], fake_wechat, code, "alice", on)
 
 
 def test_a_post_after_the_burst_gets_the_same_identity_without_a_call(fake_wechat, on):
@@ -111,14 +113,17 @@ def test_a_post_after_the_burst_gets_the_same_identity_without_a_call(fake_wecha
 def servers_on(alias: str, names: str, log_dir: Path) -> Iterator[dict[str, LiveServer]]:
     """Server processes named by the letters of ``names``, all on ``alias``'s test database
     and this test's WECHAT_OAUTH (the fake's Mini Program included)."""
-    config = {"database": dict(connections[alias].settings_dict),
-              "wechat_oauth": django_settings.WECHAT_OAUTH}
+    config = {
+        "database": dict(connections[alias].settings_dict),
+        "wechat_oauth": django_settings.WECHAT_OAUTH,
+    }
     with running_servers(list(names), config, log_dir) as servers:
         yield servers
 
 
 def test_posts_of_one_code_to_three_server_processes_at_once_get_one_identity_from_one_call(
-        fake_wechat, on, tmp_path):
+    fake_wechat, on, tmp_path
+):
     fake_wechat.set_latency(LATENCY)
     code = fake_wechat.issue_js_code(MINI_APP_ID, person="carol")
 
@@ -128,12 +133,10 @@ def test_posts_of_one_code_to_three_server_processes_at_once_get_one_identity_fr
         logs = {name: server.log_text() for name, server in servers.items()}
 
     assert [kind for kind, _ in results] == ["ok"] * POSTS, (results, logs)
-    assert_one_identity_from_one_call([value for _, value in results], fake_wechat, code,
-                                      "carol", on)
+    assert_one_identity_from_one_call([value for _, value in results], fake_wechat, code, "carol", on)
 
 
-def test_a_second_server_asked_while_wechat_is_slow_answers_as_the_first(fake_wechat, on,
-                                                                          tmp_path):
+def test_a_second_server_asked_while_wechat_is_slow_answers_as_the_first(fake_wechat, on, tmp_path):
     """Server A's call to WeChat is in flight (WeChat takes SLOW seconds) when the Mini Program
     retries at server B: B waits for A's exchange and answers the same identity."""
     fake_wechat.set_latency(SLOW)
@@ -149,7 +152,6 @@ def test_a_second_server_asked_while_wechat_is_slow_answers_as_the_first(fake_we
     assert a_in_flight, "A had its answer before B was asked: nothing was concurrent"
     assert first_outcome and first_outcome[0][0] == "ok", first_outcome
     answers = [first_outcome[0][1], second]
-    without_token = [{key: value for key, value in body.items() if key != "token"}
-                     for _, _, body in answers]
+    without_token = [{key: value for key, value in body.items() if key != "token"} for _, _, body in answers]
     assert without_token[0] == without_token[1]
     assert_one_identity_from_one_call(answers, fake_wechat, code, "dan", on)

@@ -64,8 +64,7 @@ def budget_calls(monkeypatch) -> list[str]:
     return calls
 
 
-def send(body: bytes, code: str, content_type: str | None = JSON, method: str = "POST",
-         **extra):
+def send(body: bytes, code: str, content_type: str | None = JSON, method: str = "POST", **extra):
     client = Client(raise_request_exception=False)
     data = body.replace(CODE, code.encode())
     if content_type is None:
@@ -116,10 +115,8 @@ BAD_BODIES = [
 ]
 
 
-@pytest.mark.parametrize("body", [body for _, body in BAD_BODIES],
-                         ids=[name for name, _ in BAD_BODIES])
-def test_a_body_that_is_not_one_small_json_object_is_a_400(fake_wechat, code, budget_calls,
-                                                              body):
+@pytest.mark.parametrize("body", [body for _, body in BAD_BODIES], ids=[name for name, _ in BAD_BODIES])
+def test_a_body_that_is_not_one_small_json_object_is_a_400(fake_wechat, code, budget_calls, body):
     assert_refused(send(body, code), 400, "bad_callback", fake_wechat, code, budget_calls)
 
 
@@ -150,43 +147,57 @@ BAD_CODES = [
 ]
 
 
-@pytest.mark.parametrize("value", [value for _, value in BAD_CODES],
-                         ids=[name for name, _ in BAD_CODES])
+@pytest.mark.parametrize("value", [value for _, value in BAD_CODES], ids=[name for name, _ in BAD_CODES])
 def test_a_code_that_cannot_be_a_wechat_code_is_a_400(fake_wechat, code, budget_calls, value):
     body = json.dumps(value).encode()  # ensure_ascii: \u escapes, so the JSON itself is fine
 
     assert_refused(send(body, code), 400, "invalid_code", fake_wechat, code, budget_calls)
 
 
-@pytest.mark.parametrize("content_type, body", [
-    ("application/x-www-form-urlencoded", b"code=@CODE@"),
-    ("application/x-www-form-urlencoded", b'{"code": "@CODE@"}'),
-    ("multipart/form-data; boundary=B",
-     b'--B\r\nContent-Disposition: form-data; name="code"\r\n\r\n@CODE@\r\n--B--\r\n'),
-    ("text/plain", b'{"code": "@CODE@"}'),
-    ("text/json", b'{"code": "@CODE@"}'),
-    ("application/jsonx", b'{"code": "@CODE@"}'),
-    ("application/ld+json", b'{"code": "@CODE@"}'),
-    ("", b'{"code": "@CODE@"}'),  # none at all: Django reads an absent one as ""
-    (None, b'{"code": "@CODE@"}'),  # the test client's default, application/octet-stream
-], ids=["form", "json-labelled-form", "multipart", "text-plain", "text-json", "jsonx", "ld-json",
-        "empty", "octet-stream"])
+@pytest.mark.parametrize(
+    "content_type, body",
+    [
+        ("application/x-www-form-urlencoded", b"code=@CODE@"),
+        ("application/x-www-form-urlencoded", b'{"code": "@CODE@"}'),
+        (
+            "multipart/form-data; boundary=B",
+            b'--B\r\nContent-Disposition: form-data; name="code"\r\n\r\n@CODE@\r\n--B--\r\n',
+        ),
+        ("text/plain", b'{"code": "@CODE@"}'),
+        ("text/json", b'{"code": "@CODE@"}'),
+        ("application/jsonx", b'{"code": "@CODE@"}'),
+        ("application/ld+json", b'{"code": "@CODE@"}'),
+        ("", b'{"code": "@CODE@"}'),  # none at all: Django reads an absent one as ""
+        (None, b'{"code": "@CODE@"}'),  # the test client's default, application/octet-stream
+    ],
+    ids=[
+        "form",
+        "json-labelled-form",
+        "multipart",
+        "text-plain",
+        "text-json",
+        "jsonx",
+        "ld-json",
+        "empty",
+        "octet-stream",
+    ],
+)
 def test_a_body_not_declared_json_is_a_415(fake_wechat, code, budget_calls, content_type, body):
-    assert_refused(send(body, code, content_type), 415, "unsupported_media_type", fake_wechat,
-                   code, budget_calls)
+    assert_refused(
+        send(body, code, content_type), 415, "unsupported_media_type", fake_wechat, code, budget_calls
+    )
 
 
-@pytest.mark.parametrize("declared", ["1000000000", str(SESSION_BODY_MAX_BYTES + 1), "-1", "ten",
-                                      "1e3"])
+@pytest.mark.parametrize("declared", ["1000000000", str(SESSION_BODY_MAX_BYTES + 1), "-1", "ten", "1e3"])
 def test_a_content_length_too_large_or_not_a_number_is_refused_before_reading(
-        fake_wechat, code, budget_calls, declared):
+    fake_wechat, code, budget_calls, declared
+):
     response = send(b'{"code": "@CODE@"}', code, CONTENT_LENGTH=declared)
 
     assert_refused(response, 400, "bad_callback", fake_wechat, code, budget_calls)
 
 
-def test_a_lower_data_upload_max_memory_size_is_the_limit(fake_wechat, code, budget_calls,
-                                                         settings):
+def test_a_lower_data_upload_max_memory_size_is_the_limit(fake_wechat, code, budget_calls, settings):
     settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 100
 
     assert_refused(send(padded(101), code), 400, "bad_callback", fake_wechat, code, budget_calls)
@@ -206,17 +217,29 @@ def test_another_method_is_a_json_405(fake_wechat, code, budget_calls, method):
     assert fake_wechat.calls("jscode2session") == 0 and budget_calls == []
 
 
-@pytest.mark.parametrize("content_type, body", [
-    (JSON, b'{"code": "@CODE@"}'),
-    ("application/json; charset=utf-8", b'{"code": "@CODE@"}'),
-    ("Application/JSON", b'{"code": "@CODE@"}'),
-    (JSON, b' \r\n\t{"code": "@CODE@"}\n'),
-    (JSON, b'{"code": "@CODE@", "extra": {"nested": [1, 2, {"a": null}]}}'),
-    (JSON, b'{"code": "@CODE@", "a": {"code": "other"}}'),  # one key per object
-    (JSON, nested(MAX_DEPTH)),
-    (JSON, padded(SESSION_BODY_MAX_BYTES)),
-], ids=["json", "charset", "upper-case", "whitespace", "extra-fields", "same-key-in-another-object",
-        "at-the-depth-limit", "at-the-size-limit"])
+@pytest.mark.parametrize(
+    "content_type, body",
+    [
+        (JSON, b'{"code": "@CODE@"}'),
+        ("application/json; charset=utf-8", b'{"code": "@CODE@"}'),
+        ("Application/JSON", b'{"code": "@CODE@"}'),
+        (JSON, b' \r\n\t{"code": "@CODE@"}\n'),
+        (JSON, b'{"code": "@CODE@", "extra": {"nested": [1, 2, {"a": null}]}}'),
+        (JSON, b'{"code": "@CODE@", "a": {"code": "other"}}'),  # one key per object
+        (JSON, nested(MAX_DEPTH)),
+        (JSON, padded(SESSION_BODY_MAX_BYTES)),
+    ],
+    ids=[
+        "json",
+        "charset",
+        "upper-case",
+        "whitespace",
+        "extra-fields",
+        "same-key-in-another-object",
+        "at-the-depth-limit",
+        "at-the-size-limit",
+    ],
+)
 def test_what_a_front_end_sends_is_accepted(fake_wechat, code, content_type, body):
     """The refusals above refuse nothing a genuine front end sends."""
     response = send(body, code, content_type)
@@ -242,7 +265,7 @@ def test_a_depth_bomb_is_refused_whatever_the_size_limit():
 
 
 def test_brackets_inside_strings_do_not_count_as_depth():
-    body = json.dumps({"code": "c", "x": "[" * 1000 + "\\\"{" * 100}).encode()
+    body = json.dumps({"code": "c", "x": "[" * 1000 + '\\"{' * 100}).encode()
 
     assert read_json_object(rf.post("/", body, content_type=JSON), max_bytes=10_000)["code"] == "c"
 
@@ -270,5 +293,4 @@ def test_an_empty_body_is_an_empty_object_and_the_typed_errors_are_what_the_view
 
 
 def test_padded_bodies_have_the_size_they_name():
-    assert len(padded(SESSION_BODY_MAX_BYTES).replace(CODE, b"c" * CODE_LENGTH)) == \
-        SESSION_BODY_MAX_BYTES
+    assert len(padded(SESSION_BODY_MAX_BYTES).replace(CODE, b"c" * CODE_LENGTH)) == SESSION_BODY_MAX_BYTES

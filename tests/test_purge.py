@@ -39,23 +39,58 @@ pytestmark = pytest.mark.django_db(transaction=True)
 DAY = timedelta(days=1)
 WEEK = timedelta(days=7)
 REPO = Path(__file__).resolve().parent.parent
-JSON_KEYS = {"deleted", "garbage_deleted", "scrubbed", "folded", "seconds", "rows_per_second",
-             "dry_run", "older_than_seconds", "garbage_older_than_seconds", "batches", "app"}
+JSON_KEYS = {
+    "deleted",
+    "garbage_deleted",
+    "scrubbed",
+    "folded",
+    "seconds",
+    "rows_per_second",
+    "dry_run",
+    "older_than_seconds",
+    "garbage_older_than_seconds",
+    "batches",
+    "app",
+}
 _numbers = itertools.count()
 
 
-def add_rows(count, age, *, tokens=False, status="exchanged", error="", duplicates=0, now=None,
-             using="default", app_id="wxtestappid0000001"):
+def add_rows(
+    count,
+    age,
+    *,
+    tokens=False,
+    status="exchanged",
+    error="",
+    duplicates=0,
+    now=None,
+    using="default",
+    app_id="wxtestappid0000001",
+):
     """``count`` rows first seen ``age`` before ``now``; their ids, in insertion order."""
     moment = (now or timezone.now()) - age
-    rows = [OAuthCodeUse(
-        app_id=app_id, code_hash=f"{next(_numbers):064x}", status=status,
-        error=error, duplicates=duplicates, first_seen_at=moment, last_seen_at=moment,
-        access_token="access-token" if tokens else "", refresh_token="refresh-token" if tokens else "",
-        profile={"nickname": "Pat"} if tokens else None) for _ in range(count)]
+    rows = [
+        OAuthCodeUse(
+            app_id=app_id,
+            code_hash=f"{next(_numbers):064x}",
+            status=status,
+            error=error,
+            duplicates=duplicates,
+            first_seen_at=moment,
+            last_seen_at=moment,
+            access_token="access-token" if tokens else "",
+            refresh_token="refresh-token" if tokens else "",
+            profile={"nickname": "Pat"} if tokens else None,
+        )
+        for _ in range(count)
+    ]
     OAuthCodeUse.objects.using(using).bulk_create(rows)
-    return list(OAuthCodeUse.objects.using(using).filter(code_hash__in=[r.code_hash for r in rows])
-                .order_by("pk").values_list("pk", flat=True))
+    return list(
+        OAuthCodeUse.objects.using(using)
+        .filter(code_hash__in=[r.code_hash for r in rows])
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
 
 
 def purge_command(*args, stdout=None, **options):
@@ -121,10 +156,18 @@ def test_retention_comes_from_the_setting(settings):
     assert (report["deleted"], report["older_than_seconds"]) == (2, 3600)
 
 
-@pytest.mark.parametrize(("text", "seconds"), [
-    ("90s", 90), ("10m", 600), ("12h", 43200), ("7d", 604800), ("2w", 1209600), ("3600", 3600),
-    (" 5M ", 300),
-])
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("90s", 90),
+        ("10m", 600),
+        ("12h", 43200),
+        ("7d", 604800),
+        ("2w", 1209600),
+        ("3600", 3600),
+        (" 5M ", 300),
+    ],
+)
 def test_older_than_accepts_each_unit(text, seconds):
     add_rows(2, timedelta(seconds=seconds * 1.1 + 1))
     kept = add_rows(1, timedelta(seconds=seconds * 0.9))
@@ -149,10 +192,19 @@ def test_bad_older_than_is_a_usage_error(text):
     assert OAuthCodeUse.objects.count() == 1
 
 
-@pytest.mark.parametrize(("option", "value"), [
-    ("--batch-size", "0"), ("--batch-size", "-3"), ("--batch-size", "ten"), ("--batch-size", "1.5"),
-    ("--sleep", "-1"), ("--sleep", "soon"), ("--sleep", "inf"), ("--database", "nowhere"),
-])
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("--batch-size", "0"),
+        ("--batch-size", "-3"),
+        ("--batch-size", "ten"),
+        ("--batch-size", "1.5"),
+        ("--sleep", "-1"),
+        ("--sleep", "soon"),
+        ("--sleep", "inf"),
+        ("--database", "nowhere"),
+    ],
+)
 def test_bad_option_values_are_usage_errors(option, value):
     with pytest.raises(CommandError) as raised:
         purge_command(option, value)
@@ -175,10 +227,20 @@ def test_retention_setting_shorter_than_the_dedupe_window_is_refused(settings):
 
 def _run_subprocess(*args):
     """The real command line, against a PostgreSQL nobody listens on (nothing is created)."""
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings",
-           "WECHAT_OAUTH_TEST_DB": "postgres", "WECHAT_OAUTH_TEST_PG_PORT": str(services.free_port())}
-    return subprocess.run([sys.executable, "-m", "django", "purge_oauth_codes", *args], cwd=REPO,
-                          env=env, capture_output=True, text=True, timeout=60)
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.settings",
+        "WECHAT_OAUTH_TEST_DB": "postgres",
+        "WECHAT_OAUTH_TEST_PG_PORT": str(services.free_port()),
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "django", "purge_oauth_codes", *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def test_exit_status_of_the_real_command_line():
@@ -189,7 +251,8 @@ def test_exit_status_of_the_real_command_line():
     assert bad_argument.stdout == ""
     assert bad_argument.stderr.splitlines() == [
         "CommandError: --older-than: '5x' is not a duration "
-        "(examples: 90s, 10m, 12h, 7d, 2w, 3600) (see --help)"]
+        "(examples: 90s, 10m, 12h, 7d, 2w, 3600) (see --help)"
+    ]
     assert unreachable.returncode == 1
     assert unreachable.stdout == ""
     lines = unreachable.stderr.splitlines()
@@ -236,13 +299,26 @@ def test_a_mini_programs_session_key_and_a_wecom_profile_are_scrubbed_too():
     """Rows of logins without an access token (a Mini Program's session_key, a WeCom
     member's details) hold secrets all the same: scrubbed past the window like tokens."""
     moment = timezone.now() - timedelta(minutes=5)
-    OAuthCodeUse.objects.bulk_create([
-        OAuthCodeUse(app_id="wxmini", code_hash="a" * 64, status="exchanged",
-                     first_seen_at=moment, last_seen_at=moment, session_key="c2Vzc2lvbiBrZXk="),
-        OAuthCodeUse(app_id="wwcorp", code_hash="b" * 64, status="exchanged",
-                     first_seen_at=moment, last_seen_at=moment,
-                     profile={"openid": "zhangsan", "mobile": "13800000000"}),
-    ])
+    OAuthCodeUse.objects.bulk_create(
+        [
+            OAuthCodeUse(
+                app_id="wxmini",
+                code_hash="a" * 64,
+                status="exchanged",
+                first_seen_at=moment,
+                last_seen_at=moment,
+                session_key="c2Vzc2lvbiBrZXk=",
+            ),
+            OAuthCodeUse(
+                app_id="wwcorp",
+                code_hash="b" * 64,
+                status="exchanged",
+                first_seen_at=moment,
+                last_seen_at=moment,
+                profile={"openid": "zhangsan", "mobile": "13800000000"},
+            ),
+        ]
+    )
 
     report = purge_json()
 
@@ -305,9 +381,11 @@ def test_rejected_codes_are_deleted_after_an_hour_and_everything_else_kept(froze
     at_cutoff = rejected(1, timedelta(0), now=cutoff)
     young = rejected(2, timedelta(minutes=30), now=frozen_now)
     with_duplicates = rejected(1, timedelta(hours=2), duplicates=1, now=frozen_now)
-    other_errors = [pk for key in ("expired", "upstream", "unavailable", "credentials")
-                    for pk in add_rows(1, timedelta(hours=2), status="failed", error=key,
-                                       now=frozen_now)]
+    other_errors = [
+        pk
+        for key in ("expired", "upstream", "unavailable", "credentials")
+        for pk in add_rows(1, timedelta(hours=2), status="failed", error=key, now=frozen_now)
+    ]
     exchanged = add_rows(2, timedelta(hours=2), now=frozen_now)
 
     report = purge_json()
@@ -364,8 +442,9 @@ def test_garbage_retention_shorter_than_the_dedupe_window_fails_the_system_check
 
     settings.WECHAT_OAUTH = {**settings.WECHAT_OAUTH, "GARBAGE_RETENTION": 20}
 
-    ids = {m.id for m in checks.run_checks()
-           if m.id.startswith("wechat_oauth.") and m.level > checks.INFO}  # not advice
+    ids = {
+        m.id for m in checks.run_checks() if m.id.startswith("wechat_oauth.") and m.level > checks.INFO
+    }  # not advice
 
     assert ids == {"wechat_oauth.E010"}
 
@@ -378,8 +457,10 @@ def test_dry_run_counts_rejected_codes_and_deletes_nothing():
     text = purge_command("--dry-run")
     report = purge_json("--dry-run", "--batch-size", "1")
 
-    assert text == ("dry run: would purge 0 codes older than 7d and 3 rejected codes older than "
-                    "1h, and scrub tokens of 0 codes (nothing changed)\n")
+    assert text == (
+        "dry run: would purge 0 codes older than 7d and 3 rejected codes older than "
+        "1h, and scrub tokens of 0 codes (nothing changed)\n"
+    )
     assert (report["garbage_deleted"], report["deleted"], report["batches"]) == (3, 0, 0)
     assert remaining() == before
 
@@ -390,13 +471,17 @@ def test_summary_line_names_the_rejected_codes():
 
     out = purge_command()
 
-    assert re.fullmatch(r"purged 2 codes older than 7d and 1 rejected code older than 1h, "
-                        r"scrubbed tokens of 0 codes in \d+\.\d s \([\d,]+ rows/s\)\n", out), out
+    assert re.fullmatch(
+        r"purged 2 codes older than 7d and 1 rejected code older than 1h, "
+        r"scrubbed tokens of 0 codes in \d+\.\d s \([\d,]+ rows/s\)\n",
+        out,
+    ), out
 
 
 def test_rejected_codes_go_in_batches_with_queries_per_batch_not_per_row():
     """Rejected rows among rows that stay: only windows holding garbage cost a DELETE, and
     twice the rows in twice as large batches take the same queries."""
+
     def run(count, batch_size):
         OAuthCodeUse.objects.all().delete()
         for _ in range(count):
@@ -520,8 +605,10 @@ def test_dry_run_counts_and_changes_nothing():
     text = purge_command("--dry-run")
     report = purge_json("--dry-run", "--batch-size", "2")
 
-    assert text == ("dry run: would purge 4 codes older than 7d and 0 rejected codes older than "
-                    "1h, and scrub tokens of 3 codes (nothing changed)\n")
+    assert text == (
+        "dry run: would purge 4 codes older than 7d and 0 rejected codes older than "
+        "1h, and scrub tokens of 3 codes (nothing changed)\n"
+    )
     assert report["dry_run"] is True
     assert (report["deleted"], report["scrubbed"], report["folded"], report["batches"]) == (4, 3, 0, 0)
     assert remaining() == before
@@ -552,31 +639,40 @@ def test_summary_line():
 
     out = purge_command()
 
-    assert re.fullmatch(r"purged 3 codes older than 7d and 0 rejected codes older than 1h, "
-                        r"scrubbed tokens of 1 code in \d+\.\d s \([\d,]+ rows/s\)\n", out), out
+    assert re.fullmatch(
+        r"purged 3 codes older than 7d and 0 rejected codes older than 1h, "
+        r"scrubbed tokens of 1 code in \d+\.\d s \([\d,]+ rows/s\)\n",
+        out,
+    ), out
 
 
 def test_summary_line_format_with_cache_counters():
-    report = purging.PurgeReport(older_than=WEEK, deleted=1_000_000, scrubbed=12, folded=3,
-                                 seconds=8.2)
+    report = purging.PurgeReport(older_than=WEEK, deleted=1_000_000, scrubbed=12, folded=3, seconds=8.2)
     assert summary(report, cache=True) == (
         "purged 1,000,000 codes older than 7d, scrubbed tokens of 12 codes, "
-        "folded 3 cache counters in 8.2 s (121,951 rows/s)")
+        "folded 3 cache counters in 8.2 s (121,951 rows/s)"
+    )
     nothing = purging.PurgeReport(older_than=timedelta(hours=36))
-    assert summary(nothing) == ("purged 0 codes older than 36h, scrubbed tokens of 0 codes "
-                                "in 0.0 s (0 rows/s)")
-    garbage = purging.PurgeReport(older_than=WEEK, garbage_older_than=timedelta(hours=2),
-                                  deleted=5, garbage_deleted=1, seconds=2.0)
-    assert summary(garbage) == ("purged 5 codes older than 7d and 1 rejected code older than 2h, "
-                                "scrubbed tokens of 0 codes in 2.0 s (3 rows/s)")
+    assert summary(nothing) == (
+        "purged 0 codes older than 36h, scrubbed tokens of 0 codes in 0.0 s (0 rows/s)"
+    )
+    garbage = purging.PurgeReport(
+        older_than=WEEK, garbage_older_than=timedelta(hours=2), deleted=5, garbage_deleted=1, seconds=2.0
+    )
+    assert summary(garbage) == (
+        "purged 5 codes older than 7d and 1 rejected code older than 2h, "
+        "scrubbed tokens of 0 codes in 2.0 s (3 rows/s)"
+    )
     assert summary(dataclasses.replace(garbage, dry_run=True)) == (
         "dry run: would purge 5 codes older than 7d and 1 rejected code older than 2h, and "
-        "scrub tokens of 0 codes (nothing changed)")
+        "scrub tokens of 0 codes (nothing changed)"
+    )
 
 
 def test_nothing_to_do_is_success():
-    assert purge_command().startswith("purged 0 codes older than 7d and 0 rejected codes older "
-                                      "than 1h, scrubbed tokens of 0 codes")
+    assert purge_command().startswith(
+        "purged 0 codes older than 7d and 0 rejected codes older than 1h, scrubbed tokens of 0 codes"
+    )
     assert purge_json()["batches"] == 1  # the one scrub UPDATE that found nothing
 
 
@@ -662,17 +758,23 @@ def test_scrub_tokens_api():
         purging.scrub_tokens(timedelta(seconds=1))
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("90s", "90s"), ("10m", "10m"), ("12h", "12h"), ("7d", "7d"), ("2w", "14d"),
-    ("86400", "1d"), ("3601", "3601s"),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("90s", "90s"),
+        ("10m", "10m"),
+        ("12h", "12h"),
+        ("7d", "7d"),
+        ("2w", "14d"),
+        ("86400", "1d"),
+        ("3601", "3601s"),
+    ],
+)
 def test_duration_round_trip(text, expected):
     assert purging.format_duration(purging.parse_duration(text)) == expected
 
 
 # -- beside live traffic ------------------------------------------------------------------
-
-
 
 
 @pytest.mark.django_db(transaction=True, databases="__all__")
@@ -707,19 +809,16 @@ def test_purge_beside_an_exchange_in_flight(fake_wechat, alias):
 
 
 @pytest.mark.redis
-def test_cache_counters_are_folded_before_rows_are_deleted(settings, fake_wechat, redis_alias,
-                                                           monkeypatch):
+def test_cache_counters_are_folded_before_rows_are_deleted(settings, fake_wechat, redis_alias, monkeypatch):
     from wechat_oauth.guard import cache as cache_module
 
     settings.WECHAT_OAUTH = {**settings.WECHAT_OAUTH, "CACHE_ALIAS": redis_alias}
     caches[redis_alias].delete_pattern("wechat_oauth:*")
     order = []
     fold = cache_module.fold_counters
-    monkeypatch.setattr(cache_module, "fold_counters",
-                        lambda *a, **k: order.append("fold") or fold(*a, **k))
+    monkeypatch.setattr(cache_module, "fold_counters", lambda *a, **k: order.append("fold") or fold(*a, **k))
     delete = purging._Run.delete
-    monkeypatch.setattr(purging._Run, "delete",
-                        lambda *a, **k: order.append("delete") or delete(*a, **k))
+    monkeypatch.setattr(purging._Run, "delete", lambda *a, **k: order.append("delete") or delete(*a, **k))
     try:
         expiring, staying = fake_wechat.issue_code("o_expiring"), fake_wechat.issue_code("o_staying")
         expiring_id = exchange_once(expiring).code_use_id
@@ -729,7 +828,8 @@ def test_cache_counters_are_folded_before_rows_are_deleted(settings, fake_wechat
             exchange_once(staying, resent=resent)
         assert set(OAuthCodeUse.objects.values_list("duplicates", flat=True)) == {0}  # in Redis
         OAuthCodeUse.objects.filter(pk=expiring_id).update(
-            first_seen_at=timezone.now() - 8 * DAY, last_seen_at=timezone.now() - 8 * DAY)
+            first_seen_at=timezone.now() - 8 * DAY, last_seen_at=timezone.now() - 8 * DAY
+        )
 
         dry = purge_json("--dry-run")
         report = purge_json()
@@ -746,8 +846,10 @@ def test_cache_counters_are_folded_before_rows_are_deleted(settings, fake_wechat
 
 def test_database_error_exits_1_with_one_line(monkeypatch):
     def broken(self, **kwargs):
-        raise OperationalError("server closed the connection unexpectedly\n\t"
-                               "This probably means the server terminated abnormally")
+        raise OperationalError(
+            "server closed the connection unexpectedly\n\t"
+            "This probably means the server terminated abnormally"
+        )
 
     monkeypatch.setattr(purging._Run, "delete", broken)
     add_rows(1, 8 * DAY)
@@ -756,14 +858,20 @@ def test_database_error_exits_1_with_one_line(monkeypatch):
         purge_command()
 
     assert raised.value.returncode == 1
-    assert str(raised.value) == ("database error: server closed the connection unexpectedly "
-                                 "This probably means the server terminated abnormally")
+    assert str(raised.value) == (
+        "database error: server closed the connection unexpectedly "
+        "This probably means the server terminated abnormally"
+    )
 
 
 def test_purge_of_one_app_touches_only_its_rows_and_reports_them(settings):
-    settings.WECHAT_OAUTH = {**settings.WECHAT_OAUTH, "APPS": {
-        "mp": {"KIND": "mp", "APP_ID": "wxtestappid0000001", "APP_SECRET": "s1"},
-        "web": {"KIND": "open", "APP_ID": "wxtestweb00000001", "APP_SECRET": "s2"}}}
+    settings.WECHAT_OAUTH = {
+        **settings.WECHAT_OAUTH,
+        "APPS": {
+            "mp": {"KIND": "mp", "APP_ID": "wxtestappid0000001", "APP_SECRET": "s1"},
+            "web": {"KIND": "open", "APP_ID": "wxtestweb00000001", "APP_SECRET": "s2"},
+        },
+    }
     add_rows(4, 2 * WEEK)
     add_rows(3, 2 * WEEK, app_id="wxtestweb00000001")
     add_rows(2, 2 * DAY, tokens=True, app_id="wxtestweb00000001")
@@ -775,8 +883,7 @@ def test_purge_of_one_app_touches_only_its_rows_and_reports_them(settings):
     assert (dry["deleted"], dry["scrubbed"], dry["app"]) == (3, 2, "web")
     assert (report["deleted"], report["scrubbed"], report["app"]) == (3, 2, "web")
     assert OAuthCodeUse.objects.filter(app_id="wxtestappid0000001").count() == 9
-    assert OAuthCodeUse.objects.filter(app_id="wxtestappid0000001").exclude(
-        access_token="").count() == 5
+    assert OAuthCodeUse.objects.filter(app_id="wxtestappid0000001").exclude(access_token="").count() == 5
     assert OAuthCodeUse.objects.filter(app_id="wxtestweb00000001").count() == 2
 
 

@@ -37,9 +37,11 @@ TOKEN_PAYLOAD = {
     "scope": "snsapi_base",
 }
 # What requests and urllib3 put in their exception text: the full URL, query string included.
-LEAKY_URL = (f"/sns/oauth2/access_token?appid=wxtestappid0000001&secret={SECRET}&code={CODE}"
-             f"&grant_type=authorization_code&access_token={ACCESS_TOKEN}"
-             f"&refresh_token={REFRESH_TOKEN}")
+LEAKY_URL = (
+    f"/sns/oauth2/access_token?appid=wxtestappid0000001&secret={SECRET}&code={CODE}"
+    f"&grant_type=authorization_code&access_token={ACCESS_TOKEN}"
+    f"&refresh_token={REFRESH_TOKEN}"
+)
 
 
 def leaky_connection_error(reason: Exception) -> requests.ConnectionError:
@@ -63,31 +65,49 @@ CALLS: dict[str, tuple[str, Call]] = {
 }
 
 ANSWERS: dict[str, dict[str, object]] = {
-    "connect-timeout": {"body": requests.ConnectTimeout(
-        f"HTTPSConnectionPool(host='api.weixin.qq.com', port=443): Max retries exceeded with "
-        f"url: {LEAKY_URL} (Caused by ConnectTimeoutError())")},
-    "read-timeout": {"body": requests.ReadTimeout(
-        f"HTTPSConnectionPool(host='api.weixin.qq.com', port=443): Read timed out. "
-        f"(read timeout=5) url: {LEAKY_URL}")},
-    "refused": {"body": leaky_connection_error(
-        NewConnectionError(None, f"Failed to establish a new connection: {LEAKY_URL}"))},  # type: ignore[arg-type]
-    "reset": {"body": leaky_connection_error(
-        ProtocolError(f"Connection aborted. {LEAKY_URL}", ConnectionResetError(104, "reset")))},
+    "connect-timeout": {
+        "body": requests.ConnectTimeout(
+            f"HTTPSConnectionPool(host='api.weixin.qq.com', port=443): Max retries exceeded with "
+            f"url: {LEAKY_URL} (Caused by ConnectTimeoutError())"
+        )
+    },
+    "read-timeout": {
+        "body": requests.ReadTimeout(
+            f"HTTPSConnectionPool(host='api.weixin.qq.com', port=443): Read timed out. "
+            f"(read timeout=5) url: {LEAKY_URL}"
+        )
+    },
+    "refused": {
+        "body": leaky_connection_error(
+            NewConnectionError(None, f"Failed to establish a new connection: {LEAKY_URL}")
+        )
+    },  # type: ignore[arg-type]
+    "reset": {
+        "body": leaky_connection_error(
+            ProtocolError(f"Connection aborted. {LEAKY_URL}", ConnectionResetError(104, "reset"))
+        )
+    },
     "request-exception": {"body": requests.RequestException(f"Something else: {LEAKY_URL}")},
     "http-502": {"status": 502, "body": f"<html>502 Bad Gateway for {LEAKY_URL}</html>"},
     "html-echoing-url": {"body": f"<html>Proxy error fetching {LEAKY_URL}</html>"},
     "json-array": {"body": json.dumps([SECRET, CODE])},
     "missing-openid": {"json": {"access_token": ACCESS_TOKEN, "refresh_token": REFRESH_TOKEN}},
     "errcode-unknown": {"json": {"errcode": 99999, "errmsg": "new error, rid: 1a2b"}},
-    **{f"errcode-{errcode}": {"json": {"errcode": errcode, "errmsg": "nope, rid: 6541f2a3-1b2c"}}
-       for errcode in sorted(ERRCODE_CLASSES)},
+    **{
+        f"errcode-{errcode}": {"json": {"errcode": errcode, "errmsg": "nope, rid: 6541f2a3-1b2c"}}
+        for errcode in sorted(ERRCODE_CLASSES)
+    },
 }
 
 
 # check() answers False (raises nothing) for these.
 CHECK_FALSE = {"errcode-40003", "errcode-40014", "errcode-42001"}
-CASES = [(call, answer) for call in sorted(CALLS) for answer in sorted(ANSWERS)
-         if not (call == "check" and answer in CHECK_FALSE)]
+CASES = [
+    (call, answer)
+    for call in sorted(CALLS)
+    for answer in sorted(ANSWERS)
+    if not (call == "check" and answer in CHECK_FALSE)
+]
 
 
 def raise_error(call: str, answer: str) -> WeChatOAuthError:
@@ -251,7 +271,8 @@ def debug_logs(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
 
 @pytest.mark.usefixtures("without_installed_redaction")
 def test_debug_logs_of_a_real_exchange_contain_no_secret_code_or_token(
-        fake_wechat_url: str, debug_logs: pytest.LogCaptureFixture) -> None:
+    fake_wechat_url: str, debug_logs: pytest.LogCaptureFixture
+) -> None:
     result = WeChatClient(api_base_url=fake_wechat_url).exchange_code(CODE)
 
     assert result.access_token == ACCESS_TOKEN  # the call really went through
@@ -263,16 +284,18 @@ def test_debug_logs_of_a_real_exchange_contain_no_secret_code_or_token(
 
 @pytest.mark.usefixtures("without_installed_redaction")
 def test_urllib3_request_log_shows_redacted_query(
-        fake_wechat_url: str, debug_logs: pytest.LogCaptureFixture) -> None:
+    fake_wechat_url: str, debug_logs: pytest.LogCaptureFixture
+) -> None:
     WeChatClient(api_base_url=fake_wechat_url).exchange_code(CODE)
 
     urllib3_lines = [r.getMessage() for r in debug_logs.records if r.name.startswith("urllib3")]
-    assert any("/sns/oauth2/access_token?" in line and "secret=***" in line
-               and "code=***" in line for line in urllib3_lines)
+    assert any(
+        "/sns/oauth2/access_token?" in line and "secret=***" in line and "code=***" in line
+        for line in urllib3_lines
+    )
 
 
-def test_client_debug_log_names_the_path(fake_wechat_url: str,
-                                         debug_logs: pytest.LogCaptureFixture) -> None:
+def test_client_debug_log_names_the_path(fake_wechat_url: str, debug_logs: pytest.LogCaptureFixture) -> None:
     WeChatClient(api_base_url=fake_wechat_url).exchange_code(CODE)
 
     client_lines = [r.getMessage() for r in debug_logs.records if r.name == "wechat_oauth.client"]
@@ -280,12 +303,12 @@ def test_client_debug_log_names_the_path(fake_wechat_url: str,
 
 
 def test_errcode_log_line_contains_no_secret_or_code(
-        fake_wechat_url: str, debug_logs: pytest.LogCaptureFixture) -> None:
+    fake_wechat_url: str, debug_logs: pytest.LogCaptureFixture
+) -> None:
     with pytest.raises(WeChatOAuthError):
         WeChatClient(api_base_url=fake_wechat_url).exchange_code("wrong" + CODE)
 
-    lines = [r for r in debug_logs.records
-             if r.name == "wechat_oauth.client" and "errcode" in r.getMessage()]
+    lines = [r for r in debug_logs.records if r.name == "wechat_oauth.client" and "errcode" in r.getMessage()]
     assert lines
     for record in lines:
         assert_no_secrets(record.getMessage())
@@ -294,8 +317,20 @@ def test_errcode_log_line_contains_no_secret_or_code(
 # -- redact() --------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["secret", "appsecret", "corpsecret", "code", "js_code",
-                                  "access_token", "refresh_token", "session_key", "user_ticket"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "secret",
+        "appsecret",
+        "corpsecret",
+        "code",
+        "js_code",
+        "access_token",
+        "refresh_token",
+        "session_key",
+        "user_ticket",
+    ],
+)
 def test_redact_masks_each_sensitive_parameter(name: str) -> None:
     assert redact.redact(f"/sns/x?{name}=v4lue&openid=o1") == f"/sns/x?{name}=***&openid=o1"
 
@@ -303,16 +338,20 @@ def test_redact_masks_each_sensitive_parameter(name: str) -> None:
 def test_redact_masks_every_sensitive_parameter_of_a_url() -> None:
     assert redact.redact(LEAKY_URL) == (
         "/sns/oauth2/access_token?appid=wxtestappid0000001&secret=***&code=***"
-        "&grant_type=authorization_code&access_token=***&refresh_token=***")
+        "&grant_type=authorization_code&access_token=***&refresh_token=***"
+    )
 
 
 def test_redact_keeps_urllib3_log_line_readable() -> None:
-    line = (f'https://api.weixin.qq.com:443 "GET /sns/oauth2/access_token?appid=wx1&secret={SECRET}'
-            f'&code={CODE}&grant_type=authorization_code HTTP/1.1" 200 120')
+    line = (
+        f'https://api.weixin.qq.com:443 "GET /sns/oauth2/access_token?appid=wx1&secret={SECRET}'
+        f'&code={CODE}&grant_type=authorization_code HTTP/1.1" 200 120'
+    )
 
     assert redact.redact(line) == (
         'https://api.weixin.qq.com:443 "GET /sns/oauth2/access_token?appid=wx1&secret=***'
-        '&code=***&grant_type=authorization_code HTTP/1.1" 200 120')
+        '&code=***&grant_type=authorization_code HTTP/1.1" 200 120'
+    )
 
 
 def test_redact_ignores_case_of_parameter_names() -> None:
@@ -327,7 +366,8 @@ def test_redact_leaves_parameters_that_only_end_in_a_sensitive_name() -> None:
 
 def test_redact_stops_at_fragment_whitespace_and_quotes() -> None:
     assert redact.redact("a?code=c1#frag code=c2 'code=c3' \"code=c4\"") == (
-        "a?code=***#frag code=*** 'code=***' \"code=***\"")
+        "a?code=***#frag code=*** 'code=***' \"code=***\""
+    )
 
 
 # A callback URL nested in another URL's query (``next=``, a referrer, a proxy's log line)
@@ -342,20 +382,23 @@ def test_redact_masks_parameters_behind_an_encoded_equals_sign(name: str, equals
 
 
 def test_redact_masks_the_code_of_a_callback_url_nested_in_next() -> None:
-    line = ("GET /wechat/login/?next=%2Fwechat%2Fcallback%2F%3Fnext%3D%252Fwhoami%252F"
-            f"%26code%3D{CODE}%26state%3D1xYpAb0state HTTP/1.1")
+    line = (
+        "GET /wechat/login/?next=%2Fwechat%2Fcallback%2F%3Fnext%3D%252Fwhoami%252F"
+        f"%26code%3D{CODE}%26state%3D1xYpAb0state HTTP/1.1"
+    )
 
     assert redact.redact(line) == (
         "GET /wechat/login/?next=%2Fwechat%2Fcallback%2F%3Fnext%3D%252Fwhoami%252F"
-        "%26code%3D***%26state%3D1xYpAb0state HTTP/1.1")
+        "%26code%3D***%26state%3D1xYpAb0state HTTP/1.1"
+    )
 
 
 def test_redact_masks_the_code_of_a_doubly_nested_callback_url() -> None:
-    line = (f"/a/?next=%2Fb%2F%3Fnext%3D%252Fcb%252F%253Fcode%253D{CODE}%2526state%253DS1"
-            f"%26x%3D1")
+    line = f"/a/?next=%2Fb%2F%3Fnext%3D%252Fcb%252F%253Fcode%253D{CODE}%2526state%253DS1%26x%3D1"
 
     assert redact.redact(line) == (
-        "/a/?next=%2Fb%2F%3Fnext%3D%252Fcb%252F%253Fcode%253D***%2526state%253DS1%26x%3D1")
+        "/a/?next=%2Fb%2F%3Fnext%3D%252Fcb%252F%253Fcode%253D***%2526state%253DS1%26x%3D1"
+    )
 
 
 @pytest.mark.parametrize("end", ["%26", "%2526", "&", "#", " ", "'", '"'])
@@ -371,7 +414,8 @@ def test_redact_masks_an_encoded_code_but_not_names_that_only_end_in_one() -> No
     text = "next=%2Fx%3Fqrcode%3Dabc%26code%3Dc1%26auth_code%3Ddef%26mysecret%253Dghi%26openid%3Do1"
 
     assert redact.redact(text) == (
-        "next=%2Fx%3Fqrcode%3Dabc%26code%3D***%26auth_code%3Ddef%26mysecret%253Dghi%26openid%3Do1")
+        "next=%2Fx%3Fqrcode%3Dabc%26code%3D***%26auth_code%3Ddef%26mysecret%253Dghi%26openid%3Do1"
+    )
 
 
 def test_redact_leaves_text_without_parameters_alone() -> None:
@@ -381,8 +425,15 @@ def test_redact_leaves_text_without_parameters_alone() -> None:
 
 
 def test_redacting_filter_redacts_formatted_arguments() -> None:
-    record = logging.LogRecord("urllib3.connectionpool", logging.DEBUG, __file__, 1,
-                               '"%s %s %s"', ("GET", f"/x?secret={SECRET}", "HTTP/1.1"), None)
+    record = logging.LogRecord(
+        "urllib3.connectionpool",
+        logging.DEBUG,
+        __file__,
+        1,
+        '"%s %s %s"',
+        ("GET", f"/x?secret={SECRET}", "HTTP/1.1"),
+        None,
+    )
 
     assert redact.RedactingFilter().filter(record) is True
     assert record.getMessage() == '"GET /x?secret=*** HTTP/1.1"'

@@ -18,6 +18,7 @@ from wechat_oauth.guard import exchange_once
 
 pytestmark = [pytest.mark.redis, pytest.mark.django_db(transaction=True)]
 
+
 class SentinelSetup:
     """A master, its replica and one Sentinel (quorum 1) watching them, as service
     ``wechat<master port>``: django-redis keeps its connection pools per LOCATION for the
@@ -30,9 +31,11 @@ class SentinelSetup:
         self.replica = services.DisposableRedis("--replicaof", "127.0.0.1", str(self.master.port))
         self.replica.start()
         config = directory / "sentinel.conf"
-        config.write_text(f"sentinel monitor {self.service} 127.0.0.1 {self.master.port} 1\n"
-                          f"sentinel down-after-milliseconds {self.service} 1000\n"
-                          f"sentinel failover-timeout {self.service} 5000\n")
+        config.write_text(
+            f"sentinel monitor {self.service} 127.0.0.1 {self.master.port} 1\n"
+            f"sentinel down-after-milliseconds {self.service} 1000\n"
+            f"sentinel failover-timeout {self.service} 5000\n"
+        )
         self.sentinel = services.DisposableRedis(str(config), "--sentinel")
         self.sentinel.start()
         wait_until(lambda: self.master_port() == self.master.port, timeout=10)
@@ -74,21 +77,27 @@ class SentinelSetup:
 def sentinel_front(settings, fake_wechat, tmp_path):
     setup = SentinelSetup(tmp_path)
     # The README's settings (Redis behind Sentinel).
-    settings.CACHES = {**settings.CACHES, "sentinel": {
-        "BACKEND": "django_redis.cache.RedisCache",
-        "LOCATION": f"redis://{setup.service}/0",
-        "OPTIONS": {
-            "CLIENT_CLASS": "django_redis.client.SentinelClient",
-            "CONNECTION_FACTORY": "django_redis.pool.SentinelConnectionFactory",
-            "SENTINELS": [("127.0.0.1", setup.sentinel.port)],
-            # Ask each Sentinel once: redis-py's default retries a dead one with backoff for
-            # seconds, on every request that needs the master's address.
-            "SENTINEL_KWARGS": {"socket_connect_timeout": 0.05, "socket_timeout": 0.05,
-                                "retry": Retry(NoBackoff(), 0)},
-            "SOCKET_CONNECT_TIMEOUT": 0.05,
-            "SOCKET_TIMEOUT": 0.05,
+    settings.CACHES = {
+        **settings.CACHES,
+        "sentinel": {
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": f"redis://{setup.service}/0",
+            "OPTIONS": {
+                "CLIENT_CLASS": "django_redis.client.SentinelClient",
+                "CONNECTION_FACTORY": "django_redis.pool.SentinelConnectionFactory",
+                "SENTINELS": [("127.0.0.1", setup.sentinel.port)],
+                # Ask each Sentinel once: redis-py's default retries a dead one with backoff for
+                # seconds, on every request that needs the master's address.
+                "SENTINEL_KWARGS": {
+                    "socket_connect_timeout": 0.05,
+                    "socket_timeout": 0.05,
+                    "retry": Retry(NoBackoff(), 0),
+                },
+                "SOCKET_CONNECT_TIMEOUT": 0.05,
+                "SOCKET_TIMEOUT": 0.05,
+            },
         },
-    }}
+    }
     settings.WECHAT_OAUTH = {**settings.WECHAT_OAUTH, "CACHE_ALIAS": "sentinel"}
     yield setup
     caches["sentinel"].close()

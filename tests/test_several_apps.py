@@ -31,11 +31,19 @@ def two_apps_settings(fake) -> dict:
     default app) and a website app ("web"), both of one Open Platform account."""
     web_secret = fake.add_app(WEB_APP_ID)
     urls = {key: value for key, value in fake.settings().items() if key.endswith("_URL")}
-    return {**urls, "DEFAULT_APP": "mp", "APPS": {
-        "mp": {"KIND": "mp", "APP_ID": fake.app_id, "APP_SECRET": fake.app_secret,
-               "SCOPE": "snsapi_userinfo"},
-        "web": {"KIND": "open", "APP_ID": WEB_APP_ID, "APP_SECRET": web_secret},
-    }}
+    return {
+        **urls,
+        "DEFAULT_APP": "mp",
+        "APPS": {
+            "mp": {
+                "KIND": "mp",
+                "APP_ID": fake.app_id,
+                "APP_SECRET": fake.app_secret,
+                "SCOPE": "snsapi_userinfo",
+            },
+            "web": {"KIND": "open", "APP_ID": WEB_APP_ID, "APP_SECRET": web_secret},
+        },
+    }
 
 
 @pytest.fixture
@@ -103,7 +111,8 @@ def test_one_person_through_both_apps_is_one_user(two_apps, first, second):
     accounts = WeChatAccount.objects.order_by("app_id")
     assert {(a.app_id, a.openid) for a in accounts} == {
         (two_apps.app_id, openid_for(two_apps.app_id, "alice")),
-        (WEB_APP_ID, openid_for(WEB_APP_ID, "alice"))}
+        (WEB_APP_ID, openid_for(WEB_APP_ID, "alice")),
+    }
     assert {a.unionid for a in accounts} == {unionid_for("alice")}
     assert get_user_model().objects.count() == 1
     assert WeChatUnion.objects.get().unionid == unionid_for("alice")
@@ -120,8 +129,10 @@ def test_two_people_stay_two_users(two_apps):
 
 def test_first_logins_of_one_person_through_both_apps_at_once_make_one_user(two_apps):
     two_apps.set_latency(0.05)
-    logins = [(browser, authorize(browser, start, "carol"))
-              for browser, start in ((Client(), MP_LOGIN), (Client(), WEB_LOGIN)) * 3]
+    logins = [
+        (browser, authorize(browser, start, "carol"))
+        for browser, start in ((Client(), MP_LOGIN), (Client(), WEB_LOGIN)) * 3
+    ]
 
     results = run_together([partial(browser.get, callback) for browser, callback in logins])
 
@@ -142,8 +153,12 @@ def test_every_duplicate_of_either_kind_ends_logged_in_with_one_exchange(two_app
         tab.cookies = browser.cookies
     headers = {"HTTP_USER_AGENT": WECHAT_USER_AGENT}
 
-    results = run_together([partial(tab.get, url, **headers)
-                            for tab, url in zip(tabs, [callback, resent, callback], strict=True)])
+    results = run_together(
+        [
+            partial(tab.get, url, **headers)
+            for tab, url in zip(tabs, [callback, resent, callback], strict=True)
+        ]
+    )
     refreshed = tabs[0].get(callback, **headers)
 
     assert [value.status_code for _, value in results] == [302] * 3, results
@@ -195,8 +210,7 @@ class VetoingAdapter(DefaultAdapter):
 
 
 def test_the_adapter_vetoes_a_login_and_decides_on_unionid_linking(two_apps, settings):
-    settings.WECHAT_OAUTH = {**settings.WECHAT_OAUTH,
-                             "ADAPTER": "tests.test_several_apps.VetoingAdapter"}
+    settings.WECHAT_OAUTH = {**settings.WECHAT_OAUTH, "ADAPTER": "tests.test_several_apps.VetoingAdapter"}
     browser = Client()
 
     refused = browser.get(authorize(browser, WEB_LOGIN, "mallory"))
@@ -218,8 +232,10 @@ def test_the_qr_panel_gets_a_state_and_the_binding_cookie(two_apps):
     assert urlsplit(unquote(panel["redirect_uri"])).path == "/wechat/web/callback/"
     assert "wechat_oauth_binding" in response.cookies
     # The panel's state logs the person in through the website app, as the redirect does.
-    qrconnect = (f"{two_apps.qrconnect_url}?appid={WEB_APP_ID}&redirect_uri={panel['redirect_uri']}"
-                 f"&response_type=code&scope=snsapi_login&state={panel['state']}&fake_person=heidi")
+    qrconnect = (
+        f"{two_apps.qrconnect_url}?appid={WEB_APP_ID}&redirect_uri={panel['redirect_uri']}"
+        f"&response_type=code&scope=snsapi_login&state={panel['state']}&fake_person=heidi"
+    )
     approved = requests.get(qrconnect, allow_redirects=False, timeout=5)
     callback = approved.headers["Location"].replace("http://testserver", "")
     assert browser.get(callback)["Location"] == "/whoami/"
@@ -234,8 +250,7 @@ def test_the_qr_panel_is_only_for_website_apps(two_apps):
 
 
 def test_the_qr_panel_tag_draws_wechats_script_and_asks_for_its_parameters(two_apps):
-    html = Template('{% load wechat_oauth %}{% wechat_qr_panel "web" next="/shop/" %}').render(
-        Context({}))
+    html = Template('{% load wechat_oauth %}{% wechat_qr_panel "web" next="/shop/" %}').render(Context({}))
 
     assert two_apps.wxlogin_js_url in html  # the fake's own, as WXLOGIN_JS_URL
     assert escapejs("/wechat/web/qr/?next=%2Fshop%2F") in html
@@ -245,13 +260,16 @@ def test_the_qr_panel_tag_draws_wechats_script_and_asks_for_its_parameters(two_a
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True, databases="__all__")
 def test_first_links_of_one_person_through_two_apps_in_processes_make_one_user(
-        fake_wechat, settings, server_alias):
+    fake_wechat, settings, server_alias
+):
     conf = two_apps_settings(fake_wechat)
     database = dict(connections[server_alias].settings_dict)
     apps = ["mp", "web"] * 3
     openids = {"mp": openid_for(fake_wechat.app_id, "ivan"), "web": openid_for(WEB_APP_ID, "ivan")}
-    groups = [start_processes(1, _link_worker(), database, conf, app, openids[app],
-                              unionid_for("ivan")) for app in apps]
+    groups = [
+        start_processes(1, _link_worker(), database, conf, app, openids[app], unionid_for("ivan"))
+        for app in apps
+    ]
 
     results = [report for group in groups for report in group.collect()]
 
@@ -268,7 +286,8 @@ def _link_worker():
 
 
 def test_the_admin_names_each_app_filters_by_it_and_says_how_accounts_are_linked(
-        fake_wechat, settings, admin_client):
+    fake_wechat, settings, admin_client
+):
     conf = two_apps_settings(fake_wechat)
     unbound_secret = fake_wechat.add_app(UNBOUND_APP_ID, unionid=False)
     conf["APPS"]["web"] = {"KIND": "open", "APP_ID": UNBOUND_APP_ID, "APP_SECRET": unbound_secret}
@@ -283,8 +302,7 @@ def test_the_admin_names_each_app_filters_by_it_and_says_how_accounts_are_linked
 
     assert f"mp ({fake_wechat.app_id})" in accounts and f"web ({UNBOUND_APP_ID})" in accounts
     assert "openid only" in accounts and ">unionid<" in accounts
-    assert list(codes_of_web.context["cl"].result_list.values_list("app_id", flat=True)) == [
-        UNBOUND_APP_ID]
+    assert list(codes_of_web.context["cl"].result_list.values_list("app_id", flat=True)) == [UNBOUND_APP_ID]
     assert codes_of_web.context["code_use_summary"]["week"]["codes"] == 1
 
 
@@ -335,8 +353,41 @@ def test_an_apps_longer_timeout_lengthens_the_holders_bound(fake_wechat, setting
     settings.WECHAT_OAUTH = conf
     default_bound = app_settings.hold_timeout
 
-    settings.WECHAT_OAUTH = {**conf, "APPS": {**conf["APPS"],
-                                              "web": {**conf["APPS"]["web"], "TIMEOUT": (2.0, 8.0)}}}
+    settings.WECHAT_OAUTH = {
+        **conf,
+        "APPS": {**conf["APPS"], "web": {**conf["APPS"]["web"], "TIMEOUT": (2.0, 8.0)}},
+    }
 
     assert default_bound == 2 * 3.0 + 1.0
     assert app_settings.hold_timeout == 2 * 10.0 + 1.0
+
+
+@pytest.mark.parametrize("start", [MP_LOGIN, WEB_LOGIN])
+def test_the_middleware_leaves_every_apps_callback_view_alone(two_apps, monkeypatch, start):
+    """A callback on an app's own callback view is the view's: the middleware does not
+    verify its state first (on every callback that would be wasted work)."""
+    from wechat_oauth import middleware
+
+    verified, verify = [], middleware.verify_state
+
+    def recording_verify(*args, **kwargs):
+        verified.append(args)
+        return verify(*args, **kwargs)
+
+    monkeypatch.setattr(middleware, "verify_state", recording_verify)
+    browser, callback = log_in(start, "mona")
+
+    assert callback.startswith(start.split("login/")[0] + "callback/?")
+    app_id = two_apps.app_id if start == MP_LOGIN else WEB_APP_ID
+    assert user_of(browser) == f"wx_{openid_for(app_id, 'mona')}"
+    assert verified == []
+
+
+@pytest.mark.parametrize("callback", ["/wechat/callback/", "/wechat/web/callback/"])
+def test_a_next_into_any_apps_callback_view_is_refused(two_apps, callback):
+    """The website app's callback is a callback too: a ``next`` there would land the user on a
+    login's callback after this one (the default app's was refused already)."""
+    from wechat_oauth.state import safe_next_url
+
+    assert safe_next_url(callback) is None
+    assert safe_next_url("/wechat/web/login/") == "/wechat/web/login/"

@@ -43,10 +43,8 @@ def on_sqlite(settings, sqlite_alias):
     return sqlite_alias
 
 
-def test_linking_a_new_account_while_another_login_commits_is_not_locked_out(fake_wechat,
-                                                                              on_sqlite):
-    newcomer = exchange_once(fake_wechat.issue_code("o_newcomer", unionid="u_newcomer"),
-                             using=on_sqlite)
+def test_linking_a_new_account_while_another_login_commits_is_not_locked_out(fake_wechat, on_sqlite):
+    newcomer = exchange_once(fake_wechat.issue_code("o_newcomer", unionid="u_newcomer"), using=on_sqlite)
     fake_wechat.set_latency(0.5)
     code = fake_wechat.issue_code("o_holder")
     holder, holder_outcome = start_thread(partial(exchange_once, code, using=on_sqlite))

@@ -56,11 +56,12 @@ def assert_invalid(value: str, **kwargs: object) -> None:
 def flip(value: str, position: int) -> str:
     """``value`` with the character at ``position`` replaced by another alphanumeric one."""
     replacement = ALNUM[(ALNUM.index(value[position]) + 1) % len(ALNUM)]
-    return value[:position] + replacement + value[position + 1:]
+    return value[:position] + replacement + value[position + 1 :]
 
 
-def resign(body: str, *, target: str = TARGET, scope: str = "snsapi_base",
-           app_id: str = "wxtestappid0000001") -> str:
+def resign(
+    body: str, *, target: str = TARGET, scope: str = "snsapi_base", app_id: str = "wxtestappid0000001"
+) -> str:
     """A state with a genuine MAC over an arbitrary body (to reach the checks after the MAC)."""
     return body + state_module._mac(signing_keys()[0], body, app_id, scope, target)
 
@@ -129,8 +130,7 @@ def test_verify_uses_no_database_cache_or_session(settings: object) -> None:
 
 
 def test_verify_defaults_to_settings_scope_and_app_id() -> None:
-    value = issue_state(target=TARGET, scope="snsapi_base", app_id="wxtestappid0000001",
-                        now=NOW).value
+    value = issue_state(target=TARGET, scope="snsapi_base", app_id="wxtestappid0000001", now=NOW).value
     assert verify_state(value, target=TARGET, now=NOW).value == value
 
 
@@ -204,7 +204,7 @@ def test_unknown_version_is_invalid(version: str) -> None:
 
 def test_non_digit_attempt_is_invalid_even_when_signed() -> None:
     body = issue().value[BODY]
-    assert_invalid(resign(body[:ATTEMPT_POS] + "a" + body[ATTEMPT_POS + 1:]))
+    assert_invalid(resign(body[:ATTEMPT_POS] + "a" + body[ATTEMPT_POS + 1 :]))
 
 
 def test_rotated_secret_key_is_invalid(settings: object) -> None:
@@ -295,7 +295,7 @@ def test_attempt_round_trips(attempt: int) -> None:
 def test_attempt_is_covered_by_the_mac() -> None:
     value = issue(attempt=0).value
     assert value[ATTEMPT_POS] == "0"
-    assert_invalid(value[:ATTEMPT_POS] + "1" + value[ATTEMPT_POS + 1:])
+    assert_invalid(value[:ATTEMPT_POS] + "1" + value[ATTEMPT_POS + 1 :])
 
 
 def test_nonce_survives_verification() -> None:
@@ -483,13 +483,16 @@ def test_allowed_redirect_hosts_setting_lets_a_host_through(settings: object) ->
     assert safe_next_url(url, request=rf.get("/")) == url
 
 
-@pytest.mark.parametrize("url", [
-    "https://evil.shop.example.com/",
-    "https://example.com/",
-    "https://shop.example.com.evil.com/",
-    "https://shop.example.com:8443/",
-    "https://user@shop.example.com/",
-])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://evil.shop.example.com/",
+        "https://example.com/",
+        "https://shop.example.com.evil.com/",
+        "https://shop.example.com:8443/",
+        "https://user@shop.example.com/",
+    ],
+)
 def test_allowed_redirect_hosts_are_exact(settings: object, url: str) -> None:
     settings.WECHAT_OAUTH = {**settings.WECHAT_OAUTH, "ALLOWED_REDIRECT_HOSTS": ["shop.example.com"]}  # type: ignore[attr-defined]
     assert safe_next_url(url, request=rf.get("/")) is None
@@ -524,8 +527,7 @@ def test_disallowed_request_host_is_not_trusted() -> None:
 
 
 def test_compact_state_is_53_characters_and_verifies() -> None:
-    issued = issue(compact=True, attempt=1,
-                   binding=commitment("a" * 22, nbytes=COMPACT_BINDING_BYTES))
+    issued = issue(compact=True, attempt=1, binding=commitment("a" * 22, nbytes=COMPACT_BINDING_BYTES))
     assert len(issued.value) == COMPACT_STATE_LENGTH == 53 and STATE_RE.fullmatch(issued.value)
     verified = verify(issued.value)
     assert verified == issued and verified.binding_bytes == COMPACT_BINDING_BYTES

@@ -23,12 +23,21 @@ def guarded_settings(fake) -> dict:
     Mini Program and WeCom apps on the test fake."""
     mini, corp = APP_IDS["guarded"]["mini"], APP_IDS["guarded"]["wecom"]
     urls = {key: value for key, value in fake.settings().items() if key.endswith("_URL")}
-    return {**urls, "DEFAULT_APP": "mp", "APPS": {
-        "mp": {"KIND": "mp", "APP_ID": fake.app_id, "APP_SECRET": fake.app_secret},
-        "mini": {"KIND": "miniprogram", "APP_ID": mini, "APP_SECRET": fake.add_app(mini)},
-        "corp": {"KIND": "wecom", "CORP_ID": corp, "AGENT_ID": WECOM_AGENT_ID,
-                 "SECRET": fake.add_corp(corp, WECOM_AGENT_ID), "SCOPE": "snsapi_base"},
-    }}
+    return {
+        **urls,
+        "DEFAULT_APP": "mp",
+        "APPS": {
+            "mp": {"KIND": "mp", "APP_ID": fake.app_id, "APP_SECRET": fake.app_secret},
+            "mini": {"KIND": "miniprogram", "APP_ID": mini, "APP_SECRET": fake.add_app(mini)},
+            "corp": {
+                "KIND": "wecom",
+                "CORP_ID": corp,
+                "AGENT_ID": WECOM_AGENT_ID,
+                "SECRET": fake.add_corp(corp, WECOM_AGENT_ID),
+                "SCOPE": "snsapi_base",
+            },
+        },
+    }
 
 
 @pytest.fixture
@@ -45,13 +54,21 @@ def naive(live_server, fake_wechat, settings) -> SiteHandle:
     settings.ROOT_URLCONF = "bench.storm.naive.urls"
     settings.LOGIN_REDIRECT_URL = "/whoami/"
     settings.AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.ModelBackend"]  # its own
-    settings.NAIVE_WECHAT = {"API_BASE_URL": base, "APPS": {
-        "mini": {"APP_ID": mini, "APP_SECRET": fake_wechat.add_app(mini)},
-        "corp": {"APP_ID": corp, "APP_SECRET": fake_wechat.add_corp(corp, WECOM_AGENT_ID),
-                 "AGENT_ID": WECOM_AGENT_ID, "SCOPE": "snsapi_base",
-                 "PAGE_URL": fake_wechat.authorize_url, "SSO_URL": fake_wechat.wecom_sso_url,
-                 "CALLBACK": "/wechat/corp/callback/"},
-    }}
+    settings.NAIVE_WECHAT = {
+        "API_BASE_URL": base,
+        "APPS": {
+            "mini": {"APP_ID": mini, "APP_SECRET": fake_wechat.add_app(mini)},
+            "corp": {
+                "APP_ID": corp,
+                "APP_SECRET": fake_wechat.add_corp(corp, WECOM_AGENT_ID),
+                "AGENT_ID": WECOM_AGENT_ID,
+                "SCOPE": "snsapi_base",
+                "PAGE_URL": fake_wechat.authorize_url,
+                "SSO_URL": fake_wechat.wecom_sso_url,
+                "CALLBACK": "/wechat/corp/callback/",
+            },
+        },
+    }
     fake_wechat.set_latency(0.05)
     return SiteHandle("naive", [live_server.url, live_server.url], base)
 
@@ -81,8 +98,7 @@ def test_the_new_kinds_run_as_many_logins_per_pattern_as_the_web_ones():
 
 
 @pytest.mark.parametrize("pattern", list(MINI_PATTERNS))
-def test_every_mini_program_pattern_logs_in_with_one_call_per_code(guarded, fake_wechat,
-                                                                   pattern):
+def test_every_mini_program_pattern_logs_in_with_one_call_per_code(guarded, fake_wechat, pattern):
     login = run_login(guarded, pattern, 0, count_sql=False, kind="mini")
 
     assert login.outcome == "ok", login.reason
@@ -93,8 +109,7 @@ def test_every_mini_program_pattern_logs_in_with_one_call_per_code(guarded, fake
     assert login.aborted == (1 if "retry" in pattern else 0)
 
 
-def test_the_naive_session_view_answers_one_post_and_fails_the_careless_front_end(
-        naive, fake_wechat):
+def test_the_naive_session_view_answers_one_post_and_fails_the_careless_front_end(naive, fake_wechat):
     plain = run_login(naive, "plain", 0, count_sql=False, kind="mini")
     assert plain.outcome == "ok", plain.reason
     assert plain.user == user_name("naive", "mini", plain.person)
@@ -110,8 +125,7 @@ def test_the_naive_session_view_answers_one_post_and_fails_the_careless_front_en
 
 
 @pytest.mark.parametrize("pattern", ["plain", "abort_resend", "spread_abort_resend"])
-def test_wecom_logins_survive_the_abort_and_resend_with_one_getuserinfo(guarded, fake_wechat,
-                                                                         pattern):
+def test_wecom_logins_survive_the_abort_and_resend_with_one_getuserinfo(guarded, fake_wechat, pattern):
     corp = APP_IDS["guarded"]["wecom"]
     login = run_login(guarded, pattern, 0, count_sql=False, kind="wecom")
 
@@ -143,8 +157,20 @@ def test_the_report_reads_a_wecom_agents_counters_and_the_gettoken_target(fake_w
     fake_wechat.add_corp(corp, WECOM_AGENT_ID)
     before = fake_wechat.stats()
     fake_wechat.issue_wecom_code(corp, WECOM_AGENT_ID, "u1")
-    after = {**before, "wecom_calls": {corp: {WECOM_AGENT_ID: {
-        "authorize": 3, "wwlogin": 0, "gettoken": 1, "getuserinfo": 4, "getuserdetail": 0}}}}
+    after = {
+        **before,
+        "wecom_calls": {
+            corp: {
+                WECOM_AGENT_ID: {
+                    "authorize": 3,
+                    "wwlogin": 0,
+                    "gettoken": 1,
+                    "getuserinfo": 4,
+                    "getuserdetail": 0,
+                }
+            }
+        },
+    }
 
     delta = app_calls_delta(before, after, corp, KINDS["wecom"])
 
@@ -164,8 +190,11 @@ def test_library_runs_are_asked_for_and_replace_the_kinds():
     assert parse_args([]).libraries == []
     assert parse_args(["--library", "social", "--library", "social"]).libraries == ["social"]
     assert set(LIBRARIES) >= {"social", "allauth"}
-    for wrong in (["--library", "socialauth"], ["--library", "social", "--kind", "mp"],
-                  ["--library", "social", "--only", "probe"]):
+    for wrong in (
+        ["--library", "socialauth"],
+        ["--library", "social", "--kind", "mp"],
+        ["--library", "social", "--only", "probe"],
+    ):
         with pytest.raises(SystemExit):
             parse_args(wrong)
 
@@ -177,19 +206,20 @@ def test_the_social_site_description_is_the_site_as_its_settings_say():
     from bench.storm.libraries import SOCIAL
     from tests.social_site import settings as site_settings
 
-    assert (SOCIAL.app_id, SOCIAL.app_secret) == (site_settings.SOCIAL_AUTH_WEIXINAPP_KEY,
-                                                  site_settings.SOCIAL_AUTH_WEIXINAPP_SECRET)
-    assert SOCIAL.other_apps == ((site_settings.SOCIAL_AUTH_WEIXIN_KEY,
-                                  site_settings.SOCIAL_AUTH_WEIXIN_SECRET),)
+    assert (SOCIAL.app_id, SOCIAL.app_secret) == (
+        site_settings.SOCIAL_AUTH_WEIXINAPP_KEY,
+        site_settings.SOCIAL_AUTH_WEIXINAPP_SECRET,
+    )
+    assert SOCIAL.other_apps == (
+        (site_settings.SOCIAL_AUTH_WEIXIN_KEY, site_settings.SOCIAL_AUTH_WEIXIN_SECRET),
+    )
     for module in [*SOCIAL.settings.values(), SOCIAL.wsgi.split(":")[0]]:
         assert importlib.util.find_spec(module) is not None, module
     assert SOCIAL.sites == ("social_stock", "social_dropin")
     env = SOCIAL.environment("http://127.0.0.1:1", {"ENGINE": "x"})
-    assert env == {"SOCIAL_SITE_FAKE_WECHAT": "http://127.0.0.1:1",
-                   "SOCIAL_SITE_DATABASE": '{"ENGINE": "x"}'}
+    assert env == {"SOCIAL_SITE_FAKE_WECHAT": "http://127.0.0.1:1", "SOCIAL_SITE_DATABASE": '{"ENGINE": "x"}'}
     assert SOCIAL.identity("p") == f"weixinapp:{SOCIAL.openid('p')}"
-    assert SOCIAL.who({"user": "u", "accounts": [{"provider": "weixinapp", "uid": "o1"}]}) == \
-        "weixinapp:o1"
+    assert SOCIAL.who({"user": "u", "accounts": [{"provider": "weixinapp", "uid": "o1"}]}) == "weixinapp:o1"
 
 
 def test_a_library_missing_here_is_skipped_saying_what_to_install():
@@ -198,8 +228,9 @@ def test_a_library_missing_here_is_skipped_saying_what_to_install():
     from bench.storm.libraries import SOCIAL
 
     missing = replace(SOCIAL, requires=("no_such_library_here",))
-    assert missing.unavailable() == ("no_such_library_here is not installed "
-                                     "(pip install -e '.[bench,social]')")
+    assert missing.unavailable() == (
+        "no_such_library_here is not installed (pip install -e '.[bench,social]')"
+    )
 
 
 def test_the_library_table_and_targets_put_the_dropin_first():
@@ -209,13 +240,19 @@ def test_the_library_table_and_targets_put_the_dropin_first():
     from bench.storm.users import SiteUsers
 
     def figures(failed: int, exchanges: list[int]) -> dict:
-        return {"logins": 4, "user_visible_failure_rate": failed / 4,
-                "any_callback_not_landing_rate": failed / 4,
-                "exchanges_per_code": {"max": max(exchanges), "mean": sum(exchanges) / len(exchanges),
-                                       "codes": len(exchanges),
-                                       "codes_not_exactly_1": sum(n != 1 for n in exchanges)},
-                "users_per_person": {"persons": 4, "max": 1, "persons_without_user": 0},
-                "callback_ms": {"p50": 100.0}}
+        return {
+            "logins": 4,
+            "user_visible_failure_rate": failed / 4,
+            "any_callback_not_landing_rate": failed / 4,
+            "exchanges_per_code": {
+                "max": max(exchanges),
+                "mean": sum(exchanges) / len(exchanges),
+                "codes": len(exchanges),
+                "codes_not_exactly_1": sum(n != 1 for n in exchanges),
+            },
+            "users_per_person": {"persons": 4, "max": 1, "persons_without_user": 0},
+            "callback_ms": {"p50": 100.0},
+        }
 
     patterns = {"refresh": {"dropin": figures(0, [1] * 4), "stock": figures(4, [1] * 4)}}
     lines = table({"social": patterns}, None, sites=("dropin", "stock"), columns=COLUMNS).splitlines()

@@ -33,8 +33,15 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 #: The duplicate patterns run here (the storm runs every pattern of its mp kind; 20 and 50
 #: parallel duplicates only under gunicorn).
-PATTERNS = ("plain", "abort_resend", "parallel_5", "two_codes", "refresh", "spread_abort_resend",
-            "spread_parallel_4")
+PATTERNS = (
+    "plain",
+    "abort_resend",
+    "parallel_5",
+    "two_codes",
+    "refresh",
+    "spread_abort_resend",
+    "spread_parallel_4",
+)
 
 
 @pytest.fixture
@@ -45,8 +52,10 @@ def servers(request: pytest.FixtureRequest, fake_wechat: Any) -> dict[str, SiteH
     request.getfixturevalue("weixin_app")
     fake_wechat.set_latency(LATENCY)
     library = replace(ALLAUTH, app_id=fake_wechat.app_id, app_secret=fake_wechat.app_secret)
-    return {mode: SiteHandle(library.site(mode), [site.url, site.url], fake_wechat.base_url,
-                             library=library) for mode, site in running.items()}
+    return {
+        mode: SiteHandle(library.site(mode), [site.url, site.url], fake_wechat.base_url, library=library)
+        for mode, site in running.items()
+    }
 
 
 def library_of(handle: SiteHandle) -> LibrarySite:
@@ -56,21 +65,24 @@ def library_of(handle: SiteHandle) -> LibrarySite:
 
 @pytest.mark.parametrize("pattern", PATTERNS)
 def test_the_dropin_logs_in_every_storm_pattern_with_one_exchange_per_code(
-        servers: dict[str, SiteHandle], fake_wechat: Any, pattern: str) -> None:
+    servers: dict[str, SiteHandle], fake_wechat: Any, pattern: str
+) -> None:
     dropin = servers["dropin"]
     login = run_login(dropin, pattern, 0, count_sql=False, kind=ALLAUTH.kind)
 
     assert login.outcome == "ok", login.reason
     openid = library_of(dropin).openid(login.person)
     assert login.user == f"weixin:{openid}"
-    assert [fake_wechat.exchange_calls(code) for code in login.codes] == \
-        [1] * (2 if pattern == "two_codes" else 1)
+    assert [fake_wechat.exchange_calls(code) for code in login.codes] == [1] * (
+        2 if pattern == "two_codes" else 1
+    )
     assert all(lands_on(hit, fake_wechat.base_url) for hit in login.callbacks), login.callbacks
     assert SocialAccount.objects.filter(provider="weixin", uid=openid).count() == 1
 
 
 def test_the_stock_provider_fails_the_refresh_and_the_parallel_duplicates(
-        servers: dict[str, SiteHandle], fake_wechat: Any) -> None:
+    servers: dict[str, SiteHandle], fake_wechat: Any
+) -> None:
     stock = servers["stock"]
     parallel = run_login(stock, "parallel_5", 1, count_sql=False, kind=ALLAUTH.kind)
     off = [hit for hit in parallel.callbacks if not lands_on(hit, fake_wechat.base_url)]
@@ -90,16 +102,26 @@ def test_the_allauth_site_takes_the_storms_app_and_database_from_its_environment
     from bench.storm.services import ROOT, server_environment
 
     database = {"ENGINE": "django.db.backends.sqlite3", "NAME": "/tmp/storm-allauth-check.sqlite3"}
-    show = ("from django.conf import settings; import json; print(json.dumps(["
-            "settings.SOCIALACCOUNT_PROVIDERS['weixin']['APPS'], settings.DATABASES['default']"
-            "['NAME'], settings.SOCIALACCOUNT_PROVIDERS['weixin']['AUTHORIZE_URL']]))")
+    show = (
+        "from django.conf import settings; import json; print(json.dumps(["
+        "settings.SOCIALACCOUNT_PROVIDERS['weixin']['APPS'], settings.DATABASES['default']"
+        "['NAME'], settings.SOCIALACCOUNT_PROVIDERS['weixin']['AUTHORIZE_URL']]))"
+    )
     for mode in ("stock", "dropin"):
-        env = {**server_environment(ALLAUTH.settings[mode]),
-               **ALLAUTH.environment("http://127.0.0.1:9", database)}
+        env = {
+            **server_environment(ALLAUTH.settings[mode]),
+            **ALLAUTH.environment("http://127.0.0.1:9", database),
+        }
         env.pop("WECHAT_OAUTH_TEST_DB", None)
-        done = subprocess.run([sys.executable, "-c", f"import django; django.setup(); {show}"],
-                              cwd=ROOT, env={**os.environ, **env}, capture_output=True, text=True,
-                              timeout=60, check=True)
+        done = subprocess.run(
+            [sys.executable, "-c", f"import django; django.setup(); {show}"],
+            cwd=ROOT,
+            env={**os.environ, **env},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
         apps, name, authorize = json.loads(done.stdout.strip().splitlines()[-1])
         assert apps == [{"client_id": ALLAUTH.app_id, "secret": ALLAUTH.app_secret}], mode
         assert name == database["NAME"] and authorize == "http://127.0.0.1:9/connect/oauth2/authorize"

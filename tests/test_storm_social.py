@@ -16,8 +16,9 @@ from typing import Any
 
 import pytest
 
-pytest.importorskip("social_django", reason="social-auth-app-django is not installed "
-                                            "(pip install -e '.[social]')")
+pytest.importorskip(
+    "social_django", reason="social-auth-app-django is not installed (pip install -e '.[social]')"
+)
 
 from bench.storm.libraries import SOCIAL
 from bench.storm.library_storm import lands_on
@@ -31,8 +32,15 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 #: The duplicate patterns run here (the storm runs every pattern of its mp kind; 20 and 50
 #: parallel duplicates only under gunicorn).
-PATTERNS = ("plain", "abort_resend", "parallel_5", "two_codes", "refresh", "spread_abort_resend",
-            "spread_parallel_4")
+PATTERNS = (
+    "plain",
+    "abort_resend",
+    "parallel_5",
+    "two_codes",
+    "refresh",
+    "spread_abort_resend",
+    "spread_parallel_4",
+)
 
 
 @pytest.fixture
@@ -49,8 +57,9 @@ def theirs(request: pytest.FixtureRequest) -> Site:
 
 def handle(social: Site) -> SiteHandle:
     """The storm's view of the site (one live server: both "instances" are the same)."""
-    return SiteHandle(SOCIAL.site(social.mode), [social.url, social.url], social.fake.base_url,
-                      library=SOCIAL)
+    return SiteHandle(
+        SOCIAL.site(social.mode), [social.url, social.url], social.fake.base_url, library=SOCIAL
+    )
 
 
 def exchanges(social: Site, login: Any) -> list[int]:
@@ -58,8 +67,7 @@ def exchanges(social: Site, login: Any) -> list[int]:
 
 
 @pytest.mark.parametrize("pattern", PATTERNS)
-def test_the_dropin_logs_in_every_storm_pattern_with_one_exchange_per_code(ours: Site,
-                                                                            pattern: str) -> None:
+def test_the_dropin_logs_in_every_storm_pattern_with_one_exchange_per_code(ours: Site, pattern: str) -> None:
     login = run_login(handle(ours), pattern, 0, count_sql=False, kind=SOCIAL.kind)
 
     assert login.outcome == "ok", login.reason

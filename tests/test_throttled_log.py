@@ -18,4 +18,6 @@ def test_one_record_per_period_then_the_count_of_those_left_out(caplog, monkeypa
 
     assert logged == [True, False, False, False, False, False, True]
     assert [record.getMessage() for record in caplog.records] == [
-        "redis A down (0 similar left out)", "redis A down (5 similar left out)"]
+        "redis A down (0 similar left out)",
+        "redis A down (5 similar left out)",
+    ]

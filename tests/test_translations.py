@@ -40,10 +40,14 @@ def test_every_message_is_translated_and_none_is_fuzzy():
 
 def test_the_compiled_catalog_has_every_translation():
     with translation.override("zh-hans"):
-        untranslated = [msgid for msgid, _, _ in catalog_entries()
-                        if "%" not in msgid and "\\" not in msgid
-                        and msgid not in SAME_IN_CHINESE
-                        and translation.gettext(msgid) == msgid]
+        untranslated = [
+            msgid
+            for msgid, _, _ in catalog_entries()
+            if "%" not in msgid
+            and "\\" not in msgid
+            and msgid not in SAME_IN_CHINESE
+            and translation.gettext(msgid) == msgid
+        ]
 
     assert untranslated == []
 
@@ -59,9 +63,14 @@ def source_messages() -> set[str]:
     found: set[str] = set()
     for path in root.rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
-                    and node.func.id in names and node.args
-                    and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Name)
+                and node.func.id in names
+                and node.args
+                and isinstance(node.args[0], ast.Constant)
+                and isinstance(node.args[0].value, str)
+            ):
                 found.add(node.args[0].value)
     for path in root.rglob("*.html"):
         found.update(re.findall(r'{%\s*translate\s+"([^"]+)"', path.read_text(encoding="utf-8")))

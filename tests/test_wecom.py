@@ -23,8 +23,10 @@ pytestmark = pytest.mark.django_db(transaction=True)
 CORP_ID = "wwfakecorp00000001"
 AGENT_ID = "1000002"
 LOGIN = "/wechat/corp/login/?next=/whoami/"
-WECOM_UA = ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 "
-            "(KHTML, like Gecko) Mobile/15E148 wxwork/4.1.22 MicroMessenger/7.0.1 Language/zh")
+WECOM_UA = (
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 "
+    "(KHTML, like Gecko) Mobile/15E148 wxwork/4.1.22 MicroMessenger/7.0.1 Language/zh"
+)
 DESKTOP_UA = "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_0) AppleWebKit/605.1.15 Safari/605.1.15"
 
 
@@ -33,8 +35,13 @@ def wecom_settings(fake, scope: str = "snsapi_base") -> dict:
     conf = two_apps_settings(fake)
     conf["WECOM_API_BASE_URL"] = fake.wecom_api_base_url
     conf["WECOM_SSO_URL"] = fake.wecom_sso_url
-    conf["APPS"]["corp"] = {"KIND": "wecom", "CORP_ID": CORP_ID, "AGENT_ID": AGENT_ID,
-                            "SECRET": fake.add_corp(CORP_ID, AGENT_ID), "SCOPE": scope}
+    conf["APPS"]["corp"] = {
+        "KIND": "wecom",
+        "CORP_ID": CORP_ID,
+        "AGENT_ID": AGENT_ID,
+        "SECRET": fake.add_corp(CORP_ID, AGENT_ID),
+        "SCOPE": scope,
+    }
     return conf
 
 
@@ -84,8 +91,7 @@ def test_a_desktop_browser_is_sent_to_the_sso_qr_login(corp):
     query = parse_qs(url.query)
 
     assert f"{url.scheme}://{url.netloc}{url.path}" == corp.wecom_sso_url
-    assert (query["login_type"], query["appid"], query["agentid"]) == (
-        ["CorpApp"], [CORP_ID], [AGENT_ID])
+    assert (query["login_type"], query["appid"], query["agentid"]) == (["CorpApp"], [CORP_ID], [AGENT_ID])
     assert urlsplit(query["redirect_uri"][0]).path == "/wechat/corp/callback/"
     assert query["state"][0]
 
@@ -96,8 +102,7 @@ def test_a_browser_inside_wecom_gets_the_in_app_authorisation(corp):
     query = parse_qs(url.query)
 
     assert f"{url.scheme}://{url.netloc}{url.path}" == corp.authorize_url
-    assert (query["appid"], query["agentid"], query["scope"]) == (
-        [CORP_ID], [AGENT_ID], ["snsapi_base"])
+    assert (query["appid"], query["agentid"], query["scope"]) == ([CORP_ID], [AGENT_ID], ["snsapi_base"])
     assert location.endswith("#wechat_redirect")
 
 
@@ -262,7 +267,6 @@ def test_checks_name_a_wecom_app_without_agent_id_or_secret(corp, settings):
     ids = {message.id for message in check_apps()}
 
     assert {"wechat_oauth.E017", "wechat_oauth.E020", "wechat_oauth.E022"} <= ids
-
 
 
 def test_the_admin_filters_codes_and_accounts_by_kind_of_login(corp, admin_client):

@@ -30,8 +30,9 @@ def corp(fake_wechat, settings):
 def tokens_on(alias: str) -> AppTokens:
     """The corp app's token as a process whose database is ``alias`` sees it."""
     client = get_client("corp")
-    return AppTokens(client.tokens.key, client.gettoken, bound=sum(client.timeout),
-                     store=lambda: DatabaseTokenStore(alias))
+    return AppTokens(
+        client.tokens.key, client.gettoken, bound=sum(client.timeout), store=lambda: DatabaseTokenStore(alias)
+    )
 
 
 def test_thirty_threads_asking_for_the_token_at_once_cause_one_gettoken(corp, alias):
@@ -67,9 +68,14 @@ def test_threads_on_a_token_ended_early_drop_it_once_and_refresh_it_once(corp, a
 
 
 def test_processes_asking_for_the_token_at_once_cause_one_gettoken(corp, alias, settings):
-    group = start_processes(5, workers.app_call_after_barrier,
-                            dict(connections[alias].settings_dict), settings.WECHAT_OAUTH,
-                            "corp", None)
+    group = start_processes(
+        5,
+        workers.app_call_after_barrier,
+        dict(connections[alias].settings_dict),
+        settings.WECHAT_OAUTH,
+        "corp",
+        None,
+    )
 
     reports = group.collect()
 
@@ -81,8 +87,9 @@ def test_processes_asking_for_the_token_at_once_cause_one_gettoken(corp, alias, 
 def test_threads_on_one_code_make_one_getuserinfo_and_one_identity(corp, alias):
     code = corp.issue_wecom_code(CORP_ID, AGENT_ID, "zhou")
 
-    results = run_in_threads(12, lambda: exchange_once(code, client=get_client("corp"),
-                                                       using=alias).token.openid)
+    results = run_in_threads(
+        12, lambda: exchange_once(code, client=get_client("corp"), using=alias).token.openid
+    )
 
     assert results == [("ok", "zhou")] * 12
     assert corp.exchange_calls(code) == 1
@@ -92,9 +99,14 @@ def test_threads_on_one_code_make_one_getuserinfo_and_one_identity(corp, alias):
 def test_processes_on_one_code_make_one_getuserinfo_and_one_identity(corp, alias, settings):
     code = corp.issue_wecom_code(CORP_ID, AGENT_ID, member=False, person="wu")
 
-    group = start_processes(4, workers.app_call_after_barrier,
-                            dict(connections[alias].settings_dict), settings.WECHAT_OAUTH,
-                            "corp", code)
+    group = start_processes(
+        4,
+        workers.app_call_after_barrier,
+        dict(connections[alias].settings_dict),
+        settings.WECHAT_OAUTH,
+        "corp",
+        code,
+    )
     reports = group.collect()
 
     assert len({value for _, _, value in reports}) == 1, reports
@@ -104,16 +116,20 @@ def test_processes_on_one_code_make_one_getuserinfo_and_one_identity(corp, alias
 
 
 @pytest.mark.redis
-def test_with_a_cache_threads_and_processes_share_one_gettoken(corp, front, redis_alias,
-                                                                 settings):
+def test_with_a_cache_threads_and_processes_share_one_gettoken(corp, front, redis_alias, settings):
     client = get_client("corp")
     in_threads = [AppTokens(client.tokens.key, client.gettoken, bound=5) for _ in range(20)]
 
     results = run_in_threads(20, lambda: in_threads.pop().get())
-    group = start_processes(3, workers.app_call_after_barrier,
-                            dict(connections["default"].settings_dict), settings.WECHAT_OAUTH,
-                            "corp", None, {"default": settings.CACHES["default"],
-                                           redis_alias: settings.CACHES[redis_alias]})
+    group = start_processes(
+        3,
+        workers.app_call_after_barrier,
+        dict(connections["default"].settings_dict),
+        settings.WECHAT_OAUTH,
+        "corp",
+        None,
+        {"default": settings.CACHES["default"], redis_alias: settings.CACHES[redis_alias]},
+    )
     reports = group.collect()
 
     values = {value for _, value in results} | {value for _, _, value in reports}

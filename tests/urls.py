@@ -8,11 +8,13 @@ from wechat_oauth.flow import login_here
 def whoami(request: HttpRequest) -> JsonResponse:
     """What a page sees of the visitor: the Django user and request.wechat."""
     identity = request.wechat
-    return JsonResponse({
-        "user": request.user.get_username() if request.user.is_authenticated else None,
-        "openid": identity.openid if identity else None,
-        "path": request.get_full_path(),
-    })
+    return JsonResponse(
+        {
+            "user": request.user.get_username() if request.user.is_authenticated else None,
+            "openid": identity.openid if identity else None,
+            "path": request.get_full_path(),
+        }
+    )
 
 
 def login_to_page(request: HttpRequest):

@@ -15,5 +15,6 @@ def whoami(request: HttpRequest) -> JsonResponse:
     if not user.is_authenticated:
         return JsonResponse({"user": None, "id": None, "accounts": []})
     accounts = sorted(SocialAccount.objects.filter(user=user).values_list("provider", "uid"))
-    return JsonResponse({"user": user.get_username(), "id": user.pk,
-                         "accounts": [list(account) for account in accounts]})
+    return JsonResponse(
+        {"user": user.get_username(), "id": user.pk, "accounts": [list(account) for account in accounts]}
+    )

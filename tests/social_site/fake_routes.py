@@ -24,9 +24,13 @@ def rerouting(original: Any, base_url: str) -> Any:
 
     def request(method: str, url: str, *args: Any, **kwargs: Any) -> Any:
         if isinstance(url, str) and url.startswith(WECHAT_API + "/"):
-            url = base_url + url[len(WECHAT_API):]
-        if isinstance(url, str) and url.startswith(base_url + "/") and method.upper() == "POST" \
-                and isinstance(kwargs.get("data"), dict):
+            url = base_url + url[len(WECHAT_API) :]
+        if (
+            isinstance(url, str)
+            and url.startswith(base_url + "/")
+            and method.upper() == "POST"
+            and isinstance(kwargs.get("data"), dict)
+        ):
             method = "GET"
             kwargs["params"] = {**(kwargs.get("params") or {}), **kwargs.pop("data")}
         return original(method, url, *args, **kwargs)

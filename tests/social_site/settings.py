@@ -74,18 +74,22 @@ MIDDLEWARE = [
     "social_django.middleware.SocialAuthExceptionMiddleware",
 ]
 
-TEMPLATES = [{
-    "BACKEND": "django.template.backends.django.DjangoTemplates",
-    "DIRS": [],
-    "APP_DIRS": True,
-    "OPTIONS": {"context_processors": [
-        "django.template.context_processors.request",
-        "django.contrib.auth.context_processors.auth",
-        "django.contrib.messages.context_processors.messages",
-        "social_django.context_processors.backends",
-        "social_django.context_processors.login_redirect",
-    ]},
-}]
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "social_django.context_processors.backends",
+                "social_django.context_processors.login_redirect",
+            ]
+        },
+    }
+]
 
 #: The site's WeChat apps, as social-auth names their settings.
 SOCIAL_AUTH_WEIXINAPP_KEY = "wxsocialmp00000001"
@@ -106,8 +110,10 @@ WECHAT_OAUTH: dict = {}
 
 FAKE_WECHAT = os.environ.get("SOCIAL_SITE_FAKE_WECHAT", "").rstrip("/")
 if FAKE_WECHAT:
-    WECHAT_OAUTH = {"API_BASE_URL": FAKE_WECHAT,
-                    "AUTHORIZE_URL": f"{FAKE_WECHAT}/connect/oauth2/authorize",
-                    "QRCONNECT_URL": f"{FAKE_WECHAT}/connect/qrconnect"}
+    WECHAT_OAUTH = {
+        "API_BASE_URL": FAKE_WECHAT,
+        "AUTHORIZE_URL": f"{FAKE_WECHAT}/connect/oauth2/authorize",
+        "QRCONNECT_URL": f"{FAKE_WECHAT}/connect/qrconnect",
+    }
 if os.environ.get("SOCIAL_SITE_DATABASE"):
     DATABASES = {"default": json.loads(os.environ["SOCIAL_SITE_DATABASE"])}

@@ -20,5 +20,9 @@ if FAKE_WECHAT:  # a server of its own, against a fake WeChat (see settings.py)
 
 # wechat_oauth is installed (unused) only so that one database serves both modes; this site
 # logs in through neither it nor a drop-in, so its checks of an app of its own stay quiet.
-SILENCED_SYSTEM_CHECKS = [*SILENCED_SYSTEM_CHECKS,  # noqa: F405
-                          "wechat_oauth.E001", "wechat_oauth.E004", "wechat_oauth.E008"]
+SILENCED_SYSTEM_CHECKS = [
+    *SILENCED_SYSTEM_CHECKS,  # noqa: F405
+    "wechat_oauth.E001",
+    "wechat_oauth.E004",
+    "wechat_oauth.E008",
+]

@@ -15,16 +15,20 @@ def login_page(request: HttpRequest) -> HttpResponse:
 
 def login_error(request: HttpRequest) -> HttpResponse:
     """SOCIAL_AUTH_LOGIN_ERROR_URL: where social-auth's middleware sends a failed login."""
-    return render(request, "social_site/login_error.html",
-                  {"errors": [str(message) for message in get_messages(request)]})
+    return render(
+        request,
+        "social_site/login_error.html",
+        {"errors": [str(message) for message in get_messages(request)]},
+    )
 
 
 def whoami(request: HttpRequest) -> JsonResponse:
     user = request.user
     if not user.is_authenticated:
         return JsonResponse({"user": None, "accounts": []})
-    accounts = [{"provider": social.provider, "uid": social.uid}
-                for social in user.social_auth.order_by("pk")]
+    accounts = [
+        {"provider": social.provider, "uid": social.uid} for social in user.social_auth.order_by("pk")
+    ]
     return JsonResponse({"user": user.get_username(), "user_id": user.pk, "accounts": accounts})
 
 
