@@ -83,8 +83,12 @@ def pages(rows: int) -> dict[str, str]:
     month = f"first_seen_at__year={day.year}&first_seen_at__month={day.month}"
     # The "Past 7 days" link of DateFieldListFilter.
     today = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
-    past_7_days = urlencode({"first_seen_at__gte": str(today - timedelta(days=7)),
-                             "first_seen_at__lt": str(today + timedelta(days=1))})
+    past_7_days = urlencode(
+        {
+            "first_seen_at__gte": str(today - timedelta(days=7)),
+            "first_seen_at__lt": str(today + timedelta(days=1)),
+        }
+    )
     return {
         "first_page": "",
         "filter_failed": "status__exact=failed",
@@ -106,8 +110,7 @@ def django_defaults() -> Iterator[None]:
 
     from wechat_oauth.admin import OAuthCodeUseAdmin
 
-    names = ("paginator", "show_full_result_count", "show_facets", "summary_cache_timeout",
-             "get_changelist")
+    names = ("paginator", "show_full_result_count", "show_facets", "summary_cache_timeout", "get_changelist")
     saved = {name: OAuthCodeUseAdmin.__dict__[name] for name in names}
     OAuthCodeUseAdmin.paginator = Paginator
     OAuthCodeUseAdmin.show_full_result_count = True
@@ -166,8 +169,9 @@ def summary_query(renders: int) -> dict[str, Any]:
     return {"ms": summary_ms(samples), "figures": {k: v for k, v in figures.items() if k != "as_of"}}
 
 
-def run(fake: Any = None, rows: int = 1_000_000, renders: int = 20, baseline_renders: int = 5,
-        **_: Any) -> dict[str, Any]:
+def run(
+    fake: Any = None, rows: int = 1_000_000, renders: int = 20, baseline_renders: int = 5, **_: Any
+) -> dict[str, Any]:
     from django.contrib.auth import get_user_model
     from django.db import connection
     from django.test import Client
@@ -187,8 +191,10 @@ def run(fake: Any = None, rows: int = 1_000_000, renders: int = 20, baseline_ren
         with connection.cursor() as cursor:
             cursor.execute("TRUNCATE wechat_oauth_oauthcodeuse")
     worst_p50 = max(page["render_ms"]["p50"] for page in tuned.values())
-    most_sql = max(max(page["sql_queries"]) if isinstance(page["sql_queries"], list)
-                   else page["sql_queries"] for page in tuned.values())
+    most_sql = max(
+        max(page["sql_queries"]) if isinstance(page["sql_queries"], list) else page["sql_queries"]
+        for page in tuned.values()
+    )
     return {
         "database": connection.vendor,
         "rows": rows,

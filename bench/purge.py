@@ -49,8 +49,11 @@ def run(fake: Any = None, rows: int = 1_000_000, live: int = 10_000, **_: Any) -
     runs = {}
     for expired in (rows // 10, rows):
         load_seconds = load(table, expired, live)
-        runs[f"{expired}_expired"] = {"load_seconds": load_seconds, **purge_in_child(),
-                                      **check_survivors(table, live)}
+        runs[f"{expired}_expired"] = {
+            "load_seconds": load_seconds,
+            **purge_in_child(),
+            **check_survivors(table, live),
+        }
     with connection.cursor() as cursor:
         cursor.execute(f"TRUNCATE {table} RESTART IDENTITY")
     baseline = purge_in_child()["peak_rss_mb"]  # an empty table: Python, Django, psycopg
@@ -58,8 +61,13 @@ def run(fake: Any = None, rows: int = 1_000_000, live: int = 10_000, **_: Any) -
     small, large = runs[f"{rows // 10}_expired"], runs[f"{rows}_expired"]
     rss_growth = round(large["peak_rss_mb"] / small["peak_rss_mb"], 3)
     slowest = min(small["rows_per_second"], large["rows_per_second"])
-    met = (slowest >= 100_000 and large["peak_rss_mb"] < 150 and rss_growth <= 1.1
-           and small["live_rows_intact"] and large["live_rows_intact"])
+    met = (
+        slowest >= 100_000
+        and large["peak_rss_mb"] < 150
+        and rss_growth <= 1.1
+        and small["live_rows_intact"]
+        and large["live_rows_intact"]
+    )
     return {
         "database": "postgresql",
         "live_rows": live,
@@ -67,8 +75,11 @@ def run(fake: Any = None, rows: int = 1_000_000, live: int = 10_000, **_: Any) -
         "peak_rss_mb_nothing_to_purge": baseline,
         "runs": runs,
         "peak_rss_growth_10x_rows": rss_growth,
-        "targets": {"rows_per_second_min": 100_000, "peak_rss_mb_max": 150,
-                    "peak_rss_growth_10x_rows_max": 1.1},
+        "targets": {
+            "rows_per_second_min": 100_000,
+            "peak_rss_mb_max": 150,
+            "peak_rss_growth_10x_rows_max": 1.1,
+        },
         "targets_met": met,
     }
 
@@ -93,8 +104,10 @@ def load(table: str, expired: int, live: int) -> float:
     with connection.cursor() as cursor:
         cursor.execute(f"TRUNCATE {table} RESTART IDENTITY")
         for columns, prefix, count, age, step in batches:
-            cursor.execute(INSERT.format(table=table, **columns), {
-                "prefix": prefix, "count": count, "newest": timezone.now() - age, "step": step})
+            cursor.execute(
+                INSERT.format(table=table, **columns),
+                {"prefix": prefix, "count": count, "newest": timezone.now() - age, "step": step},
+            )
         cursor.execute(f"VACUUM ANALYZE {table}")  # as autovacuum would have, long ago
         cursor.execute("CHECKPOINT")
     return round(time.monotonic() - started, 1)
@@ -104,8 +117,15 @@ def purge_in_child() -> dict[str, Any]:
     """Run the command in a child process: its JSON report, wall time and peak RSS.
     (--skip-checks: bench.settings is no complete site, see ``manage.py check``.)"""
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "bench.settings"}
-    command = [sys.executable, "-m", "django", "purge_oauth_codes", "--json", "--no-progress",
-               "--skip-checks"]
+    command = [
+        sys.executable,
+        "-m",
+        "django",
+        "purge_oauth_codes",
+        "--json",
+        "--no-progress",
+        "--skip-checks",
+    ]
     report, wall, rss_mb = _child(command, env)
     return {
         "deleted": report["deleted"],
@@ -131,8 +151,10 @@ def _child(command: list[str], env: dict[str, str]) -> tuple[dict[str, Any], flo
         child.stdout.close()
         if child.returncode != 0:
             errors.seek(0)
-            raise RuntimeError(f"{' '.join(command[2:])} exited {child.returncode}: "
-                               f"{errors.read().decode(errors='replace').strip()}")
+            raise RuntimeError(
+                f"{' '.join(command[2:])} exited {child.returncode}: "
+                f"{errors.read().decode(errors='replace').strip()}"
+            )
     return json.loads(out), wall, round(usage.ru_maxrss / 1024, 1)  # Linux: ru_maxrss is in KiB
 
 
@@ -145,9 +167,14 @@ def check_survivors(table: str, live: int) -> dict[str, Any]:
             f"SELECT count(*), count(*) FILTER (WHERE left(code_hash, 1) = 'e'),"
             f" count(*) FILTER (WHERE access_token <> '' AND left(code_hash, 1) = 'w'),"
             f" count(*) FILTER (WHERE access_token <> '' OR refresh_token <> ''"
-            f" OR profile IS NOT NULL) FROM {table}")
+            f" OR profile IS NOT NULL) FROM {table}"
+        )
         total, expired_left, fresh_with_tokens, with_tokens = cursor.fetchone()
-    intact = (total == live and expired_left == 0 and fresh_with_tokens == WITH_TOKENS
-              and with_tokens == WITH_TOKENS)
+    intact = (
+        total == live
+        and expired_left == 0
+        and fresh_with_tokens == WITH_TOKENS
+        and with_tokens == WITH_TOKENS
+    )
     assert intact, (total, expired_left, fresh_with_tokens, with_tokens)
     return {"rows_left": total, "live_rows_intact": intact}

@@ -40,16 +40,22 @@ from wechat_oauth.testing import openid_for, unionid_for
 from wechat_oauth.testing.wechat_client import WECHAT_USER_AGENT
 
 #: A desktop browser, the one that shows a website app's QR code.
-DESKTOP_USER_AGENT = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 "
-                      "(KHTML, like Gecko) Chrome/126.0 Safari/537.36")
+DESKTOP_USER_AGENT = (
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 "
+    "(KHTML, like Gecko) Chrome/126.0 Safari/537.36"
+)
 #: WeCom's in-app browser (``wxwork``: the site sends it to the in-app authorisation).
-WECOM_USER_AGENT = ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 "
-                    "(KHTML, like Gecko) Mobile/15E148 wxwork/4.1.22 MicroMessenger/7.0.1 "
-                    "Language/zh")
+WECOM_USER_AGENT = (
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 "
+    "(KHTML, like Gecko) Mobile/15E148 wxwork/4.1.22 MicroMessenger/7.0.1 "
+    "Language/zh"
+)
 #: A Mini Program's wx.request (WeChat's client, ``miniProgram``).
-MINI_PROGRAM_USER_AGENT = ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) "
-                           "AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148 "
-                           "MicroMessenger/8.0.50 NetType/WIFI Language/zh_CN miniProgram")
+MINI_PROGRAM_USER_AGENT = (
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) "
+    "AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148 "
+    "MicroMessenger/8.0.50 NetType/WIFI Language/zh_CN miniProgram"
+)
 #: The AgentId of each site's WeCom app (each site has a corp of its own).
 WECOM_AGENT_ID = "1000002"
 
@@ -80,20 +86,46 @@ class StormApp:
 
 
 KINDS: dict[str, StormApp] = {
-    "mp": StormApp("mp", "mp", "/wechat/login/", "/wechat/callback/", "authorize",
-                   WECHAT_USER_AGENT, "STORM_MP"),
-    "open": StormApp("open", "web", "/wechat/web/login/", "/wechat/web/callback/", "qrconnect",
-                     DESKTOP_USER_AGENT, "STORM_WEB"),
-    "mini": StormApp("mini", "mini", "", "/wechat/mini/session/", "", MINI_PROGRAM_USER_AGENT,
-                     "STORM_MINI", exchange="jscode2session"),
-    "wecom": StormApp("wecom", "corp", "/wechat/corp/login/", "/wechat/corp/callback/",
-                      "authorize", WECOM_USER_AGENT, "STORM_WECOM", exchange="getuserinfo",
-                      who="fake_userid"),
+    "mp": StormApp(
+        "mp", "mp", "/wechat/login/", "/wechat/callback/", "authorize", WECHAT_USER_AGENT, "STORM_MP"
+    ),
+    "open": StormApp(
+        "open",
+        "web",
+        "/wechat/web/login/",
+        "/wechat/web/callback/",
+        "qrconnect",
+        DESKTOP_USER_AGENT,
+        "STORM_WEB",
+    ),
+    "mini": StormApp(
+        "mini",
+        "mini",
+        "",
+        "/wechat/mini/session/",
+        "",
+        MINI_PROGRAM_USER_AGENT,
+        "STORM_MINI",
+        exchange="jscode2session",
+    ),
+    "wecom": StormApp(
+        "wecom",
+        "corp",
+        "/wechat/corp/login/",
+        "/wechat/corp/callback/",
+        "authorize",
+        WECOM_USER_AGENT,
+        "STORM_WECOM",
+        exchange="getuserinfo",
+        who="fake_userid",
+    ),
 }
-KIND_LABELS = {"mp": "Official Account (authorize, in WeChat)",
-               "open": "website app (qrconnect, QR login in a desktop browser)",
-               "mini": "Mini Program (wx.login code POSTed to session/, JSON)",
-               "wecom": "WeCom self-built app (in-app authorize with agentid, wxwork browser)"}
+KIND_LABELS = {
+    "mp": "Official Account (authorize, in WeChat)",
+    "open": "website app (qrconnect, QR login in a desktop browser)",
+    "mini": "Mini Program (wx.login code POSTed to session/, JSON)",
+    "wecom": "WeCom self-built app (in-app authorize with agentid, wxwork browser)",
+}
 #: The kinds --kind runs by default (see bench/storm/__main__.py).
 DEFAULT_KINDS = ("mp", "open")
 #: The kinds bound to the Open Platform account whose QR and Official Account logins the
@@ -104,10 +136,18 @@ BROWSER_KINDS = ("mp", "open", "wecom")
 
 #: appid (WeCom: corp id) of each site's app of each kind (eight apps on one fake).
 APP_IDS: dict[str, dict[str, str]] = {
-    "guarded": {"mp": "wxstormbench000001", "open": "wxstormbenchweb001",
-                "mini": "wxstormbenchmini01", "wecom": "wwstormbench000001"},
-    "naive": {"mp": "wxstormnaive000001", "open": "wxstormnaiveweb001",
-              "mini": "wxstormnaivemini01", "wecom": "wwstormnaive000001"},
+    "guarded": {
+        "mp": "wxstormbench000001",
+        "open": "wxstormbenchweb001",
+        "mini": "wxstormbenchmini01",
+        "wecom": "wwstormbench000001",
+    },
+    "naive": {
+        "mp": "wxstormnaive000001",
+        "open": "wxstormnaiveweb001",
+        "mini": "wxstormnaivemini01",
+        "wecom": "wwstormnaive000001",
+    },
 }
 
 

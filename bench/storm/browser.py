@@ -54,7 +54,6 @@ class Hit:
         return self.status == 0 or self.status >= 400
 
 
-
 def page_text(body: str) -> str:
     """What a reader sees of an HTML page (its title and text, no markup, styles or scripts),
     whitespace collapsed; a body that is not HTML as it is."""
@@ -77,8 +76,7 @@ class Browser:
     """``user_agent``: WeChat's in-app browser by default (an Official Account's login); a
     website app's QR login runs in a desktop browser."""
 
-    def __init__(self, *, count_sql: bool, cookies: Any = None,
-                 user_agent: str = USER_AGENT) -> None:
+    def __init__(self, *, count_sql: bool, cookies: Any = None, user_agent: str = USER_AGENT) -> None:
         self.count_sql = count_sql
         self.user_agent = user_agent
         self.session = requests.Session()
@@ -90,8 +88,7 @@ class Browser:
 
     def copy(self) -> Browser:
         """A tab of the same browser: a new connection, the same cookies."""
-        return Browser(count_sql=self.count_sql, cookies=self.session.cookies,
-                       user_agent=self.user_agent)
+        return Browser(count_sql=self.count_sql, cookies=self.session.cookies, user_agent=self.user_agent)
 
     def close(self) -> None:
         self.session.close()
@@ -101,8 +98,7 @@ class Browser:
 
     def post_json(self, url: str, body: bytes, role: str) -> Hit:
         """POST ``body`` (JSON, as wx.request sends it)."""
-        return self._send("POST", url, role, data=body,
-                          headers={"Content-Type": "application/json"})
+        return self._send("POST", url, role, data=body, headers={"Content-Type": "application/json"})
 
     def post_form(self, url: str, fields: dict[str, str], role: str) -> Hit:
         """POST ``fields`` as a form (a login page's button)."""
@@ -111,15 +107,14 @@ class Browser:
     def _send(self, method: str, url: str, role: str, **options: Any) -> Hit:
         started = time.perf_counter()
         try:
-            response = self.session.request(method, url, allow_redirects=False, timeout=TIMEOUT,
-                                            **options)
+            response = self.session.request(method, url, allow_redirects=False, timeout=TIMEOUT, **options)
         except requests.RequestException as exc:
-            return Hit(role, url, started, time.perf_counter() - started,
-                       error=type(exc).__name__)
+            return Hit(role, url, started, time.perf_counter() - started, error=type(exc).__name__)
         elapsed = time.perf_counter() - started
         headers = response.headers
-        sql, server, cpu, sql_ms = (headers.get(name)
-                                    for name in (SQL_HEADER, TIME_HEADER, CPU_HEADER, SQL_TIME_HEADER))
+        sql, server, cpu, sql_ms = (
+            headers.get(name) for name in (SQL_HEADER, TIME_HEADER, CPU_HEADER, SQL_TIME_HEADER)
+        )
         body = "" if response.status_code < 400 else page_text(response.text)[:160]
         answer = None
         if headers.get("Content-Type", "").startswith("application/json"):
@@ -128,13 +123,28 @@ class Browser:
             except ValueError:
                 parsed = None
             answer = parsed if isinstance(parsed, dict) else None
-        return Hit(role, url, started, elapsed, response.status_code, headers.get("Location", ""),
-                   int(sql) if sql else None, float(server) if server else None,
-                   float(cpu) if cpu else None, float(sql_ms) if sql_ms else None, body,
-                   answer=answer)
+        return Hit(
+            role,
+            url,
+            started,
+            elapsed,
+            response.status_code,
+            headers.get("Location", ""),
+            int(sql) if sql else None,
+            float(server) if server else None,
+            float(cpu) if cpu else None,
+            float(sql_ms) if sql_ms else None,
+            body,
+            answer=answer,
+        )
 
-    def whoami(self, base_url: str, *, token: str | None = None,
-               read: Callable[[dict[str, Any]], str | None] | None = None) -> str | None:
+    def whoami(
+        self,
+        base_url: str,
+        *,
+        token: str | None = None,
+        read: Callable[[dict[str, Any]], str | None] | None = None,
+    ) -> str | None:
         """Who the site says is logged in: by this browser's cookies, or by a Mini Program's
         session ``token`` (``Authorization: Bearer``). ``read``: what of the site's /whoami/
         answer names them (default: its ``user``; a library site's: bench/storm/libraries.py)."""

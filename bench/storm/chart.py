@@ -12,43 +12,71 @@ from bench.storm.runner import Run
 COLOURS = {"naive": "#d1495b", "guarded": "#2e86ab"}
 
 
-def draw(path: Path, runs: dict[str, dict[str, list[Run]]], patterns: dict[str, Any],
-         throughput: dict[str, Any], title: str) -> None:
+def draw(
+    path: Path,
+    runs: dict[str, dict[str, list[Run]]],
+    patterns: dict[str, Any],
+    throughput: dict[str, Any],
+    title: str,
+) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     names = list(patterns)
-    fig, (top, middle, bottom) = plt.subplots(3, 1, figsize=(max(14, 0.75 * len(names) + 4), 13),
-                                              gridspec_kw={"height_ratios": [3, 2, 1.4]})
+    fig, (top, middle, bottom) = plt.subplots(
+        3, 1, figsize=(max(14, 0.75 * len(names) + 4), 13), gridspec_kw={"height_ratios": [3, 2, 1.4]}
+    )
     # Latency distributions: one box per site, side by side, per pattern.
     for offset, site in ((-0.2, "naive"), (0.2, "guarded")):
-        data = [[hit.elapsed * 1000 for run in runs[name][site] for login in run.logins
-                 for hit in login.visible if name != "refresh" or hit.role == "refresh"]
-                or [float("nan")] for name in names]
-        boxes = top.boxplot(data, positions=[i + offset for i in range(len(names))], widths=0.35,
-                            patch_artist=True, showfliers=True, whis=(1, 99),
-                            flierprops={"markersize": 2, "alpha": 0.4})
+        data = [
+            [
+                hit.elapsed * 1000
+                for run in runs[name][site]
+                for login in run.logins
+                for hit in login.visible
+                if name != "refresh" or hit.role == "refresh"
+            ]
+            or [float("nan")]
+            for name in names
+        ]
+        boxes = top.boxplot(
+            data,
+            positions=[i + offset for i in range(len(names))],
+            widths=0.35,
+            patch_artist=True,
+            showfliers=True,
+            whis=(1, 99),
+            flierprops={"markersize": 2, "alpha": 0.4},
+        )
         for box in boxes["boxes"]:
             box.set_facecolor(COLOURS[site])
             box.set_alpha(0.75)
         top.plot([], [], color=COLOURS[site], linewidth=8, label=site)
     top.set_yscale("log")
     top.set_ylabel("user-visible callback latency (ms, log)")
-    top.set_xticks(range(len(names)), [f"{name}\n(the refresh)" if name == "refresh" else name
-                                       for name in names], rotation=20)
+    top.set_xticks(
+        range(len(names)),
+        [f"{name}\n(the refresh)" if name == "refresh" else name for name in names],
+        rotation=20,
+    )
     top.grid(axis="y", which="both", alpha=0.3)
     top.legend(loc="upper left")
-    top.set_title(f"{title}\nboxes: p25-p75, whiskers p1-p99; naive's include its fast 4xx "
-                  "answers (see failure rates below)", fontsize=10)
+    top.set_title(
+        f"{title}\nboxes: p25-p75, whiskers p1-p99; naive's include its fast 4xx "
+        "answers (see failure rates below)",
+        fontsize=10,
+    )
 
     # Failure rates.
     width = 0.2
-    bars = [("naive", "user_visible_failure_rate", "naive: user-visible", 1.0),
-            ("naive", "any_callback_4xx_5xx_rate", "naive: any duplicate 4xx/5xx", 0.45),
-            ("guarded", "user_visible_failure_rate", "guarded: user-visible", 1.0),
-            ("guarded", "any_callback_4xx_5xx_rate", "guarded: any duplicate 4xx/5xx", 0.45)]
+    bars = [
+        ("naive", "user_visible_failure_rate", "naive: user-visible", 1.0),
+        ("naive", "any_callback_4xx_5xx_rate", "naive: any duplicate 4xx/5xx", 0.45),
+        ("guarded", "user_visible_failure_rate", "guarded: user-visible", 1.0),
+        ("guarded", "any_callback_4xx_5xx_rate", "guarded: any duplicate 4xx/5xx", 0.45),
+    ]
     for k, (site, key, label, alpha) in enumerate(bars):
         values = [patterns[name][site][key] * 100 for name in names]
         xs = [i + (k - 1.5) * width for i in range(len(names))]
@@ -77,7 +105,9 @@ def draw(path: Path, runs: dict[str, dict[str, list[Run]]], patterns: dict[str, 
             f"0 ms upstream, plain logins: guarded "
             f"{throughput['guarded']['throughput_logins_per_s']} / naive "
             f"{throughput['naive']['throughput_logins_per_s']} logins/s "
-            f"(ratio {throughput.get('ratio_guarded_over_naive')})", fontsize=9)
+            f"(ratio {throughput.get('ratio_guarded_over_naive')})",
+            fontsize=9,
+        )
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

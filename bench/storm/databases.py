@@ -85,6 +85,14 @@ class Database:
         """``STORM_DB_*`` for bench/storm/server_settings.py."""
         raise NotImplementedError
 
+    def alongside(self, other: Database) -> Database:
+        """``other`` (another server's databases: the restart fault's private one), reached
+        as the sites reach this one (--pgbouncer: through a pgbouncer of its own)."""
+        return other
+
+    def close(self) -> None:
+        """At the stack's end: stop what this database started for the sites (a pgbouncer)."""
+
     def django_database(self, site: str, conn_max_age: int = 0) -> dict[str, Any]:
         """The site's database as a Django ``DATABASES`` entry (for a site whose settings take
         one whole, such as the library sites')."""
@@ -100,13 +108,13 @@ class Database:
         raise NotImplementedError
         yield
 
-    def rows(self, site: str | None, sql: str, params: list[Any] | tuple[Any, ...] = ()
-             ) -> list[tuple[Any, ...]]:
+    def rows(
+        self, site: str | None, sql: str, params: list[Any] | tuple[Any, ...] = ()
+    ) -> list[tuple[Any, ...]]:
         with self.connect(site) as conn:
             return self.query(conn, sql, params)
 
-    def query(self, conn: Any, sql: str, params: list[Any] | tuple[Any, ...] = ()
-              ) -> list[tuple[Any, ...]]:
+    def query(self, conn: Any, sql: str, params: list[Any] | tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         cursor = conn.cursor()
         try:
             cursor.execute(sql.replace("%s", self.paramstyle), tuple(params))
@@ -143,16 +151,19 @@ class Postgres(Database):
     kind = "postgres"
 
     def __init__(self, server: dict[str, str] | None = None) -> None:
-        self.server = server or {"host": os.environ.get("STORM_PG_HOST", "127.0.0.1"),
-                                 "port": os.environ.get("STORM_PG_PORT", "5432"),
-                                 "user": os.environ.get("STORM_PG_USER", "postgres")}
+        self.server = server or {
+            "host": os.environ.get("STORM_PG_HOST", "127.0.0.1"),
+            "port": os.environ.get("STORM_PG_PORT", "5432"),
+            "user": os.environ.get("STORM_PG_USER", "postgres"),
+        }
 
     @contextlib.contextmanager
     def connect(self, site: str | None = None) -> Iterator[Any]:
         import psycopg
 
-        with psycopg.connect(dbname=name_of(site) if site else "postgres", autocommit=True,
-                             connect_timeout=5, **self.server) as conn:
+        with psycopg.connect(
+            dbname=name_of(site) if site else "postgres", autocommit=True, connect_timeout=5, **self.server
+        ) as conn:
             yield conn
 
     def version(self) -> str:
@@ -165,50 +176,66 @@ class Postgres(Database):
     def drop(self, site: str) -> None:
         self.rows(None, f'DROP DATABASE IF EXISTS "{name_of(site)}" WITH (FORCE)')
 
-    def query(self, conn: Any, sql: str, params: list[Any] | tuple[Any, ...] = ()
-              ) -> list[tuple[Any, ...]]:
+    def query(self, conn: Any, sql: str, params: list[Any] | tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         cursor = conn.execute(sql, params or None)
         return cursor.fetchall() if cursor.description else []
 
     def environment(self, site: str) -> dict[str, str]:
-        return {"STORM_DB_ENGINE": self.kind, "STORM_DB_NAME": name_of(site),
-                "STORM_DB_HOST": self.server["host"], "STORM_DB_PORT": str(self.server["port"]),
-                "STORM_DB_USER": self.server["user"]}
+        return {
+            "STORM_DB_ENGINE": self.kind,
+            "STORM_DB_NAME": name_of(site),
+            "STORM_DB_HOST": self.server["host"],
+            "STORM_DB_PORT": str(self.server["port"]),
+            "STORM_DB_USER": self.server["user"],
+        }
 
     def django_database(self, site: str, conn_max_age: int = 0) -> dict[str, Any]:
-        return {"ENGINE": "django.db.backends.postgresql", "NAME": name_of(site),
-                "HOST": self.server["host"], "PORT": str(self.server["port"]),
-                "USER": self.server["user"], "CONN_MAX_AGE": conn_max_age}
+        return {
+            "ENGINE": "django.db.backends.postgresql",
+            "NAME": name_of(site),
+            "HOST": self.server["host"],
+            "PORT": str(self.server["port"]),
+            "USER": self.server["user"],
+            "CONN_MAX_AGE": conn_max_age,
+        }
 
     def describe(self, sites: tuple[str, ...] = STORM_SITES) -> str:
-        return (f"PostgreSQL at {self.server['host']}:{self.server['port']}, databases "
-                f"{_names(sites)}")
+        return f"PostgreSQL at {self.server['host']}:{self.server['port']}, databases {_names(sites)}"
 
     def counters(self, site: str) -> dict[str, int]:
-        keys = ("xact_commit", "xact_rollback", "tup_inserted", "tup_updated", "tup_deleted",
-                "tup_fetched")
-        rows = self.rows(None, f"SELECT {', '.join(keys)} FROM pg_stat_database"
-                               " WHERE datname = %s", [name_of(site)])
+        keys = ("xact_commit", "xact_rollback", "tup_inserted", "tup_updated", "tup_deleted", "tup_fetched")
+        rows = self.rows(
+            None, f"SELECT {', '.join(keys)} FROM pg_stat_database WHERE datname = %s", [name_of(site)]
+        )
         return dict(zip(keys, rows[0], strict=True)) if rows else {}
 
     def claim_holders(self, conn: Any, site: str, workers: list[int]) -> list[int]:
         # settings: application_name storm-<site>-<worker pid> (set after gunicorn's fork).
-        rows = self.query(conn, "SELECT application_name FROM pg_stat_activity"
-                                " WHERE datname = %s AND state = 'idle in transaction'",
-                          [name_of(site)])
+        rows = self.query(
+            conn,
+            "SELECT application_name FROM pg_stat_activity"
+            " WHERE datname = %s AND state = 'idle in transaction'",
+            [name_of(site)],
+        )
         pids = [int(name.rsplit("-", 1)[1]) for (name,) in rows if name.startswith("storm-")]
         return [pid for pid in pids if pid in workers]
 
     def claims(self, conn: Any, site: str) -> dict[str, int]:
         holding, waiting = self.query(
-            conn, "SELECT count(*) FILTER (WHERE state = 'idle in transaction'),"
-                  " count(*) FILTER (WHERE state = 'active' AND wait_event_type = 'Lock')"
-                  " FROM pg_stat_activity WHERE datname = %s", [name_of(site)])[0]
+            conn,
+            "SELECT count(*) FILTER (WHERE state = 'idle in transaction'),"
+            " count(*) FILTER (WHERE state = 'active' AND wait_event_type = 'Lock')"
+            " FROM pg_stat_activity WHERE datname = %s",
+            [name_of(site)],
+        )[0]
         return {"holding_a_claim": holding, "waiting_on_a_claim": waiting}
 
     def connections(self, conn: Any) -> dict[str, int] | None:
-        rows = self.query(conn, "SELECT datname, count(*) FROM pg_stat_activity"
-                                " WHERE backend_type = 'client backend' GROUP BY datname")
+        rows = self.query(
+            conn,
+            "SELECT datname, count(*) FROM pg_stat_activity"
+            " WHERE backend_type = 'client backend' GROUP BY datname",
+        )
         return {str(name): int(n) for name, n in rows}
 
     def max_connections(self, conn: Any) -> int | None:
@@ -222,19 +249,27 @@ class MariaDB(Database):
     poll_interval = 0.15
 
     def __init__(self, server: dict[str, str] | None = None) -> None:
-        self.server = server or {"host": os.environ.get("STORM_MARIADB_HOST", "127.0.0.1"),
-                                 "port": os.environ.get("STORM_MARIADB_PORT", "3306"),
-                                 "user": os.environ.get("STORM_MARIADB_USER", "root"),
-                                 "password": os.environ.get("STORM_MARIADB_PASSWORD", "")}
+        self.server = server or {
+            "host": os.environ.get("STORM_MARIADB_HOST", "127.0.0.1"),
+            "port": os.environ.get("STORM_MARIADB_PORT", "3306"),
+            "user": os.environ.get("STORM_MARIADB_USER", "root"),
+            "password": os.environ.get("STORM_MARIADB_PASSWORD", ""),
+        }
 
     @contextlib.contextmanager
     def connect(self, site: str | None = None) -> Iterator[Any]:
         import MySQLdb
 
-        conn = MySQLdb.connect(host=self.server["host"], port=int(self.server["port"]),
-                               user=self.server["user"], password=self.server.get("password", ""),
-                               database=name_of(site) if site else "", charset="utf8mb4",
-                               autocommit=True, connect_timeout=5)
+        conn = MySQLdb.connect(
+            host=self.server["host"],
+            port=int(self.server["port"]),
+            user=self.server["user"],
+            password=self.server.get("password", ""),
+            database=name_of(site) if site else "",
+            charset="utf8mb4",
+            autocommit=True,
+            connect_timeout=5,
+        )
         try:
             yield conn
         finally:
@@ -258,46 +293,67 @@ class MariaDB(Database):
         self.rows(None, f"DROP DATABASE IF EXISTS `{name_of(site)}`")
 
     def environment(self, site: str) -> dict[str, str]:
-        return {"STORM_DB_ENGINE": self.kind, "STORM_DB_NAME": name_of(site),
-                "STORM_DB_HOST": self.server["host"], "STORM_DB_PORT": str(self.server["port"]),
-                "STORM_DB_USER": self.server["user"],
-                "STORM_DB_PASSWORD": self.server.get("password", "")}
+        return {
+            "STORM_DB_ENGINE": self.kind,
+            "STORM_DB_NAME": name_of(site),
+            "STORM_DB_HOST": self.server["host"],
+            "STORM_DB_PORT": str(self.server["port"]),
+            "STORM_DB_USER": self.server["user"],
+            "STORM_DB_PASSWORD": self.server.get("password", ""),
+        }
 
     def django_database(self, site: str, conn_max_age: int = 0) -> dict[str, Any]:
-        return {"ENGINE": "django.db.backends.mysql", "NAME": name_of(site),
-                "HOST": self.server["host"], "PORT": str(self.server["port"]),
-                "USER": self.server["user"], "PASSWORD": self.server.get("password", ""),
-                "CONN_MAX_AGE": conn_max_age, "OPTIONS": {"charset": "utf8mb4"}}
+        return {
+            "ENGINE": "django.db.backends.mysql",
+            "NAME": name_of(site),
+            "HOST": self.server["host"],
+            "PORT": str(self.server["port"]),
+            "USER": self.server["user"],
+            "PASSWORD": self.server.get("password", ""),
+            "CONN_MAX_AGE": conn_max_age,
+            "OPTIONS": {"charset": "utf8mb4"},
+        }
 
     def describe(self, sites: tuple[str, ...] = STORM_SITES) -> str:
-        return (f"MariaDB at {self.server['host']}:{self.server['port']} (mysqlclient, InnoDB, "
-                f"utf8mb4), databases {_names(sites)}")
+        return (
+            f"MariaDB at {self.server['host']}:{self.server['port']} (mysqlclient, InnoDB, "
+            f"utf8mb4), databases {_names(sites)}"
+        )
 
     def _transactions(self, conn: Any, site: str) -> list[tuple[Any, ...]]:
         """(trx_state, processlist command, client host:port) of each open InnoDB transaction
         on the site's database."""
-        return self.query(conn, "SELECT t.trx_state, p.COMMAND, p.HOST"
-                                " FROM information_schema.INNODB_TRX t"
-                                " JOIN information_schema.PROCESSLIST p ON p.ID = t.trx_mysql_thread_id"
-                                " WHERE p.DB = %s", [name_of(site)])
+        return self.query(
+            conn,
+            "SELECT t.trx_state, p.COMMAND, p.HOST"
+            " FROM information_schema.INNODB_TRX t"
+            " JOIN information_schema.PROCESSLIST p ON p.ID = t.trx_mysql_thread_id"
+            " WHERE p.DB = %s",
+            [name_of(site)],
+        )
 
     def claim_holders(self, conn: Any, site: str, workers: list[int]) -> list[int]:
         # No application_name here (and performance_schema is off by default): the client's
         # port, from the process list, names the worker that has that socket open.
-        ports = [int(host.rsplit(":", 1)[1]) for state, command, host in self._transactions(conn, site)
-                 if state == "RUNNING" and command == "Sleep" and ":" in host]
+        ports = [
+            int(host.rsplit(":", 1)[1])
+            for state, command, host in self._transactions(conn, site)
+            if state == "RUNNING" and command == "Sleep" and ":" in host
+        ]
         owners = tcp_port_owners(workers)
         return [owners[port] for port in ports if port in owners]
 
     def claims(self, conn: Any, site: str) -> dict[str, int]:
         rows = self._transactions(conn, site)
-        return {"holding_a_claim": sum(state == "RUNNING" and command == "Sleep"
-                                       for state, command, _ in rows),
-                "waiting_on_a_claim": sum(state == "LOCK WAIT" for state, _, _ in rows)}
+        return {
+            "holding_a_claim": sum(state == "RUNNING" and command == "Sleep" for state, command, _ in rows),
+            "waiting_on_a_claim": sum(state == "LOCK WAIT" for state, _, _ in rows),
+        }
 
     def connections(self, conn: Any) -> dict[str, int] | None:
-        rows = self.query(conn, "SELECT DB, count(*) FROM information_schema.PROCESSLIST"
-                                " WHERE DB IS NOT NULL GROUP BY DB")
+        rows = self.query(
+            conn, "SELECT DB, count(*) FROM information_schema.PROCESSLIST WHERE DB IS NOT NULL GROUP BY DB"
+        )
         return {str(name): int(n) for name, n in rows}
 
     def max_connections(self, conn: Any) -> int | None:
@@ -352,13 +408,18 @@ class SQLite(Database):
         return {"STORM_DB_ENGINE": self.kind, "STORM_DB_NAME": str(self.path(site))}
 
     def django_database(self, site: str, conn_max_age: int = 0) -> dict[str, Any]:
-        return {"ENGINE": "django.db.backends.sqlite3", "NAME": str(self.path(site)),
-                "CONN_MAX_AGE": conn_max_age}
+        return {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": str(self.path(site)),
+            "CONN_MAX_AGE": conn_max_age,
+        }
 
     def describe(self, sites: tuple[str, ...] = STORM_SITES) -> str:
-        return (f"SQLite {sqlite3.sqlite_version} with Django's default settings (no OPTIONS: "
-                f"no transaction_mode, the default timeout), one file per site "
-                f"({_names(sites)}) in {self.directory}, shared by all its instances and workers")
+        return (
+            f"SQLite {sqlite3.sqlite_version} with Django's default settings (no OPTIONS: "
+            f"no transaction_mode, the default timeout), one file per site "
+            f"({_names(sites)}) in {self.directory}, shared by all its instances and workers"
+        )
 
     def claim_holders(self, conn: Any, site: str, workers: list[int]) -> list[int]:
         try:
@@ -370,9 +431,13 @@ class SQLite(Database):
             for line in locks:
                 fields = line.split()
                 # "1: POSIX  ADVISORY  WRITE 1234 08:01:5678 1073741825 1073741825"
-                if len(fields) >= 8 and fields[1] == "POSIX" and fields[3] == "WRITE" \
-                        and int(fields[5].rsplit(":", 1)[1]) == inode \
-                        and fields[6] == str(self.RESERVED_BYTE):
+                if (
+                    len(fields) >= 8
+                    and fields[1] == "POSIX"
+                    and fields[3] == "WRITE"
+                    and int(fields[5].rsplit(":", 1)[1]) == inode
+                    and fields[6] == str(self.RESERVED_BYTE)
+                ):
                     holders.append(int(fields[4]))
         return [pid for pid in holders if pid in workers]
 

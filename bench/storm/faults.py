@@ -78,36 +78,51 @@ def code_rows(db: Database, codes: list[str], secret_key: str) -> dict[str, dict
     keys = list(hashes)
     with db.connect("guarded") as conn:
         for start in range(0, len(keys), batch):
-            part = keys[start:start + batch]
-            rows += db.query(conn, "SELECT code_hash, status, error, errcode, duplicates, exchange_ms"
-                                   " FROM wechat_oauth_oauthcodeuse WHERE code_hash IN"
-                                   f" ({', '.join(['%s'] * len(part))})", part)
-    return {hashes[row[0]]: {"status": row[1], "error": row[2], "errcode": row[3],
-                             "duplicates_counted_in_db": row[4], "exchange_ms": row[5]}
-            for row in rows}
+            part = keys[start : start + batch]
+            rows += db.query(
+                conn,
+                "SELECT code_hash, status, error, errcode, duplicates, exchange_ms"
+                " FROM wechat_oauth_oauthcodeuse WHERE code_hash IN"
+                f" ({', '.join(['%s'] * len(part))})",
+                part,
+            )
+    return {
+        hashes[row[0]]: {
+            "status": row[1],
+            "error": row[2],
+            "errcode": row[3],
+            "duplicates_counted_in_db": row[4],
+            "exchange_ms": row[5],
+        }
+        for row in rows
+    }
 
 
 def duplicates_by_code(db: Database, codes: list[str], secret_key: str) -> dict[str, int]:
     """OAuthCodeUse.duplicates (duplicates its database path answered) of each code."""
-    return {code: row["duplicates_counted_in_db"]
-            for code, row in code_rows(db, codes, secret_key).items()}
+    return {code: row["duplicates_counted_in_db"] for code, row in code_rows(db, codes, secret_key).items()}
 
 
 def _code_fate(db: Database, fake: Any, code: str, secret_key: str) -> dict[str, Any]:
     """What became of one code: its exchanges (the fake's count) and its stored outcome."""
     row = code_rows(db, [code], secret_key).get(code, {})
     exchanges = fake.exchange_calls(code)
-    return {"exchanges_of_code": exchanges,
-            "second_exchange_after_holder_died_ended_spent":
-                int(exchanges == 2 and row.get("error") == "spent"),
-            "stored_outcome": f"{row.get('status')}:{row.get('error')}"}
+    return {
+        "exchanges_of_code": exchanges,
+        "second_exchange_after_holder_died_ended_spent": int(exchanges == 2 and row.get("error") == "spent"),
+        "stored_outcome": f"{row.get('status')}:{row.get('error')}",
+    }
 
 
 def _rows_by_status(db: Database) -> dict[str, int]:
     """OAuthCodeUse rows of the guarded database of ``db`` by status. A row is committed only
     with its outcome, so once the faults are over none may be ``in_flight``."""
-    return {str(status): int(n) for status, n in db.rows(
-        "guarded", "SELECT status, count(*) FROM wechat_oauth_oauthcodeuse GROUP BY status")}
+    return {
+        str(status): int(n)
+        for status, n in db.rows(
+            "guarded", "SELECT status, count(*) FROM wechat_oauth_oauthcodeuse GROUP BY status"
+        )
+    }
 
 
 def _seen(logins: list[Login]) -> dict[str, Any]:
@@ -120,23 +135,27 @@ def _seen(logins: list[Login]) -> dict[str, Any]:
         "restarted_then_logged_in": sum(login.outcome == "restarted" for login in logins),
         "visible_statuses": dict(visible),
         "all_callback_statuses": dict(every),
-        "http_500_reached_a_user": sum(hit.status == 500 for login in logins
-                                       for hit in login.callbacks),
+        "http_500_reached_a_user": sum(hit.status == 500 for login in logins for hit in login.callbacks),
         "visible_ms": ms_summary([hit.elapsed for login in logins for hit in login.visible]),
-        "failure_reasons": dict(Counter(login.reason[:90] for login in logins
-                                        if login.reason).most_common(3)),
+        "failure_reasons": dict(
+            Counter(login.reason[:90] for login in logins if login.reason).most_common(3)
+        ),
     }
 
 
 def _exchanges(fake: Any, logins: list[Login]) -> dict[str, Any]:
     calls = fake.stats()["exchange_calls"]
     counts = [int(calls.get(code, 0)) for login in logins for code in login.codes]
-    return {"codes": len(counts), "max": max(counts, default=0),
-            "codes_exchanged_more_than_once": sum(count > 1 for count in counts),
-            "codes_never_exchanged": sum(count == 0 for count in counts)}
+    return {
+        "codes": len(counts),
+        "max": max(counts, default=0),
+        "codes_exchanged_more_than_once": sum(count > 1 for count in counts),
+        "codes_never_exchanged": sum(count == 0 for count in counts),
+    }
 
 
 # -- upstream faults --------------------------------------------------------------------------------
+
 
 def _faulted_login(site: SiteHandle, fake: Any, index: int, fault: dict[str, Any], name: str) -> Login:
     """Abort-and-resend, with ``fault`` set on the fake for this login's code."""
@@ -148,8 +167,9 @@ def _faulted_login(site: SiteHandle, fake: Any, index: int, fault: dict[str, Any
         fake.add_fault("access_token", code=login.codes[-1], times=None, **fault)
         ctx.abort(browser, ctx.at(callback, ctx.home))
         time.sleep(RESEND_DELAY)
-        hit = ctx.callback(browser, with_query(ctx.at(callback, ctx.other), resend_params()),
-                           "re-sent callback")
+        hit = ctx.callback(
+            browser, with_query(ctx.at(callback, ctx.other), resend_params()), "re-sent callback"
+        )
         conclude(login, partial(ctx.settle, browser, hit))
     except Exception as exc:
         login.outcome, login.reason = "failed", f"{type(exc).__name__}: {exc}"
@@ -163,18 +183,23 @@ UPSTREAM_FAULTS = {
 }
 
 
-def upstream_fault(db: Database, sites: dict[str, SiteHandle], fake: Any, name: str, logins: int,
-                   secret_key: str) -> dict[str, Any]:
+def upstream_fault(
+    db: Database, sites: dict[str, SiteHandle], fake: Any, name: str, logins: int, secret_key: str
+) -> dict[str, Any]:
     result: dict[str, Any] = {"fault": UPSTREAM_FAULTS[name]}
     for site_name, site in sites.items():
         with ThreadPoolExecutor(max_workers=logins) as pool:
-            done = list(pool.map(lambda i, s=site: _faulted_login(s, fake, i, UPSTREAM_FAULTS[name], name),
-                                 range(logins)))
+            done = list(
+                pool.map(
+                    lambda i, s=site: _faulted_login(s, fake, i, UPSTREAM_FAULTS[name], name), range(logins)
+                )
+            )
         figures = {**_seen(done), "exchanges_per_code": _exchanges(fake, done)}
         if site_name == "guarded":
             rows = code_rows(db, [code for login in done for code in login.codes], secret_key)
-            figures["stored_outcomes"] = dict(Counter(f"{row['status']}:{row['error']}"
-                                                      for row in rows.values()))
+            figures["stored_outcomes"] = dict(
+                Counter(f"{row['status']}:{row['error']}" for row in rows.values())
+            )
         result[site_name] = figures
     return result
 
@@ -185,7 +210,7 @@ def upstream_fault(db: Database, sites: dict[str, SiteHandle], fake: Any, name: 
 HOLDER_LOOKUP = {
     "postgres": "pg_stat_activity: the one backend idle in a transaction, its application_name",
     "mariadb": "information_schema.INNODB_TRX + PROCESSLIST: the one connection with a running "
-               "transaction and no statement, its client port owned by the worker (/proc)",
+    "transaction and no statement, its client port owned by the worker (/proc)",
     "sqlite": "/proc/locks: the one process holding the database file's RESERVED (write) lock",
 }
 
@@ -214,38 +239,47 @@ def worker_kill_round(stack: Any, index: int, *, label: str) -> dict[str, Any]:
     instances = stack.instances["guarded"]
     # The holder: WeChat's first, abandoned try, sent and left open unread, from the same
     # browser as its duplicates (its cookies and User-Agent: the replay is only theirs).
-    holder_socket = send_unread(ctx.at(callback, instances[0].url), browser.session.cookies,
-                                timeout=30)
+    holder_socket = send_unread(ctx.at(callback, instances[0].url), browser.session.cookies, timeout=30)
     try:
         workers = {p: i.name for i in instances for p in i.worker_pids()}
         holders = _claim_holders(stack.db, list(workers))
         if len(holders) != 1:
-            record["not_run"] = (f"not one holder found ({HOLDER_LOOKUP[stack.db.kind]}): "
-                                 f"workers {holders}")
+            record["not_run"] = f"not one holder found ({HOLDER_LOOKUP[stack.db.kind]}): workers {holders}"
             return record
         pid = holders[0]
         # The duplicates go to instance B: a connection the killed worker had accepted would
         # die with it, which says nothing about the app.
         tabs = [browser.copy() for _ in range(3)]
         results: list[Any] = []
-        runner = threading.Thread(target=lambda: results.extend(run_together(
-            [partial(ctx.callback, tab, ctx.at(callback, instances[1].url), "duplicate")
-             for tab in tabs])))
+        runner = threading.Thread(
+            target=lambda: results.extend(
+                run_together(
+                    [
+                        partial(ctx.callback, tab, ctx.at(callback, instances[1].url), "duplicate")
+                        for tab in tabs
+                    ]
+                )
+            )
+        )
         runner.start()
         time.sleep(0.3)  # the duplicates are waiting for the holder
         killed_at = time.perf_counter()
         os.kill(pid, signal.SIGKILL)
         runner.join(90)
-        answered_after_kill = max((hit.started + hit.elapsed for hit in results if isinstance(hit, Hit)),
-                                  default=killed_at) - killed_at
+        answered_after_kill = (
+            max((hit.started + hit.elapsed for hit in results if isinstance(hit, Hit)), default=killed_at)
+            - killed_at
+        )
         tab, hit = _last_started(tabs, results)
         conclude(login, partial(ctx.settle, tab, hit))
-        record.update({
-            "killed_worker": f"instance {workers[pid]}",
-            "duplicates_answered_s_after_kill": round(answered_after_kill, 3),
-            **_code_fate(stack.db, fake, code, stack.envs["guarded"]["STORM_SECRET_KEY"]),
-            **_seen([login]),
-        })
+        record.update(
+            {
+                "killed_worker": f"instance {workers[pid]}",
+                "duplicates_answered_s_after_kill": round(answered_after_kill, 3),
+                **_code_fate(stack.db, fake, code, stack.envs["guarded"]["STORM_SECRET_KEY"]),
+                **_seen([login]),
+            }
+        )
         return record
     finally:
         with contextlib.suppress(OSError):
@@ -271,8 +305,10 @@ def worker_kill(stack: Any, rounds: int) -> dict[str, Any]:
 
 # -- Redis stopped mid-storm ------------------------------------------------------------------------
 
-def redis_restart(stack: Any, concurrency: int, *, down_for: float = 1.0, after: float = 1.0,
-                  tail: float = 2.0) -> dict[str, Any]:
+
+def redis_restart(
+    stack: Any, concurrency: int, *, down_for: float = 1.0, after: float = 1.0, tail: float = 2.0
+) -> dict[str, Any]:
     """parallel_5 logins for ``after`` + ``down_for`` + ``tail`` seconds; Redis stopped at
     ``after`` and restarted (empty) ``down_for`` s later."""
     site = stack.handle("guarded")
@@ -305,12 +341,15 @@ def redis_restart(stack: Any, concurrency: int, *, down_for: float = 1.0, after:
     bouncer.join()
     events["storm_s"] = round(time.perf_counter() - started, 3)
     events["keys_at_end"] = stack.redis.dbsize()
-    warnings = [line for line in stack.logs("guarded")[log_before:].splitlines()
-                if "cache front" in line]
-    return {**events, **_seen(done), "exchanges_per_code": _exchanges(stack.fake, done),
-            "cache_front_warnings_logged": len(warnings),
-            "note": "pattern parallel_5 (same instance); the app rate-limits its cache warnings "
-                    "to one a minute per worker"}
+    warnings = [line for line in stack.logs("guarded")[log_before:].splitlines() if "cache front" in line]
+    return {
+        **events,
+        **_seen(done),
+        "exchanges_per_code": _exchanges(stack.fake, done),
+        "cache_front_warnings_logged": len(warnings),
+        "note": "pattern parallel_5 (same instance); the app rate-limits its cache warnings "
+        "to one a minute per worker",
+    }
 
 
 # -- the database server stopped mid-storm ---------------------------------------------------------
@@ -336,8 +375,9 @@ def _keep_logging_in(site: SiteHandle, first: int, step: int, stop: threading.Ev
     done, index = [], first
     while not stop.is_set():
         started = time.perf_counter()
-        login = run_login(site, "database_restart", index, count_sql=False,
-                          pattern=RESTART_PATTERNS[(index // step) % 2])
+        login = run_login(
+            site, "database_restart", index, count_sql=False, pattern=RESTART_PATTERNS[(index // step) % 2]
+        )
         done.append(Timed(started, time.perf_counter(), login))
         index += step
         stop.wait(THINK_TIME)
@@ -348,8 +388,11 @@ def _page(hit: Hit | None, stopped_at: float) -> dict[str, Any]:
     """What one cut request got: its status, whether it is the app's database page, when."""
     if hit is None:
         return {"status": "no answer"}
-    return {"status": hit.status or hit.error, "database_page": DATABASE_PAGE_TEXT in hit.body,
-            "answered_s_after_stop": round(hit.started + hit.elapsed - stopped_at, 3)}
+    return {
+        "status": hit.status or hit.error,
+        "database_page": DATABASE_PAGE_TEXT in hit.body,
+        "answered_s_after_stop": round(hit.started + hit.elapsed - stopped_at, 3),
+    }
 
 
 class CutExchange:
@@ -399,14 +442,14 @@ class CutExchange:
         for thread in self.threads:
             thread.join(30)
         try:
-            hit = self.ctx.callback(self.browser, with_query(self.callback, resend_params()),
-                                    "re-sent after the restart")
+            hit = self.ctx.callback(
+                self.browser, with_query(self.callback, resend_params()), "re-sent after the restart"
+            )
             conclude(self.login, partial(self.ctx.settle, self.browser, hit))
         except Exception as exc:
             self.login.outcome, self.login.reason = "failed", f"{type(exc).__name__}: {exc}"
 
-    def figures(self, db: Database, secret_key: str, events: dict[str, Any]
-                ) -> dict[str, Any]:
+    def figures(self, db: Database, secret_key: str, events: dict[str, Any]) -> dict[str, Any]:
         holder = self.hits.get("holder")
         return {
             "delay_fault_s": self.delay,
@@ -420,8 +463,15 @@ class CutExchange:
         }
 
 
-def _bounce(server: PrivateServer, cut: CutExchange, events: dict[str, Any], *, before: float,
-            down_for: float, after: float) -> None:
+def _bounce(
+    server: PrivateServer,
+    cut: CutExchange,
+    events: dict[str, Any],
+    *,
+    before: float,
+    down_for: float,
+    after: float,
+) -> None:
     """``before`` s of logins, then the cut login and the database server stopped, ``down_for``
     s later started again, the cut login's callback re-sent, ``after`` s more."""
     time.sleep(before)
@@ -449,14 +499,15 @@ def _phase(timed: Timed, events: dict[str, Any]) -> str:
 def _phase_figures(logins: list[Login], fake: Any) -> dict[str, Any]:
     """What users saw, and whether a 503 was the app's readable database page."""
     visible_503 = [hit for login in logins for hit in login.visible if hit.status == 503]
-    return {**_seen(logins),
-            "http_503_database_page": sum(DATABASE_PAGE_TEXT in hit.body for hit in visible_503),
-            "http_503_other": sum(DATABASE_PAGE_TEXT not in hit.body for hit in visible_503),
-            "exchanges_per_code": _exchanges(fake, logins)}
+    return {
+        **_seen(logins),
+        "http_503_database_page": sum(DATABASE_PAGE_TEXT in hit.body for hit in visible_503),
+        "http_503_other": sum(DATABASE_PAGE_TEXT not in hit.body for hit in visible_503),
+        "exchanges_per_code": _exchanges(fake, logins),
+    }
 
 
-def _consistency(db: Database, fake: Any, logins: list[Login], secret_key: str
-                 ) -> dict[str, Any]:
+def _consistency(db: Database, fake: Any, logins: list[Login], secret_key: str) -> dict[str, Any]:
     """Rows of the private database and exchanges per code, after the storm."""
     by_status = _rows_by_status(db)
     codes = [code for login in logins for code in login.codes]
@@ -466,11 +517,11 @@ def _consistency(db: Database, fake: Any, logins: list[Login], secret_key: str
     spent = [code for code in twice if calls[code] == 2 and rows.get(code, {}).get("error") == "spent"]
     return {
         "rows_by_status": by_status,
-        "rows_not_exchanged_or_failed": sum(n for status, n in by_status.items()
-                                            if status not in ("exchanged", "failed")),
+        "rows_not_exchanged_or_failed": sum(
+            n for status, n in by_status.items() if status not in ("exchanged", "failed")
+        ),
         "rows_of_codes_never_exchanged": sum(calls.get(code, 0) == 0 for code in rows),
-        "codes_exchanged_without_a_row": sum(calls.get(code, 0) > 0 and code not in rows
-                                             for code in codes),
+        "codes_exchanged_without_a_row": sum(calls.get(code, 0) > 0 and code not in rows for code in codes),
         "exchanges_per_code": _exchanges(fake, logins),
         "second_exchange_after_holder_died_ended_spent": len(spent),
         "exchanged_twice_otherwise": len(twice) - len(spent),
@@ -479,9 +530,11 @@ def _consistency(db: Database, fake: Any, logins: list[Login], secret_key: str
 
 def _server_log(text: str) -> dict[str, int]:
     lines = text.splitlines()
-    return {"database_pages_logged": sum("login failed: database unavailable" in line for line in lines),
-            "internal_server_errors": sum("Internal Server Error" in line for line in lines),
-            "tracebacks": sum(line.startswith("Traceback") for line in lines)}
+    return {
+        "database_pages_logged": sum("login failed: database unavailable" in line for line in lines),
+        "internal_server_errors": sum("Internal Server Error" in line for line in lines),
+        "tracebacks": sum(line.startswith("Traceback") for line in lines),
+    }
 
 
 def _guarded_on(stack: Any, db: Database) -> dict[str, str]:
@@ -493,8 +546,16 @@ def _guarded_on(stack: Any, db: Database) -> dict[str, str]:
     return env
 
 
-def _restart_storm(stack: Any, server: PrivateServer, instance: Instance, *, browsers: int,
-                   before: float, down_for: float, after: float) -> dict[str, Any]:
+def _restart_storm(
+    stack: Any,
+    server: PrivateServer,
+    instance: Instance,
+    *,
+    browsers: int,
+    before: float,
+    down_for: float,
+    after: float,
+) -> dict[str, Any]:
     """Browsers log in on ``instance`` throughout while :func:`_bounce` restarts ``server``."""
     db = server.database()
     site = SiteHandle("guarded", [instance.url] * 2, stack.fake.base_url)
@@ -512,8 +573,9 @@ def _restart_storm(stack: Any, server: PrivateServer, instance: Instance, *, bro
     for t in timed:
         phases[_phase(t, events)].append(t.login)
     logins = [t.login for t in timed]
-    first_ok = min((t.ended for t in timed if not t.login.failed and t.ended >= events["start"]),
-                   default=None)
+    first_ok = min(
+        (t.ended for t in timed if not t.login.failed and t.ended >= events["start"]), default=None
+    )
     secret = instance.env["STORM_SECRET_KEY"]
     result: dict[str, Any] = {
         "stopped_at_s": round(events["stop"] - started, 3),
@@ -526,15 +588,18 @@ def _restart_storm(stack: Any, server: PrivateServer, instance: Instance, *, bro
         "storm_s": round(time.perf_counter() - started, 3),
         "phases": {name: _phase_figures(done, stack.fake) for name, done in phases.items()},
         "cut_exchange": cut.figures(db, secret, events),
-        "http_500_reached_a_user": sum(hit.status == 500 for login in [*logins, cut.login]
-                                       for hit in login.callbacks),
+        "http_500_reached_a_user": sum(
+            hit.status == 500 for login in [*logins, cut.login] for hit in login.callbacks
+        ),
         "consistency": _consistency(db, stack.fake, [*logins, cut.login], secret),
         "server_log": _server_log(instance.log_text()),
-        "note": (f"private {db.label} server, one guarded instance (2 workers) on it; browsers "
-                 "alternate plain and abort_resend logins. Phases: before = logins that ended "
-                 "before the stop began; down = logins overlapping the outage (until the "
-                 "restarted server accepted connections); after = logins started later. "
-                 "recovery_s: from the restart to the end of the first successful login"),
+        "note": (
+            f"private {db.label} server, one guarded instance (2 workers) on it; browsers "
+            "alternate plain and abort_resend logins. Phases: before = logins that ended "
+            "before the stop began; down = logins overlapping the outage (until the "
+            "restarted server accepted connections); after = logins started later. "
+            "recovery_s: from the restart to the end of the first successful login"
+        ),
     }
     return {"checks": _checks(result), **result}
 
@@ -556,8 +621,7 @@ def _checks(result: dict[str, Any]) -> dict[str, bool]:
 
 
 #: Why a database has no restart scenario.
-NO_RESTART = {"sqlite": "SQLite has no server to stop: the database is a file each worker opens "
-                        "itself"}
+NO_RESTART = {"sqlite": "SQLite has no server to stop: the database is a file each worker opens itself"}
 
 
 def private_server(stack: Any) -> PrivateServer | None:
@@ -570,8 +634,9 @@ def private_server(stack: Any) -> PrivateServer | None:
     return None
 
 
-def database_restart(stack: Any, *, browsers: int, before: float, down_for: float = 2.0,
-                     after: float = 2.0) -> dict[str, Any]:
+def database_restart(
+    stack: Any, *, browsers: int, before: float, down_for: float = 2.0, after: float = 2.0
+) -> dict[str, Any]:
     """The storm around a restart of the database server, on a private one (skipped if none
     can run, or the database has no server)."""
     server = private_server(stack)
@@ -586,12 +651,19 @@ def database_restart(stack: Any, *, browsers: int, before: float, down_for: floa
             server.start()
         except RuntimeError as exc:
             return {"skipped": f"the private {stack.db.label} server did not start: {exc}"}
-        instance = Instance("guarded", "private", _guarded_on(stack, server.database()),
-                            stack.log_dir / "guarded-private.log", threads=stack.threads)
+        instance = Instance(
+            "guarded",
+            "private",
+            _guarded_on(stack, server.database()),
+            stack.log_dir / "guarded-private.log",
+            threads=stack.threads,
+            server=stack.server,
+        )
         instance.start()
         instance.wait_ready()
-        return _restart_storm(stack, server, instance, browsers=browsers, before=before,
-                              down_for=down_for, after=after)
+        return _restart_storm(
+            stack, server, instance, browsers=browsers, before=before, down_for=down_for, after=after
+        )
     finally:
         if instance is not None:
             instance.stop()
@@ -605,12 +677,16 @@ def run_faults(stack: Any, *, quick: bool) -> dict[str, Any]:
     steps: list[tuple[str, Callable[[], Any]]] = [
         ("worker_sigkill", lambda: worker_kill(stack, 1 if quick else 2)),
         ("redis_restart", lambda: redis_restart(stack, 6, tail=1.0 if quick else 3.0)),
-        ("database_restart", lambda: database_restart(stack, browsers=3 if quick else 4,
-                                                      before=1.5 if quick else 3.0,
-                                                      after=2.0 if quick else 3.0)),
-        *[(name, partial(upstream_fault, stack.db, sites, stack.fake, name, 4 if quick else 10,
-                         secret))
-          for name in UPSTREAM_FAULTS],
+        (
+            "database_restart",
+            lambda: database_restart(
+                stack, browsers=3 if quick else 4, before=1.5 if quick else 3.0, after=2.0 if quick else 3.0
+            ),
+        ),
+        *[
+            (name, partial(upstream_fault, stack.db, sites, stack.fake, name, 4 if quick else 10, secret))
+            for name in UPSTREAM_FAULTS
+        ],
     ]
     for name, step in steps:
         started = time.perf_counter()

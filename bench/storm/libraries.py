@@ -122,14 +122,21 @@ class LibrarySite:
         page = browser.get(f"{base}{self.login_page.format(next=quoted)}", "login page")
         token = browser.session.cookies.get("csrftoken")
         if page.status != 200 or not token:
-            raise LoginFailed(f"login page answered {page.status or page.error} "
-                              f"{'' if token else '(no CSRF cookie)'} {page.body}".strip())
-        hit = browser.post_form(f"{base}{self.login_post.format(next=quoted)}",
-                                {"csrfmiddlewaretoken": token, "next": next_url}, "login start")
+            raise LoginFailed(
+                f"login page answered {page.status or page.error} "
+                f"{'' if token else '(no CSRF cookie)'} {page.body}".strip()
+            )
+        hit = browser.post_form(
+            f"{base}{self.login_post.format(next=quoted)}",
+            {"csrfmiddlewaretoken": token, "next": next_url},
+            "login start",
+        )
         redirect_uri = dict(parse_qsl(urlsplit(hit.location).query)).get("redirect_uri", "")
         if hit.status == 302 and urlsplit(redirect_uri).path != self.callback_path:
-            raise LoginFailed(f"the login sends WeChat redirect_uri {redirect_uri[:80]!r}, not "
-                              f"the site's {self.callback_path}")
+            raise LoginFailed(
+                f"the login sends WeChat redirect_uri {redirect_uri[:80]!r}, not "
+                f"the site's {self.callback_path}"
+            )
         return hit
 
     def read_users(self, db: Database, site: str, persons: set[str]) -> SiteUsers:
@@ -139,10 +146,12 @@ class LibrarySite:
         out = SiteUsers(site)
         with db.connect(site) as conn:
             users = {int(pk) for (pk,) in db.query(conn, "SELECT id FROM auth_user")}
-            accounts = db.query(conn, f"SELECT uid, user_id FROM {self.accounts_table}"
-                                      " WHERE provider = %s", [self.provider])
-            owned = {int(user) for (user,) in db.query(
-                conn, f"SELECT DISTINCT user_id FROM {self.accounts_table}")}
+            accounts = db.query(
+                conn, f"SELECT uid, user_id FROM {self.accounts_table} WHERE provider = %s", [self.provider]
+            )
+            owned = {
+                int(user) for (user,) in db.query(conn, f"SELECT DISTINCT user_id FROM {self.accounts_table}")
+            }
         by_openid: dict[str, set[int]] = {}
         for uid, user in accounts:
             by_openid.setdefault(str(uid), set()).add(int(user))
@@ -172,12 +181,17 @@ def _social_environment(fake_url: str, database: dict[str, Any]) -> dict[str, st
 #: tests/social_site (its settings.py names the apps: SOCIAL_AUTH_WEIXINAPP_KEY / _SECRET, and
 #: the website app's SOCIAL_AUTH_WEIXIN_KEY / _SECRET; tests/test_storm.py checks).
 SOCIAL = LibrarySite(
-    name="social", label="python-social-auth (social-auth-app-django), backend weixinapp",
-    package="tests.social_site", requires=("social_core", "social_django"),
-    kind="mp", provider="weixinapp",
-    app_id="wxsocialmp00000001", app_secret="social-site-mp-secret-0123456789ab",
+    name="social",
+    label="python-social-auth (social-auth-app-django), backend weixinapp",
+    package="tests.social_site",
+    requires=("social_core", "social_django"),
+    kind="mp",
+    provider="weixinapp",
+    app_id="wxsocialmp00000001",
+    app_secret="social-site-mp-secret-0123456789ab",
     other_apps=(("wxsocialweb0000001", "social-site-web-secret-0123456789a"),),
-    login_page="/login/?next={next}", login_post="/login/weixinapp/",
+    login_page="/login/?next={next}",
+    login_post="/login/weixinapp/",
     callback_path="/complete/weixinapp/",
     accounts_table="social_auth_usersocialauth",
     environment=_social_environment,
@@ -189,17 +203,24 @@ ALLAUTH_APP = ("wxallauthmp0000001", "allauth-site-mp-secret-0123456789")
 
 
 def _allauth_environment(fake_url: str, database: dict[str, Any]) -> dict[str, str]:
-    return {"ALLAUTH_SITE_FAKE_WECHAT": fake_url, "ALLAUTH_SITE_DATABASE": json.dumps(database),
-            "ALLAUTH_SITE_APPS": json.dumps({"weixin": {"client_id": ALLAUTH_APP[0],
-                                                        "secret": ALLAUTH_APP[1]}})}
+    return {
+        "ALLAUTH_SITE_FAKE_WECHAT": fake_url,
+        "ALLAUTH_SITE_DATABASE": json.dumps(database),
+        "ALLAUTH_SITE_APPS": json.dumps({"weixin": {"client_id": ALLAUTH_APP[0], "secret": ALLAUTH_APP[1]}}),
+    }
 
 
 #: tests/allauth_site (its settings.py reads the environment above).
 ALLAUTH = LibrarySite(
-    name="allauth", label="django-allauth, provider weixin (an Official Account)",
-    package="tests.allauth_site", requires=("allauth", "wechat_oauth.contrib.allauth"),
-    kind="mp", provider="weixin",
-    app_id=ALLAUTH_APP[0], app_secret=ALLAUTH_APP[1], other_apps=(),
+    name="allauth",
+    label="django-allauth, provider weixin (an Official Account)",
+    package="tests.allauth_site",
+    requires=("allauth", "wechat_oauth.contrib.allauth"),
+    kind="mp",
+    provider="weixin",
+    app_id=ALLAUTH_APP[0],
+    app_secret=ALLAUTH_APP[1],
+    other_apps=(),
     login_page="/accounts/weixin/login/?next={next}",
     login_post="/accounts/weixin/login/?next={next}",
     callback_path="/accounts/weixin/login/callback/",

@@ -32,6 +32,7 @@ from bench.storm.patterns import KIND_PATTERNS, NEXT, SiteHandle
 from bench.storm.report import Column, failed_logins
 from bench.storm.runner import Run
 from bench.storm.services import server_environment
+from bench.storm.serving import application, describe
 from bench.storm.stack import Stack
 from bench.storm.users import SiteUsers
 
@@ -60,23 +61,27 @@ DEFINITIONS = {
         "a site set up the library's own way (its settings, URLs, login page, pipeline), served "
         "twice: stock (the library's WeChat backend) and dropin (ours in its place, the README's "
         "change); each mode its own database and 2 gunicorn instances x 2 workers; one fake "
-        "WeChat for both (the site's apps)"),
+        "WeChat for both (the site's apps)"
+    ),
     "library_login": (
         "the login page (it sets the CSRF cookie), its button's POST (the library's login "
         "start) -> WeChat's authorize page, answered at once with a fresh code for the login's "
         "person -> the pattern's callbacks -> /whoami/; a login succeeds when what the user sees "
         "redirects to next (/whoami/) and /whoami/ then names the user of the person's account "
         "(provider, uid = the person's openid) and no other account; the drop-in's one "
-        "automatic restart of a login whose code is spent is followed (restarted_rate)"),
+        "automatic restart of a login whose code is spent is followed (restarted_rate)"
+    ),
     "any_callback_not_landing_rate": (
         "library sites: share of logins where some answered callback request (every duplicate; "
         "not the aborted ones) did not redirect to the login's next, nor to WeChat's page (the "
         "drop-in's one restart): an error page, the library's LOGIN_ERROR_URL, or "
-        "LOGIN_REDIRECT_URL instead of next (tests/test_contrib_social.py's 'saw an error')"),
+        "LOGIN_REDIRECT_URL instead of next (tests/test_contrib_social.py's 'saw an error')"
+    ),
     "library_users_per_person": (
         "users the site's accounts of the provider point to for the person's openid (its "
         "accounts table), per person of the pattern; users_without_account: users of the site's "
-        "database no account points to (a user a failed or duplicate login left behind)"),
+        "database no account points to (a user a failed or duplicate login left behind)"
+    ),
 }
 
 
@@ -102,15 +107,20 @@ class LibraryStack(Stack):
     def start_upstream(self) -> None:
         from wechat_oauth.testing import FakeApp, FakeWeChatProcess
 
-        self.fake = FakeWeChatProcess(app_id=self.lib.app_id, app_secret=self.lib.app_secret,
-                                      apps=[FakeApp(app, secret) for app, secret in self.lib.other_apps],
-                                      latency=self.latency)
+        self.fake = FakeWeChatProcess(
+            app_id=self.lib.app_id,
+            app_secret=self.lib.app_secret,
+            apps=[FakeApp(app, secret) for app, secret in self.lib.other_apps],
+            latency=self.latency,
+            asgi=self.server == "asgi",
+        )
         self.fake.start()
 
     def environment(self, site: str, db: Database | None = None) -> dict[str, str]:
         env = server_environment(self.lib.settings[self.lib.mode_of(site)])
-        env.update(self.lib.environment(
-            self.fake.base_url, (db or self.db).django_database(site, self.conn_max_age)))
+        env.update(
+            self.lib.environment(self.fake.base_url, (db or self.db).django_database(site, self.conn_max_age))
+        )
         return env
 
     def handle(self, site: str) -> SiteHandle:
@@ -131,13 +141,20 @@ class LibraryStorm(Storm):
         self.kind_pass(kind)
         calls = {code: int(n) for code, n in self.stack.fake.stats()["exchange_calls"].items()}
         for site in self.sites:
-            persons = {login.person for runs in self.runs[kind].values() for run in runs[site]
-                       for login in run.logins}
+            persons = {
+                login.person
+                for runs in self.runs[kind].values()
+                for run in runs[site]
+                for login in run.logins
+            }
             self.users[site] = self.library.read_users(self.db, site, persons)
-        return {name: {self.library.mode_of(site): self.figures(self.runs[kind][name][site], calls,
-                                                                self.users[site])
-                       for site in self.sites}
-                for name in KIND_PATTERNS[kind]}
+        return {
+            name: {
+                self.library.mode_of(site): self.figures(self.runs[kind][name][site], calls, self.users[site])
+                for site in self.sites
+            }
+            for name in KIND_PATTERNS[kind]
+        }
 
     def figures(self, runs: list[Run], calls: dict[str, int], users: SiteUsers) -> dict[str, Any]:
         """The storm's figures of a pattern on one site, and the share of logins with a callback
@@ -145,8 +162,9 @@ class LibraryStorm(Storm):
         out = report.pattern_figures(runs, calls, users)
         logins = [login for run in runs for login in run.logins]
         fake = self.stack.fake.base_url
-        off = sum(any(not lands_on(hit, fake) for hit in login.callbacks) or not login.callbacks
-                  for login in logins)
+        off = sum(
+            any(not lands_on(hit, fake) for hit in login.callbacks) or not login.callbacks for login in logins
+        )
         out["any_callback_not_landing_rate"] = round(off / len(logins), 4) if logins else 0
         return out
 
@@ -154,12 +172,12 @@ class LibraryStorm(Storm):
 def lands_on(hit: Hit, fake_url: str) -> bool:
     """A callback answer on the login's way: a redirect to its next, or to WeChat's page on the
     fake at ``fake_url`` (the drop-in's one restart of a login whose code is spent)."""
-    return hit.status == 302 and (urlsplit(hit.location).path == NEXT
-                                  or hit.location.startswith(fake_url))
+    return hit.status == 302 and (urlsplit(hit.location).path == NEXT or hit.location.startswith(fake_url))
 
 
-def targets(library: LibrarySite, patterns: dict[str, dict[str, dict[str, Any]]],
-            users: dict[str, SiteUsers]) -> list[dict[str, Any]]:
+def targets(
+    library: LibrarySite, patterns: dict[str, dict[str, dict[str, Any]]], users: dict[str, SiteUsers]
+) -> list[dict[str, Any]]:
     """The drop-in's: no failed login and exactly one exchange per code in every pattern, one
     user per openid, no user without an account."""
 
@@ -167,16 +185,25 @@ def targets(library: LibrarySite, patterns: dict[str, dict[str, dict[str, Any]]]
     per = [sites["dropin"]["users_per_person"] for sites in patterns.values()]
     orphans = users[library.site("dropin")].users_without_account
     most, without = max((f["max"] for f in per), default=0), sum(f["persons_without_user"] for f in per)
-    out.append({"target": f"{library.name}: dropin exactly 1 user per openid (every pattern), no "
-                          "user without an account",
-                "value": {"persons": sum(f["persons"] for f in per), "max": most,
-                          "persons_without_user": without, "users_without_account": orphans},
-                "met": most == 1 and without == 0 and orphans == 0})
+    out.append(
+        {
+            "target": f"{library.name}: dropin exactly 1 user per openid (every pattern), no "
+            "user without an account",
+            "value": {
+                "persons": sum(f["persons"] for f in per),
+                "max": most,
+                "persons_without_user": without,
+                "users_without_account": orphans,
+            },
+            "met": most == 1 and without == 0 and orphans == 0,
+        }
+    )
     return out
 
 
-def run_library(args: argparse.Namespace, db: Database, library: LibrarySite,
-                progress: Any) -> dict[str, Any]:
+def run_library(
+    args: argparse.Namespace, db: Database, library: LibrarySite, progress: Any
+) -> dict[str, Any]:
     """One library's stock and drop-in sites through every pattern on ``db``: its section."""
     from bench.storm.runner import ConnectionSampler
 
@@ -185,11 +212,22 @@ def run_library(args: argparse.Namespace, db: Database, library: LibrarySite,
         progress(db.kind, library.name, "skipped:", reason)
         return {"skipped": reason}
     load_start = os.getloadavg()
-    with LibraryStack(db, RESULTS / "storm-logs" / db.kind, latency=args.latency,
-                      threads=args.threads, keep_databases=args.keep_databases,
-                      conn_max_age=args.conn_max_age, library=library) as stack:
-        progress(db.kind, library.name, "stack up:",
-                 {site: [i.url for i in insts] for site, insts in stack.instances.items()})
+    with LibraryStack(
+        db,
+        RESULTS / "storm-logs" / db.kind,
+        latency=args.latency,
+        threads=args.threads,
+        keep_databases=args.keep_databases,
+        conn_max_age=args.conn_max_age,
+        server=args.server,
+        library=library,
+    ) as stack:
+        progress(
+            db.kind,
+            library.name,
+            "stack up:",
+            {site: [i.url for i in insts] for site, insts in stack.instances.items()},
+        )
         storm = LibraryStorm(args, stack, progress)
         with ConnectionSampler(db, stack.sites) as sampler:
             storm.warm_up()
@@ -197,8 +235,14 @@ def run_library(args: argparse.Namespace, db: Database, library: LibrarySite,
         out: dict[str, Any] = {
             "library": library.label,
             "kind": library.kind,
-            "sites": {mode: {"settings": library.settings[mode], "wsgi": library.wsgi,
-                             "database": name_of(library.site(mode))} for mode in MODES},
+            "sites": {
+                mode: {
+                    "settings": library.settings[mode],
+                    "application": application(args.server, library.wsgi),
+                    "database": name_of(library.site(mode)),
+                }
+                for mode in MODES
+            },
             "where": db.describe(stack.sites),
             "connections": sampler.figures(),
             "loadavg_at_start": [round(v, 2) for v in load_start],
@@ -211,28 +255,33 @@ def run_library(args: argparse.Namespace, db: Database, library: LibrarySite,
             out["summary"] = report.side_by_side({library.name: patterns}, MODES)[library.name]
             for name, figures in out["summary"].items():
                 figures["any_callback_not_landing_rate"] = {
-                    mode: patterns[name][mode]["any_callback_not_landing_rate"] for mode in MODES}
+                    mode: patterns[name][mode]["any_callback_not_landing_rate"] for mode in MODES
+                }
         except Exception as exc:
             out["all_targets_met"] = False
             out["report_error"] = f"{type(exc).__name__}: {exc}"
-        out["table"] = report.table({library.name: patterns}, None, sites=CELLS,
-                                    columns=COLUMNS).splitlines()
+        out["table"] = report.table({library.name: patterns}, None, sites=CELLS, columns=COLUMNS).splitlines()
         out["patterns"] = patterns
-        out["users"] = {library.mode_of(site): {"users_in_database": users.users_total,
-                                                "users_without_account": users.users_without_account}
-                        for site, users in storm.users.items()}
-        out["server_log_findings"] = {library.mode_of(site): log_findings(stack.logs(site))
-                                      for site in stack.sites}
+        out["users"] = {
+            library.mode_of(site): {
+                "users_in_database": users.users_total,
+                "users_without_account": users.users_without_account,
+            }
+            for site, users in storm.users.items()
+        }
+        out["server_log_findings"] = {
+            library.mode_of(site): log_findings(stack.logs(site)) for site in stack.sites
+        }
     return out
 
 
-def run_database(args: argparse.Namespace, db: Database, facts: dict[str, Any],
-                 progress: Any) -> dict[str, Any]:
+def run_database(
+    args: argparse.Namespace, db: Database, facts: dict[str, Any], progress: Any
+) -> dict[str, Any]:
     """Every library of the run on one database (reachable), one after the other: its
     section."""
     kind = db.kind
-    section: dict[str, Any] = {"database": {"kind": kind, "version": db.version()},
-                               "libraries": {}}
+    section: dict[str, Any] = {"database": {"kind": kind, "version": db.version()}, "libraries": {}}
     for name in args.libraries:
         try:
             section["libraries"][name] = run_library(args, db, LIBRARIES[name], progress)
@@ -241,38 +290,55 @@ def run_database(args: argparse.Namespace, db: Database, facts: dict[str, Any],
             section["libraries"][name] = {"error": f"{type(exc).__name__}: {exc}"[:3000]}
     ran = [part for part in section["libraries"].values() if "skipped" not in part]
     section["targets"] = [target for part in ran for target in part.get("targets", [])]
-    section["all_targets_met"] = bool(ran) and all(part.get("all_targets_met") is True
-                                                   for part in ran)
+    section["all_targets_met"] = bool(ran) and all(part.get("all_targets_met") is True for part in ran)
     measured = {name: part for name, part in section["libraries"].items() if "patterns" in part}
-    section["table"] = [
-        *report.table({name: part["patterns"] for name, part in measured.items()}, None,
-                      sites=CELLS, columns=COLUMNS).splitlines(),
-        *(f"{name}: users no account points to, drop-in/stock: "
-          f"{'/'.join(str(part['users'][mode]['users_without_account']) for mode in CELLS)}; "
-          f"tracebacks in the servers' logs: "
-          f"{'/'.join(str(part['server_log_findings'][mode]['tracebacks']) for mode in CELLS)}"
-          for name, part in measured.items())] if measured else []
+    section["table"] = (
+        [
+            *report.table(
+                {name: part["patterns"] for name, part in measured.items()},
+                None,
+                sites=CELLS,
+                columns=COLUMNS,
+            ).splitlines(),
+            *(
+                f"{name}: users no account points to, drop-in/stock: "
+                f"{'/'.join(str(part['users'][mode]['users_without_account']) for mode in CELLS)}; "
+                f"tracebacks in the servers' logs: "
+                f"{'/'.join(str(part['server_log_findings'][mode]['tracebacks']) for mode in CELLS)}"
+                for name, part in measured.items()
+            ),
+        ]
+        if measured
+        else []
+    )
     section["table_cells"] = "/".join(MODE_LABELS[mode] for mode in CELLS)
     return section
 
 
 def setup(args: argparse.Namespace) -> dict[str, Any]:
     return {
-        "upstream": f"fake WeChat in its own process (wechat_oauth.testing), "
-                    f"{args.latency * 1000:.0f} ms per API call; a fresh one per library and "
-                    "database, the library site's apps",
-        "servers": (f"each mode of each library site: 2 gunicorn instances x 2 workers, worker "
-                    f"class gthread, {args.threads} threads per worker, loopback, all on this "
-                    f"host; both modes on the same database server, a database each, "
-                    f"CONN_MAX_AGE {args.conn_max_age}; the site's own settings otherwise"),
-        "libraries": {name: {"label": LIBRARIES[name].label,
-                             "settings": LIBRARIES[name].settings,
-                             "login": f"GET {LIBRARIES[name].login_page}, POST "
-                                      f"{LIBRARIES[name].login_post}, WeChat's page, "
-                                      f"{LIBRARIES[name].callback_path}",
-                             "provider": LIBRARIES[name].provider,
-                             "app_id": LIBRARIES[name].app_id}
-                      for name in args.libraries},
+        "upstream": f"fake WeChat in its own process (wechat_oauth.testing"
+        f"{' --asgi' if args.server == 'asgi' else ''}), "
+        f"{args.latency * 1000:.0f} ms per API call; a fresh one per library and "
+        "database, the library site's apps",
+        "servers": (
+            f"each mode of each library site: 2 gunicorn instances x 2 workers, "
+            f"{describe(args.server, args.threads)}, loopback, all on this host; both "
+            f"modes on the same database server, a database each, CONN_MAX_AGE "
+            f"{args.conn_max_age}; the site's own settings otherwise"
+        ),
+        "libraries": {
+            name: {
+                "label": LIBRARIES[name].label,
+                "settings": LIBRARIES[name].settings,
+                "login": f"GET {LIBRARIES[name].login_page}, POST "
+                f"{LIBRARIES[name].login_post}, WeChat's page, "
+                f"{LIBRARIES[name].callback_path}",
+                "provider": LIBRARIES[name].provider,
+                "app_id": LIBRARIES[name].app_id,
+            }
+            for name in args.libraries
+        },
         **run_facts(args),
         "server_logs": "bench/results/storm-logs/<db>/<library>_<mode>-<instance>.log",
     }
@@ -282,13 +348,19 @@ def summary(sections: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """Per library, the short table over every database run: per pattern and database,
     [dropin, stock] of each figure."""
     out: dict[str, Any] = {}
-    for name in dict.fromkeys(name for section in sections.values()
-                              for name in section.get("libraries", {})):
-        parts = {db: section["libraries"][name] for db, section in sections.items()
-                 if name in section.get("libraries", {})}
+    for name in dict.fromkeys(name for section in sections.values() for name in section.get("libraries", {})):
+        parts = {
+            db: section["libraries"][name]
+            for db, section in sections.items()
+            if name in section.get("libraries", {})
+        }
         across = report.across_databases(
-            {db: ({**part, "patterns": {name: part["patterns"]}} if "patterns" in part else part)
-             for db, part in parts.items()}, CELLS)
+            {
+                db: ({**part, "patterns": {name: part["patterns"]}} if "patterns" in part else part)
+                for db, part in parts.items()
+            },
+            CELLS,
+        )
         out[name] = {**across, "patterns": across["patterns"].get(name, {})}
     return out
 

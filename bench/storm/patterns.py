@@ -151,8 +151,9 @@ class Context:
         if hit.status != 302:
             raise LoginFailed(f"login view answered {hit.status or hit.error} {hit.body}")
         if urlsplit(hit.location).path != f"/connect/{self._page_path}":
-            raise LoginFailed(f"login view sent the browser to {hit.location[:80]}, "
-                              f"not WeChat's {self.app.page} page")
+            raise LoginFailed(
+                f"login view sent the browser to {hit.location[:80]}, not WeChat's {self.app.page} page"
+            )
         return with_query(hit.location, "")
 
     @property
@@ -162,8 +163,7 @@ class Context:
     def authorize(self, browser: Browser, authorize_url: str) -> str:
         """The fake's authorize (qrconnect) page -> the callback URL with a fresh code
         (recorded)."""
-        hit = browser.get(authorize_url_for(authorize_url, self.login.person, self.app.who),
-                          self.app.page)
+        hit = browser.get(authorize_url_for(authorize_url, self.login.person, self.app.who), self.app.page)
         if hit.status != 302:
             raise LoginFailed(f"{self.app.page} answered {hit.status or hit.error}")
         code = dict(parse_qsl(urlsplit(hit.location).query)).get("code")
@@ -190,13 +190,15 @@ class Context:
             self.login.visible.append(hit)
         if hit.status == 302 and urlsplit(hit.location).path == NEXT:
             library = self.site.library
-            user = self.login.user = browser.whoami(self.home,
-                                                    read=library.who if library else None)
-            expected = (frozenset({library.identity(self.login.person)}) if library
-                        else self.login.expected_users())
+            user = self.login.user = browser.whoami(self.home, read=library.who if library else None)
+            expected = (
+                frozenset({library.identity(self.login.person)}) if library else self.login.expected_users()
+            )
             if user not in expected:
-                raise LoginFailed(f"after {hit.role}: /whoami/ says {user!r}, not "
-                                  f"{' or '.join(map(repr, sorted(expected)))}")
+                raise LoginFailed(
+                    f"after {hit.role}: /whoami/ says {user!r}, not "
+                    f"{' or '.join(map(repr, sorted(expected)))}"
+                )
             return
         if hit.status == 302 and hit.location.startswith(self.site.fake_url) and depth < 2:
             self.login.restarts += 1
@@ -229,8 +231,9 @@ class Context:
     def abort_post(self, browser: Browser, base: str, code: str) -> None:
         """A POST whose answer the front end never reads (the task aborted, the answer lost):
         the server still handles it."""
-        send_and_abort(self.session_url(base), user_agent=browser.user_agent, method="POST",
-                       body=session_body(code))
+        send_and_abort(
+            self.session_url(base), user_agent=browser.user_agent, method="POST", body=session_body(code)
+        )
         self.login.aborted += 1
 
     def keep(self, browser: Browser, hit: Hit) -> None:
@@ -247,8 +250,10 @@ class Context:
         user = self.login.user = browser.whoami(self.home, token=str(answer["token"]))
         expected = self.login.expected_users()
         if user not in expected:
-            raise LoginFailed(f"after {hit.role}: /whoami/ with its token says {user!r}, not "
-                              f"{' or '.join(map(repr, sorted(expected)))}")
+            raise LoginFailed(
+                f"after {hit.role}: /whoami/ with its token says {user!r}, not "
+                f"{' or '.join(map(repr, sorted(expected)))}"
+            )
 
 
 def session_body(code: str) -> bytes:
@@ -256,6 +261,7 @@ def session_body(code: str) -> bytes:
 
 
 # -- the patterns ---------------------------------------------------------------------------------
+
 
 def plain(ctx: Context) -> None:
     browser = ctx.browser()
@@ -275,8 +281,7 @@ def abort_resend(ctx: Context, *, spread: bool = False) -> None:
 
 
 def _last_started(browsers: list[Browser], results: list[Any]) -> tuple[Browser, Hit]:
-    hits = [(browser, hit) for browser, hit in zip(browsers, results, strict=True)
-            if isinstance(hit, Hit)]
+    hits = [(browser, hit) for browser, hit in zip(browsers, results, strict=True) if isinstance(hit, Hit)]
     if not hits:
         raise LoginFailed(f"no duplicate answered: {results[:1]!r}")
     return max(hits, key=lambda pair: pair[1].started)
@@ -289,8 +294,12 @@ def parallel(ctx: Context, n: int, *, spread: bool = False) -> None:
     callback = ctx.authorize(browser, ctx.start(browser))
     tabs = [browser.copy() for _ in range(n)]
     targets = [(ctx.home, ctx.other)[i % 2] if spread else ctx.home for i in range(n)]
-    results = run_together([partial(ctx.callback, tab, ctx.at(callback, target), "duplicate")
-                            for tab, target in zip(tabs, targets, strict=True)])
+    results = run_together(
+        [
+            partial(ctx.callback, tab, ctx.at(callback, target), "duplicate")
+            for tab, target in zip(tabs, targets, strict=True)
+        ]
+    )
     tab, hit = _last_started(tabs, results)
     ctx.settle(tab, hit)
     for other in tabs:
@@ -304,8 +313,12 @@ def two_codes(ctx: Context) -> None:
     authorize = ctx.start(browser)
     callbacks = [ctx.authorize(browser, authorize) for _ in range(2)]
     tabs = [browser.copy() for _ in range(2)]
-    results = run_together([partial(ctx.callback, tab, ctx.at(url, ctx.home), "callback")
-                            for tab, url in zip(tabs, callbacks, strict=True)])
+    results = run_together(
+        [
+            partial(ctx.callback, tab, ctx.at(url, ctx.home), "callback")
+            for tab, url in zip(tabs, callbacks, strict=True)
+        ]
+    )
     tab, hit = _last_started(tabs, results)
     ctx.settle(tab, hit)
 
@@ -320,6 +333,7 @@ def refresh(ctx: Context) -> None:
 
 # -- the Mini Program's patterns --------------------------------------------------------------
 
+
 def mini_plain(ctx: Context) -> None:
     """wx.login(), one POST."""
     browser = ctx.browser()
@@ -333,8 +347,12 @@ def mini_double(ctx: Context) -> None:
     browser = ctx.browser()
     code = ctx.js_code()
     tabs = [browser.copy() for _ in range(2)]
-    results = run_together([partial(ctx.post, tab, ctx.home, code, role)
-                            for tab, role in zip(tabs, ("onLaunch POST", "onLoad POST"), strict=True)])
+    results = run_together(
+        [
+            partial(ctx.post, tab, ctx.home, code, role)
+            for tab, role in zip(tabs, ("onLaunch POST", "onLoad POST"), strict=True)
+        ]
+    )
     for tab, result in zip(tabs, results, strict=True):
         if not isinstance(result, Hit):
             raise LoginFailed(f"load generator: {result!r}")
@@ -424,14 +442,30 @@ def conclude(login: Login, steps: Callable[[], None]) -> None:
         login.outcome = "restarted" if login.restarts else "ok"
 
 
-def run_login(site: SiteHandle, name: str, index: int, *, count_sql: bool,
-              pattern: str | None = None, kind: str = "mp", partner: Login | None = None,
-              person: str | None = None, accept: frozenset[str] | None = None) -> Login:
+def run_login(
+    site: SiteHandle,
+    name: str,
+    index: int,
+    *,
+    count_sql: bool,
+    pattern: str | None = None,
+    kind: str = "mp",
+    partner: Login | None = None,
+    person: str | None = None,
+    accept: frozenset[str] | None = None,
+) -> Login:
     """One login of ``kind`` under ``pattern`` (default: ``name``), labelled ``name``: for a
     new person, or ``person``, or the ``partner``'s."""
     person = partner.person if partner is not None else person
-    login = Login(site.name, name, index, person or new_person(site.name, name, index), kind,
-                  partner=partner, accept=accept)
+    login = Login(
+        site.name,
+        name,
+        index,
+        person or new_person(site.name, name, index),
+        kind,
+        partner=partner,
+        accept=accept,
+    )
     function, _ = pattern_of(kind, pattern or name)
     try:
         conclude(login, partial(function, Context(site, count_sql, login)))
@@ -447,14 +481,34 @@ def both_apps_at_once(site: SiteHandle, index: int, *, count_sql: bool) -> list[
     afterwards (the report's cross_app figures)."""
     person = new_person(site.name, "both", index)
     accept = frozenset(user_name(site.name, kind, person) for kind in WEB_KINDS)
-    results = run_together([partial(run_login, site, "both_apps_at_once", index,
-                                     count_sql=count_sql, pattern="plain", kind=kind,
-                                     person=person, accept=accept) for kind in WEB_KINDS])
+    results = run_together(
+        [
+            partial(
+                run_login,
+                site,
+                "both_apps_at_once",
+                index,
+                count_sql=count_sql,
+                pattern="plain",
+                kind=kind,
+                person=person,
+                accept=accept,
+            )
+            for kind in WEB_KINDS
+        ]
+    )
     logins = []
     for kind, result in zip(WEB_KINDS, results, strict=True):
         if not isinstance(result, Login):  # run_login catches everything; just in case
-            result = Login(site.name, "both_apps_at_once", index, person, kind, accept=accept,
-                           reason=f"load generator: {result!r}")
+            result = Login(
+                site.name,
+                "both_apps_at_once",
+                index,
+                person,
+                kind,
+                accept=accept,
+                reason=f"load generator: {result!r}",
+            )
         logins.append(result)
     logins[-1].partner = logins[0]
     return logins

@@ -57,9 +57,18 @@ def concurrency_for(pattern: str, concurrency: int, kind: str = "mp") -> int:
     return max(1, min(concurrency, IN_FLIGHT_BUDGET // per_login))
 
 
-def run_pattern(site: SiteHandle, db: Database, pattern: str, count: int, *, concurrency: int,
-                count_sql: bool, first_index: int = 0, kind: str = "mp",
-                partners: dict[int, Login] | None = None) -> Run:
+def run_pattern(
+    site: SiteHandle,
+    db: Database,
+    pattern: str,
+    count: int,
+    *,
+    concurrency: int,
+    count_sql: bool,
+    first_index: int = 0,
+    kind: str = "mp",
+    partners: dict[int, Login] | None = None,
+) -> Run:
     """``count`` logins of ``kind`` under ``pattern``; login ``i`` reuses the person of
     ``partners[i]`` where there is one."""
     partners = partners or {}
@@ -67,14 +76,14 @@ def run_pattern(site: SiteHandle, db: Database, pattern: str, count: int, *, con
     run = Run(site.name, pattern, workers, kind)
 
     def login(index: int) -> list[Login]:
-        return [run_login(site, pattern, index, count_sql=count_sql, kind=kind,
-                          partner=partners.get(index))]
+        return [run_login(site, pattern, index, count_sql=count_sql, kind=kind, partner=partners.get(index))]
 
     return _measure(run, db, site, count_sql, login, range(first_index, first_index + count))
 
 
-def run_both_apps_at_once(site: SiteHandle, db: Database, count: int, *, concurrency: int,
-                          count_sql: bool, first_index: int = 0) -> Run:
+def run_both_apps_at_once(
+    site: SiteHandle, db: Database, count: int, *, concurrency: int, count_sql: bool, first_index: int = 0
+) -> Run:
     """``count`` new persons, each logging in through both apps at once (plain logins): the
     race of one person's first logins through two apps."""
     run = Run(site.name, "both_apps_at_once", max(1, concurrency // 2), "both")
@@ -85,13 +94,13 @@ def run_both_apps_at_once(site: SiteHandle, db: Database, count: int, *, concurr
     return _measure(run, db, site, count_sql, login, range(first_index, first_index + count))
 
 
-def _measure(run: Run, db: Database, site: SiteHandle, count_sql: bool,
-             login: Any, indexes: range) -> Run:
+def _measure(run: Run, db: Database, site: SiteHandle, count_sql: bool, login: Any, indexes: range) -> Run:
     pg_before = db_counters(db, site.name) if count_sql else {}
     busy0, total0 = cpu_times()
     cpu0, started = own_cpu(), time.perf_counter()
-    with ThreadPoolExecutor(max_workers=run.concurrency,
-                            thread_name_prefix=f"{site.name}-{run.pattern}") as pool:
+    with ThreadPoolExecutor(
+        max_workers=run.concurrency, thread_name_prefix=f"{site.name}-{run.pattern}"
+    ) as pool:
         futures = [pool.submit(login, index) for index in indexes]
         run.logins = [done for future in futures for done in future.result()]
     run.wall = time.perf_counter() - started
@@ -112,11 +121,13 @@ def summary(run_list: list[Run]) -> dict[str, Any]:
     for run in run_list:
         for key, value in run.pg.items():
             pg[key] = pg.get(key, 0) + value
-    return {"wall": wall, "pg": pg,
-            "bench_cpu": sum(run.bench_cpu for run in run_list),
-            "machine_busy": (sum(run.machine_busy * run.wall for run in run_list) / wall
-                             if wall else 0.0),
-            "concurrency": run_list[0].concurrency if run_list else 0}
+    return {
+        "wall": wall,
+        "pg": pg,
+        "bench_cpu": sum(run.bench_cpu for run in run_list),
+        "machine_busy": (sum(run.machine_busy * run.wall for run in run_list) / wall if wall else 0.0),
+        "concurrency": run_list[0].concurrency if run_list else 0,
+    }
 
 
 class ConnectionSampler:
@@ -161,8 +172,13 @@ class ConnectionSampler:
 
     def figures(self) -> dict[str, Any]:
         if not self.sampled:
-            return {"not_sampled": f"{self.db.label} has no server: no connections to count"
-                    if self.no_server else "the sampler could not connect"}
-        return {"peak_connections_per_database": self.peak,
-                "peak_connections_whole_server": self.peak_total,
-                "max_connections": self.max_connections}
+            return {
+                "not_sampled": f"{self.db.label} has no server: no connections to count"
+                if self.no_server
+                else "the sampler could not connect"
+            }
+        return {
+            "peak_connections_per_database": self.peak,
+            "peak_connections_whole_server": self.peak_total,
+            "max_connections": self.max_connections,
+        }

@@ -30,12 +30,14 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
 ]
-TEMPLATES = [{
-    "BACKEND": "django.template.backends.django.DjangoTemplates",
-    "DIRS": [],
-    "APP_DIRS": True,
-    "OPTIONS": {"context_processors": ["django.template.context_processors.request"]},
-}]
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {"context_processors": ["django.template.context_processors.request"]},
+    }
+]
 SESSION_ENGINE = "django.contrib.sessions.backends.db"
 LOGIN_REDIRECT_URL = "/whoami/"
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
@@ -48,27 +50,41 @@ CONN_MAX_AGE = int(os.environ.get("STORM_CONN_MAX_AGE", "0"))
 if ENGINE == "sqlite":
     # Django's default settings: no transaction_mode, the default timeout. Only the file is
     # ours: every instance and worker of the site opens it.
-    DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": NAME,
-                             "CONN_MAX_AGE": CONN_MAX_AGE}}
+    DATABASES = {
+        "default": {"ENGINE": "django.db.backends.sqlite3", "NAME": NAME, "CONN_MAX_AGE": CONN_MAX_AGE}
+    }
 else:
-    DATABASES = {"default": {
-        "ENGINE": {"postgres": "django.db.backends.postgresql",
-                   "mariadb": "django.db.backends.mysql"}[ENGINE],
-        "HOST": os.environ.get("STORM_DB_HOST", "127.0.0.1"),
-        "PORT": os.environ.get("STORM_DB_PORT", "5432" if ENGINE == "postgres" else "3306"),
-        "USER": os.environ.get("STORM_DB_USER", "postgres" if ENGINE == "postgres" else "root"),
-        "PASSWORD": os.environ.get("STORM_DB_PASSWORD", ""),
-        "NAME": NAME,
-        "CONN_MAX_AGE": CONN_MAX_AGE,
-        # PostgreSQL: which worker a backend belongs to (settings are imported after
-        # gunicorn's fork): the worker-kill scenario finds the holder of an exchange in
-        # pg_stat_activity by it. MariaDB: utf8mb4 (the worker is found by its client port).
-        "OPTIONS": ({"application_name": f"storm-{SITE}-{os.getpid()}"} if ENGINE == "postgres"
-                    else {"charset": "utf8mb4"}),
-    }}
+    DATABASES = {
+        "default": {
+            "ENGINE": {"postgres": "django.db.backends.postgresql", "mariadb": "django.db.backends.mysql"}[
+                ENGINE
+            ],
+            "HOST": os.environ.get("STORM_DB_HOST", "127.0.0.1"),
+            "PORT": os.environ.get("STORM_DB_PORT", "5432" if ENGINE == "postgres" else "3306"),
+            "USER": os.environ.get("STORM_DB_USER", "postgres" if ENGINE == "postgres" else "root"),
+            "PASSWORD": os.environ.get("STORM_DB_PASSWORD", ""),
+            "NAME": NAME,
+            "CONN_MAX_AGE": CONN_MAX_AGE,
+            # PostgreSQL: which worker a backend belongs to (settings are imported after
+            # gunicorn's fork): the worker-kill scenario finds the holder of an exchange in
+            # pg_stat_activity by it. MariaDB: utf8mb4 (the worker is found by its client port).
+            "OPTIONS": (
+                {"application_name": f"storm-{SITE}-{os.getpid()}"}
+                if ENGINE == "postgres"
+                else {"charset": "utf8mb4"}
+            ),
+        }
+    }
+if os.environ.get("STORM_DB_DISABLE_SERVER_SIDE_CURSORS") == "1":
+    # --pgbouncer (bench/storm/pgbouncer.py): transaction pooling has no cursors across transactions.
+    DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = True
 if ENGINE == "mariadb":
-    # MariaDB has no partial indexes (the token scrub's is ignored; see README, Databases).
+    # MariaDB has no partial indexes (the token scrub's is ignored; see docs/06-operations.rst, Databases).
     SILENCED_SYSTEM_CHECKS = ["models.W037"]
+
+# --async-views / --sync-views (STORM_ASYNC_VIEWS 1 / 0): the guarded site's ASYNC_VIEWS; unset
+# (None) leaves the key out of WECHAT_OAUTH, the app's default (async views under ASGI).
+ASYNC_VIEWS = {"1": True, "0": False}.get(os.environ.get("STORM_ASYNC_VIEWS", ""))
 
 FAKE_URL = os.environ.get("STORM_FAKE_URL", "http://127.0.0.1:1")
 # The site's four apps on the fake (bench/storm/apps.py): an Official Account ("mp"), a

@@ -28,6 +28,7 @@ import requests
 
 from bench.storm.apps import KINDS, WECOM_AGENT_ID, app_id
 from bench.storm.databases import Database, MariaDB, Postgres
+from bench.storm.serving import application, worker_arguments
 from wechat_oauth.testing.process import stop_process
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -56,10 +57,24 @@ class PrivateRedis:
     def start(self) -> None:
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-                 "--appendonly", "no", "--daemonize", "no"],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True)
+                [
+                    "redis-server",
+                    "--port",
+                    str(self.port),
+                    "--bind",
+                    "127.0.0.1",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                    "--daemonize",
+                    "no",
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         deadline = time.monotonic() + 10
         while not self.ping():
             if time.monotonic() > deadline or self.process.poll() is not None:
@@ -70,8 +85,7 @@ class PrivateRedis:
         import redis
 
         try:
-            return bool(redis.Redis(port=self.port, socket_timeout=0.5,
-                                    socket_connect_timeout=0.5).ping())
+            return bool(redis.Redis(port=self.port, socket_timeout=0.5, socket_connect_timeout=0.5).ping())
         except redis.RedisError:
             return False
 
@@ -93,10 +107,18 @@ def postgres_bindir() -> Path | None:
     /usr/lib/postgresql/<version>/bin, else next to the initdb on the PATH."""
     candidates: list[Path] = []
     with contextlib.suppress(OSError, subprocess.SubprocessError):
-        candidates.append(Path(subprocess.run(["pg_config", "--bindir"], capture_output=True,
-                                              text=True, timeout=10, check=True).stdout.strip()))
-    candidates += sorted((Path(d) for d in glob.glob("/usr/lib/postgresql/*/bin")),
-                         key=lambda d: _version_key(d.parent.name), reverse=True)
+        candidates.append(
+            Path(
+                subprocess.run(
+                    ["pg_config", "--bindir"], capture_output=True, text=True, timeout=10, check=True
+                ).stdout.strip()
+            )
+        )
+    candidates += sorted(
+        (Path(d) for d in glob.glob("/usr/lib/postgresql/*/bin")),
+        key=lambda d: _version_key(d.parent.name),
+        reverse=True,
+    )
     on_path = shutil.which("initdb")
     if on_path:
         candidates.append(Path(on_path).resolve().parent)
@@ -146,8 +168,17 @@ class PrivatePostgres:
         """Create the cluster on the first call; start it and wait until it accepts connections."""
         if self.directory is None:
             self._create()
-        self._run("pg_ctl", "start", "-w", "-t", "30", "-D", str(self.data),
-                  "-l", str(self.data.parent / "postgres.log"))
+        self._run(
+            "pg_ctl",
+            "start",
+            "-w",
+            "-t",
+            "30",
+            "-D",
+            str(self.data),
+            "-l",
+            str(self.data.parent / "postgres.log"),
+        )
 
     def stop(self, mode: str = "fast") -> None:
         """``pg_ctl stop``; "fast" ends every session at once (open transactions roll back)."""
@@ -173,13 +204,24 @@ class PrivatePostgres:
         if os.geteuid() == 0:
             owner = pwd.getpwnam("postgres")
             os.chown(self.directory, owner.pw_uid, owner.pw_gid)
-        self._run("initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust",
-                  "--locale=C", "--encoding=UTF8", "--no-sync")
+        self._run(
+            "initdb",
+            "-D",
+            str(self.data),
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "--locale=C",
+            "--encoding=UTF8",
+            "--no-sync",
+        )
         with (self.data / "postgresql.conf").open("a") as conf:
-            conf.write(f"port = {self.port}\nlisten_addresses = '127.0.0.1'\n"
-                       f"unix_socket_directories = '{self.directory}'\n"
-                       "fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n"
-                       "max_connections = 60\nshared_buffers = 16MB\n")
+            conf.write(
+                f"port = {self.port}\nlisten_addresses = '127.0.0.1'\n"
+                f"unix_socket_directories = '{self.directory}'\n"
+                "fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n"
+                "max_connections = 60\nshared_buffers = 16MB\n"
+            )
 
     def _run(self, program: str, *args: str) -> None:
         """One of PostgreSQL's programs, as ``postgres`` if we are root; RuntimeError with its
@@ -191,14 +233,24 @@ class PrivatePostgres:
             as_postgres = {"user": owner.pw_uid, "group": owner.pw_gid, "extra_groups": []}
         command = [str(self.bindir / program), *args]
         try:
-            done = subprocess.run(command, cwd=self.directory, stdin=subprocess.DEVNULL,
-                                  capture_output=True, text=True, timeout=90,
-                                  start_new_session=True, check=False, **as_postgres)
+            done = subprocess.run(
+                command,
+                cwd=self.directory,
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                text=True,
+                timeout=90,
+                start_new_session=True,
+                check=False,
+                **as_postgres,
+            )
         except (OSError, subprocess.TimeoutExpired) as exc:  # not executable, or hung
             raise RuntimeError(f"{' '.join(command)}: {exc}") from None
         if done.returncode:
-            raise RuntimeError(f"{' '.join(command)} failed (exit {done.returncode}): "
-                               f"{(done.stdout + done.stderr).strip()[-500:]}")
+            raise RuntimeError(
+                f"{' '.join(command)} failed (exit {done.returncode}): "
+                f"{(done.stdout + done.stderr).strip()[-500:]}"
+            )
 
 
 @dataclass
@@ -224,8 +276,9 @@ class PrivateMariaDB:
         return MariaDB({"host": "127.0.0.1", "port": str(self.port), "user": "root", "password": ""})
 
     def _program(self, name: str) -> str | None:
-        return shutil.which(name) or next((str(p) for p in (Path("/usr/sbin") / name,
-                                                             Path("/usr/bin") / name) if p.exists()), None)
+        return shutil.which(name) or next(
+            (str(p) for p in (Path("/usr/sbin") / name, Path("/usr/bin") / name) if p.exists()), None
+        )
 
     def unavailable(self) -> str | None:
         for name in (self.INSTALL, self.SERVER):
@@ -249,15 +302,26 @@ class PrivateMariaDB:
         data = self.directory / "data"
         with (self.directory / "mariadbd.out").open("ab") as out:
             self.process = subprocess.Popen(
-                [str(self._program(self.SERVER)), "--no-defaults", f"--datadir={data}",
-                 *self._as_user(), f"--port={self.port}", "--bind-address=127.0.0.1",
-                 f"--socket={self.directory / 'mariadbd.sock'}",
-                 f"--pid-file={self.directory / 'mariadbd.pid'}",
-                 f"--log-error={self.directory / 'error.log'}", "--skip-log-bin",
-                 "--innodb-flush-log-at-trx-commit=0", "--innodb-buffer-pool-size=32M",
-                 "--max-connections=80"],
-                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                start_new_session=True)
+                [
+                    str(self._program(self.SERVER)),
+                    "--no-defaults",
+                    f"--datadir={data}",
+                    *self._as_user(),
+                    f"--port={self.port}",
+                    "--bind-address=127.0.0.1",
+                    f"--socket={self.directory / 'mariadbd.sock'}",
+                    f"--pid-file={self.directory / 'mariadbd.pid'}",
+                    f"--log-error={self.directory / 'error.log'}",
+                    "--skip-log-bin",
+                    "--innodb-flush-log-at-trx-commit=0",
+                    "--innodb-buffer-pool-size=32M",
+                    "--max-connections=80",
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         deadline = time.monotonic() + timeout
         while True:
             try:
@@ -293,23 +357,38 @@ class PrivateMariaDB:
         if os.geteuid() == 0:
             owner = pwd.getpwnam("mysql")
             os.chown(self.directory, owner.pw_uid, owner.pw_gid)
-        command = [str(self._program(self.INSTALL)), "--no-defaults",
-                   f"--datadir={self.directory / 'data'}", *self._as_user(),
-                   "--auth-root-authentication-method=normal", "--skip-test-db"]
+        command = [
+            str(self._program(self.INSTALL)),
+            "--no-defaults",
+            f"--datadir={self.directory / 'data'}",
+            *self._as_user(),
+            "--auth-root-authentication-method=normal",
+            "--skip-test-db",
+        ]
         try:
-            done = subprocess.run(command, stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                                  timeout=90, start_new_session=True, check=False)
+            done = subprocess.run(
+                command,
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                text=True,
+                timeout=90,
+                start_new_session=True,
+                check=False,
+            )
         except (OSError, subprocess.TimeoutExpired) as exc:
             raise RuntimeError(f"{' '.join(command)}: {exc}") from None
         if done.returncode:
-            raise RuntimeError(f"{' '.join(command)} failed (exit {done.returncode}): "
-                               f"{(done.stdout + done.stderr).strip()[-500:]}")
+            raise RuntimeError(
+                f"{' '.join(command)} failed (exit {done.returncode}): "
+                f"{(done.stdout + done.stderr).strip()[-500:]}"
+            )
 
 
 @dataclass
 class Instance:
-    """One gunicorn master (``workers`` gthread workers of ``threads`` threads) of one site,
-    serving ``wsgi`` (the storm's sites: bench/storm/wsgi.py; a library site: its own)."""
+    """One gunicorn master of one site: ``workers`` gthread workers of ``threads`` threads
+    serving ``wsgi`` (the storm's sites: bench/storm/wsgi.py; a library site: its own), or with
+    ``server="asgi"`` uvicorn workers serving bench/storm/asgi.py (bench/storm/serving.py)."""
 
     site: str
     name: str
@@ -318,6 +397,7 @@ class Instance:
     workers: int = 2
     threads: int = 8
     wsgi: str = "bench.storm.wsgi:application"
+    server: str = "wsgi"
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
 
@@ -330,18 +410,43 @@ class Instance:
         return f"127.0.0.1:{self.port}"
 
     def start(self) -> None:
-        command = [sys.executable, "-m", "gunicorn", self.wsgi,
-                   "--bind", self.netloc, "--workers", str(self.workers),
-                   "--worker-class", "gthread", "--threads", str(self.threads),
-                   "--backlog", "2048", "--timeout", "60", "--graceful-timeout", "3",
-                   "--keep-alive", "5", "--log-level", "warning",
-                   "--error-logfile", "-", "--name", f"storm-{self.site}-{self.name}"]
+        command = [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            application(self.server, self.wsgi),
+            "--bind",
+            self.netloc,
+            "--workers",
+            str(self.workers),
+            *worker_arguments(self.server, self.threads),
+            "--backlog",
+            "2048",
+            "--timeout",
+            "60",
+            "--graceful-timeout",
+            "3",
+            "--keep-alive",
+            "5",
+            "--log-level",
+            "warning",
+            "--error-logfile",
+            "-",
+            "--name",
+            f"storm-{self.site}-{self.name}",
+        ]
         if _has_control_socket():  # gunicorn >= 24: four masters must not share one socket
             command.append("--no-control-socket")
         with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(command, cwd=ROOT, env=self.env, stdin=subprocess.DEVNULL,
-                                            stdout=log, stderr=subprocess.STDOUT,
-                                            start_new_session=True)
+            self.process = subprocess.Popen(
+                command,
+                cwd=ROOT,
+                env=self.env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
 
     def wait_ready(self, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
@@ -350,8 +455,10 @@ class Instance:
             if self.process.poll() is not None:
                 raise RuntimeError(f"{self.site} {self.name} exited:\n{self.log_text()[-3000:]}")
             try:
-                if requests.get(f"{self.url}/whoami/", timeout=2).status_code == 200 \
-                        and len(self.worker_pids()) >= self.workers:
+                if (
+                    requests.get(f"{self.url}/whoami/", timeout=2).status_code == 200
+                    and len(self.worker_pids()) >= self.workers
+                ):
                     return
             except requests.RequestException:
                 pass
@@ -389,37 +496,54 @@ def _has_control_socket() -> bool:
 
     return hasattr(config, "ControlSocketDisable") or any(
         getattr(setting, "name", "") == "control_socket_disable"
-        for setting in vars(config).values() if isinstance(setting, type))
+        for setting in vars(config).values()
+        if isinstance(setting, type)
+    )
 
 
 def server_environment(settings_module: str) -> dict[str, str]:
     """This process's environment without the storm's own variables (``STORM_*``), for a server
     of ``settings_module`` run from this checkout (first on its path)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("STORM_")}
-    env.update({
-        "DJANGO_SETTINGS_MODULE": settings_module,
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
-        "PYTHONUNBUFFERED": "1",
-    })
+    env.update(
+        {
+            "DJANGO_SETTINGS_MODULE": settings_module,
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
     return env
 
 
-def site_environment(site: str, db: Database, *, fake_url: str, app_secrets: dict[str, str],
-                     redis_url: str, redis_socket_timeout: float = 0.05,
-                     conn_max_age: int = 0) -> dict[str, str]:
+def site_environment(
+    site: str,
+    db: Database,
+    *,
+    fake_url: str,
+    app_secrets: dict[str, str],
+    redis_url: str,
+    redis_socket_timeout: float = 0.05,
+    conn_max_age: int = 0,
+    async_views: bool | None = None,
+) -> dict[str, str]:
     """The site's environment, its database in ``db``; ``app_secrets``: the secret of the
-    site's app of each kind (bench/storm/apps.py)."""
+    site's app of each kind (bench/storm/apps.py); ``async_views``: the guarded site's
+    ``ASYNC_VIEWS`` (``STORM_ASYNC_VIEWS`` 1 or 0; None: the setting left out, its default)."""
     env = server_environment(SETTINGS[site])
-    env.update({
-        "STORM_SITE": site,
-        **db.environment(site),
-        "STORM_FAKE_URL": fake_url,
-        **{f"{KINDS[kind].env}_APP_ID": app_id(site, kind) for kind in KINDS},
-        **{f"{KINDS[kind].env}_APP_SECRET": app_secrets[kind] for kind in KINDS},
-        "STORM_WECOM_AGENT_ID": WECOM_AGENT_ID,
-        "STORM_SECRET_KEY": f"storm-{secrets.token_hex(16)}",
-        "STORM_CONN_MAX_AGE": str(conn_max_age),
-    })
+    env.update(
+        {
+            "STORM_SITE": site,
+            **db.environment(site),
+            "STORM_FAKE_URL": fake_url,
+            **{f"{KINDS[kind].env}_APP_ID": app_id(site, kind) for kind in KINDS},
+            **{f"{KINDS[kind].env}_APP_SECRET": app_secrets[kind] for kind in KINDS},
+            "STORM_WECOM_AGENT_ID": WECOM_AGENT_ID,
+            "STORM_SECRET_KEY": f"storm-{secrets.token_hex(16)}",
+            "STORM_CONN_MAX_AGE": str(conn_max_age),
+        }
+    )
+    if async_views is not None:
+        env["STORM_ASYNC_VIEWS"] = "1" if async_views else "0"
     if site == "guarded" and redis_url:
         env["STORM_REDIS_URL"] = redis_url
         env["STORM_REDIS_SOCKET_TIMEOUT"] = str(redis_socket_timeout)
@@ -427,9 +551,14 @@ def site_environment(site: str, db: Database, *, fake_url: str, app_secrets: dic
 
 
 def migrate(env: dict[str, str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-m", "django", "migrate", "--verbosity", "0"],
-                            cwd=ROOT, env=env, stdin=subprocess.DEVNULL,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    return subprocess.Popen(
+        [sys.executable, "-m", "django", "migrate", "--verbosity", "0"],
+        cwd=ROOT,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
 
 
 def finish_migration(process: subprocess.Popen[bytes]) -> None:

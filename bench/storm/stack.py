@@ -1,5 +1,6 @@
 """Bring the whole storm up and down on one database: fake WeChat, private Redis, the sites'
-databases, 2 x 2 gunicorns.
+databases, 2 x 2 gunicorns (gthread workers, or uvicorn workers with ``server="asgi"``, which
+also serves the fake WeChat under ASGI).
 
 :class:`Stack` serves the guarded and naive sites; a subclass serves other sites through its
 hooks (:attr:`~Stack.sites`, :meth:`~Stack.wsgi`, :meth:`~Stack.start_upstream`,
@@ -38,27 +39,41 @@ class Stack:
     keep_databases: bool = False
     redis_socket_timeout: float = 0.05
     conn_max_age: int = 0
+    #: "wsgi" or "asgi" (bench/storm/serving.py): the sites' workers and the fake's server.
+    server: str = "wsgi"
+    #: The guarded site's ASYNC_VIEWS (None: not set, the app's default).
+    async_views: bool | None = None
+    #: The gunicorn instances of each site (bench/asgi: one, "A").
+    instance_names: tuple[str, ...] = ("A", "B")
+    #: How the fake WeChat is served ("wsgi" or "asgi"; None: as the sites, ``server``).
+    fake_server: str | None = None
     fake: Any = None
     redis: PrivateRedis | None = None
     instances: dict[str, list[Instance]] = field(default_factory=dict)
     envs: dict[str, dict[str, str]] = field(default_factory=dict)
     #: The secret of each site's app of each kind (bench/storm/apps.py; WeCom: its agent's),
     #: all on the one fake.
-    app_secrets: dict[str, dict[str, str]] = field(default_factory=lambda: {
-        site: {kind: secrets.token_hex(16) for kind in KINDS} for site in SITES})
+    app_secrets: dict[str, dict[str, str]] = field(
+        default_factory=lambda: {site: {kind: secrets.token_hex(16) for kind in KINDS} for site in SITES}
+    )
 
     def handle(self, site: str) -> SiteHandle:
-        return SiteHandle(site, [instance.url for instance in self.instances[site]],
-                          self.fake.base_url)
+        return SiteHandle(site, [instance.url for instance in self.instances[site]], self.fake.base_url)
 
     def environment(self, site: str, db: Database | None = None) -> dict[str, str]:
         """The site's environment, with this stack's fake WeChat and Redis; its database in
         ``db`` (default: the stack's)."""
         assert self.redis is not None
-        return site_environment(site, db or self.db, fake_url=self.fake.base_url,
-                                app_secrets=self.app_secrets[site], redis_url=self.redis.url,
-                                redis_socket_timeout=self.redis_socket_timeout,
-                                conn_max_age=self.conn_max_age)
+        return site_environment(
+            site,
+            self.db if db is None else self.db.alongside(db),
+            fake_url=self.fake.base_url,
+            app_secrets=self.app_secrets[site],
+            redis_url=self.redis.url,
+            redis_socket_timeout=self.redis_socket_timeout,
+            conn_max_age=self.conn_max_age,
+            async_views=self.async_views,
+        )
 
     @property
     def sites(self) -> tuple[str, ...]:
@@ -77,14 +92,24 @@ class Stack:
         # The guarded site's Official Account is the fake's default app; the other WeChat apps
         # are added to it (every one bound to the Open Platform account: one unionid per
         # person), and each site's WeCom app is an agent of a corp of its own.
-        others = [FakeApp(APP_IDS[site][kind], self.app_secrets[site][kind])
-                  for site in SITES for kind in KINDS
-                  if kind != "wecom" and (site, kind) != ("guarded", "mp")]
-        corps = [FakeAgent(APP_IDS[site]["wecom"], WECOM_AGENT_ID, self.app_secrets[site]["wecom"])
-                 for site in SITES]
-        self.fake = FakeWeChatProcess(app_id=APP_IDS["guarded"]["mp"],
-                                      app_secret=self.app_secrets["guarded"]["mp"], apps=others,
-                                      corps=corps, latency=self.latency)
+        others = [
+            FakeApp(APP_IDS[site][kind], self.app_secrets[site][kind])
+            for site in SITES
+            for kind in KINDS
+            if kind != "wecom" and (site, kind) != ("guarded", "mp")
+        ]
+        corps = [
+            FakeAgent(APP_IDS[site]["wecom"], WECOM_AGENT_ID, self.app_secrets[site]["wecom"])
+            for site in SITES
+        ]
+        self.fake = FakeWeChatProcess(
+            app_id=APP_IDS["guarded"]["mp"],
+            app_secret=self.app_secrets["guarded"]["mp"],
+            apps=others,
+            corps=corps,
+            latency=self.latency,
+            asgi=(self.fake_server or self.server) == "asgi",
+        )
         self.fake.start()
         self.redis = PrivateRedis(self.log_dir / "redis.log")
         self.redis.start()
@@ -100,9 +125,18 @@ class Stack:
             finish_migration(process)
         for site in self.sites:
             self.instances[site] = [
-                Instance(site, name, self.envs[site], self.log_dir / f"{site}-{name}.log",
-                         workers=self.workers, threads=self.threads, wsgi=self.wsgi(site))
-                for name in ("A", "B")]
+                Instance(
+                    site,
+                    name,
+                    self.envs[site],
+                    self.log_dir / f"{site}-{name}.log",
+                    workers=self.workers,
+                    threads=self.threads,
+                    wsgi=self.wsgi(site),
+                    server=self.server,
+                )
+                for name in self.instance_names
+            ]
             for instance in self.instances[site]:
                 instance.start()
         for site in self.sites:
@@ -125,6 +159,8 @@ class Stack:
                 with contextlib.suppress(Exception):
                     self.db.drop(site)
             self.db.remove()
+        with contextlib.suppress(Exception):
+            self.db.close()
 
     def __enter__(self) -> Stack:
         try:
@@ -139,8 +175,7 @@ class Stack:
 
     def gettoken_calls(self) -> dict[str, int]:
         """cgi-bin/gettoken requests of each site's WeCom agent so far (the fake's counter)."""
-        return {site: self.fake.gettoken_calls(APP_IDS[site]["wecom"], WECOM_AGENT_ID)
-                for site in SITES}
+        return {site: self.fake.gettoken_calls(APP_IDS[site]["wecom"], WECOM_AGENT_ID) for site in SITES}
 
     def logs(self, site: str) -> str:
         return "\n".join(instance.log_text() for instance in self.instances.get(site, []))

@@ -46,9 +46,10 @@ def read_users(db: Database, site: str, persons: Iterable[str]) -> SiteUsers:
         if site == "naive":
             ids = {name: pk for pk, name in users.items()}
             for person in persons:
-                names = {*(user_name(site, kind, person) for kind in KINDS),
-                         *(f"wx_{openid_of(site, kind, person)}" for kind in KINDS
-                           if kind != "wecom")}
+                names = {
+                    *(user_name(site, kind, person) for kind in KINDS),
+                    *(f"wx_{openid_of(site, kind, person)}" for kind in KINDS if kind != "wecom"),
+                }
                 out.by_person[person] = {ids[name] for name in names if name in ids}
             return out
         accounts = db.query(conn, "SELECT app_id, openid, user_id FROM wechat_oauth_wechataccount")
@@ -65,9 +66,10 @@ def read_users(db: Database, site: str, persons: Iterable[str]) -> SiteUsers:
             out.accounts_per_identity[app, openid] += 1
     out.users_without_account = len(set(users) - {int(user) for _, _, user in accounts})
     out.union_user_differs = sum(
-        1 for person, ids in out.by_person.items()
-        if unionid_for(person) in unions and {int(unions[unionid_for(person)])} != ids)
+        1
+        for person, ids in out.by_person.items()
+        if unionid_for(person) in unions and {int(unions[unionid_for(person)])} != ids
+    )
     for person in persons:
         out.by_person.setdefault(person, set())
     return out
-

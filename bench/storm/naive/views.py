@@ -18,8 +18,14 @@
 
 Nothing here is wrong by a tutorial's standard; it just assumes one callback (one POST) per
 code.
+
+(The ``phase`` blocks of the callback mark its parts for the storm's per-phase profile,
+bench/storm/phases.py; they do nothing unless the request asks for it. A profiled request
+with ``X-Storm-Floor`` exchanges its code inside the bare fence of models.py: the profile's
+floor, what exactly-once costs at the least.)
 """
 
+import hashlib
 import json
 import secrets
 import threading
@@ -30,11 +36,14 @@ import requests
 from django.conf import settings
 from django.contrib.auth import get_user_model, login
 from django.core import signing
+from django.db import router, transaction
 from django.http import HttpResponseBadRequest, JsonResponse
 from django.shortcuts import redirect
 from django.views.decorators.csrf import csrf_exempt
 
 from bench.storm import serverside
+from bench.storm.naive.models import CodeFence
+from bench.storm.phases import FLOOR_META, phase, switch
 
 TIMEOUT = (3.05, 5.0)
 TOKEN_SALT = "naive-mini-session"
@@ -63,34 +72,68 @@ def callback(request, app="mp"):
     api = settings.NAIVE_WECHAT["API_BASE_URL"]
     code = request.GET.get("code")
     state = request.GET.get("state")
-    if not code or not state or state != request.session.pop("wechat_state", None):
+    with phase("state_check"):
+        valid = code and state and state == request.session.pop("wechat_state", None)
+    if not valid:
         return HttpResponseBadRequest("Invalid state, please log in again.")
-    answer = requests.get(
-        f"{api}/sns/oauth2/access_token",
-        params={"appid": conf["APP_ID"], "secret": conf["APP_SECRET"], "code": code,
-                "grant_type": "authorization_code"},
-        timeout=TIMEOUT,
-    ).json()
+    answer = _exchange(
+        request,
+        code,
+        lambda: requests.get(
+            f"{api}/sns/oauth2/access_token",
+            params={
+                "appid": conf["APP_ID"],
+                "secret": conf["APP_SECRET"],
+                "code": code,
+                "grant_type": "authorization_code",
+            },
+            timeout=TIMEOUT,
+        ).json(),
+    )
     if "errcode" in answer:
         return _failed(answer)
     nickname = ""
     if conf["SCOPE"] == "snsapi_login":
-        profile = requests.get(
-            f"{api}/sns/userinfo",
-            params={"access_token": answer["access_token"], "openid": answer["openid"]},
-            timeout=TIMEOUT,
-        ).json()
+        with phase("profile_fetch"):
+            profile = requests.get(
+                f"{api}/sns/userinfo",
+                params={"access_token": answer["access_token"], "openid": answer["openid"]},
+                timeout=TIMEOUT,
+            ).json()
         if "errcode" in profile:
             return _failed(profile)
         nickname = profile.get("nickname", "")[:150]
     key = answer.get("unionid") or answer["openid"]
-    user, _ = get_user_model().objects.get_or_create(username=f"wx_{key}",
-                                                     defaults={"first_name": nickname})
-    login(request, user)
-    return redirect(settings.LOGIN_REDIRECT_URL)
+    with phase("identity"):
+        user, _ = get_user_model().objects.get_or_create(
+            username=f"wx_{key}", defaults={"first_name": nickname}
+        )
+    with phase("login_session"):
+        login(request, user)
+    with phase("response"):
+        return redirect(settings.LOGIN_REDIRECT_URL)
+
+
+def _exchange(request, code, send):
+    """WeChat's answer to ``send()``, the code exchange. For the per-phase profile's floor
+    (``X-Storm-Floor``, bench/storm/phases.py) inside the bare fence: the code's row inserted
+    in a transaction before the call, WeChat's answer written to it and committed after it,
+    marked as the guard's own phases are."""
+    if FLOOR_META not in request.META:
+        with phase("upstream"):
+            return send()
+    with phase("fence_claim"), transaction.atomic(using=router.db_for_write(CodeFence)):
+        fence = CodeFence.objects.create(code_hash=hashlib.sha256(code.encode()).hexdigest())
+        with phase("upstream"):
+            answer = send()
+        switch("outcome_commit")
+        fence.answer = json.dumps(answer)
+        fence.save(update_fields=["answer"])
+    return answer
 
 
 # -- Mini Program -----------------------------------------------------------------------------
+
 
 @csrf_exempt
 def mini_session(request, app="mini"):
@@ -104,8 +147,12 @@ def mini_session(request, app="mini"):
         return JsonResponse({"error": "no code"}, status=400)
     answer = requests.get(
         f"{settings.NAIVE_WECHAT['API_BASE_URL']}/sns/jscode2session",
-        params={"appid": conf["APP_ID"], "secret": conf["APP_SECRET"], "js_code": code,
-                "grant_type": "authorization_code"},
+        params={
+            "appid": conf["APP_ID"],
+            "secret": conf["APP_SECRET"],
+            "js_code": code,
+            "grant_type": "authorization_code",
+        },
         timeout=TIMEOUT,
     ).json()
     if answer.get("errcode"):
@@ -113,8 +160,9 @@ def mini_session(request, app="mini"):
     key = answer.get("unionid") or answer["openid"]
     user, _ = get_user_model().objects.get_or_create(username=f"wx_{key}")
     token = signing.dumps({"user": user.pk}, salt=TOKEN_SALT)
-    return JsonResponse({"token": token, "openid": answer["openid"],
-                         "unionid": answer.get("unionid", ""), "user_id": user.pk})
+    return JsonResponse(
+        {"token": token, "openid": answer["openid"], "unionid": answer.get("unionid", ""), "user_id": user.pk}
+    )
 
 
 def whoami(request):
@@ -151,8 +199,10 @@ def _wecom_token(conf):
     if answer.get("errcode"):
         return None
     with _wecom_lock:
-        _wecom_tokens[key] = (answer["access_token"],
-                              time.monotonic() + int(answer.get("expires_in", 7200)) - 60)
+        _wecom_tokens[key] = (
+            answer["access_token"],
+            time.monotonic() + int(answer.get("expires_in", 7200)) - 60,
+        )
     return answer["access_token"]
 
 
@@ -162,11 +212,22 @@ def wecom_login(request, app="corp"):
     request.session["wechat_state"] = state
     redirect_uri = request.build_absolute_uri(conf["CALLBACK"])
     if "wxwork" in request.headers.get("User-Agent", "").lower():
-        params = {"appid": conf["APP_ID"], "redirect_uri": redirect_uri, "response_type": "code",
-                  "scope": conf["SCOPE"], "state": state, "agentid": conf["AGENT_ID"]}
+        params = {
+            "appid": conf["APP_ID"],
+            "redirect_uri": redirect_uri,
+            "response_type": "code",
+            "scope": conf["SCOPE"],
+            "state": state,
+            "agentid": conf["AGENT_ID"],
+        }
         return redirect(f"{conf['PAGE_URL']}?{urlencode(params)}#wechat_redirect")
-    params = {"login_type": "CorpApp", "appid": conf["APP_ID"], "agentid": conf["AGENT_ID"],
-              "redirect_uri": redirect_uri, "state": state}
+    params = {
+        "login_type": "CorpApp",
+        "appid": conf["APP_ID"],
+        "agentid": conf["AGENT_ID"],
+        "redirect_uri": redirect_uri,
+        "state": state,
+    }
     return redirect(f"{conf['SSO_URL']}?{urlencode(params)}")
 
 

@@ -1,0 +1,136 @@
+"""``python -m bench.storm.tables [storm.json ...] [--out storm.inc]``: the docs' storm tables
+from runs of ``python -m bench.storm``: for each run and database, one table of every kind and
+duplicate pattern, guarded / naive (failed logins, exchanges per code, callback p50), the run's
+facts above it and its latency probe and throughput below it. By default from
+bench/results/storm.json into docs/benchmarks/storm.inc; ``--out`` names the include."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bench.rst import list_table, write_include
+from bench.storm.report import failed_logins
+
+SITES = ("guarded", "naive")
+
+
+def _pair(figures: dict[str, Any], cell: Any) -> str:
+    return " / ".join(str(cell(figures[site])) for site in SITES)
+
+
+def _failed(site: dict[str, Any]) -> str:
+    return f"{failed_logins(site)} of {site['logins']}"
+
+
+def _exchanges(site: dict[str, Any]) -> str:
+    return str(site["exchanges_per_code"].get("max", "—"))
+
+
+def _p50(site: dict[str, Any]) -> str:
+    p50 = site["callback_ms"].get("p50")
+    return "—" if p50 is None else f"{p50:.0f}"
+
+
+def _serving(report: dict[str, Any], section: dict[str, Any]) -> str:
+    server = section.get("server", report.get("server", "wsgi"))
+    if server != "asgi":
+        return "gunicorn gthread workers (WSGI)"
+    views = report.get("async_views")
+    choice = {True: "async views", False: "sync views"}.get(views, "the views ASYNC_VIEWS picks")
+    return f"uvicorn workers (ASGI), {choice}"
+
+
+def _facts(report: dict[str, Any], db_kind: str, section: dict[str, Any]) -> str:
+    machine = report.get("machine", {})
+    database = section.get("database", {})
+    pool = section.get("pgbouncer")
+    load = (section.get("loadavg_at_start", ["?"])[0], section.get("loadavg_at_end", ["?"])[0])
+    return (
+        f"*Run of {report.get('when', '?')[:16].replace('T', ' ')} UTC,* "
+        f"``{report.get('command', 'python -m bench.storm').strip()}`` *: {db_kind} "
+        f"({database.get('version', '?')})"
+        + (
+            f" through PgBouncer (pool_mode {pool.get('pool_mode')}, pool {pool.get('default_pool_size')})"
+            if pool
+            else ""
+        )
+        + f", {_serving(report, section)}, 2 instances x 2 workers per site, "
+        f"{machine.get('cpus', '?')} CPUs, load average {load[0]} at the start, {load[1]} at the end. "
+        "Figures are guarded / naive.*"
+    )
+
+
+def _probe(section: dict[str, Any]) -> list[str]:
+    parts = []
+    for kind, probes in section.get("latency_probe_80ms", {}).items():
+        storm = probes.get("storm_concurrency", {})
+        if not storm:
+            continue
+        guarded, naive = (storm[site]["callback_ms"].get("p50") for site in SITES)
+        parts.append(
+            f"{kind} {guarded:.1f} / {naive:.1f} ms ({storm['p50_ratio_guarded_over_naive']:.3f}x; "
+            f"{probes['one_browser']['p50_ratio_guarded_over_naive']:.3f}x with one browser)"
+        )
+    lines = []
+    if parts:
+        lines.append(
+            "Latency probe (plain logins at 80 ms, storm concurrency), guarded / naive p50: "
+            + "; ".join(parts)
+            + "."
+        )
+    throughput = section.get("throughput_0ms", {})
+    if throughput.get("ratio_guarded_over_naive") is not None:
+        lines.append(
+            f"Throughput at 0 ms upstream ({throughput.get('kind', 'mp')}): guarded / naive "
+            f"{throughput['ratio_guarded_over_naive']:.2f}x."
+        )
+    targets = section.get("targets", [])
+    missed = [target["target"] for target in targets if not target["met"]]
+    if targets:
+        lines.append(
+            "Targets of the run (``targets`` in its JSON): "
+            f"{len(targets) - len(missed)} of {len(targets)} met"
+            + ("." if not missed else "; missed: " + "; ".join(missed) + ".")
+        )
+    return lines
+
+
+def rst(reports: list[dict[str, Any]]) -> str | None:
+    """The tables of every run and database with patterns; None when there is none."""
+    blocks: list[str] = []
+    for report in reports:
+        for db_kind, section in report.get("databases", {}).items():
+            if not isinstance(section, dict) or not section.get("patterns"):
+                continue
+            rows = [["Kind", "Pattern", "Failed logins", "Exchanges per code (max)", "Callback p50 (ms)"]]
+            for kind, by_pattern in section["patterns"].items():
+                for name, figures in by_pattern.items():
+                    rows.append(
+                        [
+                            kind,
+                            f"``{name}``",
+                            _pair(figures, _failed),
+                            _pair(figures, _exchanges),
+                            _pair(figures, _p50),
+                        ]
+                    )
+            blocks.append(
+                "\n".join(
+                    [
+                        _facts(report, db_kind, section),
+                        "",
+                        *list_table(rows, widths=(10, 26, 24, 20, 20)),
+                        "",
+                        *(line + "\n" for line in _probe(section)),
+                    ]
+                ).rstrip()
+            )
+    return "\n\n".join(blocks) + "\n" if blocks else None
+
+
+def main(argv: list[str] | None = None) -> int:
+    return write_include(argv, ("storm.json",), "storm.inc", rst)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
