@@ -62,18 +62,27 @@ class DropIn:
 
 DROP_INS: dict[str, DropIn] = {
     "allauth": DropIn(
-        name="allauth", library="django-allauth", extra="allauth", packages=("allauth",),
-        module="wechat_oauth.contrib.allauth", provider="weixin",
+        name="allauth",
+        library="django-allauth",
+        extra="allauth",
+        packages=("allauth",),
+        module="wechat_oauth.contrib.allauth",
+        provider="weixin",
         session_backend="allauth.account.auth_backends.AuthenticationBackend",
         callback=("weixin_callback", ()),
-        button_template="demo/drop_in_allauth.html"),
+        button_template="demo/drop_in_allauth.html",
+    ),
     "social": DropIn(
-        name="social", library="python-social-auth", extra="social",
-        packages=("social_django", "social_core"), module="wechat_oauth.contrib.social",
+        name="social",
+        library="python-social-auth",
+        extra="social",
+        packages=("social_django", "social_core"),
+        module="wechat_oauth.contrib.social",
         provider="weixinapp",
         session_backend="wechat_oauth.contrib.social.backends.WeixinOAuth2APP",
         callback=("social:complete", ("weixinapp",)),
-        button_template="demo/drop_in_social.html"),
+        button_template="demo/drop_in_social.html",
+    ),
 }
 
 
@@ -84,8 +93,10 @@ def requested(environ: Mapping[str, str] = os.environ) -> DropIn | None:
     if not name:
         return None
     if name not in DROP_INS:
-        raise ValueError(f"{DROP_IN_ENV}={name!r}: the demo's drop-in modes are "
-                         f"{', '.join(DROP_INS)} (unset: the plain demo).")
+        raise ValueError(
+            f"{DROP_IN_ENV}={name!r}: the demo's drop-in modes are "
+            f"{', '.join(DROP_INS)} (unset: the plain demo)."
+        )
     return DROP_INS[name]
 
 
@@ -95,9 +106,11 @@ def missing(drop_in: DropIn) -> str | None:
     absent = [package for package in drop_in.packages if _not_importable(package)]
     if not absent:
         return None
-    return (f"The demo's {drop_in.name} drop-in mode needs {drop_in.library}, which is not "
-            f"installed here (no module named {absent[0]!r}). Install it with this package's "
-            f"{drop_in.extra} extra, from the clone: {drop_in.install}")
+    return (
+        f"The demo's {drop_in.name} drop-in mode needs {drop_in.library}, which is not "
+        f"installed here (no module named {absent[0]!r}). Install it with this package's "
+        f"{drop_in.extra} extra, from the clone: {drop_in.install}"
+    )
 
 
 def _not_importable(package: str) -> bool:

@@ -56,8 +56,7 @@ def serve_fake_wechat_at(origin: str) -> None:
     wanted = {**current, **fake_wechat_urls(origin)}
     if wanted != current:
         settings.WECHAT_OAUTH = wanted
-        setting_changed.send(sender=type(settings._wrapped), setting="WECHAT_OAUTH",
-                             value=wanted, enter=True)
+        setting_changed.send(sender=type(settings._wrapped), setting="WECHAT_OAUTH", value=wanted, enter=True)
 
 
 @functools.cache
@@ -69,8 +68,12 @@ def fake_state() -> FakeState:
     from wechat_oauth.testing import FakeApp, FakeState
 
     first, *others = (app for app in configured_apps().values() if not app.is_wecom)
-    state = FakeState(first.app_id, first.app_secret, auto_approve=False,
-                      apps=[FakeApp(app.app_id, app.app_secret) for app in others])
+    state = FakeState(
+        first.app_id,
+        first.app_secret,
+        auto_approve=False,
+        apps=[FakeApp(app.app_id, app.app_secret) for app in others],
+    )
     for corp in (app for app in configured_apps().values() if app.is_wecom):
         state.add_corp(corp.app_id, corp.agent_id, corp.app_secret)
     return state

@@ -59,17 +59,22 @@ AUTHENTICATION_BACKENDS = [
 ROOT_URLCONF = "demo_project.urls"
 # The fake WeChat is mounted in front of Django here; runserver uses it too.
 WSGI_APPLICATION = "demo_project.wsgi.application"
+ASGI_APPLICATION = "demo_project.asgi.application"  # manage.py demo --asgi
 
-TEMPLATES = [{
-    "BACKEND": "django.template.backends.django.DjangoTemplates",
-    "DIRS": [],
-    "APP_DIRS": True,
-    "OPTIONS": {"context_processors": [
-        "django.template.context_processors.request",
-        "django.contrib.auth.context_processors.auth",
-        "django.contrib.messages.context_processors.messages",
-    ]},
-}]
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
+    }
+]
 
 DATABASES = {
     "default": {
@@ -91,14 +96,28 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # or the in-app authorisation (inside WeCom); they are users of their own.
 WECHAT_OAUTH = {
     "APPS": {
-        "mp": {"KIND": "mp", "APP_ID": "wxdemo000000000001",
-               "APP_SECRET": "demo-app-secret-0123456789abcdef", "SCOPE": "snsapi_userinfo"},
-        "web": {"KIND": "open", "APP_ID": "wxdemo000000000002",
-                "APP_SECRET": "demo-web-secret-0123456789abcdef"},
-        "mini": {"KIND": "miniprogram", "APP_ID": "wxdemo000000000003",
-                 "APP_SECRET": "demo-mini-secret-0123456789abcdef"},
-        "corp": {"KIND": "wecom", "CORP_ID": "wwdemo000000000001", "AGENT_ID": "1000002",
-                 "SECRET": "demo-wecom-secret-0123456789abcdef"},
+        "mp": {
+            "KIND": "mp",
+            "APP_ID": "wxdemo000000000001",
+            "APP_SECRET": "demo-app-secret-0123456789abcdef",
+            "SCOPE": "snsapi_userinfo",
+        },
+        "web": {
+            "KIND": "open",
+            "APP_ID": "wxdemo000000000002",
+            "APP_SECRET": "demo-web-secret-0123456789abcdef",
+        },
+        "mini": {
+            "KIND": "miniprogram",
+            "APP_ID": "wxdemo000000000003",
+            "APP_SECRET": "demo-mini-secret-0123456789abcdef",
+        },
+        "corp": {
+            "KIND": "wecom",
+            "CORP_ID": "wwdemo000000000001",
+            "AGENT_ID": "1000002",
+            "SECRET": "demo-wecom-secret-0123456789abcdef",
+        },
     },
     "DEFAULT_APP": "mp",
     **fake_wechat_urls(os.environ.get(ORIGIN_ENV) or DEFAULT_ORIGIN),
@@ -119,8 +138,11 @@ LOGGING = {
     "disable_existing_loggers": False,
     "filters": {"redact": {"()": "wechat_oauth.redact.RedactingFilter"}},
     "formatters": {
-        "server": {"()": "django.utils.log.ServerFormatter",
-                   "format": "[{server_time}] {message}", "style": "{"},
+        "server": {
+            "()": "django.utils.log.ServerFormatter",
+            "format": "[{server_time}] {message}",
+            "style": "{",
+        },
         "plain": {"format": "[{name}] {message}", "style": "{"},
     },
     "handlers": {
@@ -157,7 +179,7 @@ if DEMO_DROP_IN == "allauth":
         "allauth.account",
         "allauth.socialaccount",
         # "allauth.socialaccount.providers.weixin",  # replaced by the drop-in ("wechat_oauth"
-        "wechat_oauth.contrib.allauth",              # is in INSTALLED_APPS already)
+        "wechat_oauth.contrib.allauth",  # is in INSTALLED_APPS already)
     ]
     MIDDLEWARE += ["allauth.account.middleware.AccountMiddleware"]
     AUTHENTICATION_BACKENDS += ["allauth.account.auth_backends.AuthenticationBackend"]

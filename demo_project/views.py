@@ -55,12 +55,16 @@ DROP_IN_APP = "mp"
 def home(request: HttpRequest) -> HttpResponse:
     app_names = {app.app_id: app.name for app in configured_apps().values()}
     exchanges = upstream_exchanges_by_code_hash()
-    return render(request, "demo/home.html", {
-        **_logged_in(request, app_names),
-        **_drop_in(request),
-        **_guarded(app_names, exchanges),
-        **_naive(exchanges),
-    })
+    return render(
+        request,
+        "demo/home.html",
+        {
+            **_logged_in(request, app_names),
+            **_drop_in(request),
+            **_guarded(app_names, exchanges),
+            **_naive(exchanges),
+        },
+    )
 
 
 @require_GET
@@ -79,12 +83,21 @@ def _logged_in(request: HttpRequest, app_names: dict[str, str]) -> dict[str, Any
         account.app_name = app_names.get(account.app_id, account.app_id)
         account.linked_by = "unionid" if account.unionid else "openid only"
     identity = identity_of(request)  # None after the naive login
-    current = next((a for a in accounts if identity is not None
-                    and (a.app_id, a.openid) == (identity.app_id, identity.openid)), None)
+    current = next(
+        (
+            a
+            for a in accounts
+            if identity is not None and (a.app_id, a.openid) == (identity.app_id, identity.openid)
+        ),
+        None,
+    )
     if current is None and accounts:
         current = max(accounts, key=lambda a: a.last_login_at or a.created_at)
-    return {"accounts": accounts, "account": current,
-            "openid": identity.openid if identity else (current.openid if current else "")}
+    return {
+        "accounts": accounts,
+        "account": current,
+        "openid": identity.openid if identity else (current.openid if current else ""),
+    }
 
 
 def _drop_in(request: HttpRequest) -> dict[str, Any]:
@@ -97,8 +110,10 @@ def _drop_in(request: HttpRequest) -> dict[str, Any]:
     accounts = _library_accounts(drop_in, request.user) if backend == drop_in.session_backend else []
     if not accounts:  # another login: the app's own views, a password
         return {"drop_in": drop_in, "drop_in_login": None}
-    return {"drop_in": drop_in, "drop_in_login": {"backend": backend, "accounts": accounts,
-                                                  "openid": accounts[0]["uid"]}}
+    return {
+        "drop_in": drop_in,
+        "drop_in_login": {"backend": backend, "accounts": accounts, "openid": accounts[0]["uid"]},
+    }
 
 
 def _library_accounts(drop_in: DropIn, user: Any) -> list[dict[str, str]]:
@@ -107,17 +122,25 @@ def _library_accounts(drop_in: DropIn, user: Any) -> list[dict[str, str]]:
     if drop_in.name == "allauth":
         from allauth.socialaccount.models import SocialAccount
 
-        rows = [(account.provider, account.uid, account.extra_data)
-                for account in SocialAccount.objects.filter(
-                    user=user, provider__in=("weixin", "weixin_mp")).order_by("-last_login", "-pk")]
+        rows = [
+            (account.provider, account.uid, account.extra_data)
+            for account in SocialAccount.objects.filter(
+                user=user, provider__in=("weixin", "weixin_mp")
+            ).order_by("-last_login", "-pk")
+        ]
         table = "allauth SocialAccount"
     else:
-        rows = [(social.provider, social.uid, social.extra_data)
-                for social in user.social_auth.filter(provider__in=("weixinapp", "weixin"))
-                .order_by("-modified", "-pk")]
+        rows = [
+            (social.provider, social.uid, social.extra_data)
+            for social in user.social_auth.filter(provider__in=("weixinapp", "weixin")).order_by(
+                "-modified", "-pk"
+            )
+        ]
         table = "social_django UserSocialAuth"
-    return [{"table": table, "provider": provider, "uid": uid,
-             "unionid": str((extra or {}).get("unionid") or "")} for provider, uid, extra in rows]
+    return [
+        {"table": table, "provider": provider, "uid": uid, "unionid": str((extra or {}).get("unionid") or "")}
+        for provider, uid, extra in rows
+    ]
 
 
 def _code_stats(code_uses: QuerySet[OAuthCodeUse]) -> dict[str, int]:
@@ -137,17 +160,23 @@ def _guarded(app_names: dict[str, str], exchanges: dict[str, int]) -> dict[str, 
         row.app_name = app_names[row.app_id]
         row.upstream_exchanges = exchanges.get(row.code_hash)  # None: before this server started
     # Where each app's codes arrive: a web app's callback, a Mini Program's session endpoint.
-    per_app = [{"app": app, "endpoint": app_url("session" if app.is_mini_program else "callback", app),
-                **_code_stats(code_uses.filter(app_id=app.app_id))}
-               for app in configured_apps().values()]
+    per_app = [
+        {
+            "app": app,
+            "endpoint": app_url("session" if app.is_mini_program else "callback", app),
+            **_code_stats(code_uses.filter(app_id=app.app_id)),
+        }
+        for app in configured_apps().values()
+    ]
     drop_in = DROP_INS.get(getattr(settings, "DEMO_DROP_IN", ""))
     if drop_in is not None:  # its provider's app is the Official Account: its codes arrive there too
         name, args = drop_in.callback
         for stats in per_app:
             if stats["app"].name == DROP_IN_APP:
                 stats["endpoint"] += f", {reverse(name, args=args)}"
-    total = {key: sum(stats[key] for stats in per_app)
-             for key in ("codes", "logins", "failures", "duplicates")}
+    total = {
+        key: sum(stats[key] for stats in per_app) for key in ("codes", "logins", "failures", "duplicates")
+    }
     return {"code_uses": recent, "guarded": total, "guarded_apps": per_app}
 
 
@@ -159,12 +188,17 @@ def _naive(exchanges: dict[str, int]) -> dict[str, Any]:
     failures = Counter(
         _failure_label(outcome, errcode)
         for outcome, errcode in NaiveAttempt.objects.exclude(
-            outcome=NaiveAttempt.Outcome.LOGGED_IN).values_list("outcome", "errcode"))
-    return {"attempts": attempts, "naive": {
-        "attempts": NaiveAttempt.objects.count(),
-        "failures": sum(failures.values()),
-        "breakdown": ", ".join(f"{label} x{n}" for label, n in failures.most_common()),
-    }}
+            outcome=NaiveAttempt.Outcome.LOGGED_IN
+        ).values_list("outcome", "errcode")
+    )
+    return {
+        "attempts": attempts,
+        "naive": {
+            "attempts": NaiveAttempt.objects.count(),
+            "failures": sum(failures.values()),
+            "breakdown": ", ".join(f"{label} x{n}" for label, n in failures.most_common()),
+        },
+    }
 
 
 @require_GET
@@ -182,8 +216,9 @@ def mini(request: HttpRequest) -> HttpResponse:
         "naive_url": reverse("naive_session"),
         "report_url": reverse("mini_report"),
     }
-    return render(request, "demo/mini.html",
-                  {"mini_app": app, "mini_config": config, "default_person": DEFAULT_PERSON})
+    return render(
+        request, "demo/mini.html", {"mini_app": app, "mini_config": config, "default_person": DEFAULT_PERSON}
+    )
 
 
 @csrf_exempt  # it changes nothing: a POST only so that the tokens stay out of the access log
@@ -195,11 +230,16 @@ def mini_report(request: HttpRequest) -> HttpResponse:
     each session token authenticates as (None: not a valid token)."""
     body = _json_object(request)
     person, tokens = body.get("person"), body.get("tokens", [])
-    if (not isinstance(person, str) or not person or not isinstance(tokens, list)
-            or not all(isinstance(token, str) for token in tokens)):
-        return JsonResponse({"error": "bad_request",
-                             "message": 'POST {"person": "<name>", "tokens": ["<token>", ...]}'},
-                            status=400)
+    if (
+        not isinstance(person, str)
+        or not person
+        or not isinstance(tokens, list)
+        or not all(isinstance(token, str) for token in tokens)
+    ):
+        return JsonResponse(
+            {"error": "bad_request", "message": 'POST {"person": "<name>", "tokens": ["<token>", ...]}'},
+            status=400,
+        )
     apps = list(configured_apps().values())
     app_names = {app.app_id: app.name for app in apps}
     of_person = Q(unionid=unionid_for(person))
@@ -207,14 +247,23 @@ def mini_report(request: HttpRequest) -> HttpResponse:
         of_person |= Q(app_id=app.app_id, openid=openid_for(app.app_id, person))
     accounts = list(WeChatAccount.objects.filter(of_person).order_by("created_at", "pk"))
     token_accounts = [account_for_token(token) for token in tokens]
-    return JsonResponse({
-        "person": person,
-        "users": sorted({account.user_id for account in accounts}),
-        "accounts": [{"app": app_names.get(account.app_id, account.app_id), "app_id": account.app_id,
-                      "openid": account.openid, "unionid": account.unionid,
-                      "user_id": account.user_id} for account in accounts],
-        "token_users": [account.user_id if account else None for account in token_accounts],
-    })
+    return JsonResponse(
+        {
+            "person": person,
+            "users": sorted({account.user_id for account in accounts}),
+            "accounts": [
+                {
+                    "app": app_names.get(account.app_id, account.app_id),
+                    "app_id": account.app_id,
+                    "openid": account.openid,
+                    "unionid": account.unionid,
+                    "user_id": account.user_id,
+                }
+                for account in accounts
+            ],
+            "token_users": [account.user_id if account else None for account in token_accounts],
+        }
+    )
 
 
 @require_POST
@@ -254,9 +303,11 @@ def naive_callback(request: HttpRequest) -> HttpResponse:
 
     if not expected or not constant_time_compare(state, expected):
         attempt.outcome = NaiveAttempt.Outcome.STATE
-        attempt.errmsg = ("the session holds no login state: an earlier request already used "
-                          "and removed it" if not expected else
-                          "the state does not match the one in the session")
+        attempt.errmsg = (
+            "the session holds no login state: an earlier request already used and removed it"
+            if not expected
+            else "the state does not match the one in the session"
+        )
         return _naive_failure(request, attempt, status=400)
     if not code:
         attempt.outcome = NaiveAttempt.Outcome.DENIED
@@ -268,8 +319,7 @@ def naive_callback(request: HttpRequest) -> HttpResponse:
         token = client.exchange_code(code)
     except WeChatOAuthError as error:
         unavailable = isinstance(error, UpstreamUnavailable)
-        attempt.outcome = (NaiveAttempt.Outcome.UNAVAILABLE if unavailable
-                           else NaiveAttempt.Outcome.UPSTREAM)
+        attempt.outcome = NaiveAttempt.Outcome.UNAVAILABLE if unavailable else NaiveAttempt.Outcome.UPSTREAM
         attempt.errcode = error.errcode
         attempt.errmsg = (error.errmsg or error.message)[:255]
         return _naive_failure(request, attempt, status=502)
@@ -290,8 +340,12 @@ def naive_callback(request: HttpRequest) -> HttpResponse:
 
 def _naive_failure(request: HttpRequest, attempt: NaiveAttempt, *, status: int) -> HttpResponse:
     attempt.save()
-    logger.info("naive callback%s failed: %s %s", _variant(attempt), attempt.outcome,
-                attempt.errcode if attempt.errcode is not None else "")
+    logger.info(
+        "naive callback%s failed: %s %s",
+        _variant(attempt),
+        attempt.outcome,
+        attempt.errcode if attempt.errcode is not None else "",
+    )
     return render(request, "demo/naive_error.html", {"attempt": attempt}, status=status)
 
 
@@ -312,19 +366,28 @@ def naive_session(request: HttpRequest) -> HttpResponse:
     """
     code = _json_object(request).get("code")
     if not isinstance(code, str) or not code:
-        return JsonResponse({"error": "bad_request", "message": 'POST {"code": "<wx.login() code>"}'},
-                            status=400)
+        return JsonResponse(
+            {"error": "bad_request", "message": 'POST {"code": "<wx.login() code>"}'}, status=400
+        )
     app = get_app(MINI_APP)
     try:
         token = get_client(app).jscode2session(code)
     except WeChatOAuthError as error:
         logger.info("naive Mini Program session failed: %s", error.errcode)
-        return JsonResponse({"error": error.key, "errcode": error.errcode,
-                             "errmsg": (error.errmsg or error.message)[:255]}, status=502)
+        return JsonResponse(
+            {"error": error.key, "errcode": error.errcode, "errmsg": (error.errmsg or error.message)[:255]},
+            status=502,
+        )
     account, _created = link_account(token, app=app)
     logger.info("naive Mini Program session: logged in openid %s", token.openid)
-    return JsonResponse({"token": issue_token(account), "openid": token.openid,
-                         "unionid": token.unionid, "user_id": account.user_id})
+    return JsonResponse(
+        {
+            "token": issue_token(account),
+            "openid": token.openid,
+            "unionid": token.unionid,
+            "user_id": account.user_id,
+        }
+    )
 
 
 def _json_object(request: HttpRequest) -> dict[str, Any]:

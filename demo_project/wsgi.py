@@ -29,9 +29,11 @@ class MountFakeWeChat:
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
         if path == self.mount or path.startswith(self.mount + "/"):
-            environ = {**environ,
-                       "SCRIPT_NAME": environ.get("SCRIPT_NAME", "").rstrip("/") + self.mount,
-                       "PATH_INFO": path[len(self.mount):] or "/"}
+            environ = {
+                **environ,
+                "SCRIPT_NAME": environ.get("SCRIPT_NAME", "").rstrip("/") + self.mount,
+                "PATH_INFO": path[len(self.mount) :] or "/",
+            }
             return self.fake(environ, start_response)
         return self.site(environ, start_response)
 
