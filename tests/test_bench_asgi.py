@@ -21,6 +21,8 @@ from bench.asgi.serving import FRONTS, SERVINGS
 from bench.storm import databases
 from tests.test_storm_asgi import stack_unavailable
 
+pytestmark = pytest.mark.bench
+
 KEYS = [f"{front}/{serving.name}" for front in FRONTS for serving in SERVINGS]
 
 

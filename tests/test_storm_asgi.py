@@ -31,6 +31,8 @@ from bench.storm.services import ROOT, Instance, site_environment
 from bench.storm.serving import ASGI_APPLICATION, ASGI_WORKER
 from tests.storm_checks import assert_no_guarded_login_failed_and_every_code_exchanged_once
 
+pytestmark = pytest.mark.bench
+
 # -- the command line and the settings -------------------------------------------------------
 
 

@@ -25,6 +25,8 @@ from bench.storm.passes import Storm
 from bench.storm.runner import ConnectionSampler
 from tests.storm_checks import assert_no_guarded_login_failed_and_every_code_exchanged_once
 
+pytestmark = pytest.mark.bench
+
 POOL_SIZE = 4
 
 

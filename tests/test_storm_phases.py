@@ -21,7 +21,11 @@ from bench.storm.apps import APP_IDS
 from bench.storm.patterns import SiteHandle
 from tests.test_sqlite_default import Everything
 
-pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True, databases="__all__")]
+pytestmark = [
+    pytest.mark.bench,
+    pytest.mark.postgres,
+    pytest.mark.django_db(transaction=True, databases="__all__"),
+]
 
 LOGINS = 3
 

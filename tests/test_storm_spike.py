@@ -25,6 +25,8 @@ from bench.storm.__main__ import parse_args
 from bench.storm.databases import database
 from bench.storm.passes import Storm
 
+pytestmark = pytest.mark.bench
+
 
 def test_the_spike_is_a_section_of_its_own_with_its_size():
     args = parse_args(["--only", "spike", "--quick"])
