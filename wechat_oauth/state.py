@@ -404,11 +404,11 @@ def _leads_into_a_callback(candidate: str) -> bool:
     return leads_into_a_callback(candidate, callback_paths())
 
 
-def leads_into_a_callback(candidate: str, callback_paths: Iterable[str]) -> bool:
+def leads_into_a_callback(candidate: str, paths: Iterable[str]) -> bool:
     """Whether ``candidate``, in any of its percent-decodings, points at one of
-    ``callback_paths`` or carries ``code``/``state`` (see :func:`safe_next_url`; a drop-in's
+    ``paths`` (callback views) or carries ``code``/``state`` (see :func:`safe_next_url`; a drop-in's
     login start drops such a ``next`` for its own callbacks)."""
-    callbacks = {path.rstrip("/") for path in callback_paths} - {""}
+    callbacks = {path.rstrip("/") for path in paths} - {""}
     for form in _decodings(candidate) or [candidate]:
         try:
             parts = urlsplit(form)
