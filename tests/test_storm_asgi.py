@@ -177,8 +177,10 @@ def test_under_asgi_no_guarded_login_fails_and_every_code_is_exchanged_once(asgi
 def test_the_docs_table_is_written_from_the_report(asgi_storm):
     from bench.storm import tables
 
-    _, storm, figures = asgi_storm
+    stack, storm, figures = asgi_storm
+    instances, workers = len(stack.instances["guarded"]), stack.workers
     report = {
+        "setup": {"instances": instances, "workers": workers},
         "when": "2026-01-01T00:00:00+00:00",
         "command": "python -m bench.storm --quick --asgi",
         "server": "asgi",
@@ -190,6 +192,7 @@ def test_the_docs_table_is_written_from_the_report(asgi_storm):
     assert table is not None
     assert table.startswith("*Run of 2026-01-01 00:00 UTC,* ``python -m bench.storm --quick --asgi``")
     assert "uvicorn workers (ASGI), the views ASYNC_VIEWS picks" in table
+    assert f"{instances} instances x {workers} workers per site" in table
     rows = [  # after the header row: each row's cells
         [line.strip().removeprefix("- ") for line in row.strip().splitlines()]
         for row in table.split("   * - ")[2:]
@@ -198,6 +201,9 @@ def test_the_docs_table_is_written_from_the_report(asgi_storm):
     for row in rows:  # guarded / naive: no guarded login failed, one exchange per code
         assert row[0] == "mp" and row[2].startswith("0 of 2 / ") and row[3].startswith("1 / "), row
     assert tables.rst([{"databases": {"postgres": {"spike": {}}}}]) is None
+    # The layout is the report's, not the writer's: a stack of another shape says so.
+    report["setup"] = {"instances": 3, "workers": 5}
+    assert "3 instances x 5 workers per site" in (tables.rst([report]) or "")
 
 
 @pytest.mark.postgres

@@ -40,6 +40,11 @@ def _serving(report: dict[str, Any], section: dict[str, Any]) -> str:
     return f"uvicorn workers (ASGI), {choice}"
 
 
+def _layout(report: dict[str, Any]) -> str:
+    setup = report.get("setup", {})
+    return f"{setup.get('instances', '?')} instances x {setup.get('workers', '?')} workers"
+
+
 def _facts(report: dict[str, Any], db_kind: str, section: dict[str, Any]) -> str:
     machine = report.get("machine", {})
     database = section.get("database", {})
@@ -54,7 +59,7 @@ def _facts(report: dict[str, Any], db_kind: str, section: dict[str, Any]) -> str
             if pool
             else ""
         )
-        + f", {_serving(report, section)}, 2 instances x 2 workers per site, "
+        + f", {_serving(report, section)}, {_layout(report)} per site, "
         f"{machine.get('cpus', '?')} CPUs, load average {load[0]} at the start, {load[1]} at the end. "
         "Figures are guarded / naive.*"
     )
