@@ -31,7 +31,7 @@ INSERT INTO wechat_oauth_oauthcodeuse (
     app_id, code_hash, state_hash, status, openid, unionid, scope, is_snapshot_user,
     access_token, refresh_token, profile, access_token_expires_at, refresh_token_expires_at,
     error, errcode, errmsg, request_id, duplicates, resent_variant_seen, max_gap_ms,
-    first_seen_at, last_seen_at, completed_at, exchange_ms)
+    first_seen_at, last_seen_at, completed_at, exchange_ms, fingerprint, session_key)
 SELECT
     'wxbench', md5(i::text) || md5((-i)::text), '',
     CASE WHEN failed THEN 'failed' ELSE 'exchanged' END,
@@ -49,7 +49,7 @@ SELECT
     dup AND i %% 3 = 0,
     CASE WHEN dup THEN i %% 4000 ELSE 0 END,
     at, at + CASE WHEN dup THEN (i %% 4000) * interval '1 millisecond' ELSE interval '0' END,
-    at + interval '120 milliseconds', 60 + i %% 250
+    at + interval '120 milliseconds', 60 + i %% 250, md5((i %% 5000)::text), ''
 FROM (
     SELECT i, i %% 100 = 50 AS failed, i %% 20 = 1 AS dup,
            %(start)s + (i - 1) * (%(span)s / %(rows)s) AS at

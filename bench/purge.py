@@ -29,10 +29,12 @@ INSERT = """
 INSERT INTO {table} (app_id, code_hash, state_hash, status, openid, unionid, scope,
     is_snapshot_user, access_token, refresh_token, profile, error, errmsg, request_id,
     duplicates, resent_variant_seen, max_gap_ms, exchange_ms,
-    first_seen_at, last_seen_at, completed_at, access_token_expires_at, refresh_token_expires_at)
+    first_seen_at, last_seen_at, completed_at, access_token_expires_at, refresh_token_expires_at,
+    fingerprint, session_key)
 SELECT 'wxbench', %(prefix)s || lpad(g::text, 63, '0'), '', 'exchanged', 'o_bench_' || g, '',
     'snsapi_base', false, {token}, {token}, {profile}, '', '', '', 0, false, 0, 120,
-    t, t, t + interval '120 milliseconds', t + interval '2 hours', t + interval '30 days'
+    t, t, t + interval '120 milliseconds', t + interval '2 hours', t + interval '30 days',
+    md5('bench-browser'), ''
 FROM generate_series(1, %(count)s) AS g,
     LATERAL (SELECT %(newest)s::timestamptz - (%(count)s - g) * %(step)s::interval AS t) AS at
 """
