@@ -248,6 +248,7 @@ def mysql_ids(alias):
     [
         ("read committed", set()),
         ("repeatable read", set()),
+        (None, set()),  # the server's own, REPEATABLE READ
         ("read uncommitted", {"wechat_oauth.E014"}),
         ("serializable", {"wechat_oauth.W011"}),
     ],
@@ -256,8 +257,23 @@ def test_mariadb_isolation_level(settings, mariadb_alias, monkeypatch, level, ex
     from django.db import connections
 
     settings.DATABASE_ROUTERS = [_Everything(mariadb_alias)]
-    monkeypatch.setattr(connections[mariadb_alias], "isolation_level", level)
+    monkeypatch.setitem(connections[mariadb_alias].settings_dict["OPTIONS"], "isolation_level", level)
     assert mysql_ids(mariadb_alias) == expected
+
+
+@pytest.mark.mariadb
+def test_mariadb_checks_run_in_a_process_that_has_not_connected_yet():
+    """``migrate`` runs the checks before anything has connected: the check must not read
+    what the MySQL backend only sets on connecting (it crashed migrate with AttributeError)."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "WECHAT_OAUTH_TEST_DB": "mariadb", "DJANGO_SETTINGS_MODULE": "tests.settings"}
+    command = [sys.executable, "-m", "django", "check", "--database", "default", "--tag", "database"]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "System check identified no issues" in done.stdout
 
 
 @pytest.mark.mariadb

@@ -556,8 +556,11 @@ def check_mysql(app_configs: Any = None, databases: Any = None, **kwargs: Any) -
         return []
     connection = connections[alias]
     messages: list[CheckMessage] = []
-    # The MySQL backend's own attribute (the vendor is checked above).
-    level = (connection.isolation_level or "repeatable read").lower()  # type: ignore[attr-defined]
+    # Read as the MySQL backend reads it on connecting (its isolation_level attribute only
+    # exists once connected, and migrate runs the checks before that): Django's default is
+    # READ COMMITTED; an empty value leaves the server's, REPEATABLE READ.
+    configured = connection.settings_dict.get("OPTIONS", {}).get("isolation_level", "read committed")
+    level = str(configured or "repeatable read").lower()
     if level == "read uncommitted":
         messages.append(
             Error(
