@@ -24,6 +24,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument("--only", choices=SUITES, action="append", help="run only this suite")
     parser.add_argument("--quick", action="store_true", help="fewer iterations (smoke run)")
+    parser.add_argument(
+        "--results",
+        type=Path,
+        default=Path(__file__).parent / "results",
+        help="folder of latest.json (default bench/results; python -m bench.tables reads it there)",
+    )
     args = parser.parse_args(argv)
 
     from bench.environment import point_settings_at, setup_django
@@ -42,9 +48,8 @@ def main(argv: list[str] | None = None) -> int:
             sizes = {"iterations": 50, "wakeups": 20} if args.quick else {}
             report[suite] = module.run(fake, **sizes)
     text = json.dumps(report, indent=2)
-    results = Path(__file__).parent / "results"
-    results.mkdir(exist_ok=True)
-    (results / "latest.json").write_text(text + "\n")
+    args.results.mkdir(parents=True, exist_ok=True)
+    (args.results / "latest.json").write_text(text + "\n")
     print(text)
     return 0
 
