@@ -318,15 +318,15 @@ def redis_version(stack: Any) -> str:
 
 def setup(args: argparse.Namespace) -> dict[str, Any]:
     """What every database's run shares."""
-    from bench.storm.stack import Stack
+    from bench.storm.stack import layout
 
+    shape = layout()
     return {
         "upstream": f"fake WeChat in its own process (wechat_oauth.testing{FAKE_SERVER[args.server]}), "
         f"{args.latency * 1000:.0f} ms per API call; a fresh one per database",
-        "instances": len(Stack.instance_names),
-        "workers": Stack.workers,
+        **shape,
         "servers": (
-            f"each site: {len(Stack.instance_names)} gunicorn instances x {Stack.workers} workers, "
+            f"each site: {shape['instances']} gunicorn instances x {shape['workers']} workers, "
             f"{serving.describe(args.server, args.threads)}, loopback, all on this host; both sites "
             f"on the same database, CONN_MAX_AGE {args.conn_max_age}"
             f"{DJANGO_DEFAULT if args.conn_max_age == 0 else ''}; database sessions"

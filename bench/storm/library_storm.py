@@ -33,7 +33,7 @@ from bench.storm.report import Column, failed_logins
 from bench.storm.runner import Run
 from bench.storm.services import server_environment
 from bench.storm.serving import application, describe
-from bench.storm.stack import Stack
+from bench.storm.stack import Stack, layout
 from bench.storm.users import SiteUsers
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
@@ -316,13 +316,16 @@ def run_database(
 
 
 def setup(args: argparse.Namespace) -> dict[str, Any]:
+    shape = layout()
     return {
+        **shape,
         "upstream": f"fake WeChat in its own process (wechat_oauth.testing"
         f"{' --asgi' if args.server == 'asgi' else ''}), "
         f"{args.latency * 1000:.0f} ms per API call; a fresh one per library and "
         "database, the library site's apps",
         "servers": (
-            f"each mode of each library site: 2 gunicorn instances x 2 workers, "
+            f"each mode of each library site: {shape['instances']} gunicorn instances x "
+            f"{shape['workers']} workers, "
             f"{describe(args.server, args.threads)}, loopback, all on this host; both "
             f"modes on the same database server, a database each, CONN_MAX_AGE "
             f"{args.conn_max_age}; the site's own settings otherwise"

@@ -179,3 +179,9 @@ class Stack:
 
     def logs(self, site: str) -> str:
         return "\n".join(instance.log_text() for instance in self.instances.get(site, []))
+
+
+def layout() -> dict[str, int]:
+    """The shape every storm's stack has (the report's setup says it): instances of each site,
+    workers of each instance."""
+    return {"instances": len(Stack.instance_names), "workers": Stack.workers}

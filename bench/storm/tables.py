@@ -1,7 +1,8 @@
 """``python -m bench.storm.tables [storm.json ...] [--out storm.inc]``: the docs' storm tables
 from runs of ``python -m bench.storm``: for each run and database, one table of every kind and
 duplicate pattern, guarded / naive (failed logins, exchanges per code, callback p50), the run's
-facts above it and its latency probe and throughput below it. By default from
+facts above it and its latency probe, throughput and faults below it (of a ``--library``
+run: a row per pattern, a column per library and site). By default from
 bench/results/storm.json into docs/benchmarks/storm.inc; ``--out`` names the include."""
 
 from __future__ import annotations
@@ -89,6 +90,7 @@ def _probe(section: dict[str, Any]) -> list[str]:
             f"Throughput at 0 ms upstream ({throughput.get('kind', 'mp')}): guarded / naive "
             f"{throughput['ratio_guarded_over_naive']:.2f}x."
         )
+    lines += _faults(section.get("faults", {}))
     targets = section.get("targets", [])
     missed = [target["target"] for target in targets if not target["met"]]
     if targets:
@@ -100,12 +102,85 @@ def _probe(section: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _faults(faults: dict[str, Any]) -> list[str]:
+    """The faults' headline figures: how soon a killed holder's duplicates were answered, and
+    what a database restart showed the users."""
+    lines = []
+    kill = faults.get("worker_sigkill", {})
+    answered = {
+        path: [round(r["duplicates_answered_s_after_kill"], 2) for r in kill.get(key, [])]
+        for key, path in (("redis_front_up", "front"), ("redis_stopped_database_path", "database"))
+    }
+    if any(answered.values()):
+        lines.append(
+            "Worker SIGKILLed holding an exchange: its duplicates answered "
+            + ", ".join(f"{max(s)} s after (through the {path})" for path, s in answered.items() if s)
+            + "."
+        )
+    restart = faults.get("database_restart", {})
+    if restart.get("skipped"):
+        lines.append(f"Database restart: skipped ({restart['skipped']}).")
+    elif restart.get("phases"):
+        phases = restart["phases"].values()
+        lines.append(
+            f"Database restarted mid-storm (down {restart['down_s']:.1f} s): "
+            f"{sum(p.get('http_503_database_page', 0) for p in phases)} logins got the database page "
+            f"(503), {sum(p.get('http_500_reached_a_user', 0) for p in phases)} a 500; "
+            f"logins succeeded again {restart['recovery_s']:.2f} s after it was back."
+        )
+    return lines
+
+
+#: A library storm's sites (bench/storm/library_storm.py), in the table's order.
+LIBRARY_MODES = (("stock", "stock"), ("dropin", "drop-in"))
+
+
+def _libraries(report: dict[str, Any], db_kind: str, section: dict[str, Any]) -> str | None:
+    """A library storm (``--library``): a row per pattern, a column per library and site
+    (stock, drop-in): failed logins and the most exchanges of one code."""
+    measured = {name: part for name, part in section.get("libraries", {}).items() if part.get("patterns")}
+    if not measured:
+        return None
+    header = ["Pattern"]
+    for part in measured.values():
+        header += [f"{part['library']}: {label}" for _, label in LIBRARY_MODES]
+    rows = [header]
+    for pattern in next(iter(measured.values()))["patterns"]:
+        row = [f"``{pattern}``"]
+        for part in measured.values():
+            for mode, _ in LIBRARY_MODES:
+                figures = part["patterns"].get(pattern, {}).get(mode)
+                row.append("—" if figures is None else f"{_failed(figures)}, {_exchanges(figures)}")
+        rows.append(row)
+    facts = (
+        f"*Run of {report.get('when', '?')[:16].replace('T', ' ')} UTC,* "
+        f"``{report.get('command', 'python -m bench.storm --library').strip()}`` *: {db_kind} "
+        f"({section.get('database', {}).get('version', '?')}), {_layout(report)} per site, "
+        f"{report.get('machine', {}).get('cpus', '?')} CPUs. Each cell: failed logins, the most "
+        "exchanges of one code.*"
+    )
+    missed = [
+        f"{name}: {target['target']}"
+        for name, part in measured.items()
+        for target in part.get("targets", [])
+        if not target["met"]
+    ]
+    verdict = "every target of the run met." if not missed else "targets missed: " + "; ".join(missed) + "."
+    return "\n".join([facts, "", *list_table(rows), "", verdict])
+
+
 def rst(reports: list[dict[str, Any]]) -> str | None:
-    """The tables of every run and database with patterns; None when there is none."""
+    """The tables of every run and database with patterns (or, of a library storm, with
+    libraries); None when there is none."""
     blocks: list[str] = []
     for report in reports:
         for db_kind, section in report.get("databases", {}).items():
-            if not isinstance(section, dict) or not section.get("patterns"):
+            if not isinstance(section, dict):
+                continue
+            libraries = _libraries(report, db_kind, section)
+            if libraries:
+                blocks.append(libraries)
+            if not section.get("patterns"):
                 continue
             rows = [["Kind", "Pattern", "Failed logins", "Exchanges per code (max)", "Callback p50 (ms)"]]
             for kind, by_pattern in section["patterns"].items():
