@@ -35,3 +35,51 @@ def test_a_skipped_restart_says_why_and_a_run_without_faults_says_nothing():
     faults = {"database_restart": {"skipped": "SQLite has no server"}}
     assert tables._faults(faults) == ["Database restart: skipped (SQLite has no server)."]
     assert tables._faults({}) == []
+
+
+def _library(failed_by_mode):
+    return {
+        "library": "a library, its backend",
+        "targets": [{"target": "drop-in: 0 failed", "met": failed_by_mode["dropin"] == 0}],
+        "patterns": {
+            "abort_resend": {
+                mode: {"logins": 19, "user_visible_failure_rate": n / 19, "exchanges_per_code": {"max": 1}}
+                for mode, n in failed_by_mode.items()
+            }
+        },
+    }
+
+
+def test_a_library_storm_has_a_column_per_library_and_site():
+    report = {
+        "when": "2026-01-01T00:00:00+00:00",
+        "setup": {"instances": 2, "workers": 2},
+        "databases": {
+            "postgres": {
+                "database": {"version": "15"},
+                "libraries": {
+                    "social": _library({"stock": 19, "dropin": 0}),
+                    "allauth": _library({"stock": 18, "dropin": 1}),
+                },
+            }
+        },
+    }
+    text = tables.rst([report])
+    assert text is not None
+    table = text.split("\n\n")[2]  # the facts, the directive's options, the rows
+    header, row = (block.split("\n     - ") for block in table.split("   * - ")[1:3])
+    assert [cell.strip() for cell in header] == [
+        "Pattern",
+        "social: stock",
+        "social: drop-in",
+        "allauth: stock",
+        "allauth: drop-in",
+    ]
+    assert [cell.strip() for cell in row] == [
+        "``abort_resend``",
+        "19 of 19, 1",
+        "0 of 19, 1",
+        "18 of 19, 1",
+        "1 of 19, 1",
+    ]
+    assert "Targets missed: allauth: drop-in: 0 failed." in text

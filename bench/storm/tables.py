@@ -142,8 +142,8 @@ def _libraries(report: dict[str, Any], db_kind: str, section: dict[str, Any]) ->
     if not measured:
         return None
     header = ["Pattern"]
-    for part in measured.values():
-        header += [f"{part['library']}: {label}" for _, label in LIBRARY_MODES]
+    for name in measured:
+        header += [f"{name}: {label}" for _, label in LIBRARY_MODES]
     rows = [header]
     for pattern in next(iter(measured.values()))["patterns"]:
         row = [f"``{pattern}``"]
@@ -165,8 +165,10 @@ def _libraries(report: dict[str, Any], db_kind: str, section: dict[str, Any]) ->
         for target in part.get("targets", [])
         if not target["met"]
     ]
-    verdict = "every target of the run met." if not missed else "targets missed: " + "; ".join(missed) + "."
-    return "\n".join([facts, "", *list_table(rows), "", verdict])
+    verdict = "Every target of the run met." if not missed else "Targets missed: " + "; ".join(missed) + "."
+    libraries = "; ".join(f"{name}: {part['library']}" for name, part in measured.items())
+    widths = (28, *(72 // (len(header) - 1),) * (len(header) - 1))
+    return "\n".join([facts, "", *list_table(rows, widths), "", f"{libraries}.", "", verdict])
 
 
 def rst(reports: list[dict[str, Any]]) -> str | None:
