@@ -11,7 +11,8 @@ request waits.
 * **A duplicate never waits inside the database.** Its INSERT is told not to wait for a lock
   (PostgreSQL ``lock_timeout`` 1 ms, MariaDB ``innodb_lock_wait_timeout`` 0, SQLite
   ``busy_timeout`` 20 ms, as its one write lock is also taken by other requests' short
-  writes): it fails at once while the holder is at work, and the duplicate waits in the event
+  writes): it fails at once while the holder is at work (a plain read then finds no committed
+  row; it finds one when the lock was a replaying twin's count), and the duplicate waits in the event
   loop instead, holding no thread and no connection: on the Redis front's wake-up list through
   an asyncio Redis client where there is one, otherwise by trying again after a short sleep
   (5 ms, doubling up to ASYNC_POLL_INTERVAL) until WAIT_TIMEOUT. One duplicate per process and
@@ -215,12 +216,27 @@ class AsyncDatabaseGuard(DatabaseGuard):
         except OperationalError as exc:
             stack.__exit__(type(exc), exc, exc.__traceback__)
             if self._is_lock_wait_timeout(exc) or is_deadlock(exc):
-                return BUSY
+                return self._settled_row(claim) or BUSY
             raise
         except BaseException:
             stack.__exit__(*sys.exc_info())
             raise
         return _Held(row=row, stack=stack)
+
+    def _settled_row(self, claim: Claim) -> OAuthCodeUse | None:
+        """The code's committed row, if it has one, after a claim's INSERT met a lock. The lock
+        need not be the holder's: once the code is settled, every duplicate that replays it
+        counts itself on the row (:meth:`_absorb_duplicate`'s UPDATE), and a twin's INSERT
+        meeting that UPDATE would be told BUSY and wait for nothing. A plain read sees the
+        last committed version, and nothing while the holder is still at work."""
+        try:
+            return (
+                OAuthCodeUse.objects.using(self.using)
+                .filter(app_id=claim.app_id, code_hash=claim.code_hash)
+                .first()
+            )
+        except OperationalError:  # SQLite: the write lock's holder is committing
+            return None
 
     def _bound_holder(self) -> None:
         """PostgreSQL: the holder's own statements wait as the sync guard's do (WAIT_TIMEOUT):
