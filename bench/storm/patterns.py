@@ -291,7 +291,12 @@ def parallel(ctx: Context, n: int, *, spread: bool = False) -> None:
     """``n`` copies of the callback at once from one cookie jar (alternating instances if
     ``spread``, else all on the login's instance)."""
     browser = ctx.browser()
-    callback = ctx.authorize(browser, ctx.start(browser))
+    send_parallel(ctx, browser, ctx.authorize(browser, ctx.start(browser)), n, spread=spread)
+
+
+def send_parallel(ctx: Context, browser: Browser, callback: str, n: int, *, spread: bool) -> None:
+    """Send ``callback`` ``n`` times at once from copies of ``browser``'s cookie jar; the one
+    started last is the page the user sees."""
     tabs = [browser.copy() for _ in range(n)]
     targets = [(ctx.home, ctx.other)[i % 2] if spread else ctx.home for i in range(n)]
     results = run_together(

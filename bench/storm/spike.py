@@ -45,7 +45,7 @@ from typing import Any, TypeVar
 
 from bench.rst import list_table, write_include
 from bench.storm.apps import new_person
-from bench.storm.browser import Browser, run_together, with_query
+from bench.storm.browser import Browser, with_query
 from bench.storm.databases import Database, name_of
 from bench.storm.patterns import (
     RESEND_DELAY,
@@ -53,8 +53,8 @@ from bench.storm.patterns import (
     Login,
     LoginFailed,
     SiteHandle,
-    _last_started,
     conclude,
+    send_parallel,
 )
 from bench.storm.stats import ms_summary
 from wechat_oauth.testing.wechat_client import resend_params
@@ -285,19 +285,7 @@ def callbacks(spike: SpikeLogin) -> None:
         )
     elif pattern.endswith(("parallel_2", "parallel_4")):
         n = int(pattern.rsplit("_", 1)[1])
-        spread = pattern.startswith("spread")
-        tabs = [browser.copy() for _ in range(n)]
-        targets = [(ctx.home, ctx.other)[i % 2] if spread else ctx.home for i in range(n)]
-        results = run_together(
-            [
-                partial(ctx.callback, tab, ctx.at(url, target), "duplicate")
-                for tab, target in zip(tabs, targets, strict=True)
-            ]
-        )
-        tab, hit = _last_started(tabs, results)
-        ctx.settle(tab, hit)
-        for other in tabs:
-            other.close()
+        send_parallel(ctx, browser, url, n, spread=pattern.startswith("spread"))
     else:
         raise LoginFailed(f"unknown spike pattern {pattern!r}")
 
