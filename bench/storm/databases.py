@@ -147,8 +147,38 @@ class Database:
         return None
 
 
-class Postgres(Database):
+class ServerDatabase(Database):
+    """A database server the sites reach over TCP (``server``: host, port, user, password)."""
+
+    server: dict[str, str]
+    #: Django's backend for :meth:`django_database`.
+    engine: ClassVar[str]
+
+    def environment(self, site: str) -> dict[str, str]:
+        return {
+            "STORM_DB_ENGINE": self.kind,
+            "STORM_DB_NAME": name_of(site),
+            "STORM_DB_HOST": self.server["host"],
+            "STORM_DB_PORT": str(self.server["port"]),
+            "STORM_DB_USER": self.server["user"],
+            "STORM_DB_PASSWORD": self.server.get("password", ""),
+        }
+
+    def django_database(self, site: str, conn_max_age: int = 0) -> dict[str, Any]:
+        return {
+            "ENGINE": self.engine,
+            "NAME": name_of(site),
+            "HOST": self.server["host"],
+            "PORT": str(self.server["port"]),
+            "USER": self.server["user"],
+            "PASSWORD": self.server.get("password", ""),
+            "CONN_MAX_AGE": conn_max_age,
+        }
+
+
+class Postgres(ServerDatabase):
     kind = "postgres"
+    engine = "django.db.backends.postgresql"
 
     def __init__(self, server: dict[str, str] | None = None) -> None:
         self.server = server or {
@@ -179,25 +209,6 @@ class Postgres(Database):
     def query(self, conn: Any, sql: str, params: list[Any] | tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         cursor = conn.execute(sql, params or None)
         return cursor.fetchall() if cursor.description else []
-
-    def environment(self, site: str) -> dict[str, str]:
-        return {
-            "STORM_DB_ENGINE": self.kind,
-            "STORM_DB_NAME": name_of(site),
-            "STORM_DB_HOST": self.server["host"],
-            "STORM_DB_PORT": str(self.server["port"]),
-            "STORM_DB_USER": self.server["user"],
-        }
-
-    def django_database(self, site: str, conn_max_age: int = 0) -> dict[str, Any]:
-        return {
-            "ENGINE": "django.db.backends.postgresql",
-            "NAME": name_of(site),
-            "HOST": self.server["host"],
-            "PORT": str(self.server["port"]),
-            "USER": self.server["user"],
-            "CONN_MAX_AGE": conn_max_age,
-        }
 
     def describe(self, sites: tuple[str, ...] = STORM_SITES) -> str:
         return f"PostgreSQL at {self.server['host']}:{self.server['port']}, databases {_names(sites)}"
@@ -242,8 +253,9 @@ class Postgres(Database):
         return int(self.query(conn, "SHOW max_connections")[0][0])
 
 
-class MariaDB(Database):
+class MariaDB(ServerDatabase):
     kind = "mariadb"
+    engine = "django.db.backends.mysql"
     #: information_schema.INNODB_TRX is a cache that InnoDB refreshes only when it has not been
     #: read for 0.1 s (trx0i_s.cc, CACHE_MIN_IDLE_TIME_US): polled faster, it never changes.
     poll_interval = 0.15
@@ -292,27 +304,8 @@ class MariaDB(Database):
     def drop(self, site: str) -> None:
         self.rows(None, f"DROP DATABASE IF EXISTS `{name_of(site)}`")
 
-    def environment(self, site: str) -> dict[str, str]:
-        return {
-            "STORM_DB_ENGINE": self.kind,
-            "STORM_DB_NAME": name_of(site),
-            "STORM_DB_HOST": self.server["host"],
-            "STORM_DB_PORT": str(self.server["port"]),
-            "STORM_DB_USER": self.server["user"],
-            "STORM_DB_PASSWORD": self.server.get("password", ""),
-        }
-
     def django_database(self, site: str, conn_max_age: int = 0) -> dict[str, Any]:
-        return {
-            "ENGINE": "django.db.backends.mysql",
-            "NAME": name_of(site),
-            "HOST": self.server["host"],
-            "PORT": str(self.server["port"]),
-            "USER": self.server["user"],
-            "PASSWORD": self.server.get("password", ""),
-            "CONN_MAX_AGE": conn_max_age,
-            "OPTIONS": {"charset": "utf8mb4"},
-        }
+        return {**super().django_database(site, conn_max_age), "OPTIONS": {"charset": "utf8mb4"}}
 
     def describe(self, sites: tuple[str, ...] = STORM_SITES) -> str:
         return (
